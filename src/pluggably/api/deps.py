@@ -1,0 +1,97 @@
+"""Typed dependencies: the container, a database session per request, and the
+caller's Principal with the scope or role a route needs."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pluggably.auth.principal import Principal, Scope
+from pluggably.container import Container
+from pluggably.errors import Forbidden, NotReady
+from pluggably.observability.context import current
+
+
+def get_container(request: Request) -> Container:
+    container: Container | None = getattr(request.app.state, "container", None)
+    if container is None:
+        raise NotReady("The server is still starting.", retry_after=1)
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def db_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: committed when the route returns normally."""
+    async with container.db.session() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(db_session)]
+
+
+def credential_from(request: Request) -> str | None:
+    """``X-API-Key: <c>`` or ``Authorization: Bearer <c>``; the first one present wins."""
+    key = request.headers.get("x-api-key", "").strip()
+    if key:
+        return key
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _is_loopback(request: Request) -> bool:
+    if request.client is None:
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+async def authenticate(request: Request, container: ContainerDep) -> Principal:
+    principal = await container.auth.resolve(
+        credential_from(request), client_is_loopback=_is_loopback(request)
+    )
+    ctx = current()
+    if ctx is not None:
+        ctx.principal_id = principal.user_id
+    return principal
+
+
+def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.allows(scope):
+            raise Forbidden(f"This operation needs the '{scope}' scope.")
+        return principal
+
+    return check
+
+
+async def require_admin(
+    principal: Annotated[Principal, Depends(authenticate)],
+) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("This operation is for administrators.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
+AdminUser = Annotated[Principal, Depends(require_admin)]
+
+
+async def metrics_access(request: Request, container: ContainerDep) -> None:
+    """``/metrics`` is admin-only unless the operator made it public."""
+    if not container.settings.metrics_public:
+        await require_admin(await authenticate(request, container))
+
+
+MetricsAccess = Annotated[None, Depends(metrics_access)]

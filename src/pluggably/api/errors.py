@@ -1,0 +1,100 @@
+"""Rendering every failure in the single envelope of API.md §2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pluggably.errors import GatewayError
+from pluggably.observability.context import current
+
+# Statuses Starlette raises by itself (routing, body parsing) and their codes.
+_HTTP_CODES = {
+    400: "invalid_json",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    retry_after: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    ctx = current()
+    body = {
+        "detail": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "request_id": ctx.request_id if ctx else None,
+            "retry_after": retry_after,
+        }
+    }
+    out_headers = dict(headers or {})
+    if retry_after is not None:
+        out_headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, headers=out_headers)
+
+
+def render_gateway_error(exc: GatewayError) -> JSONResponse:
+    return error_response(
+        exc.status,
+        exc.code,
+        exc.message,
+        details=exc.details,
+        retry_after=exc.retry_after,
+        headers=exc.headers,
+    )
+
+
+async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    return render_gateway_error(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return error_response(400, "invalid_json", "The request body is not valid JSON.")
+    # Only loc/msg/type: 'input' may echo secrets such as passwords.
+    details = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in errors
+    ]
+    fields = ", ".join(".".join(str(p) for p in d["loc"]) for d in details[:5])
+    return error_response(
+        422, "validation_error", f"Invalid request: check {fields}.", details=details
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "internal_error")
+    message = {
+        "not_found": "No such route.",
+        "method_not_allowed": "This method is not allowed on this route.",
+        "invalid_json": "The request body could not be parsed.",
+        "payload_too_large": "The request body is larger than this server accepts.",
+    }.get(code, str(exc.detail))
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

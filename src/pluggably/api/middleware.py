@@ -1,0 +1,112 @@
+"""The outermost layer of every HTTP request: request id, body-size limit, access
+log, metrics, and the last-resort 500 in the standard envelope."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pluggably.api.errors import error_response
+from pluggably.observability.context import RequestContext, reset_current, set_current
+from pluggably.observability.metrics import Metrics
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+UNMATCHED_ROUTE = "<unmatched>"
+
+log = structlog.get_logger("pluggably.http")
+
+
+def _request_id(headers: Headers) -> str:
+    supplied = headers.get("x-request-id", "")
+    return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        ctx = RequestContext(request_id=_request_id(headers))
+        token = set_current(ctx)
+        structlog.contextvars.bind_contextvars(request_id=ctx.request_id)
+        state: dict[str, Any] = {"status": 500, "started": False}
+        start = time.perf_counter()
+        self.metrics.in_flight.inc()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                state["status"] = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = ctx.request_id
+            await send(message)
+
+        try:
+            if self._declared_too_large(headers):
+                await error_response(
+                    413, "payload_too_large", self._too_large_message()
+                )(scope, receive, send_with_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            log.exception("unhandled_error", method=scope["method"], route=_route_template(scope))
+            if not state["started"]:
+                response = error_response(
+                    500, "internal_error", "Internal server error; the request id is in the logs."
+                )
+                await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = _route_template(scope)
+            self.metrics.in_flight.dec()
+            self.metrics.observe(scope["method"], route, state["status"], elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=state["status"],
+                latency_ms=round(elapsed * 1000, 2),
+                principal_id=ctx.principal_id,
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+            reset_current(token)
+
+    def _too_large_message(self) -> str:
+        return f"The request body is larger than the {self.max_body_bytes} bytes this server accepts."
+
+    def _declared_too_large(self, headers: Headers) -> bool:
+        length = headers.get("content-length")
+        return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Enforce the body limit on bodies without (or lying about) Content-Length."""
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(413, self._too_large_message())
+            return message
+
+        return limited

@@ -1,0 +1,70 @@
+"""Operations: health, readiness, version, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from pluggably import __version__
+from pluggably.api.deps import ContainerDep, MetricsAccess
+from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.errors import NotReady
+from pluggably.startup import Readiness
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+
+
+class Version(BaseModel):
+    version: str
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: answers without touching any dependency."""
+    return Health()
+
+
+@router.get("/ready", response_model=Ready, responses=error_responses(503))
+async def ready(request: Request) -> Ready:
+    """Readiness: the database answers and startup work is done; else 503 ``not_ready``
+    with ``details.missing`` naming what is not."""
+    readiness: Readiness = request.app.state.readiness
+    missing = sorted(readiness.pending)
+    container = getattr(request.app.state, "container", None)
+    if container is None:
+        missing = sorted({*missing, "startup"})
+    elif not await container.db.ping():
+        missing = sorted({*missing, "database"})
+    if missing:
+        raise NotReady(
+            f"Not ready: waiting for {', '.join(missing)}.",
+            details={"missing": missing},
+            retry_after=1,
+        )
+    return Ready()
+
+
+@router.get("/version", response_model=Version)
+async def version() -> Version:
+    return Version(version=__version__)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}}
+    | AUTH_ERRORS,
+)
+async def metrics(container: ContainerDep, _access: MetricsAccess) -> Response:
+    """Prometheus metrics; admin-only unless ``PLUGGABLY_METRICS_PUBLIC`` is set."""
+    return Response(container.metrics.render(), media_type=container.metrics.content_type)

@@ -1,0 +1,87 @@
+"""``create_app(settings)``: the FastAPI application and its lifespan.
+
+Importing this module does no I/O. The lifespan creates directories, migrates the
+database, ensures the admin row and builds every stateful object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pluggably import __version__
+from pluggably.api import ops, users
+from pluggably.api.errors import install_error_handlers
+from pluggably.api.middleware import RequestMiddleware
+from pluggably.api.schemas import COMMON_ERRORS
+from pluggably.auth.principal import ALL_SCOPES, Principal
+from pluggably.auth.resolver import AdminKeyVerifier, CredentialResolver, Verifier
+from pluggably.config import Settings
+from pluggably.container import Container
+from pluggably.db import Database, migrate
+from pluggably.observability.logging import get_logger
+from pluggably.observability.metrics import Metrics
+from pluggably.startup import Readiness, prepare_directories
+from pluggably.users.service import ensure_admin_user
+
+log = get_logger("pluggably.app")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+    readiness = Readiness()
+    readiness.expect("database", "migrations")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare_directories(settings)
+        db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        try:
+            await migrate.upgrade(db.engine)
+            readiness.done("database")
+            readiness.done("migrations")
+            async with db.session() as session:
+                admin = await ensure_admin_user(session)
+            app.state.container = Container(
+                settings=settings,
+                metrics=metrics,
+                readiness=readiness,
+                db=db,
+                auth=_build_resolver(settings, admin.id),
+                admin_user_id=admin.id,
+            )
+            log.info("startup_complete", version=__version__, database=db.dialect)
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="Pluggably",
+        version=__version__,
+        summary="One HTTP API for text, image and 3D generation over providers and local models.",
+        lifespan=lifespan,
+        responses=COMMON_ERRORS,
+    )
+    app.state.readiness = readiness
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
+    )
+    app.include_router(ops.router)
+    app.include_router(users.router)
+    return app
+
+
+def _build_resolver(settings: Settings, admin_user_id: str) -> CredentialResolver:
+    verifiers: list[Verifier] = []
+    if settings.admin_key is not None:
+        verifiers.append(AdminKeyVerifier(settings.admin_key.get_secret_value(), admin_user_id))
+    local = (
+        Principal(user_id=admin_user_id, role="admin", scopes=ALL_SCOPES, via="local")
+        if settings.local_only
+        else None
+    )
+    return CredentialResolver(verifiers, local)

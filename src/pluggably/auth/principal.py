@@ -1,0 +1,38 @@
+"""Who is calling, and what they may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request.
+
+    ``via`` names the credential kind (``admin_key``, ``local``, ``api_token``,
+    ``login``, ``external_jwt``) for logs and audits; ``credential_id`` is the id of
+    the token row or JWT ``jti`` when there is one.
+    """
+
+    user_id: str
+    role: str
+    scopes: frozenset[Scope]
+    via: str
+    credential_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin" and Scope.ADMIN in self.scopes
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes and (scope is not Scope.ADMIN or self.role == "admin")

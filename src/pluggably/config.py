@@ -1,0 +1,170 @@
+"""Settings: environment (prefix ``PLUGGABLY_``, nested keys with ``__``) over an
+optional YAML file named by ``PLUGGABLY_CONFIG`` over defaults.
+
+Reading settings touches no disk except the YAML file; directories are created by
+the app's lifespan, never here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from platformdirs import user_config_path, user_data_path
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from pluggably.errors import ConfigError
+
+ENV_PREFIX = "PLUGGABLY_"
+CONFIG_FILE_ENV = "PLUGGABLY_CONFIG"
+
+
+def _default_data_dir() -> Path:
+    # XDG data dir: $XDG_DATA_HOME/pluggably or ~/.local/share/pluggably
+    return user_data_path("pluggably", appauthor=False)
+
+
+def _default_key_file() -> Path:
+    # The master key lives under the config dir, deliberately outside the data dir.
+    return user_config_path("pluggably", appauthor=False) / "secret.key"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when binding to ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every operator-facing setting. Environment variables win over the YAML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the database, models and artifacts live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default SQLite in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="Bootstrap admin credential (acts as the 'admin' user)."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Master key for encryption and signing; else read or created in secret_key_file.",
+    )
+    secret_key_file: Path = Field(
+        default_factory=_default_key_file,
+        description="Master key file (created 0600 on first run); must be outside the data dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port to bind.")
+    local_only: bool = Field(
+        default=False,
+        description="Unauthenticated loopback callers act as the local admin. "
+        "Refused unless host is a loopback address.",
+    )
+    metrics_public: bool = Field(default=False, description="Serve /metrics without credentials.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest accepted request body."
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL pool size.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        if value.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(allowed):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.secret_key_file = self.secret_key_file.expanduser().resolve()
+        if self.secret_key is None and self.secret_key_file.is_relative_to(self.data_dir):
+            raise ValueError("secret_key_file must be outside data_dir")
+        if self.local_only and not is_loopback_host(self.host):
+            raise ValueError(
+                f"local_only is refused while host={self.host!r} is not a loopback address"
+            )
+        if self.admin_key is not None and len(self.admin_key.get_secret_value()) < 16:
+            raise ValueError("admin_key must be at least 16 characters")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'pluggably.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning any problem into a one-line ``ConfigError``."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed YAML file
+        raise ConfigError(f"{CONFIG_FILE_ENV}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        name = (ENV_PREFIX + "__".join(loc)).upper() if loc else "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {message}")
+    return "; ".join(parts)

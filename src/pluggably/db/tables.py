@@ -1,0 +1,6 @@
+"""Imports every domain's tables so that ``metadata`` is complete for Alembic."""
+
+from pluggably.db.base import Base
+from pluggably.users import models as _users  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,108 @@
+"""Domain errors. Everything below ``api/`` raises these; one handler renders them
+in the envelope of API.md §2. Nothing here knows about HTTP frameworks."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ConfigError(Exception):
+    """A setting is wrong. Carries one line meant for the operator."""
+
+
+class GatewayError(Exception):
+    """An error with a stable code, an HTTP status and a message a user can act on."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Internal server error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class ValidationFailed(GatewayError):
+    code = "validation_error"
+    status = 422
+    default_message = "The request did not pass validation."
+
+
+class InvalidJson(GatewayError):
+    code = "invalid_json"
+    status = 400
+    default_message = "The request body is not valid JSON."
+
+
+class Unauthorized(GatewayError):
+    code = "unauthorized"
+    status = 401
+    default_message = (
+        "A valid credential is required: send 'X-API-Key: <key>' or 'Authorization: Bearer <key>'."
+    )
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="pluggably"')
+
+
+class Forbidden(GatewayError):
+    code = "forbidden"
+    status = 403
+    default_message = "Your credential does not allow this operation."
+
+
+class NotFound(GatewayError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found."
+
+
+class MethodNotAllowed(GatewayError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "This method is not allowed on this route."
+
+
+class Conflict(GatewayError):
+    code = "conflict"
+    status = 409
+    default_message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(GatewayError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "The request body is larger than this server accepts."
+
+
+class RateLimited(GatewayError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests; retry later."
+
+
+class NotReady(GatewayError):
+    code = "not_ready"
+    status = 503
+    default_message = "The server is not ready yet."
+
+
+class BackendUnavailable(GatewayError):
+    code = "backend_unavailable"
+    status = 503
+    default_message = "A backend this request needs is unavailable."
+
+
+class InternalError(GatewayError):
+    pass
