@@ -20,6 +20,7 @@ from pluggably.auth.principal import ALL_SCOPES, Principal
 from pluggably.auth.resolver import AdminKeyVerifier, CredentialResolver, Verifier
 from pluggably.config import Settings
 from pluggably.container import Container
+from pluggably.credentials.keys import load_master_key
 from pluggably.db import Database, migrate
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_directories(settings)
+        master_key = load_master_key(settings)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         try:
             await migrate.upgrade(db.engine)
@@ -50,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
                 readiness=readiness,
                 db=db,
                 auth=_build_resolver(settings, admin.id),
+                master_key=master_key,
                 admin_user_id=admin.id,
             )
             log.info("startup_complete", version=__version__, database=db.dialect)
@@ -67,9 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.readiness = readiness
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(
-        RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
-    )
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
     app.include_router(users.router)
     return app

@@ -39,11 +39,9 @@ def _safe_url(settings: Settings) -> str:
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
-async def _prepare_database(settings: Settings) -> None:
+async def _migrate(settings: Settings) -> None:
     from pluggably.db import Database, migrate
-    from pluggably.startup import prepare_directories
 
-    prepare_directories(settings)
     db = Database(settings.resolved_database_url)
     try:
         await migrate.upgrade(db.engine)
@@ -52,12 +50,21 @@ async def _prepare_database(settings: Settings) -> None:
 
 
 def _run_prepare(settings: Settings) -> None:
+    """The lifespan's startup work, done first here so that a problem is one line."""
+    from pluggably.credentials.keys import load_master_key
+    from pluggably.startup import prepare_directories
+
     try:
-        asyncio.run(_prepare_database(settings))
+        prepare_directories(settings)
+        load_master_key(settings)
+    except ConfigError as exc:
+        raise _fail(f"configuration error: {exc}") from None
     except OSError as exc:
-        raise _fail(f"cannot prepare {settings.data_dir}: {exc.strerror or exc}") from None
+        raise _fail(f"cannot prepare {exc.filename or settings.data_dir}: {exc.strerror}") from None
+    try:
+        asyncio.run(_migrate(settings))
     except Exception as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
         raise _fail(f"database {_safe_url(settings)} is not usable: {reason}") from None
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from platformdirs import user_config_path, user_data_path
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -71,7 +72,8 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Master key for encryption and signing; else read or created in secret_key_file.",
+        description="Master key for encryption and signing "
+        "(else read from, or created in, secret_key_file).",
     )
     secret_key_file: Path = Field(
         default_factory=_default_key_file,
@@ -156,8 +158,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    except (OSError, ValueError) as exc:  # unreadable or malformed YAML file
-        raise ConfigError(f"{CONFIG_FILE_ENV}: {exc}") from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # unreadable or malformed YAML file
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{CONFIG_FILE_ENV}: {reason}") from None
 
 
 def _describe(exc: ValidationError) -> str:

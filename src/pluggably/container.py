@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pluggably.auth.resolver import CredentialResolver
 from pluggably.config import Settings
+from pluggably.credentials.keys import MasterKey
 from pluggably.db import Database
 from pluggably.observability.metrics import Metrics
 from pluggably.startup import Readiness
@@ -19,4 +20,5 @@ class Container:
     readiness: Readiness
     db: Database
     auth: CredentialResolver
+    master_key: MasterKey
     admin_user_id: str

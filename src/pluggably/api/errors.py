@@ -91,7 +91,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         "invalid_json": "The request body could not be parsed.",
         "payload_too_large": "The request body is larger than this server accepts.",
     }.get(code, str(exc.detail))
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
 def install_error_handlers(app: FastAPI) -> None:

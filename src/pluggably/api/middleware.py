@@ -61,9 +61,9 @@ class RequestMiddleware:
 
         try:
             if self._declared_too_large(headers):
-                await error_response(
-                    413, "payload_too_large", self._too_large_message()
-                )(scope, receive, send_with_id)
+                await error_response(413, "payload_too_large", self._too_large_message())(
+                    scope, receive, send_with_id
+                )
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
         except Exception:
@@ -90,7 +90,9 @@ class RequestMiddleware:
             reset_current(token)
 
     def _too_large_message(self) -> str:
-        return f"The request body is larger than the {self.max_body_bytes} bytes this server accepts."
+        return (
+            f"The request body is larger than the {self.max_body_bytes} bytes this server accepts."
+        )
 
     def _declared_too_large(self, headers: Headers) -> bool:
         length = headers.get("content-length")

@@ -62,8 +62,10 @@ async def version() -> Version:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}}
-    | AUTH_ERRORS,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **AUTH_ERRORS,
+    },
 )
 async def metrics(container: ContainerDep, _access: MetricsAccess) -> Response:
     """Prometheus metrics; admin-only unless ``PLUGGABLY_METRICS_PUBLIC`` is set."""

@@ -61,7 +61,7 @@ class Database:
                 await session.rollback()
                 raise
 
-    async def ping(self, timeout: float = 2.0) -> bool:
+    async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109
         """True when the database answers a trivial query within ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:

@@ -1,0 +1,3 @@
+from pluggably.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Secrets: the master key, and (later) encrypted provider credentials."""

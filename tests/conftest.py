@@ -1,0 +1,120 @@
+"""Shared fixtures: every app-level test runs against SQLite and, when
+``PLUGGABLY_TEST_POSTGRES_URL`` is set, against a fresh PostgreSQL database too."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pluggably.app import create_app
+from pluggably.config import Settings
+
+ADMIN_KEY = "test-admin-key-0123456789"
+PG_URL_ENV = "PLUGGABLY_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own PLUGGABLY_* settings must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith("PLUGGABLY_") and not name.startswith("PLUGGABLY_TEST_"):
+            monkeypatch.delenv(name)
+
+
+def _backends() -> list[Any]:
+    required = os.environ.get("PLUGGABLY_TEST_REQUIRE_POSTGRES") == "1"
+    have_pg = bool(os.environ.get(PG_URL_ENV))
+    if required and not have_pg:
+        raise RuntimeError(f"PLUGGABLY_TEST_REQUIRE_POSTGRES=1 but {PG_URL_ENV} is not set")
+    pg_marks = [] if have_pg else [pytest.mark.skip(reason=f"{PG_URL_ENV} not set")]
+    return ["sqlite", pytest.param("postgresql", marks=pg_marks)]
+
+
+@pytest.fixture(params=_backends())
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'pluggably.db'}"
+        return
+    import asyncpg  # type: ignore[import-untyped]
+
+    base = os.environ[PG_URL_ENV]
+    name = f"pluggably_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "secret_key_file": tmp_path / "config" / "secret.key",
+        "database_url": database_url,
+        "admin_key": ADMIN_KEY,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def client_for(app: FastAPI, client_host: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=False, client=(client_host, 50000)
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"X-API-Key": ADMIN_KEY}
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The single error shape of API.md §2, with the response's own request id."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"detail"}
+    detail = body["detail"]
+    assert set(detail) == {"code", "message", "details", "request_id", "retry_after"}
+    assert detail["code"] == code
+    assert isinstance(detail["message"], str)
+    assert detail["message"]
+    assert detail["request_id"] == response.headers["x-request-id"]
+    return dict(detail)
+
+
+@pytest.fixture
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
