@@ -55,6 +55,11 @@ def create_app(settings: Settings) -> FastAPI:
                 master_key=master_key,
                 admin_user_id=admin.id,
             )
+            if settings.admin_key is None and not settings.local_only:
+                log.warning(
+                    "no_admin_credential",
+                    hint="set PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
+                )
             log.info("startup_complete", version=__version__, database=db.dialect)
             yield
         finally:
