@@ -12,15 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pluggably import __version__
-from pluggably.api import ops, users
+from pluggably.api import invites, ops, provider_keys, tokens, users
 from pluggably.api.errors import install_error_handlers
 from pluggably.api.middleware import RequestMiddleware
 from pluggably.api.schemas import COMMON_ERRORS
-from pluggably.auth.principal import ALL_SCOPES, Principal
-from pluggably.auth.resolver import AdminKeyVerifier, CredentialResolver, Verifier
 from pluggably.config import Settings
-from pluggably.container import Container
-from pluggably.credentials.keys import load_master_key
+from pluggably.container import build_container
+from pluggably.credentials.keys import load_keyring
 from pluggably.db import Database, migrate
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
@@ -38,7 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_directories(settings)
-        master_key = load_master_key(settings)
+        keyring = load_keyring(settings)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         try:
             await migrate.upgrade(db.engine)
@@ -46,14 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
             readiness.done("migrations")
             async with db.session() as session:
                 admin = await ensure_admin_user(session)
-            app.state.container = Container(
-                settings=settings,
-                metrics=metrics,
-                readiness=readiness,
-                db=db,
-                auth=_build_resolver(settings, admin.id),
-                master_key=master_key,
-                admin_user_id=admin.id,
+            app.state.container = build_container(
+                settings, metrics, readiness, db, keyring, admin.id
             )
             if settings.admin_key is None and not settings.local_only:
                 log.warning(
@@ -76,18 +68,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.include_router(ops.router)
-    app.include_router(users.router)
+    for router in (ops.router, users.router, tokens.router, provider_keys.router, invites.router):
+        app.include_router(router)
     return app
-
-
-def _build_resolver(settings: Settings, admin_user_id: str) -> CredentialResolver:
-    verifiers: list[Verifier] = []
-    if settings.admin_key is not None:
-        verifiers.append(AdminKeyVerifier(settings.admin_key.get_secret_value(), admin_user_id))
-    local = (
-        Principal(user_id=admin_user_id, role="admin", scopes=ALL_SCOPES, via="local")
-        if settings.local_only
-        else None
-    )
-    return CredentialResolver(verifiers, local)

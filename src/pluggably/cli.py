@@ -51,12 +51,12 @@ async def _migrate(settings: Settings) -> None:
 
 def _run_prepare(settings: Settings) -> None:
     """The lifespan's startup work, done first here so that a problem is one line."""
-    from pluggably.credentials.keys import load_master_key
+    from pluggably.credentials.keys import load_keyring
     from pluggably.startup import prepare_directories
 
     try:
         prepare_directories(settings)
-        load_master_key(settings)
+        load_keyring(settings)
     except ConfigError as exc:
         raise _fail(f"configuration error: {exc}") from None
     except OSError as exc:

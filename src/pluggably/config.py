@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 import yaml
 from platformdirs import user_config_path, user_data_path
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,6 +54,44 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class ExternalJwtSettings(BaseModel):
+    """A second issuer of bearer tokens (an identity provider). Exactly one key source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(description="Expected `iss` claim.")
+    audience: str = Field(description="Expected `aud` claim.")
+    algorithms: list[Literal["HS256", "RS256", "ES256"]] = Field(default=["RS256"])
+    secret: SecretStr | None = Field(default=None, description="HS256 shared secret.")
+    public_key_file: Path | None = Field(default=None, description="PEM public key (RS256/ES256).")
+    jwks_file: Path | None = Field(default=None, description="JWKS file (RS256/ES256, by `kid`).")
+    auto_provision: bool = Field(
+        default=False, description="Create a user on first sight of an unknown `sub`."
+    )
+    leeway_s: int = Field(default=30, ge=0, le=600, description="Clock skew tolerance.")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ExternalJwtSettings:
+        sources = [s for s in (self.secret, self.public_key_file, self.jwks_file) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("set exactly one of secret, public_key_file, jwks_file")
+        if self.secret is not None and self.algorithms != ["HS256"]:
+            raise ValueError("a secret is only for algorithms: [HS256]")
+        if self.secret is None and "HS256" in self.algorithms:
+            raise ValueError("HS256 needs a secret; public keys are for RS256/ES256")
+        return self
+
+
+class ProviderSettings(BaseModel):
+    """Operator-level configuration of one provider (server-wide key, base URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr | None = None
+    endpoint: str | None = None
+    base_url: str | None = None
 
 
 class Settings(BaseSettings):
@@ -93,6 +139,28 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL pool size.")
+    registration_open: bool = Field(
+        default=False, description="Allow registration without an invite."
+    )
+    invite_ttl_days: int = Field(default=7, ge=1, le=365, description="Default invite lifetime.")
+    login_token_ttl_minutes: int = Field(
+        default=24 * 60, ge=5, le=90 * 24 * 60, description="Lifetime of login tokens."
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins per account per window before throttling."
+    )
+    login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed logins per client address per window."
+    )
+    login_failure_window_s: int = Field(default=900, ge=1, description="Throttle window.")
+    external_jwt: ExternalJwtSettings | None = None
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=dict, description="Server-wide provider settings, by provider name."
+    )
+    server_keys_allowed: list[str] = Field(
+        default_factory=list,
+        description="Who may use server-wide provider keys: usernames, '@admins', or '*'.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -4,13 +4,26 @@ through typed dependencies (``api/deps.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from pluggably.auth.resolver import CredentialResolver
+from pluggably.auth.external import ExternalJwtDecoder
+from pluggably.auth.login_tokens import LoginTokens
+from pluggably.auth.passwords import PasswordHasher
+from pluggably.auth.principal import ALL_SCOPES, Principal
+from pluggably.auth.resolver import AdminKeyVerifier, CredentialResolver, Verifier
+from pluggably.auth.throttle import LoginThrottle
+from pluggably.auth.token_hash import TokenHasher
 from pluggably.config import Settings
-from pluggably.credentials.keys import MasterKey
+from pluggably.credentials.keys import Keyring
+from pluggably.credentials.service import CredentialService
+from pluggably.credentials.vault import Vault
 from pluggably.db import Database
 from pluggably.observability.metrics import Metrics
 from pluggably.startup import Readiness
+from pluggably.users.invites import InviteService
+from pluggably.users.service import AccountService
+from pluggably.users.tokens import TokenService
+from pluggably.users.verifiers import ApiTokenVerifier, ExternalJwtVerifier, LoginTokenVerifier
 
 
 @dataclass
@@ -19,6 +32,70 @@ class Container:
     metrics: Metrics
     readiness: Readiness
     db: Database
+    keyring: Keyring
     auth: CredentialResolver
-    master_key: MasterKey
+    accounts: AccountService
+    tokens: TokenService
+    invites: InviteService
+    credentials: CredentialService
     admin_user_id: str
+
+
+def build_container(
+    settings: Settings,
+    metrics: Metrics,
+    readiness: Readiness,
+    db: Database,
+    keyring: Keyring,
+    admin_user_id: str,
+) -> Container:
+    hasher = TokenHasher(keyring)
+    login_tokens = LoginTokens(keyring, timedelta(minutes=settings.login_token_ttl_minutes))
+    invites = InviteService(hasher, timedelta(days=settings.invite_ttl_days))
+    accounts = AccountService(
+        passwords=PasswordHasher(),
+        login_tokens=login_tokens,
+        throttle=LoginThrottle(
+            settings.login_max_failures,
+            settings.login_max_failures_per_address,
+            settings.login_failure_window_s,
+        ),
+        invites=invites,
+        registration_open=settings.registration_open,
+    )
+    return Container(
+        settings=settings,
+        metrics=metrics,
+        readiness=readiness,
+        db=db,
+        keyring=keyring,
+        auth=_resolver(settings, db, hasher, login_tokens, admin_user_id),
+        accounts=accounts,
+        tokens=TokenService(hasher),
+        invites=invites,
+        credentials=CredentialService(
+            Vault(keyring), settings.providers, settings.server_keys_allowed
+        ),
+        admin_user_id=admin_user_id,
+    )
+
+
+def _resolver(
+    settings: Settings,
+    db: Database,
+    hasher: TokenHasher,
+    login_tokens: LoginTokens,
+    admin_user_id: str,
+) -> CredentialResolver:
+    verifiers: list[Verifier] = []
+    if settings.admin_key is not None:
+        verifiers.append(AdminKeyVerifier(settings.admin_key.get_secret_value(), admin_user_id))
+    verifiers += [ApiTokenVerifier(db, hasher), LoginTokenVerifier(db, login_tokens)]
+    if settings.external_jwt is not None:
+        verifiers.append(ExternalJwtVerifier(db, ExternalJwtDecoder(settings.external_jwt)))
+    local = (
+        Principal(user_id=admin_user_id, role="admin", scopes=ALL_SCOPES, via="local")
+        if settings.local_only
+        else None
+    )
+    return CredentialResolver(verifiers, local)

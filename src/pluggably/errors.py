@@ -104,5 +104,25 @@ class BackendUnavailable(GatewayError):
     default_message = "A backend this request needs is unavailable."
 
 
+class InvalidParameter(GatewayError):
+    code = "invalid_parameter"
+    status = 400
+    default_message = "A parameter is invalid."
+
+
+class InvalidInvite(GatewayError):
+    code = "invalid_invite"
+    status = 400
+    default_message = "This invite is not valid."
+
+
+class CredentialUnreadable(GatewayError):
+    """A sealed secret failed to open: its key is missing or the data was altered."""
+
+    code = "credential_unreadable"
+    status = 500
+    default_message = "A stored credential could not be decrypted."
+
+
 class InternalError(GatewayError):
     pass

@@ -12,8 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal, Scope
 from pluggably.container import Container
+from pluggably.credentials.service import CredentialService
 from pluggably.errors import Forbidden, NotReady
 from pluggably.observability.context import current
+from pluggably.users.invites import InviteService
+from pluggably.users.service import AccountService
+from pluggably.users.tokens import TokenService
 
 
 def get_container(request: Request) -> Container:
@@ -81,6 +85,27 @@ async def require_admin(
         raise Forbidden("This operation is for administrators.")
     return principal
 
+
+def _accounts(container: ContainerDep) -> AccountService:
+    return container.accounts
+
+
+def _tokens(container: ContainerDep) -> TokenService:
+    return container.tokens
+
+
+def _invites(container: ContainerDep) -> InviteService:
+    return container.invites
+
+
+def _credentials(container: ContainerDep) -> CredentialService:
+    return container.credentials
+
+
+Accounts = Annotated[AccountService, Depends(_accounts)]
+Tokens = Annotated[TokenService, Depends(_tokens)]
+Invites = Annotated[InviteService, Depends(_invites)]
+Credentials = Annotated[CredentialService, Depends(_credentials)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]

@@ -1,39 +1,82 @@
-"""User routes. Issue 2 serves the caller's own profile; accounts, tokens and
-provider keys arrive with the users issue."""
+"""Accounts: registration, login/logout, the caller's profile and password."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Literal
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel
 
-from pluggably.api.deps import DbSession, Reader
+from pluggably.api.deps import Accounts, CurrentPrincipal, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.errors import Unauthorized
-from pluggably.users.service import get_user
+from pluggably.users.schemas import (
+    ChangePasswordRequest,
+    LoginRequest,
+    LoginResponse,
+    ProfileUpdate,
+    RegisterRequest,
+    UserProfile,
+)
 
-router = APIRouter(prefix="/v1/users", tags=["users"], responses=AUTH_ERRORS)
-
-
-class UserProfile(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    username: str | None
-    email: str | None
-    display_name: str | None
-    role: str
-    preferred_model: str | None
-    preferences: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
-@router.get("/me", response_model=UserProfile, responses=error_responses(404))
-async def me(principal: Reader, session: DbSession) -> UserProfile:
-    user = await get_user(session, principal.user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("The account behind this credential no longer exists.")
+class StatusMessage(BaseModel):
+    status: Literal["logged_out", "password_changed"]
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserProfile,
+    responses=error_responses(400, 409),
+)
+async def register(body: RegisterRequest, session: DbSession, accounts: Accounts) -> UserProfile:
+    """Create an account. Needs a single-use invite unless registration is open."""
+    return UserProfile.model_validate(await accounts.register(session, body))
+
+
+@router.post("/login", response_model=LoginResponse, responses=error_responses(401, 429))
+async def login(
+    body: LoginRequest, request: Request, session: DbSession, accounts: Accounts
+) -> LoginResponse:
+    """Exchange a password for a login token. Repeated failures are throttled (429)."""
+    address = request.client.host if request.client else "unknown"
+    issued, user = await accounts.login(session, body, address)
+    return LoginResponse(
+        token=issued.token, expires_at=issued.expires_at, user=UserProfile.model_validate(user)
+    )
+
+
+@router.post(
+    "/logout", response_model=StatusMessage, responses={**AUTH_ERRORS, **error_responses(400)}
+)
+async def logout(
+    principal: CurrentPrincipal, session: DbSession, accounts: Accounts
+) -> StatusMessage:
+    """Revoke the login token this request presents."""
+    await accounts.logout(session, principal)
+    return StatusMessage(status="logged_out")
+
+
+@router.get("/me", response_model=UserProfile, responses=AUTH_ERRORS)
+async def me(principal: Reader, session: DbSession, accounts: Accounts) -> UserProfile:
+    return UserProfile.model_validate(await accounts.profile(session, principal))
+
+
+@router.patch("/me", response_model=UserProfile, responses=AUTH_ERRORS)
+async def update_me(
+    body: ProfileUpdate, principal: Writer, session: DbSession, accounts: Accounts
+) -> UserProfile:
+    """Update display name, preferred model or preferences; answers what was stored."""
+    user = await accounts.update_profile(session, principal, body)
     return UserProfile.model_validate(user)
+
+
+@router.post("/change-password", response_model=StatusMessage, responses=AUTH_ERRORS)
+async def change_password(
+    body: ChangePasswordRequest, principal: Writer, session: DbSession, accounts: Accounts
+) -> StatusMessage:
+    """Change the password; every other login token of this user stops working."""
+    await accounts.change_password(session, principal, body)
+    return StatusMessage(status="password_changed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -29,10 +30,15 @@ class Principal:
     scopes: frozenset[Scope]
     via: str
     credential_id: str | None = None
+    credential_expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin" and Scope.ADMIN in self.scopes
+        return self.allows(Scope.ADMIN)
 
     def allows(self, scope: Scope) -> bool:
-        return scope in self.scopes and (scope is not Scope.ADMIN or self.role == "admin")
+        """Scopes nest: ``admin`` ⊃ ``write`` ⊃ ``read``; ``admin`` also needs the admin role."""
+        if scope is Scope.ADMIN:
+            return self.role == "admin" and Scope.ADMIN in self.scopes
+        held = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
+        return any(held[s] >= held[scope] for s in self.scopes)

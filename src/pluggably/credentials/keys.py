@@ -1,6 +1,13 @@
-"""The master key: from ``PLUGGABLY_SECRET_KEY``, or a key file created 0600 on
-first run outside the data directory. Purpose-specific subkeys are derived from
-it, so no two features share key material."""
+"""The master keyring.
+
+Either ``PLUGGABLY_SECRET_KEY`` (one key), or a key file outside the data
+directory, created 0600 on first run, holding one base64 key per line: the last
+line is the active key, earlier lines are retired keys kept so that data sealed
+or tokens hashed under them stay readable until they are moved to the active key
+(``pluggably secrets rotate``). Each key is known by a short fingerprint, its
+key id, stored beside everything it protects. Purpose-specific subkeys are
+derived per key, so no two features share key material.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +28,10 @@ KEY_BYTES = 32
 
 @dataclass(frozen=True)
 class MasterKey:
-    material: bytes = b""
+    material: bytes
 
     @property
     def key_id(self) -> str:
-        """A short public fingerprint stored beside ciphertexts, so keys can rotate."""
         return hashlib.sha256(b"pluggably-key-id:" + self.material).hexdigest()[:12]
 
     def derive(self, purpose: str) -> bytes:
@@ -35,36 +41,92 @@ class MasterKey:
         return f"MasterKey(key_id={self.key_id!r})"
 
 
-def load_master_key(settings: Settings) -> MasterKey:
+class Keyring:
+    """The active key and the retired ones, by key id."""
+
+    def __init__(self, keys: list[MasterKey]) -> None:
+        if not keys:
+            raise ValueError("a keyring needs at least one key")
+        self.active = keys[-1]
+        self._by_id = {key.key_id: key for key in keys}
+
+    def get(self, key_id: str) -> MasterKey | None:
+        return self._by_id.get(key_id)
+
+    @property
+    def keys(self) -> list[MasterKey]:
+        """Every key, the active one first."""
+        return [self.active, *(k for k in self._by_id.values() if k is not self.active)]
+
+    def __repr__(self) -> str:
+        return f"Keyring(active={self.active.key_id!r}, keys={len(self._by_id)})"
+
+
+def load_keyring(settings: Settings) -> Keyring:
     if settings.secret_key is not None:
         value = settings.secret_key.get_secret_value()
         if len(value) < 32:
             raise ConfigError("PLUGGABLY_SECRET_KEY: must be at least 32 characters")
-        return MasterKey(hashlib.sha256(value.encode()).digest())
-    return MasterKey(_read_or_create(settings.secret_key_file))
-
-
-def _read_or_create(path: Path) -> bytes:
+        return Keyring([MasterKey(hashlib.sha256(value.encode()).digest())])
+    path = settings.secret_key_file
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        encoded = base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES))
-        # O_EXCL: two processes starting at once never overwrite each other's key.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(encoded + b"\n")
+        _create(path, [MasterKey(secrets.token_bytes(KEY_BYTES))])
+    return Keyring(_read(path))
+
+
+def add_key(settings: Settings) -> Keyring:
+    """Append a fresh active key to the key file (atomically); retired keys stay."""
+    if settings.secret_key is not None:
+        raise ConfigError(
+            "PLUGGABLY_SECRET_KEY: the master key comes from the environment; "
+            "rotation needs the key file (unset PLUGGABLY_SECRET_KEY)"
+        )
+    load_keyring(settings)  # creates the file on a first run
+    keys = [*_read(settings.secret_key_file), MasterKey(secrets.token_bytes(KEY_BYTES))]
+    _write_atomically(settings.secret_key_file, keys)
+    return Keyring(keys)
+
+
+def _encode(keys: list[MasterKey]) -> bytes:
+    return b"".join(base64.urlsafe_b64encode(k.material) + b"\n" for k in keys)
+
+
+def _create(path: Path, keys: list[MasterKey]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # O_EXCL: two processes starting at once never overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(_encode(keys))
+
+
+def _write_atomically(path: Path, keys: list[MasterKey]) -> None:
+    tmp = path.with_name(path.name + f".tmp-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(_encode(keys))
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def _read(path: Path) -> list[MasterKey]:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"PLUGGABLY_SECRET_KEY_FILE: {path} is readable by other users; run chmod 600 {path}"
         )
-    try:
-        material = base64.urlsafe_b64decode(path.read_bytes().strip())
-    except ValueError:
-        material = b""
-    if len(material) != KEY_BYTES:
-        raise ConfigError(f"PLUGGABLY_SECRET_KEY_FILE: {path} does not hold a valid key")
-    return material
+    keys = []
+    for line in path.read_bytes().split():
+        try:
+            material = base64.urlsafe_b64decode(line)
+        except ValueError:
+            material = b""
+        if len(material) != KEY_BYTES:
+            raise ConfigError(f"PLUGGABLY_SECRET_KEY_FILE: {path} does not hold valid keys")
+        keys.append(MasterKey(material))
+    if not keys:
+        raise ConfigError(f"PLUGGABLY_SECRET_KEY_FILE: {path} is empty")
+    return keys

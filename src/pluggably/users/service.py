@@ -1,12 +1,28 @@
-"""User logic that does not depend on HTTP."""
+"""Accounts: the admin row, registration, login/logout, passwords and profiles."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.users.models import User
+from pluggably.auth.login_tokens import IssuedLogin, LoginTokens
+from pluggably.auth.passwords import PasswordHasher, check_password_policy
+from pluggably.auth.principal import Principal
+from pluggably.auth.throttle import LoginThrottle
+from pluggably.db import utcnow
+from pluggably.errors import Conflict, InvalidParameter, Unauthorized, ValidationFailed
+from pluggably.users import invites
+from pluggably.users.models import RevokedToken, User
 from pluggably.users.repository import UserRepository
+from pluggably.users.schemas import (
+    RESERVED_USERNAMES,
+    ChangePasswordRequest,
+    LoginRequest,
+    ProfileUpdate,
+    RegisterRequest,
+)
 
 ADMIN_SYSTEM_KEY = "admin"
 
@@ -21,23 +37,169 @@ async def ensure_admin_user(session: AsyncSession) -> User:
     user = await repo.by_system_key(ADMIN_SYSTEM_KEY)
     if user is not None:
         return user
+    user = User(
+        username="admin",
+        display_name="Administrator",
+        role="admin",
+        system_key=ADMIN_SYSTEM_KEY,
+        preferences={},
+    )
     try:
         async with session.begin_nested():
-            return await repo.add(
-                User(
-                    username="admin",
-                    display_name="Administrator",
-                    role="admin",
-                    system_key=ADMIN_SYSTEM_KEY,
-                    preferences={},
+            await repo.add(user)
+    except IntegrityError:
+        existing = await repo.by_system_key(ADMIN_SYSTEM_KEY)
+        if existing is None:
+            raise
+        return existing
+    return user
+
+
+def _policy_error(reason: str, field: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"The password {reason}.",
+        details=[{"loc": ["body", field], "msg": f"password {reason}", "type": "password_policy"}],
+    )
+
+
+@dataclass
+class AccountService:
+    passwords: PasswordHasher
+    login_tokens: LoginTokens
+    throttle: LoginThrottle
+    invites: invites.InviteService
+    registration_open: bool
+
+    async def create_user(
+        self,
+        session: AsyncSession,
+        *,
+        username: str | None,
+        email: str | None,
+        password: str,
+        display_name: str | None = None,
+        role: str = "user",
+    ) -> User:
+        if username in RESERVED_USERNAMES:
+            raise Conflict(f"The username '{username}' is reserved.")
+        reason = check_password_policy(password, username, email)
+        if reason:
+            raise _policy_error(reason, "password")
+        repo = UserRepository(session)
+        if await repo.taken(username, email):
+            raise Conflict("That username or email is already registered.")
+        user = User(
+            username=username,
+            email=email,
+            display_name=display_name,
+            role=role,
+            password_hash=await self.passwords.hash(password),
+            preferences={},
+        )
+        try:
+            async with session.begin_nested():
+                await repo.add(user)
+        except IntegrityError:  # a concurrent registration took the name
+            raise Conflict("That username or email is already registered.") from None
+        return user
+
+    async def register(self, session: AsyncSession, body: RegisterRequest) -> User:
+        invite = None
+        if not self.registration_open or body.invite_token is not None:
+            invite = await self.invites.usable(session, body.invite_token, body.email)
+        user = await self.create_user(
+            session,
+            username=body.username,
+            email=body.email,
+            password=body.password.get_secret_value(),
+            display_name=body.display_name,
+        )
+        if invite is not None:
+            await self.invites.claim(session, invite, user.id)
+        return user
+
+    async def login(
+        self, session: AsyncSession, body: LoginRequest, address: str
+    ) -> tuple[IssuedLogin, User]:
+        account = body.identifier
+        self.throttle.check(account, address)
+        user = await UserRepository(session).by_login(account)
+        stored = user.password_hash if user is not None and user.is_active else None
+        if not await self.passwords.verify(stored, body.password.get_secret_value()):
+            self.throttle.failed(account, address)
+            raise Unauthorized("Wrong username, email or password.")
+        assert user is not None
+        self.throttle.succeeded(account)
+        return self.login_tokens.issue(user.id, user.login_generation), user
+
+    async def logout(self, session: AsyncSession, principal: Principal) -> None:
+        if principal.via != "login" or principal.credential_id is None:
+            raise InvalidParameter(
+                "Logout revokes login tokens; revoke an API token with "
+                "DELETE /v1/users/tokens/{id}."
+            )
+        repo = UserRepository(session)
+        if not await repo.is_revoked(principal.credential_id):
+            await repo.add(
+                RevokedToken(
+                    jti=principal.credential_id,
+                    user_id=principal.user_id,
+                    expires_at=principal.credential_expires_at or utcnow(),
                 )
             )
-    except IntegrityError:
-        user = await repo.by_system_key(ADMIN_SYSTEM_KEY)
-        if user is None:
-            raise
+
+    async def change_password(
+        self, session: AsyncSession, principal: Principal, body: ChangePasswordRequest
+    ) -> None:
+        user = await self.profile(session, principal)
+        if not await self.passwords.verify(
+            user.password_hash, body.current_password.get_secret_value()
+        ):
+            raise Unauthorized("The current password is wrong.")
+        new = body.new_password.get_secret_value()
+        reason = check_password_policy(new, user.username, user.email)
+        if reason:
+            raise _policy_error(reason, "new_password")
+        user.password_hash = await self.passwords.hash(new)
+        # Every other login token of this user stops working on its next use.
+        user.login_generation += 1
+        user.logins_kept_jti = principal.credential_id if principal.via == "login" else None
+        await session.flush()
+
+    async def profile(self, session: AsyncSession, principal: Principal) -> User:
+        user = await UserRepository(session).get(principal.user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized("The account behind this credential is disabled or gone.")
+        return user
+
+    async def update_profile(
+        self, session: AsyncSession, principal: Principal, patch: ProfileUpdate
+    ) -> User:
+        user = await self.profile(session, principal)
+        changes = patch.model_dump(exclude_unset=True)
+        if "preferred_model" in changes and changes["preferred_model"] is not None:
+            validate_preferred_model(changes["preferred_model"])
+        for field, value in changes.items():
+            setattr(user, field, value if field != "preferences" else (value or {}))
+        await session.flush()
         return user
 
 
-async def get_user(session: AsyncSession, user_id: str) -> User | None:
-    return await UserRepository(session).get(user_id)
+def validate_preferred_model(model: str) -> None:
+    """Until the model registry exists, a preferred model names a known provider
+    (``provider:model``); registry ids are accepted once models are registered."""
+    from pluggably.credentials.providers import KNOWN_PROVIDERS
+
+    provider, sep, name = model.partition(":")
+    if not sep or not name or provider not in KNOWN_PROVIDERS:
+        raise ValidationFailed(
+            f"Unknown model '{model}': use 'provider:model' with a provider of "
+            f"{', '.join(sorted(KNOWN_PROVIDERS))}.",
+            details=[
+                {
+                    "loc": ["body", "preferred_model"],
+                    "msg": "unknown model",
+                    "type": "model_not_found",
+                }
+            ],
+        )

@@ -1,0 +1,37 @@
+"""The caller's provider credentials: stored sealed, only ever answered masked."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from pluggably.api.deps import Credentials, DbSession, Reader, Writer
+from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.credentials.schemas import ProviderKeyCreate, ProviderKeyInfo, ProviderKeyList
+
+router = APIRouter(prefix="/v1/users/provider-keys", tags=["provider keys"], responses=AUTH_ERRORS)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProviderKeyInfo)
+async def put_provider_key(
+    body: ProviderKeyCreate, principal: Writer, session: DbSession, credentials: Credentials
+) -> ProviderKeyInfo:
+    """Store the caller's credential for a provider, replacing any previous one."""
+    return ProviderKeyInfo.model_validate(await credentials.put(session, principal, body))
+
+
+@router.get("", response_model=ProviderKeyList)
+async def list_provider_keys(
+    principal: Reader, session: DbSession, credentials: Credentials
+) -> ProviderKeyList:
+    rows = await credentials.list(session, principal)
+    return ProviderKeyList(provider_keys=[ProviderKeyInfo.model_validate(r) for r in rows])
+
+
+@router.delete(
+    "/{provider}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
+async def delete_provider_key(
+    provider: str, principal: Writer, session: DbSession, credentials: Credentials
+) -> Response:
+    await credentials.delete(session, principal, provider)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,165 @@
+"""Request and response bodies of the users domain (API.md §6)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+RESERVED_USERNAMES = frozenset({"admin", "root", "system", "local", "pluggably"})
+
+ScopeName = Literal["read", "write", "admin"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _normalise_username(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.casefold()
+    if not USERNAME.match(value):
+        raise ValueError("3-64 characters: letters, digits, '_', '.', '-'; starting alphanumeric")
+    return value
+
+
+def _normalise_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.casefold()
+    if len(value) > 320 or not EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+class RegisterRequest(_Strict):
+    username: str | None = None
+    email: str | None = None
+    password: SecretStr = Field(max_length=1024)
+    invite_token: SecretStr | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+
+    _username = field_validator("username")(_normalise_username)
+    _email = field_validator("email")(_normalise_email)
+
+    @model_validator(mode="after")
+    def _identity(self) -> RegisterRequest:
+        if not self.username and not self.email:
+            raise ValueError("give a username or an email")
+        return self
+
+
+class LoginRequest(_Strict):
+    username: str | None = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320)
+    password: SecretStr = Field(max_length=1024)
+
+    @model_validator(mode="after")
+    def _identity(self) -> LoginRequest:
+        if not self.username and not self.email:
+            raise ValueError("give a username or an email")
+        return self
+
+    @property
+    def identifier(self) -> str:
+        return (self.username or self.email or "").casefold()
+
+
+class UserProfile(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    username: str | None
+    email: str | None
+    display_name: str | None
+    role: Literal["admin", "user"]
+    preferred_model: str | None
+    preferences: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class LoginResponse(BaseModel):
+    token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_at: datetime
+    user: UserProfile
+
+
+class ProfileUpdate(_Strict):
+    display_name: str | None = Field(default=None, max_length=200)
+    preferred_model: str | None = Field(default=None, max_length=300)
+    preferences: dict[str, Any] | None = None
+
+    @field_validator("preferences")
+    @classmethod
+    def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(repr(value)) > 16_384:
+            raise ValueError("preferences must stay under 16 KiB")
+        return value
+
+
+class ChangePasswordRequest(_Strict):
+    current_password: SecretStr = Field(max_length=1024)
+    new_password: SecretStr = Field(max_length=1024)
+
+
+class TokenCreate(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[ScopeName] = Field(default=["read", "write"], min_length=1)
+    expires_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    prefix: str
+    scopes: list[ScopeName]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="The secret, shown only in this response.")
+    info: TokenInfo
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo]
+
+
+class InviteCreate(_Strict):
+    expires_days: int | None = Field(default=None, ge=1, le=365)
+    email: str | None = None
+
+    _email = field_validator("email")(_normalise_email)
+
+
+class InviteInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    used_by: str | None
+    status: Literal["pending", "used", "expired", "revoked"]
+
+
+class InviteCreated(BaseModel):
+    token: str = Field(description="The invite secret, shown only in this response.")
+    info: InviteInfo
+
+
+class InviteList(BaseModel):
+    invites: list[InviteInfo]
