@@ -118,3 +118,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+PASSWORD = "correct-horse-battery"
+
+
+async def invite(client: httpx.AsyncClient, **body: Any) -> str:
+    response = await client.post("/v1/users/invites", json=body, headers={"X-API-Key": ADMIN_KEY})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+async def register(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD, **extra: Any
+) -> httpx.Response:
+    if "invite_token" not in extra:
+        extra["invite_token"] = await invite(client)
+    return await client.post(
+        "/v1/users/register", json={"username": username, "password": password, **extra}
+    )
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    response = await client.post(
+        "/v1/users/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+async def new_user(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    """Register ``username`` through an invite and log in: ``Authorization`` headers."""
+    response = await register(client, username)
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {await login(client, username)}"}

@@ -37,10 +37,31 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
+def start_server(tmp_path: Path, port: int, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`pluggably serve` with its output in a file (a pipe nobody reads would block it)."""
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN), "serve", "--port", str(port)],
+            env=_env(tmp_path, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    _wait_ready(f"http://127.0.0.1:{port}", proc, log_path)
+    return proc, log_path
+
+
+def stop_server(proc: subprocess.Popen[bytes], log_path: Path) -> str:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, log_path.read_text()
+    return log_path.read_text()
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert proc.poll() is None, log_path.read_text()
         try:
             if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                 return
@@ -51,16 +72,9 @@ def _wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
 
 
 def test_serve_answers_and_logs_one_json_line_per_request(tmp_path: Path, free_port: int) -> None:
-    proc = subprocess.Popen(
-        [str(BIN), "serve", "--port", str(free_port)],
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, log_path = start_server(tmp_path, free_port)
     base = f"http://127.0.0.1:{free_port}"
     try:
-        _wait_ready(base, proc)
         assert httpx.get(f"{base}/health").json() == {"status": "ok"}
         me = httpx.get(
             f"{base}/v1/users/me?token=query-secret",
@@ -70,9 +84,7 @@ def test_serve_answers_and_logs_one_json_line_per_request(tmp_path: Path, free_p
         assert me.headers["x-request-id"] == "smoke-1"
         assert httpx.get(f"{base}/nope").status_code == 404
     finally:
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, output
+        output = stop_server(proc, log_path)
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     access = [line for line in lines if line.get("event") == "request"]
     mine = next(line for line in access if line.get("request_id") == "smoke-1")

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from pluggably import __version__
 from pluggably.config import Settings, load_settings
-from pluggably.errors import ConfigError
+from pluggably.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from pluggably.container import Container
 
 app = typer.Typer(
     name="pluggably",
@@ -20,7 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts and invites.", no_args_is_help=True)
+secrets_app = typer.Typer(help="The master keyring.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -98,6 +109,119 @@ def db_upgrade() -> None:
     settings = _settings()
     _run_prepare(settings)
     typer.echo(f"database {_safe_url(settings)} is at the latest revision")
+
+
+T = TypeVar("T")
+
+
+def _with_services(
+    settings: Settings, work: Callable[[Container, AsyncSession], Awaitable[T]]
+) -> T:
+    """Run ``work`` in one transaction with the same services the server builds."""
+    from pluggably.container import build_container
+    from pluggably.credentials.keys import load_keyring
+    from pluggably.db import Database
+    from pluggably.observability.metrics import Metrics
+    from pluggably.startup import Readiness
+    from pluggably.users.service import ensure_admin_user
+
+    async def run() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.session() as session:
+                admin = await ensure_admin_user(session)
+                container = build_container(
+                    settings, Metrics(), Readiness(), db, load_keyring(settings), admin.id
+                )
+                return await work(container, session)
+        finally:
+            await db.dispose()
+
+    _run_prepare(settings)
+    try:
+        return asyncio.run(run())
+    except GatewayError as exc:
+        raise _fail(exc.message) from None
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    email: Annotated[str | None, typer.Option(help="Email address.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Give the admin role.")] = False,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="PLUGGABLY_NEW_PASSWORD"
+        ),
+    ] = "",
+) -> None:
+    """Create an account (the first admin, typically). No invite needed."""
+    from pluggably.users.schemas import RegisterRequest
+
+    try:
+        body = RegisterRequest(username=username, email=email, password=password)
+    except ValidationError as exc:
+        raise _fail(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+    async def work(container: Container, session: AsyncSession) -> str:
+        user = await container.accounts.create_user(
+            session,
+            username=body.username,
+            email=body.email,
+            password=password,
+            role="admin" if admin else "user",
+        )
+        return user.id
+
+    user_id = _with_services(_settings(), work)
+    typer.echo(f"created {'admin' if admin else 'user'} {username} ({user_id})")
+
+
+@users_app.command("invite")
+def users_invite(
+    email: Annotated[str | None, typer.Option(help="Only this email may use it.")] = None,
+    expires_days: Annotated[int | None, typer.Option(min=1, max=365)] = None,
+) -> None:
+    """Create a single-use invite and print its secret (shown only once)."""
+
+    async def work(container: Container, session: AsyncSession) -> str:
+        secret, _ = await container.invites.create(
+            session, container.admin_user_id, email and email.casefold(), expires_days
+        )
+        return secret
+
+    typer.echo(_with_services(_settings(), work))
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Add a new active master key and re-encrypt every stored provider credential.
+
+    Retired keys stay in the key file: API tokens and invites hashed under them keep
+    working (tokens move to the new key on their next use)."""
+    from pluggably.credentials.keys import add_key
+
+    settings = _settings()
+    _run_prepare(settings)
+    try:
+        keyring = add_key(settings)
+    except ConfigError as exc:
+        raise _fail(f"configuration error: {exc}") from None
+
+    async def work(container: Container, session: AsyncSession) -> tuple[int, list[str]]:
+        report = await container.credentials.rotate(session)
+        return report.resealed, report.unreadable
+
+    resealed, unreadable = _with_services(settings, work)
+    typer.echo(f"active key is now {keyring.active.key_id}; re-encrypted {resealed} credentials")
+    if unreadable:
+        typer.echo(
+            f"{len(unreadable)} credentials could not be decrypted and were left as they are: "
+            + ", ".join(unreadable),
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 @app.command()
