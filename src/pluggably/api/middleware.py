@@ -29,9 +29,12 @@ def _request_id(headers: Headers) -> str:
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    # Plain Starlette routes (/openapi.json, /docs) set no "route" but do set an
+    # endpoint; they have no parameters, so the path is their template.
+    return str(scope["path"]) if "endpoint" in scope else UNMATCHED_ROUTE
 
 
 class RequestMiddleware:
