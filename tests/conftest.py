@@ -78,11 +78,16 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def client_for(app: FastAPI, client_host: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:
+def client_for(
+    app: FastAPI,
+    client_host: str = "127.0.0.1",
+    base_url: str = "http://testserver",
+    **kwargs: Any,
+) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(
         app=app, raise_app_exceptions=False, client=(client_host, 50000)
     )
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs)
 
 
 @pytest.fixture

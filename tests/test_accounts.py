@@ -226,7 +226,8 @@ async def test_change_password_revokes_other_logins(client: httpx.AsyncClient) -
         json={"current_password": "not-it-at-all", "new_password": "a-brand-new-secret"},
         headers=first,
     )
-    assert_envelope(wrong, 401, "unauthorized")
+    # 400, not 401: the credential is valid, and clients log out on a 401.
+    assert_envelope(wrong, 400, "invalid_parameter")
     weak = await client.post(
         "/v1/users/change-password",
         json={"current_password": PASSWORD, "new_password": "grace"},

@@ -89,16 +89,27 @@ async def test_local_only_lets_loopback_callers_act_as_admin(
 ) -> None:
     app = create_app(make_settings(tmp_path, database_url, local_only=True, admin_key=None))
     async with app.router.lifespan_context(app):
-        async with client_for(app, client_host="127.0.0.1") as local:
+        async with client_for(app, base_url="http://127.0.0.1:8080") as local:
             response = await local.get("/v1/users/me")
             assert response.status_code == 200
             assert response.json()["role"] == "admin"
             # A wrong credential is still refused: local mode does not bypass checks.
             bad = await local.get("/v1/users/me", headers={"X-API-Key": "nope-nope-nope"})
             assert_envelope(bad, 401, "unauthorized")
-        async with client_for(app, client_host="::1") as local6:
+            same_origin = {"Origin": "http://localhost:3000"}
+            assert (await local.get("/v1/users/me", headers=same_origin)).status_code == 200
+            # DNS rebinding: a page on another origin reaching us through 127.0.0.1.
+            foreign = {"Origin": "http://evil.example"}
+            assert_envelope(await local.get("/v1/users/me", headers=foreign), 401, "unauthorized")
+        async with client_for(app, client_host="::1", base_url="http://[::1]:8080") as local6:
             assert (await local6.get("/v1/users/me")).status_code == 200
-        async with client_for(app, client_host="192.168.1.20") as remote:
+        async with client_for(app, base_url="http://localhost") as by_name:
+            assert (await by_name.get("/v1/users/me")).status_code == 200
+        async with client_for(app, base_url="http://rebound.evil.example:8080") as rebound:
+            assert_envelope(await rebound.get("/v1/users/me"), 401, "unauthorized")
+        async with client_for(
+            app, client_host="192.168.1.20", base_url="http://127.0.0.1:8080"
+        ) as remote:
             assert_envelope(await remote.get("/v1/users/me"), 401, "unauthorized")
 
 

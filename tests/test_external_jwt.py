@@ -162,3 +162,21 @@ async def test_login_tokens_still_work_beside_external_ones(
     async with app.router.lifespan_context(app), client:
         auth = await new_user(client, "local-user")
         assert (await client.get("/v1/users/me", headers=auth)).status_code == 200
+
+
+async def test_algorithm_that_misfits_the_key_is_401(tmp_path: Path, database_url: str) -> None:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = rsa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key_file = tmp_path / "idp.pem"
+    key_file.write_bytes(pem)
+    app, client = await _client(
+        tmp_path, database_url, public_key_file=key_file, algorithms=["RS256", "ES256"]
+    )
+    async with app.router.lifespan_context(app), client:
+        ec_token = jwt.encode(_claims(), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+        response = await client.get("/v1/users/me", headers=_bearer(ec_token))
+        assert_envelope(response, 401, "unauthorized")
+        garbage = await client.get("/v1/users/me", headers=_bearer("eyJ.not-a.jwt"))
+        assert_envelope(garbage, 401, "unauthorized")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -26,7 +27,6 @@ SERVICE_ACCOUNT = {
 @pytest.mark.parametrize(
     ("body", "field", "text"),
     [
-        ({"provider": "nowhere", "api_key": "sk-abcdefgh1234"}, "provider", "Unknown provider"),
         ({"provider": "openai", "api_key": "short"}, "api_key", "8-8192 characters"),
         ({"provider": "openai", "api_key": "sk has spaces in"}, "api_key", "without spaces"),
         ({"provider": "openai"}, "api_key", "api_key is required"),
@@ -70,6 +70,20 @@ SERVICE_ACCOUNT = {
             "endpoint",
             "public host",
         ),
+        *(
+            (
+                {
+                    "provider": "azure",
+                    "credential_type": "endpoint_key",
+                    "api_key": "abcdefgh12345678",
+                    "endpoint": f"https://{host}/",
+                },
+                "endpoint",
+                "public host",
+            )
+            # Spellings of 127.0.0.1 and private ranges that the C resolver accepts.
+            for host in ("127.1", "2130706433", "0x7f000001", "0177.0.0.1", "10.0.0.7", "[::1]")
+        ),
         (
             {
                 "provider": "google",
@@ -99,6 +113,26 @@ async def test_invalid_credentials_are_refused(
     assert detail["details"][0]["loc"] == ["body", field]
     assert text in detail["message"]
     assert "abcdefgh" not in response.text
+
+
+async def test_unknown_provider_is_unsupported(client: httpx.AsyncClient) -> None:
+    auth = await new_user(client, "val")
+    body = {"provider": "nowhere", "api_key": "sk-abcdefgh1234"}
+    response = await client.post("/v1/users/provider-keys", json=body, headers=auth)
+    detail = assert_envelope(response, 400, "unsupported_provider")
+    assert "openai" in detail["message"]
+    assert "abcdefgh" not in response.text
+
+
+async def test_concurrent_stores_keep_one_credential(client: httpx.AsyncClient) -> None:
+    auth = await new_user(client, "racer")
+    bodies = [{"provider": "xai", "api_key": f"xai-key-number-{i:04d}"} for i in range(5)]
+    responses = await asyncio.gather(
+        *(client.post("/v1/users/provider-keys", json=b, headers=auth) for b in bodies)
+    )
+    assert [r.status_code for r in responses] == [201] * 5
+    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()["provider_keys"]
+    assert len(listed) == 1
 
 
 async def test_each_credential_type_is_stored_masked_and_sealed(

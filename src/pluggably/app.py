@@ -20,7 +20,7 @@ from pluggably.config import Settings
 from pluggably.container import build_container
 from pluggably.credentials.keys import load_keyring
 from pluggably.db import Database, migrate
-from pluggably.observability.logging import get_logger
+from pluggably.observability.logging import configure_logging, get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.startup import Readiness, prepare_directories
 from pluggably.users.service import ensure_admin_user
@@ -29,6 +29,7 @@ log = get_logger("pluggably.app")
 
 
 def create_app(settings: Settings) -> FastAPI:
+    configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
     readiness = Readiness()
     readiness.expect("database", "migrations")

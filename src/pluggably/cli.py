@@ -88,10 +88,8 @@ def serve(
     import uvicorn
 
     from pluggably.app import create_app
-    from pluggably.observability.logging import configure_logging
 
     settings = _settings(host=host, port=port)
-    configure_logging(settings.log_level, settings.log_format)
     _run_prepare(settings)
     uvicorn.run(
         create_app(settings),
@@ -185,9 +183,16 @@ def users_invite(
 ) -> None:
     """Create a single-use invite and print its secret (shown only once)."""
 
+    from pluggably.users.schemas import InviteCreate
+
+    try:
+        body = InviteCreate(email=email, expires_days=expires_days)
+    except ValidationError as exc:
+        raise _fail(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
     async def work(container: Container, session: AsyncSession) -> str:
         secret, _ = await container.invites.create(
-            session, container.admin_user_id, email and email.casefold(), expires_days
+            session, container.admin_user_id, body.email, body.expires_days
         )
         return secret
 

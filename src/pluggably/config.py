@@ -74,6 +74,8 @@ class ExternalJwtSettings(BaseModel):
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ExternalJwtSettings:
+        if self.issuer == "pluggably":
+            raise ValueError("issuer 'pluggably' is reserved for this server's login tokens")
         sources = [s for s in (self.secret, self.public_key_file, self.jwks_file) if s is not None]
         if len(sources) != 1:
             raise ValueError("set exactly one of secret, public_key_file, jwks_file")

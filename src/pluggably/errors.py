@@ -110,6 +110,12 @@ class InvalidParameter(GatewayError):
     default_message = "A parameter is invalid."
 
 
+class UnsupportedProvider(GatewayError):
+    code = "unsupported_provider"
+    status = 400
+    default_message = "This provider is not supported."
+
+
 class InvalidInvite(GatewayError):
     code = "invalid_invite"
     status = 400
@@ -117,9 +123,10 @@ class InvalidInvite(GatewayError):
 
 
 class CredentialUnreadable(GatewayError):
-    """A sealed secret failed to open: its key is missing or the data was altered."""
+    """A sealed secret failed to open: its key is missing or the data was altered.
+    API.md §2 files this under ``internal_error``; the message says what to do."""
 
-    code = "credential_unreadable"
+    code = "internal_error"
     status = 500
     default_message = "A stored credential could not be decrypted."
 

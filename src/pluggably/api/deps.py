@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,9 @@ async def db_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-DbSession = Annotated[AsyncSession, Depends(db_session)]
+# scope="function": the commit happens before the response is sent, so a client
+# never sees a success whose writes are not yet (or never) durable.
+DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
 def credential_from(request: Request) -> str | None:
@@ -50,18 +53,34 @@ def credential_from(request: Request) -> str | None:
     return None
 
 
-def _is_loopback(request: Request) -> bool:
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _loopback_name(netloc: str) -> bool:
+    host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+    return host.lower() in _LOOPBACK_NAMES or netloc.lower() in _LOOPBACK_NAMES
+
+
+def _is_local_call(request: Request) -> bool:
+    """A loopback peer that also addressed us by a loopback name. Checking Host and
+    Origin stops DNS rebinding: a web page whose domain now resolves to 127.0.0.1
+    still sends its own domain in Host, and its own origin in Origin."""
     if request.client is None:
         return False
     try:
-        return ipaddress.ip_address(request.client.host).is_loopback
+        if not ipaddress.ip_address(request.client.host).is_loopback:
+            return False
     except ValueError:
         return False
+    if not _loopback_name(request.headers.get("host", "")):
+        return False
+    origin = request.headers.get("origin")
+    return origin is None or _loopback_name(urlsplit(origin).netloc)
 
 
 async def authenticate(request: Request, container: ContainerDep) -> Principal:
     principal = await container.auth.resolve(
-        credential_from(request), client_is_loopback=_is_loopback(request)
+        credential_from(request), client_is_loopback=_is_local_call(request)
     )
     ctx = current()
     if ctx is not None:

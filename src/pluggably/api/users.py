@@ -21,6 +21,10 @@ from pluggably.users.schemas import (
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 class StatusMessage(BaseModel):
     status: Literal["logged_out", "password_changed"]
 
@@ -41,8 +45,7 @@ async def login(
     body: LoginRequest, request: Request, session: DbSession, accounts: Accounts
 ) -> LoginResponse:
     """Exchange a password for a login token. Repeated failures are throttled (429)."""
-    address = request.client.host if request.client else "unknown"
-    issued, user = await accounts.login(session, body, address)
+    issued, user = await accounts.login(session, body, _address(request))
     return LoginResponse(
         token=issued.token, expires_at=issued.expires_at, user=UserProfile.model_validate(user)
     )
@@ -73,10 +76,18 @@ async def update_me(
     return UserProfile.model_validate(user)
 
 
-@router.post("/change-password", response_model=StatusMessage, responses=AUTH_ERRORS)
+@router.post(
+    "/change-password",
+    response_model=StatusMessage,
+    responses={**AUTH_ERRORS, **error_responses(400, 429)},
+)
 async def change_password(
-    body: ChangePasswordRequest, principal: Writer, session: DbSession, accounts: Accounts
+    body: ChangePasswordRequest,
+    request: Request,
+    principal: Writer,
+    session: DbSession,
+    accounts: Accounts,
 ) -> StatusMessage:
     """Change the password; every other login token of this user stops working."""
-    await accounts.change_password(session, principal, body)
+    await accounts.change_password(session, principal, body, _address(request))
     return StatusMessage(status="password_changed")

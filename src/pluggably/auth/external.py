@@ -59,7 +59,7 @@ class ExternalJwtDecoder:
             ) from None
         except jwt.InvalidAudienceError:
             raise Unauthorized("The identity provider's token is for another audience.") from None
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:  # includes InvalidKeyError: an algorithm that misfits the key
             raise Unauthorized("The identity provider's token is not valid.") from None
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub:
@@ -72,7 +72,10 @@ class ExternalJwtDecoder:
     def _key_for(self, token: str) -> Any:
         if self._jwks is None:
             return self._static_key
-        kid = jwt.get_unverified_header(token).get("kid")
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise Unauthorized("The identity provider's token is not valid.") from None
         for key in self._jwks.keys:
             if key.key_id == kid:
                 return key.key

@@ -72,7 +72,7 @@ class LoginTokens:
     def decode(self, token: str) -> LoginClaims:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            key = self.keyring.get(kid) if isinstance(kid, str) else None
+            key = self.keyring.get_or_reload(kid) if isinstance(kid, str) else None
             if key is None:
                 raise Unauthorized("This login token was signed with an unknown key; log in again.")
             claims: dict[str, Any] = jwt.decode(
@@ -84,7 +84,7 @@ class LoginTokens:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("This login token has expired; log in again.") from None
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:
             raise Unauthorized("This login token is not valid.") from None
         return LoginClaims(
             user_id=str(claims["sub"]),

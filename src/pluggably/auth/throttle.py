@@ -1,4 +1,4 @@
-"""Throttling of failed logins per account and per client address.
+"""Throttling of password attempts per account and per client address.
 
 In-process sliding windows: each replica throttles on its own, which bounds a
 guessing attacker to (replicas x limit) tries per window.
@@ -39,6 +39,11 @@ class _Windows:
     def clear(self, key: str) -> None:
         self._fails.pop(key, None)
 
+    def forgive(self, key: str) -> None:
+        fails = self._fails.get(key)
+        if fails:
+            fails.pop()
+
     def _prune(self, key: str) -> deque[float] | None:
         fails = self._fails.get(key)
         if fails is None:
@@ -63,17 +68,20 @@ class LoginThrottle:
         self._accounts = _Windows(per_account, window_s, clock)
         self._addresses = _Windows(per_address, window_s, clock)
 
-    def check(self, account: str, address: str) -> None:
+    def attempt(self, account: str, address: str) -> None:
+        """Count an attempt before the (slow) password check, or refuse it with 429.
+
+        Counting up front means concurrent guesses cannot all slip past the check
+        while their hashes are still being verified."""
         waits = [self._accounts.retry_after(account), self._addresses.retry_after(address)]
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             raise RateLimited(
-                f"Too many failed logins; try again in {wait} seconds.", retry_after=wait
+                f"Too many failed attempts; try again in {wait} seconds.", retry_after=wait
             )
-
-    def failed(self, account: str, address: str) -> None:
         self._accounts.record(account)
         self._addresses.record(address)
 
-    def succeeded(self, account: str) -> None:
+    def succeeded(self, account: str, address: str) -> None:
         self._accounts.clear(account)
+        self._addresses.forgive(address)

@@ -17,6 +17,7 @@ import hmac
 import os
 import secrets
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +43,21 @@ class MasterKey:
 
 
 class Keyring:
-    """The active key and the retired ones, by key id."""
+    """The active key and the retired ones, by key id.
 
-    def __init__(self, keys: list[MasterKey]) -> None:
+    A keyring read from a file can ``reload`` it: a server that meets a key id it
+    does not know (``pluggably secrets rotate`` ran while it was up, or another
+    replica rotated) picks the new keys up without a restart.
+    """
+
+    RELOAD_INTERVAL_S = 5.0
+
+    def __init__(self, keys: list[MasterKey], path: Path | None = None) -> None:
+        self.path = path
+        self._last_reload = 0.0
+        self._set(keys)
+
+    def _set(self, keys: list[MasterKey]) -> None:
         if not keys:
             raise ValueError("a keyring needs at least one key")
         self.active = keys[-1]
@@ -52,6 +65,28 @@ class Keyring:
 
     def get(self, key_id: str) -> MasterKey | None:
         return self._by_id.get(key_id)
+
+    def get_or_reload(self, key_id: str) -> MasterKey | None:
+        key = self.get(key_id)
+        if key is None and self.reload():
+            key = self.get(key_id)
+        return key
+
+    def reload(self) -> bool:
+        """Re-read the key file (at most every few seconds); True if keys changed."""
+        now = time.monotonic()
+        if self.path is None or now - self._last_reload < self.RELOAD_INTERVAL_S:
+            return False
+        self._last_reload = now
+        try:
+            keys = _read(self.path)
+        except (OSError, ConfigError):
+            return False
+        ids = {k.key_id for k in keys}
+        changed = ids != set(self._by_id) or keys[-1].key_id != self.active.key_id
+        if changed:
+            self._set(keys)
+        return changed
 
     @property
     def keys(self) -> list[MasterKey]:
@@ -71,7 +106,7 @@ def load_keyring(settings: Settings) -> Keyring:
     path = settings.secret_key_file
     if not path.exists():
         _create(path, [MasterKey(secrets.token_bytes(KEY_BYTES))])
-    return Keyring(_read(path))
+    return Keyring(_read(path), path)
 
 
 def add_key(settings: Settings) -> Keyring:
@@ -84,7 +119,7 @@ def add_key(settings: Settings) -> Keyring:
     load_keyring(settings)  # creates the file on a first run
     keys = [*_read(settings.secret_key_file), MasterKey(secrets.token_bytes(KEY_BYTES))]
     _write_atomically(settings.secret_key_file, keys)
-    return Keyring(keys)
+    return Keyring(keys, settings.secret_key_file)
 
 
 def _encode(keys: list[MasterKey]) -> bytes:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from pluggably.errors import ValidationFailed
+from pluggably.errors import UnsupportedProvider, ValidationFailed
 
 API_KEY, ENDPOINT_KEY, OAUTH_TOKEN, SERVICE_ACCOUNT = (
     "api_key",
@@ -57,13 +58,24 @@ def check_endpoint(url: str | None) -> str:
         raise _invalid("endpoint", "endpoint must not contain credentials.")
     if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
         raise _invalid("endpoint", "endpoint must be a public host.")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return url.rstrip("/")
-    if not address.is_global:
+    address = _ip_literal(host)
+    if address is not None and not address.is_global:
         raise _invalid("endpoint", "endpoint must be a public host.")
     return url.rstrip("/")
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host name spells directly, in any form the C resolver accepts
+    (``127.1``, ``2130706433``, ``0x7f000001``, ``0177.0.0.1``), or None for a name.
+    Names that resolve to private addresses are checked again when connecting."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _service_account(raw: str | None) -> dict[str, Any]:
@@ -94,7 +106,9 @@ def build_payload(
     """The secret payload to seal and its masked form for display."""
     allowed = KNOWN_PROVIDERS.get(provider)
     if allowed is None:
-        raise _invalid("provider", f"Unknown provider '{provider}'.")
+        raise UnsupportedProvider(
+            f"Unknown provider '{provider}'; known: {', '.join(sorted(KNOWN_PROVIDERS))}."
+        )
     if credential_type not in allowed:
         raise _invalid(
             "credential_type",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal
@@ -54,19 +55,30 @@ class CredentialService:
             oauth_token=reveal(body.oauth_token),
             service_account_json=reveal(body.service_account_json),
         )
+        provider = body.provider.lower()
         repo = CredentialRepository(session)
-        row = await repo.get(principal.user_id, body.provider.lower())
+        row = await repo.get(principal.user_id, provider)
         if row is None:
-            row = ProviderCredential(
-                id=new_id("pk"), user_id=principal.user_id, provider=body.provider.lower()
-            )
-            session.add(row)
+            row = ProviderCredential(id=new_id("pk"), user_id=principal.user_id, provider=provider)
+            self._fill(row, body, payload, masked)
+            try:
+                async with session.begin_nested():
+                    await repo.add(row)
+                return row
+            except IntegrityError:  # a concurrent request stored one first: replace it
+                row = await repo.get(principal.user_id, provider)
+                assert row is not None
+        self._fill(row, body, payload, masked)
+        await session.flush()
+        return row
+
+    def _fill(
+        self, row: ProviderCredential, body: ProviderKeyCreate, payload: dict[str, Any], masked: str
+    ) -> None:
         row.credential_type, row.label, row.masked_key = body.credential_type, body.label, masked
         sealed = self.vault.seal(payload, _aad(row))
         row.key_id, row.ciphertext = sealed.key_id, sealed.blob
         row.updated_at = utcnow()
-        await session.flush()
-        return row
 
     async def list(
         self, session: AsyncSession, principal: Principal

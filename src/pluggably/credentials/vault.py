@@ -44,7 +44,7 @@ class Vault:
         return Sealed(key_id=key.key_id, blob=blob)
 
     def open(self, sealed: Sealed, aad: str) -> dict[str, Any]:
-        key: MasterKey | None = self.keyring.get(sealed.key_id)
+        key: MasterKey | None = self.keyring.get_or_reload(sealed.key_id)
         if key is None:
             raise CredentialUnreadable(
                 f"A stored credential was sealed with key {sealed.key_id}, which is not in the "

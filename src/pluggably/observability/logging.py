@@ -19,10 +19,14 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Plain tracebacks only: rich tracebacks would print every frame's local
+    # variables, and those can hold a decrypted credential.
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
@@ -41,7 +45,16 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "alembic.runtime.migration", "aiosqlite", "asyncio"):
+    # httpx logs full URLs at INFO, and some vendors take keys in the query string.
+    quiet = (
+        "uvicorn.access",
+        "alembic.runtime.migration",
+        "aiosqlite",
+        "asyncio",
+        "httpx",
+        "httpcore",
+    )
+    for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

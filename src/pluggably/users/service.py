@@ -105,7 +105,8 @@ class AccountService:
 
     async def register(self, session: AsyncSession, body: RegisterRequest) -> User:
         invite = None
-        if not self.registration_open or body.invite_token is not None:
+        given = body.invite_token is not None and body.invite_token.get_secret_value() != ""
+        if not self.registration_open or given:
             invite = await self.invites.usable(session, body.invite_token, body.email)
         user = await self.create_user(
             session,
@@ -121,15 +122,15 @@ class AccountService:
     async def login(
         self, session: AsyncSession, body: LoginRequest, address: str
     ) -> tuple[IssuedLogin, User]:
-        account = body.identifier
-        self.throttle.check(account, address)
-        user = await UserRepository(session).by_login(account)
+        user = await UserRepository(session).by_login(body.identifier)
+        # Keyed by user id: the username and the email of one account share a budget.
+        account = user.id if user is not None else f"unknown:{body.identifier}"
+        self.throttle.attempt(account, address)
         stored = user.password_hash if user is not None and user.is_active else None
         if not await self.passwords.verify(stored, body.password.get_secret_value()):
-            self.throttle.failed(account, address)
             raise Unauthorized("Wrong username, email or password.")
         assert user is not None
-        self.throttle.succeeded(account)
+        self.throttle.succeeded(account, address)
         return self.login_tokens.issue(user.id, user.login_generation), user
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
@@ -139,23 +140,35 @@ class AccountService:
                 "DELETE /v1/users/tokens/{id}."
             )
         repo = UserRepository(session)
-        if not await repo.is_revoked(principal.credential_id):
-            await repo.add(
-                RevokedToken(
-                    jti=principal.credential_id,
-                    user_id=principal.user_id,
-                    expires_at=principal.credential_expires_at or utcnow(),
-                )
-            )
+        if await repo.is_revoked(principal.credential_id):
+            return
+        revoked = RevokedToken(
+            jti=principal.credential_id,
+            user_id=principal.user_id,
+            expires_at=principal.credential_expires_at or utcnow(),
+        )
+        try:
+            async with session.begin_nested():
+                await repo.add(revoked)
+        except IntegrityError:
+            pass  # a concurrent logout with the same token revoked it already
 
     async def change_password(
-        self, session: AsyncSession, principal: Principal, body: ChangePasswordRequest
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        body: ChangePasswordRequest,
+        address: str,
     ) -> None:
         user = await self.profile(session, principal)
+        account = f"password-change:{user.id}"
+        self.throttle.attempt(account, address)
         if not await self.passwords.verify(
             user.password_hash, body.current_password.get_secret_value()
         ):
-            raise Unauthorized("The current password is wrong.")
+            # Not 401: the credential is fine, and clients log out on a 401.
+            raise InvalidParameter("The current password is wrong.")
+        self.throttle.succeeded(account, address)
         new = body.new_password.get_secret_value()
         reason = check_password_policy(new, user.username, user.email)
         if reason:

@@ -37,7 +37,10 @@ class ApiTokenVerifier:
         candidates = self.hasher.candidates(credential)
         now = utcnow()
         async with self.db.session() as session:
-            found = await UserRepository(session).token_by_hashes(candidates)
+            repo = UserRepository(session)
+            found = await repo.token_by_hashes(candidates)
+            if found is None and self.hasher.keyring.reload():  # rotated elsewhere
+                found = await repo.token_by_hashes(self.hasher.candidates(credential))
             if found is None:
                 raise Unauthorized("This API token is not valid.")
             token, user = found
