@@ -297,3 +297,26 @@ async def test_expired_login_token(tmp_path: Path, database_url: str) -> None:
         tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
         response = await client.get("/v1/users/me", headers={"Authorization": f"Bearer {tampered}"})
         assert_envelope(response, 401, "unauthorized")
+
+
+async def test_expired_revocations_are_forgotten_at_startup(
+    tmp_path: Path, database_url: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from pluggably.users.models import RevokedToken
+
+    settings = make_settings(tmp_path, database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        auth = await new_user(client, "leaving")
+        assert (await client.post("/v1/users/logout", headers=auth)).status_code == 200
+        async with app.state.container.db.session() as session:
+            await session.execute(
+                update(RevokedToken).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with app.state.container.db.session() as session:
+            count = await session.scalar(select(func.count()).select_from(RevokedToken))
+        assert count == 0

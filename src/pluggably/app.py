@@ -23,7 +23,7 @@ from pluggably.db import Database, migrate
 from pluggably.observability.logging import configure_logging, get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.startup import Readiness, prepare_directories
-from pluggably.users.service import ensure_admin_user
+from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
 log = get_logger("pluggably.app")
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
             readiness.done("migrations")
             async with db.session() as session:
                 admin = await ensure_admin_user(session)
+                await forget_expired_revocations(session)
             app.state.container = build_container(
                 settings, metrics, readiness, db, keyring, admin.id
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.users.models import ApiToken, Invite, RevokedToken, User
@@ -47,10 +47,6 @@ class UserRepository:
             await self.session.scalar(select(User.id).where(or_(*conditions)).limit(1)) is not None
         )
 
-    async def count_admins(self) -> int:
-        query = select(func.count()).where(User.role == "admin", User.system_key.is_(None))
-        return int((await self.session.execute(query)).scalar_one())
-
     # API tokens
     async def token_by_hashes(self, hashes: Iterable[str]) -> tuple[ApiToken, User] | None:
         query = (
@@ -78,6 +74,13 @@ class UserRepository:
     # revoked login tokens
     async def is_revoked(self, jti: str) -> bool:
         return await self.session.get(RevokedToken, jti) is not None
+
+    async def forget_expired_revocations(self, now: datetime) -> int:
+        """Revocations of tokens that have expired anyway are dead weight."""
+        result = await self.session.execute(
+            delete(RevokedToken).where(RevokedToken.expires_at < now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     # invites
     async def invite_by_hashes(self, hashes: Iterable[str]) -> Invite | None:

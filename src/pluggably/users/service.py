@@ -27,6 +27,10 @@ from pluggably.users.schemas import (
 ADMIN_SYSTEM_KEY = "admin"
 
 
+async def forget_expired_revocations(session: AsyncSession) -> int:
+    return await UserRepository(session).forget_expired_revocations(utcnow())
+
+
 async def ensure_admin_user(session: AsyncSession) -> User:
     """The row that the bootstrap admin key and local-only callers act as.
 
