@@ -125,6 +125,7 @@ def main() -> None:
             "PLUGGABLY_SECRET_KEY_FILE": f"{tmp}/config/secret.key",
             "PLUGGABLY_ADMIN_KEY": ADMIN_KEY,
             "PLUGGABLY_LOG_LEVEL": "warning",
+            "PLUGGABLY_BUNDLED_MODEL": "false",
             "PLUGGABLY_LOGIN_MAX_FAILURES": "1000",
         }
         proc = subprocess.Popen(

@@ -45,6 +45,7 @@ def one_run(root: Path) -> dict[str, float]:
         "PLUGGABLY_SECRET_KEY_FILE": str(root / "config" / "secret.key"),
         "PLUGGABLY_ADMIN_KEY": ADMIN_KEY,
         "PLUGGABLY_LOG_LEVEL": "warning",
+        "PLUGGABLY_BUNDLED_MODEL": "false",
     }
     start = time.perf_counter()
     proc = subprocess.Popen(

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "secret_key_file": tmp_path / "config" / "secret.key",
         "database_url": database_url,
         "admin_key": ADMIN_KEY,
+        # Assembling the 253 MB bundled GGUF is for the tests that are about it.
+        "bundled_model": False,
         **overrides,
     }
     return Settings(**values)
@@ -71,10 +75,23 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url)
 
 
+async def wait_ready(app: FastAPI, timeout: float = 30) -> None:
+    """Background startup work (model discovery) done, as /ready would report."""
+    async with asyncio.timeout(timeout):
+        while not app.state.readiness.is_ready:
+            await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    async with app.router.lifespan_context(app):
+        await wait_ready(app)
+        yield app
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running(create_app(settings)) as application:
         yield application
 
 

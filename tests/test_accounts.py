@@ -23,6 +23,7 @@ from tests.conftest import (
     make_settings,
     new_user,
     register,
+    running,
 )
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -143,7 +144,7 @@ async def test_invite_bound_to_an_email(client: httpx.AsyncClient) -> None:
 
 async def test_open_registration(tmp_path: Path, database_url: str) -> None:
     app = create_app(make_settings(tmp_path, database_url, registration_open=True))
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         response = await client.post(
             "/v1/users/register", json={"username": "walkin", "password": PASSWORD}
         )
@@ -203,7 +204,7 @@ async def test_throttled_per_client_address(tmp_path: Path, database_url: str) -
         tmp_path, database_url, login_max_failures=100, login_max_failures_per_address=3
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with running(app):
         async with client_for(app, client_host="10.1.1.1") as attacker:
             for name in ("u1", "u2", "u3"):
                 bad = {"username": name, "password": "guess-guess-guess"}
@@ -280,7 +281,7 @@ async def test_expired_login_token(tmp_path: Path, database_url: str) -> None:
     import jwt
 
     app = create_app(make_settings(tmp_path, database_url))
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         auth = await new_user(client, "ivan")
         token = auth["Authorization"].split()[1]
         key = app.state.container.keyring.active
@@ -308,7 +309,7 @@ async def test_expired_revocations_are_forgotten_at_startup(
 
     settings = make_settings(tmp_path, database_url)
     app = create_app(settings)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         auth = await new_user(client, "leaving")
         assert (await client.post("/v1/users/logout", headers=auth)).status_code == 200
         async with app.state.container.db.session() as session:
@@ -316,7 +317,7 @@ async def test_expired_revocations_are_forgotten_at_startup(
                 update(RevokedToken).values(expires_at=utcnow() - timedelta(seconds=1))
             )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with running(app):
         async with app.state.container.db.session() as session:
             count = await session.scalar(select(func.count()).select_from(RevokedToken))
         assert count == 0

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pluggably.app import create_app
-from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings
+from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, running
 
 
 async def test_missing_credential_is_401_with_challenge(client: httpx.AsyncClient) -> None:
@@ -56,7 +56,7 @@ async def test_admin_row_is_stable_across_restarts(tmp_path: Path, database_url:
     ids = []
     for _ in range(2):
         app = create_app(make_settings(tmp_path, database_url))
-        async with app.router.lifespan_context(app), client_for(app) as client:
+        async with running(app), client_for(app) as client:
             response = await client.get("/v1/users/me", headers={"X-API-Key": ADMIN_KEY})
             ids.append(response.json()["id"])
     assert ids[0] == ids[1]
@@ -66,7 +66,7 @@ async def test_no_admin_key_configured_means_no_key_works(
     tmp_path: Path, database_url: str
 ) -> None:
     app = create_app(make_settings(tmp_path, database_url, admin_key=None))
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         response = await client.get("/v1/users/me", headers={"X-API-Key": ""})
         assert_envelope(response, 401, "unauthorized")
 
@@ -80,7 +80,7 @@ async def test_metrics_are_admin_only_by_default(client: httpx.AsyncClient) -> N
 
 async def test_metrics_can_be_public(tmp_path: Path, database_url: str) -> None:
     app = create_app(make_settings(tmp_path, database_url, metrics_public=True))
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         assert (await client.get("/metrics")).status_code == 200
 
 
@@ -88,7 +88,7 @@ async def test_local_only_lets_loopback_callers_act_as_admin(
     tmp_path: Path, database_url: str
 ) -> None:
     app = create_app(make_settings(tmp_path, database_url, local_only=True, admin_key=None))
-    async with app.router.lifespan_context(app):
+    async with running(app):
         async with client_for(app, base_url="http://127.0.0.1:8080") as local:
             response = await local.get("/v1/users/me")
             assert response.status_code == 200

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from pluggably.app import create_app
 from pluggably.errors import Conflict, RateLimited
-from tests.conftest import assert_envelope, client_for, make_settings
+from tests.conftest import assert_envelope, client_for, make_settings, running
 
 SECRET_IN_EXCEPTION = "sk-live-should-never-leak-123"
 
@@ -48,7 +48,7 @@ def _probe_router() -> APIRouter:
 async def probe_client(tmp_path: Path, database_url: str) -> httpx.AsyncClient:
     app: FastAPI = create_app(make_settings(tmp_path, database_url, max_body_bytes=2048))
     app.include_router(_probe_router())
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         yield client
 
 

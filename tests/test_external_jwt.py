@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pluggably.app import create_app
 from pluggably.config import ExternalJwtSettings
-from tests.conftest import assert_envelope, client_for, make_settings
+from tests.conftest import assert_envelope, client_for, make_settings, running
 
 ISSUER, AUDIENCE = "https://id.example.org/", "pluggably"
 HS_SECRET = "an-hs256-secret-of-decent-length-123"
@@ -52,7 +52,7 @@ async def test_hs256_with_auto_provision(tmp_path: Path, database_url: str) -> N
     app, client = await _client(
         tmp_path, database_url, secret=HS_SECRET, algorithms=["HS256"], auto_provision=True
     )
-    async with app.router.lifespan_context(app), client:
+    async with running(app), client:
         token = jwt.encode(_claims(name="Zed"), HS_SECRET, algorithm="HS256")
         first = await client.get("/v1/users/me", headers=_bearer(token))
         assert first.status_code == 200, first.text
@@ -89,7 +89,7 @@ async def test_without_auto_provision_unknown_subjects_are_refused(
     tmp_path: Path, database_url: str
 ) -> None:
     app, client = await _client(tmp_path, database_url, secret=HS_SECRET, algorithms=["HS256"])
-    async with app.router.lifespan_context(app), client:
+    async with running(app), client:
         token = jwt.encode(_claims(), HS_SECRET, algorithm="HS256")
         detail = assert_envelope(
             await client.get("/v1/users/me", headers=_bearer(token)), 401, "unauthorized"
@@ -107,7 +107,7 @@ async def test_rs256_public_key_file(tmp_path: Path, database_url: str) -> None:
     app, client = await _client(
         tmp_path, database_url, public_key_file=key_file, auto_provision=True
     )
-    async with app.router.lifespan_context(app), client:
+    async with running(app), client:
         good = jwt.encode(_claims(), private, algorithm="RS256")
         assert (await client.get("/v1/users/me", headers=_bearer(good))).status_code == 200
         # An HS256 token "signed" with the public key must not pass (algorithm confusion).
@@ -134,7 +134,7 @@ async def test_es256_jwks_file(tmp_path: Path, database_url: str) -> None:
     app, client = await _client(
         tmp_path, database_url, jwks_file=jwks, algorithms=["ES256"], auto_provision=True
     )
-    async with app.router.lifespan_context(app), client:
+    async with running(app), client:
         good = jwt.encode(_claims(), private, algorithm="ES256", headers={"kid": "k1"})
         assert (await client.get("/v1/users/me", headers=_bearer(good))).status_code == 200
         unknown_kid = jwt.encode(_claims(), private, algorithm="ES256", headers={"kid": "k9"})
@@ -159,7 +159,7 @@ async def test_login_tokens_still_work_beside_external_ones(
     from tests.conftest import new_user
 
     app, client = await _client(tmp_path, database_url, secret=HS_SECRET, algorithms=["HS256"])
-    async with app.router.lifespan_context(app), client:
+    async with running(app), client:
         auth = await new_user(client, "local-user")
         assert (await client.get("/v1/users/me", headers=auth)).status_code == 200
 
@@ -174,7 +174,7 @@ async def test_algorithm_that_misfits_the_key_is_401(tmp_path: Path, database_ur
     app, client = await _client(
         tmp_path, database_url, public_key_file=key_file, algorithms=["RS256", "ES256"]
     )
-    async with app.router.lifespan_context(app), client:
+    async with running(app), client:
         ec_token = jwt.encode(_claims(), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
         response = await client.get("/v1/users/me", headers=_bearer(ec_token))
         assert_envelope(response, 401, "unauthorized")

@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from pluggably.app import create_app
 from pluggably.auth.principal import ALL_SCOPES, Principal
-from tests.conftest import PASSWORD, assert_envelope, client_for, make_settings, new_user
+from tests.conftest import PASSWORD, assert_envelope, client_for, make_settings, new_user, running
 from tests.test_serve import BIN
 
 
@@ -91,7 +91,7 @@ async def test_concurrent_logouts(client: httpx.AsyncClient) -> None:
 
 async def test_empty_invite_with_open_registration(tmp_path: Path, database_url: str) -> None:
     app = create_app(make_settings(tmp_path, database_url, registration_open=True))
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         body = {"username": "walkin", "password": PASSWORD, "invite_token": ""}
         assert (await client.post("/v1/users/register", json=body)).status_code == 201
 
@@ -99,7 +99,7 @@ async def test_empty_invite_with_open_registration(tmp_path: Path, database_url:
 async def test_rotation_while_the_server_runs(tmp_path: Path, database_url: str) -> None:
     settings = make_settings(tmp_path, database_url)
     app = create_app(settings)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         auth = await new_user(client, "live")
         key = {"provider": "openai", "api_key": "sk-live-rotation-00000001"}
         await client.post("/v1/users/provider-keys", json=key, headers=auth)
@@ -108,6 +108,7 @@ async def test_rotation_while_the_server_runs(tmp_path: Path, database_url: str)
             "PLUGGABLY_DATA_DIR": str(settings.data_dir),
             "PLUGGABLY_SECRET_KEY_FILE": str(settings.secret_key_file),
             "PLUGGABLY_DATABASE_URL": settings.resolved_database_url,
+            "PLUGGABLY_BUNDLED_MODEL": "false",
         }
         result = await asyncio.to_thread(
             subprocess.run,

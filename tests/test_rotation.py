@@ -15,7 +15,7 @@ from pluggably.config import Settings
 from pluggably.credentials.models import ProviderCredential
 from pluggably.errors import CredentialUnreadable
 from pluggably.users.models import ApiToken
-from tests.conftest import client_for, make_settings, new_user
+from tests.conftest import client_for, make_settings, new_user, running
 from tests.test_serve import BIN
 
 pytestmark = pytest.mark.slow
@@ -28,6 +28,7 @@ def _rotate(settings: Settings) -> subprocess.CompletedProcess[str]:
         "PLUGGABLY_DATA_DIR": str(settings.data_dir),
         "PLUGGABLY_SECRET_KEY_FILE": str(settings.secret_key_file),
         "PLUGGABLY_DATABASE_URL": settings.resolved_database_url,
+        "PLUGGABLY_BUNDLED_MODEL": "false",
     }
     return subprocess.run(
         [str(BIN), "secrets", "rotate"],
@@ -42,7 +43,7 @@ def _rotate(settings: Settings) -> subprocess.CompletedProcess[str]:
 async def test_rotate_keeps_everything_usable(tmp_path: Path, database_url: str) -> None:
     settings = make_settings(tmp_path, database_url)
     app = create_app(settings)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         login = await new_user(client, "rita")
         api = {
             "X-API-Key": (
@@ -63,7 +64,7 @@ async def test_rotate_keeps_everything_usable(tmp_path: Path, database_url: str)
     assert settings.secret_key_file.stat().st_mode & 0o777 == 0o600
 
     app = create_app(settings)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         container = app.state.container
         new_key = container.keyring.active.key_id
         assert new_key != old_key
@@ -93,7 +94,7 @@ async def test_rotate_keeps_everything_usable(tmp_path: Path, database_url: str)
     assert result.returncode == 1
     assert "could not be decrypted" in result.stderr
     app = create_app(settings)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         listed = (await client.get("/v1/users/provider-keys", headers=api)).json()["provider_keys"]
         assert [k["provider"] for k in listed] == ["openai"]  # still there, not dropped
 
@@ -106,7 +107,7 @@ async def test_server_keys_only_for_allowed_users(tmp_path: Path, database_url: 
         server_keys_allowed=["@admins", "bob"],
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    async with running(app), client_for(app) as client:
         service = app.state.container.credentials
         carol_auth = await new_user(client, "carol")
         carol_id = (await client.get("/v1/users/me", headers=carol_auth)).json()["id"]

@@ -26,6 +26,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         PLUGGABLY_DATA_DIR=str(tmp_path / "data"),
         PLUGGABLY_SECRET_KEY_FILE=str(tmp_path / "config" / "secret.key"),
         PLUGGABLY_ADMIN_KEY=ADMIN_KEY,
+        PLUGGABLY_BUNDLED_MODEL="false",
         **extra,
     )
     return env

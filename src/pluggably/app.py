@@ -6,13 +6,15 @@ database, ensures the admin row and builds every stateful object.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from pluggably import __version__
-from pluggably.api import invites, ops, provider_keys, tokens, users
+from pluggably.api import invites, models, ops, provider_keys, schema, tokens, users
 from pluggably.api.errors import install_error_handlers
 from pluggably.api.middleware import RequestMiddleware
 from pluggably.api.schemas import COMMON_ERRORS
@@ -22,10 +24,21 @@ from pluggably.credentials.keys import load_keyring
 from pluggably.db import Database, migrate
 from pluggably.observability.logging import configure_logging, get_logger
 from pluggably.observability.metrics import Metrics
+from pluggably.registry.startup import discover_models
 from pluggably.startup import Readiness, prepare_directories
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
 log = get_logger("pluggably.app")
+
+
+async def _step(readiness: Readiness, name: str, work: Coroutine[Any, Any, None]) -> None:
+    """Background startup work: /ready waits for it; a failure is logged, not fatal."""
+    try:
+        await work
+    except Exception:
+        log.exception("startup_step_failed", step=name)
+    finally:
+        readiness.done(name)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         prepare_directories(settings)
         keyring = load_keyring(settings)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        discovery: asyncio.Task[None] | None = None
         try:
             await migrate.upgrade(db.engine)
             readiness.done("database")
@@ -54,9 +68,21 @@ def create_app(settings: Settings) -> FastAPI:
                     "no_admin_credential",
                     hint="set PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
                 )
+            container = app.state.container
+            readiness.expect("model_discovery")
+            discovery = asyncio.create_task(
+                _step(
+                    readiness,
+                    "model_discovery",
+                    discover_models(db, container.registry, with_bundled=settings.bundled_model),
+                )
+            )
             log.info("startup_complete", version=__version__, database=db.dialect)
             yield
         finally:
+            if discovery is not None:
+                discovery.cancel()
+                await asyncio.gather(discovery, return_exceptions=True)
             await db.dispose()
 
     app = FastAPI(
@@ -70,6 +96,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for router in (ops.router, users.router, tokens.router, provider_keys.router, invites.router):
+    for router in (
+        ops.router,
+        users.router,
+        tokens.router,
+        provider_keys.router,
+        invites.router,
+        models.router,
+        schema.router,
+    ):
         app.include_router(router)
     return app

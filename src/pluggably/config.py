@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL pool size.")
+    bundled_model: bool = Field(
+        default=True,
+        description="Assemble and register the bundled Gemma 3 270M GGUF when its package "
+        "is installed.",
+    )
     registration_open: bool = Field(
         default=False, description="Allow registration without an invite."
     )

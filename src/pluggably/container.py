@@ -19,6 +19,7 @@ from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
 from pluggably.observability.metrics import Metrics
+from pluggably.registry.service import NoRuntimes, RegistryService
 from pluggably.startup import Readiness
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
@@ -38,6 +39,7 @@ class Container:
     tokens: TokenService
     invites: InviteService
     credentials: CredentialService
+    registry: RegistryService
     admin_user_id: str
 
 
@@ -76,6 +78,7 @@ def build_container(
         credentials=CredentialService(
             Vault(keyring), settings.providers, settings.server_keys_allowed
         ),
+        registry=RegistryService(settings.models_dir, NoRuntimes()),
         admin_user_id=admin_user_id,
     )
 

@@ -68,6 +68,24 @@ class NotFound(GatewayError):
     default_message = "Not found."
 
 
+class ModelNotFound(GatewayError):
+    code = "model_not_found"
+    status = 404
+    default_message = "Model not found."
+
+
+class JobNotFound(GatewayError):
+    code = "job_not_found"
+    status = 404
+    default_message = "Job not found."
+
+
+class StorageFull(GatewayError):
+    code = "storage_full"
+    status = 507
+    default_message = "The storage quota would be exceeded."
+
+
 class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
     status = 405

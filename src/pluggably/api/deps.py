@@ -16,6 +16,7 @@ from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
 from pluggably.errors import Forbidden, NotReady
 from pluggably.observability.context import current
+from pluggably.registry.service import RegistryService
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -121,10 +122,15 @@ def _credentials(container: ContainerDep) -> CredentialService:
     return container.credentials
 
 
+def _registry(container: ContainerDep) -> RegistryService:
+    return container.registry
+
+
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
 Credentials = Annotated[CredentialService, Depends(_credentials)]
+Registry = Annotated[RegistryService, Depends(_registry)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]

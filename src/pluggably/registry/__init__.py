@@ -1,0 +1,2 @@
+"""The model registry: models, their parameter schemas and documentation, defaults,
+startup discovery of model files, and Hugging Face search."""

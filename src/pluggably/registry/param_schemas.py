@@ -1,0 +1,113 @@
+"""Default parameter JSON Schemas per modality (and runtime format), the starting
+version of every model's schema; a model may override it with a new version."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+SEED = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 2**32 - 1,
+    "description": "Random seed for reproducible output.",
+    "examples": [42],
+}
+
+TEXT: dict[str, Any] = {
+    "temperature": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 2,
+        "default": 0.7,
+        "description": "Sampling temperature; 0 is greedy.",
+        "examples": [0.2],
+    },
+    "max_tokens": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 512,
+        "description": "Most tokens to generate.",
+        "examples": [256],
+    },
+    "top_p": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 1,
+        "default": 1.0,
+        "description": "Nucleus sampling: keep the smallest token set with this mass.",
+    },
+    "stop": {
+        "description": "Up to 4 sequences that end generation.",
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+        ],
+        "examples": [["\n\n"]],
+    },
+    "seed": SEED,
+    "format": {
+        "type": "string",
+        "enum": ["text", "json"],
+        "default": "text",
+        "description": "Answer as free text or as one JSON value.",
+    },
+}
+
+IMAGE: dict[str, Any] = {
+    "width": {"type": "integer", "minimum": 64, "maximum": 2048, "multipleOf": 8, "default": 512},
+    "height": {"type": "integer", "minimum": 64, "maximum": 2048, "multipleOf": 8, "default": 512},
+    "num_inference_steps": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 150,
+        "default": 25,
+        "description": "Denoising steps: more is slower and usually finer.",
+    },
+    "guidance_scale": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 30,
+        "default": 7.5,
+        "description": "How strictly to follow the prompt.",
+    },
+    "negative_prompt": {"type": "string", "maxLength": 2000, "description": "What to avoid."},
+    "num_images": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1},
+    "strength": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "default": 0.8,
+        "description": "Image-to-image: how far to move from the input image.",
+    },
+    "seed": SEED,
+}
+
+THREE_D: dict[str, Any] = {
+    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 256, "default": 64},
+    "guidance_scale": {"type": "number", "minimum": 0, "maximum": 30, "default": 15.0},
+    "output_format": {
+        "type": "string",
+        "enum": ["obj", "glb", "ply"],
+        "default": "glb",
+        "description": "Mesh file format.",
+    },
+    "seed": SEED,
+}
+
+_BY_MODALITY = {"text": TEXT, "image": IMAGE, "3d": THREE_D}
+
+
+def default_schema(
+    model_id: str, modality: str, max_context_tokens: int | None = None
+) -> dict[str, Any]:
+    properties = copy.deepcopy(_BY_MODALITY[modality])
+    if modality == "text" and max_context_tokens:
+        properties["max_tokens"]["maximum"] = max_context_tokens
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Parameters of {model_id}",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }

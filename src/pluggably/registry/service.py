@@ -1,0 +1,232 @@
+"""Registry logic: listing, details, defaults, schemas, registration, deletion."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pluggably.errors import Conflict, ModelNotFound, ValidationFailed
+from pluggably.registry.models import Model, ModelDoc, ModelSchema
+from pluggably.registry.param_schemas import default_schema
+from pluggably.registry.repository import RegistryRepository
+from pluggably.registry.schemas import (
+    Availability,
+    Capabilities,
+    Documentation,
+    ModelInfo,
+    ModelStatus,
+    ParameterSchema,
+    Source,
+)
+
+
+@dataclass(frozen=True)
+class RuntimeState:
+    status: str = "unloaded"
+    queue_depth: int = 0
+    loaded_at: Any = None
+    memory_bytes: int | None = None
+    in_use: bool = False
+
+
+class RuntimeView(Protocol):
+    """What the registry needs to know of model residency (owned by the scheduler)."""
+
+    def state(self, model_id: str) -> RuntimeState: ...
+
+
+class NoRuntimes:
+    """Before local runtimes exist, every local model is simply unloaded."""
+
+    def state(self, model_id: str) -> RuntimeState:
+        return RuntimeState()
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))["after"]
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ValidationFailed(
+            "The cursor is not valid; use next_cursor from the previous page.",
+            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "cursor"}],
+        ) from None
+
+
+@dataclass
+class RegistryService:
+    models_dir: Path
+    runtimes: RuntimeView
+
+    # reading
+    async def page(
+        self,
+        session: AsyncSession,
+        *,
+        is_admin: bool,
+        modality: str | None = None,
+        provider: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[ModelInfo], str | None]:
+        repo = RegistryRepository(session)
+        rows = await repo.page(
+            modality=modality,
+            provider=provider,
+            status=status,
+            q=q,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        defaults = await repo.defaults()
+        infos = [self.info_of(m, defaults, is_admin) for m in rows[:limit]]
+        next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+        return infos, next_cursor
+
+    async def get(self, session: AsyncSession, model_id: str) -> Model:
+        model = await RegistryRepository(session).get(model_id)
+        if model is None:
+            raise ModelNotFound(f"No model '{model_id}' is registered; see GET /v1/models.")
+        return model
+
+    async def details(self, session: AsyncSession, model_id: str, *, is_admin: bool) -> ModelInfo:
+        repo = RegistryRepository(session)
+        model = await self.get(session, model_id)
+        info = self.info_of(model, await repo.defaults(), is_admin)
+        doc = await repo.doc(model_id)
+        if doc is not None:
+            info.documentation = Documentation.model_validate(doc, from_attributes=True)
+        return info
+
+    async def status(self, session: AsyncSession, model_id: str) -> ModelStatus:
+        model = await self.get(session, model_id)
+        state = self.runtimes.state(model_id) if model.provider == "local" else None
+        return ModelStatus(
+            model_id=model.id,
+            status=model.status,
+            runtime_status=state.status if state else None,
+            queue_depth=state.queue_depth if state else 0,
+            loaded_at=state.loaded_at if state else None,
+            last_used_at=model.last_used_at,
+            memory_bytes=state.memory_bytes if state else None,
+        )
+
+    async def schema(self, session: AsyncSession, model_id: str) -> ParameterSchema:
+        model = await self.get(session, model_id)
+        row = await RegistryRepository(session).latest_schema(model_id)
+        if row is None:  # registered before schemas existed: serve the default
+            schema, version = self._default_schema(model), 1
+        else:
+            schema, version = row.schema, row.version
+        return ParameterSchema.model_validate(
+            {"model_id": model.id, "version": version, "modality": model.modality, "schema": schema}
+        )
+
+    def info_of(self, model: Model, defaults: dict[str, str], is_admin: bool) -> ModelInfo:
+        local = model.provider == "local"
+        state = self.runtimes.state(model.id) if local else None
+        return ModelInfo(
+            id=model.id,
+            name=model.name,
+            version=model.version,
+            provider=model.provider,
+            modality=model.modality,
+            description=model.description,
+            capabilities=Capabilities.model_validate(model.capabilities or {}),
+            source=Source(
+                type=model.source_type,
+                uri=model.source_uri,
+                revision=model.source_revision,
+            ),
+            format=model.format,
+            size_bytes=model.size_bytes,
+            local_path=str(self.models_dir / model.local_path)
+            if is_admin and model.local_path
+            else None,
+            status=model.status,
+            status_reason=model.status_reason,
+            runtime_status=state.status if state else None,
+            queue_depth=state.queue_depth if state else 0,
+            is_default=defaults.get(model.modality) == model.id,
+            pinned=model.pinned or defaults.get(model.modality) == model.id,
+            last_used_at=model.last_used_at,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+            availability=Availability(
+                access="available" if model.status == "available" else "locked"
+            ),
+        )
+
+    # writing
+    async def register(
+        self,
+        session: AsyncSession,
+        model: Model,
+        *,
+        doc_status: str = "pending",
+    ) -> Model:
+        """Add a model with its default parameter schema (version 1) and a doc row."""
+        repo = RegistryRepository(session)
+        if await repo.get(model.id) is not None:
+            raise Conflict(f"A model '{model.id}' is already registered.")
+        await repo.add(model)
+        await repo.add(
+            ModelSchema(model_id=model.id, version=1, schema=self._default_schema(model))
+        )
+        await repo.add(ModelDoc(model_id=model.id, status=doc_status, parameters={}, tags=[]))
+        return model
+
+    async def set_default(self, session: AsyncSession, model_id: str) -> ModelInfo:
+        model = await self.get(session, model_id)
+        if model.status != "available":
+            raise Conflict(
+                f"'{model_id}' is {model.status}; only an available model can be default."
+            )
+        repo = RegistryRepository(session)
+        await repo.set_default(model.modality, model.id)
+        return self.info_of(model, await repo.defaults(), is_admin=True)
+
+    async def delete(self, session: AsyncSession, model_id: str) -> None:
+        model = await self.get(session, model_id)
+        if self.runtimes.state(model_id).in_use:
+            raise Conflict(f"'{model_id}' is loaded or in use; unload it first.")
+        repo = RegistryRepository(session)
+        await repo.clear_default(model_id)
+        await repo.delete(model)
+        if model.owns_files and model.local_path:
+            self._remove_files(model.local_path)
+
+    def confined(self, relative: str) -> Path:
+        """The absolute path of a registry path, refusing anything outside models_dir."""
+        root = self.models_dir.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValidationFailed(f"Path '{relative}' is outside the models directory.")
+        return path
+
+    def _remove_files(self, relative: str) -> None:
+        path = self.confined(relative)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def _default_schema(self, model: Model) -> dict[str, Any]:
+        context = (model.capabilities or {}).get("max_context_tokens")
+        return default_schema(model.id, model.modality, context)

@@ -1,0 +1,30 @@
+"""The registry's startup work, run in the background while /ready reports it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pluggably.db import Database
+from pluggably.observability.logging import get_logger
+from pluggably.registry import bundled, discovery
+from pluggably.registry.repository import RegistryRepository
+from pluggably.registry.service import RegistryService
+
+log = get_logger("pluggably.registry")
+
+
+async def discover_models(db: Database, registry: RegistryService, *, with_bundled: bool) -> None:
+    models_dir = registry.models_dir
+    path = await asyncio.to_thread(bundled.assemble, models_dir) if with_bundled else None
+    found = await asyncio.to_thread(discovery.scan, models_dir)
+    async with db.session() as session:
+        repo = RegistryRepository(session)
+        if path is not None and await repo.get(bundled.BUNDLED_ID) is None:
+            await registry.register(
+                session, bundled.bundled_model(path, models_dir), doc_status="ok"
+            )
+        counts = await discovery.reconcile(session, models_dir, found, registry.register)
+        defaults = await repo.defaults()
+        if path is not None and "text" not in defaults:
+            await repo.set_default("text", bundled.BUNDLED_ID)
+    log.info("model_discovery", found=len(found), bundled=path is not None, **counts)
