@@ -14,12 +14,22 @@ from typing import Any
 from fastapi import FastAPI
 
 from pluggably import __version__
-from pluggably.api import invites, models, ops, provider_keys, schema, tokens, users
+from pluggably.api import (
+    invites,
+    jobs,
+    models,
+    ops,
+    provider_keys,
+    schema,
+    storage,
+    tokens,
+    users,
+)
 from pluggably.api.errors import install_error_handlers
 from pluggably.api.middleware import RequestMiddleware
 from pluggably.api.schemas import COMMON_ERRORS
 from pluggably.config import Settings
-from pluggably.container import build_container
+from pluggably.container import Container, build_container
 from pluggably.credentials.keys import load_keyring
 from pluggably.db import Database, migrate
 from pluggably.observability.logging import configure_logging, get_logger
@@ -41,6 +51,15 @@ async def _step(readiness: Readiness, name: str, work: Coroutine[Any, Any, None]
         readiness.done(name)
 
 
+async def _discover_then_resume(container: Container) -> None:
+    await discover_models(
+        container.db, container.registry, with_bundled=container.settings.bundled_model
+    )
+    resumed = await container.downloads.resume_unfinished()
+    if resumed:
+        log.info("downloads_resumed", count=resumed)
+
+
 def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
@@ -52,7 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         prepare_directories(settings)
         keyring = load_keyring(settings)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
-        discovery: asyncio.Task[None] | None = None
+        container: Container | None = None
+        background: asyncio.Task[None] | None = None
         try:
             await migrate.upgrade(db.engine)
             readiness.done("database")
@@ -60,29 +80,25 @@ def create_app(settings: Settings) -> FastAPI:
             async with db.session() as session:
                 admin = await ensure_admin_user(session)
                 await forget_expired_revocations(session)
-            app.state.container = build_container(
-                settings, metrics, readiness, db, keyring, admin.id
-            )
+            container = build_container(settings, metrics, readiness, db, keyring, admin.id)
+            app.state.container = container
             if settings.admin_key is None and not settings.local_only:
                 log.warning(
                     "no_admin_credential",
                     hint="set PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
                 )
-            container = app.state.container
             readiness.expect("model_discovery")
-            discovery = asyncio.create_task(
-                _step(
-                    readiness,
-                    "model_discovery",
-                    discover_models(db, container.registry, with_bundled=settings.bundled_model),
-                )
+            background = asyncio.create_task(
+                _step(readiness, "model_discovery", _discover_then_resume(container))
             )
             log.info("startup_complete", version=__version__, database=db.dialect)
             yield
         finally:
-            if discovery is not None:
-                discovery.cancel()
-                await asyncio.gather(discovery, return_exceptions=True)
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
+            if container is not None:
+                await container.downloads.close()
             await db.dispose()
 
     app = FastAPI(
@@ -104,6 +120,8 @@ def create_app(settings: Settings) -> FastAPI:
         invites.router,
         models.router,
         schema.router,
+        jobs.router,
+        storage.router,
     ):
         app.include_router(router)
     return app

@@ -146,6 +146,25 @@ class Settings(BaseSettings):
         description="Assemble and register the bundled Gemma 3 270M GGUF when its package "
         "is installed.",
     )
+    storage_limit_bytes: int | None = Field(
+        default=None, ge=0, description="Quota for the models directory (default: the disk)."
+    )
+    retention_max_idle_days: int | None = Field(
+        default=None, ge=1, description="Cleanup also removes downloaded models idle this long."
+    )
+    keep_partial_downloads: bool = Field(
+        default=True, description="Keep a cancelled download's partial files for a later resume."
+    )
+    allow_private_downloads: bool = Field(
+        default=False, description="Allow URL downloads from loopback/private addresses."
+    )
+    download_size_guard_bytes: int = Field(
+        default=50 * 10**9, ge=1, description="Larger downloads need options.allow_large."
+    )
+    hf_endpoint: str | None = Field(
+        default=None, description="Hugging Face hub URL (default $HF_ENDPOINT or huggingface.co)."
+    )
+    hf_token: SecretStr | None = Field(default=None, description="Token for gated/private repos.")
     registration_open: bool = Field(
         default=False, description="Allow registration without an invite."
     )

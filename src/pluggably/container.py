@@ -18,9 +18,13 @@ from pluggably.credentials.keys import Keyring
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
+from pluggably.downloads.manager import DownloadManager, DownloadSettings
 from pluggably.observability.metrics import Metrics
+from pluggably.registry.hub import HubClient
 from pluggably.registry.service import NoRuntimes, RegistryService
 from pluggably.startup import Readiness
+from pluggably.storage.quota import Quota
+from pluggably.storage.retention import Retention
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -40,6 +44,10 @@ class Container:
     invites: InviteService
     credentials: CredentialService
     registry: RegistryService
+    hub: HubClient
+    quota: Quota
+    downloads: DownloadManager
+    retention: Retention
     admin_user_id: str
 
 
@@ -65,6 +73,22 @@ def build_container(
         invites=invites,
         registration_open=settings.registration_open,
     )
+    registry = RegistryService(settings.models_dir, NoRuntimes())
+    hub = HubClient(
+        settings.hf_endpoint, settings.hf_token.get_secret_value() if settings.hf_token else None
+    )
+    quota = Quota(settings.models_dir, settings.storage_limit_bytes)
+    downloads = DownloadManager(
+        db,
+        registry,
+        quota,
+        hub,
+        DownloadSettings(
+            allow_private_urls=settings.allow_private_downloads,
+            keep_partial=settings.keep_partial_downloads,
+            size_guard_bytes=settings.download_size_guard_bytes,
+        ),
+    )
     return Container(
         settings=settings,
         metrics=metrics,
@@ -78,7 +102,11 @@ def build_container(
         credentials=CredentialService(
             Vault(keyring), settings.providers, settings.server_keys_allowed
         ),
-        registry=RegistryService(settings.models_dir, NoRuntimes()),
+        registry=registry,
+        hub=hub,
+        quota=quota,
+        downloads=downloads,
+        retention=Retention(quota, registry, downloads.staging, settings.retention_max_idle_days),
         admin_user_id=admin_user_id,
     )
 

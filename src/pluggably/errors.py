@@ -110,6 +110,12 @@ class RateLimited(GatewayError):
     default_message = "Too many requests; retry later."
 
 
+class UpstreamError(GatewayError):
+    code = "upstream_error"
+    status = 502
+    default_message = "The upstream service answered with an error."
+
+
 class NotReady(GatewayError):
     code = "not_ready"
     status = 503

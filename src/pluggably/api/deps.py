@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pluggably.auth.principal import Principal, Scope
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
+from pluggably.downloads.manager import DownloadManager
 from pluggably.errors import Forbidden, NotReady
 from pluggably.observability.context import current
 from pluggably.registry.service import RegistryService
@@ -126,11 +127,16 @@ def _registry(container: ContainerDep) -> RegistryService:
     return container.registry
 
 
+def _downloads(container: ContainerDep) -> DownloadManager:
+    return container.downloads
+
+
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
 Credentials = Annotated[CredentialService, Depends(_credentials)]
 Registry = Annotated[RegistryService, Depends(_registry)]
+Downloads = Annotated[DownloadManager, Depends(_downloads)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]

@@ -3,13 +3,15 @@ parameters; the fixed sub-routes are declared first and take precedence."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from pluggably.api.deps import AdminUser, DbSession, Reader, Registry
+from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Downloads, Reader, Registry
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest
 from pluggably.registry.schemas import Modality, ModelInfo, ModelList, ModelStatus, ModelStatusName
+from pluggably.registry.search import SearchPage, search
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)
 NOT_FOUND = error_responses(404)
@@ -38,6 +40,37 @@ async def list_models(
         limit=limit,
     )
     return ModelList(models=models, next_cursor=next_cursor)
+
+
+@router.get("/search", response_model=SearchPage, responses=error_responses(503))
+async def search_models(
+    _principal: Reader,
+    container: ContainerDep,
+    query: Annotated[str | None, Query(max_length=200)] = None,
+    source: Literal["huggingface"] = "huggingface",
+    modality: Modality | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> SearchPage:
+    """Search the Hugging Face hub; GGUF repos list their quantization files with sizes.
+    An unreachable hub answers 503 ``backend_unavailable``."""
+    return await search(container.hub, query, modality, limit, cursor)
+
+
+@router.post(
+    "/download",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DownloadJobInfo,
+    responses=error_responses(400, 404, 409, 502, 503, 507),
+)
+async def download_model(
+    body: DownloadRequest, admin: AdminUser, response: Response, downloads: Downloads
+) -> DownloadJobInfo:
+    """Start a background download (202). The same source already downloading or
+    downloaded answers its existing job: no second transfer."""
+    job, _created = await downloads.submit(admin.user_id, body)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return downloads.info(job)
 
 
 @router.get("/{model_id:path}/status", response_model=ModelStatus, responses=NOT_FOUND)

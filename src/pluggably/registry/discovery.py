@@ -245,3 +245,16 @@ async def reconcile(
             counts["restored"] += 1
     await session.flush()
     return counts
+
+
+def describe(models_dir: Path, relative: str) -> Found | None:
+    """Blocking: what a downloaded file or folder is, by the same rules as discovery."""
+    root = models_dir.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        return None
+    if path.is_file() and path.name.lower().endswith(".gguf"):
+        return _gguf(root, path, list(os.scandir(path.parent)))
+    if path.is_dir():
+        return next(iter(_walk(root, path, 1)), None)
+    return None

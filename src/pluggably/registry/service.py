@@ -99,6 +99,15 @@ class RegistryService:
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
         return infos, next_cursor
 
+    async def all(self, session: AsyncSession) -> list[Model]:
+        return list(await RegistryRepository(session).all())
+
+    async def defaults(self, session: AsyncSession) -> dict[str, str]:
+        return await RegistryRepository(session).defaults()
+
+    async def exists(self, session: AsyncSession, model_id: str) -> bool:
+        return await RegistryRepository(session).get(model_id) is not None
+
     async def get(self, session: AsyncSession, model_id: str) -> Model:
         model = await RegistryRepository(session).get(model_id)
         if model is None:

@@ -1,0 +1,72 @@
+"""Model storage (admin only): usage against the quota, and the retention policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from pluggably.api.deps import AdminUser, ContainerDep, DbSession
+from pluggably.api.schemas import AUTH_ERRORS
+from pluggably.storage.retention import CleanupReport
+
+router = APIRouter(prefix="/v1/storage", tags=["storage"], responses=AUTH_ERRORS)
+
+
+class StoredModel(BaseModel):
+    id: str
+    size_bytes: int | None
+    last_used_at: datetime | None
+    pinned: bool
+
+
+class StorageReport(BaseModel):
+    limit_bytes: int | None
+    used_bytes: int
+    free_bytes: int
+    models: list[StoredModel]
+
+
+class CleanupRequest(BaseModel):
+    dry_run: bool = False
+
+
+@router.get("", response_model=StorageReport)
+async def storage(_admin: AdminUser, session: DbSession, container: ContainerDep) -> StorageReport:
+    quota, registry = container.quota, container.registry
+    used = await quota.used_bytes()
+    free = quota.disk_free()
+    if quota.limit_bytes is not None:
+        free = max(0, min(free, quota.limit_bytes - used))
+    defaults = set((await registry.defaults(session)).values())
+    return StorageReport(
+        limit_bytes=quota.limit_bytes,
+        used_bytes=used,
+        free_bytes=free,
+        models=[
+            StoredModel(
+                id=m.id,
+                size_bytes=m.size_bytes,
+                last_used_at=m.last_used_at,
+                pinned=m.pinned or m.id in defaults,
+            )
+            for m in await registry.all(session)
+            if m.provider == "local"
+        ],
+    )
+
+
+@router.post("/cleanup", response_model=CleanupReport)
+async def cleanup(
+    _admin: AdminUser,
+    session: DbSession,
+    container: ContainerDep,
+    body: CleanupRequest | None = None,
+) -> CleanupReport:
+    """Apply the retention policy now; ``dry_run`` reports without deleting."""
+    return await container.retention.cleanup(
+        session,
+        dry_run=body.dry_run if body else False,
+        active_jobs=container.downloads.running_jobs(),
+    )

@@ -1,0 +1,1 @@
+"""Disk quota and retention for models, and (later) the artifact stores."""
