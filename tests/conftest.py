@@ -18,6 +18,8 @@ from fastapi import FastAPI
 from pluggably.app import create_app
 from pluggably.config import Settings
 
+pytest_plugins = ["tests.fixtures.hf_hub"]
+
 ADMIN_KEY = "test-admin-key-0123456789"
 PG_URL_ENV = "PLUGGABLY_TEST_POSTGRES_URL"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import httpx2
 import pytest
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
@@ -71,7 +73,9 @@ def hub(hf_hub: FakeHub) -> FakeHub:  # noqa: F811
         likes=50,
         last_modified=datetime(2024, 6, 1, tzinfo=UTC),
     )
-    hf_hub.add_model("acme/gated-model", {"w.bin": b"secret"}, gated=True, card={"license": "other"})
+    hf_hub.add_model(
+        "acme/gated-model", {"w.bin": b"secret"}, gated=True, card={"license": "other"}
+    )
     return hf_hub
 
 
@@ -109,7 +113,12 @@ def test_list_models_paginates_with_link_header(hub: FakeHub, api: HfApi) -> Non
     hub.page_size = 3
     hub.requests.clear()
     models = list(api.list_models(search="a"))
-    assert ids(models) == ["acme/tiny-llama", "acme/big-gguf", "other/small-bert", "acme/gated-model"]
+    assert ids(models) == [
+        "acme/tiny-llama",
+        "acme/big-gguf",
+        "other/small-bert",
+        "acme/gated-model",
+    ]
     pages = get_paths(hub, "/api/models")
     assert len(pages) == 2
     assert "cursor=" in pages[1]
@@ -156,7 +165,10 @@ def test_model_info_files_metadata_and_card(hub: FakeHub, api: HfApi) -> None:
     with pytest.raises(RevisionNotFoundError):
         api.model_info("acme/tiny-llama", revision="v9")
     # The commit sha is stable for the same content and changes with it.
-    assert hub.add_model("acme/tiny-llama", {"x": b"1"}).sha == FakeHub().add_model("acme/tiny-llama", {"x": b"1"}).sha
+    assert (
+        hub.add_model("acme/tiny-llama", {"x": b"1"}).sha
+        == FakeHub().add_model("acme/tiny-llama", {"x": b"1"}).sha
+    )
     assert hub.add_model("acme/tiny-llama", {"x": b"2"}).sha != repo.sha
 
 
@@ -216,7 +228,9 @@ def test_hf_hub_download_small_file(hub: FakeHub, tmp_path: Path) -> None:
 
 def test_hf_hub_download_large_file_follows_cdn_redirect(hub: FakeHub, tmp_path: Path) -> None:
     name = "weights/big.raw"  # LFS by size, not by suffix
-    path = hf_hub_download("acme/big-gguf", name, cache_dir=tmp_path, endpoint=hub.url, token="hf_x")
+    path = hf_hub_download(
+        "acme/big-gguf", name, cache_dir=tmp_path, endpoint=hub.url, token="hf_x"
+    )
     assert Path(path).read_bytes() == WEIGHTS[::-1]
     assert Path(path).resolve().name == hashlib.sha256(WEIGHTS[::-1]).hexdigest()
     head, get = hub.requests
@@ -318,9 +332,13 @@ def test_errors_map_to_client_exceptions(hub: FakeHub, api: HfApi, tmp_path: Pat
     # Gated: metadata is public, files need a token.
     assert api.model_info("acme/gated-model").gated == "auto"
     with pytest.raises(GatedRepoError) as gated:
-        hf_hub_download("acme/gated-model", "w.bin", cache_dir=tmp_path, endpoint=hub.url, token=False)
+        hf_hub_download(
+            "acme/gated-model", "w.bin", cache_dir=tmp_path, endpoint=hub.url, token=False
+        )
     assert gated.value.response.status_code == 401
-    got = hf_hub_download("acme/gated-model", "w.bin", cache_dir=tmp_path, endpoint=hub.url, token="t")
+    got = hf_hub_download(
+        "acme/gated-model", "w.bin", cache_dir=tmp_path, endpoint=hub.url, token="t"
+    )
     assert Path(got).read_bytes() == b"secret"
     hub.authorized_tokens = {"good"}
     with pytest.raises(GatedRepoError) as refused:
@@ -359,7 +377,42 @@ def test_start_is_fast_and_stop_closes_keep_alive_connections() -> None:
     hub.add_model("a/b", {"f": b"x"})
     with httpx.Client() as client:
         assert client.get(f"{hub.url}/api/models/a/b").json()["id"] == "a/b"
+        assert client.get(f"{hub.url}/api/models?cursor=%21").status_code == 400
+        assert client.get(f"{hub.url}/api/datasets/a/b").status_code == 404
         hub.stop()  # the pooled connection is still open here
         with pytest.raises(httpx.TransportError):
             client.get(f"{hub.url}/api/models/a/b")
     assert not hub.errors
+
+
+def test_stop_cuts_a_throttled_transfer_short() -> None:
+    hub = FakeHub().start()
+    hub.add_model("a/b", {"w.raw": blob(100_000)})
+    hub.throttle_bps = 10_000  # ten seconds for the whole body
+    errors: list[Exception] = []
+
+    def download() -> None:
+        with httpx.Client() as client:
+            try:
+                client.get(f"{hub.url}/a/b/resolve/main/w.raw").read()
+            except httpx.HTTPError as exc:
+                errors.append(exc)
+
+    worker = threading.Thread(target=download)
+    worker.start()
+    while not hub.bytes_sent:
+        time.sleep(0.01)
+    started = time.monotonic()
+    hub.stop()
+    worker.join(2)
+    assert time.monotonic() - started < 1
+    assert [type(e) for e in errors] == [httpx.RemoteProtocolError]
+    assert not hub.errors
+
+
+def test_unreachable_hub_raises_httpx2_errors(hub: FakeHub, api: HfApi) -> None:
+    # huggingface_hub 2.4 talks through httpx2, whose errors are not httpx's nor OSError.
+    hub.stop()
+    with pytest.raises(httpx2.ConnectError) as exc:
+        api.model_info("acme/tiny-llama")
+    assert not isinstance(exc.value, httpx.HTTPError | OSError)

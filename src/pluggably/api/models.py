@@ -67,9 +67,11 @@ async def download_model(
     body: DownloadRequest, admin: AdminUser, response: Response, downloads: Downloads
 ) -> DownloadJobInfo:
     """Start a background download (202). The same source already downloading or
-    downloaded answers its existing job: no second transfer."""
-    job, _created = await downloads.submit(admin.user_id, body)
+    downloaded answers its existing job (200): no second transfer."""
+    job, created = await downloads.submit(admin.user_id, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return downloads.info(job)
 
 

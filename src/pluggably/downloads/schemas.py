@@ -17,7 +17,9 @@ class _Strict(BaseModel):
 
 
 class TargetModel(_Strict):
-    id: str | None = Field(default=None, max_length=300, pattern=r"^[A-Za-z0-9][\w.\-/:]*$")
+    id: str | None = Field(
+        default=None, max_length=300, pattern=r"^(?!.*(^|/)\.\.(/|$))[A-Za-z0-9][\w.\-/:]*$"
+    )
     name: str | None = Field(default=None, max_length=300)
     modality: Modality | None = None
     version: str | None = Field(default=None, max_length=100)

@@ -24,6 +24,16 @@ from huggingface_hub.utils._headers import build_hf_headers
 from pluggably.errors import BackendUnavailable, GatewayError, ModelNotFound, UpstreamError
 
 T = TypeVar("T")
+
+# huggingface_hub 2.x speaks httpx2 (a fork with its own exception classes).
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, OSError)
+try:
+    import httpx2
+
+    _TRANSPORT_ERRORS += (httpx2.HTTPError,)
+except ImportError:  # older huggingface_hub on httpx
+    pass
+_HUB_FAILURES: tuple[type[Exception], ...] = (HfHubHTTPError, *_TRANSPORT_ERRORS)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
@@ -50,7 +60,7 @@ class HubClient:
             ) from None
         except EntryNotFoundError as exc:
             raise ModelNotFound(f"No such file in the repo: {_first_line(exc)}") from None
-        except (HfHubHTTPError, httpx.HTTPError, OSError) as exc:
+        except _HUB_FAILURES as exc:
             raise BackendUnavailable(
                 f"The Hugging Face hub at {self.endpoint} is unreachable or failing "
                 f"({type(exc).__name__}); try again later.",
