@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pluggably.registry.schemas import Modality
 
@@ -17,12 +17,17 @@ class _Strict(BaseModel):
 
 
 class TargetModel(_Strict):
-    id: str | None = Field(
-        default=None, max_length=300, pattern=r"^(?!.*(^|/)\.\.(/|$))[A-Za-z0-9][\w.\-/:]*$"
-    )
+    id: str | None = Field(default=None, max_length=300, pattern=r"^[A-Za-z0-9][\w.\-/:]*$")
     name: str | None = Field(default=None, max_length=300)
     modality: Modality | None = None
     version: str | None = Field(default=None, max_length=100)
+
+    @field_validator("id")
+    @classmethod
+    def _no_dot_segments(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError("model ids have no '..' segments")
+        return value
 
 
 class DownloadSource(_Strict):
