@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pluggably.downloads.schemas import DownloadRequest
-from pluggably.errors import InvalidParameter, ModelNotFound
+from pluggably.errors import InvalidParameter, ModelNotFound, UpstreamError
 from pluggably.registry.hub import HubClient
 
 # Preferred GGUF quantizations, best trade-off first.
@@ -95,6 +95,11 @@ def safe_relative(path: str) -> str:
 async def plan_huggingface(hub: HubClient, body: DownloadRequest) -> Plan:
     repo = body.source.id or ""
     info = await hub.model_info(repo, body.source.revision)
+    if info.gated and not hub.token:
+        raise UpstreamError(
+            f"{repo} is gated: accept its license on the hub, then set PLUGGABLY_HF_TOKEN "
+            "to a token of that account."
+        )
     siblings = {s.rfilename: s for s in info.siblings or []}
     chosen = _choose_files(list(siblings), body.source.filename)
     revision = info.sha or body.source.revision or "main"

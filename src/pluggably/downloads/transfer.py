@@ -86,7 +86,7 @@ async def _write(
         on_bytes(-part.stat().st_size)
     mode = "ab" if offset else "wb"
     with part.open(mode) as out:
-        async for chunk in response.aiter_bytes(CHUNK):
+        async for chunk in response.aiter_bytes():  # as it arrives: a resume loses little
             if cancel.is_set():
                 raise Cancelled
             out.write(chunk)

@@ -52,6 +52,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         "aiosqlite",
         "asyncio",
         "httpx",
+        "httpx2",
         "httpcore",
     )
     for noisy in quiet:

@@ -1,0 +1,433 @@
+"""Search, downloads, jobs, quota and cleanup over HTTP against the loopback hub."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pluggably.app import create_app
+from pluggably.config import Settings
+from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, new_user, running
+from tests.fixtures.hf_hub import FakeHub
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+MB = 1 << 20
+
+
+def gguf_bytes(size: int, seed: int = 0) -> bytes:
+    block = hashlib.sha256(str(seed).encode()).digest() * 32
+    return (b"GGUF" + block * (size // len(block) + 1))[:size]
+
+
+def seed_hub(hub: FakeHub) -> dict[str, bytes]:
+    files = {
+        "tiny-Q8_0.gguf": gguf_bytes(3 * MB, 1),
+        "tiny-Q4_K_M.gguf": gguf_bytes(2 * MB, 2),
+        "README.md": b"---\nlicense: apache-2.0\n---\n# Tiny\n\nA tiny test model.\n",
+    }
+    hub.add_model(
+        "acme/tiny-GGUF",
+        files,
+        tags=("gguf", "text-generation"),
+        pipeline_tag="text-generation",
+        library_name="gguf",
+        downloads=500,
+        likes=7,
+    )
+    hub.add_model(
+        "acme/tiny-sd",
+        {
+            "model_index.json": json.dumps({"_class_name": "StableDiffusionPipeline"}).encode(),
+            "unet/diffusion_pytorch_model.safetensors": b"\0" * 4096,
+            "flax_model.msgpack": b"\0" * 10,
+        },
+        pipeline_tag="text-to-image",
+        library_name="diffusers",
+        downloads=100,
+    )
+    hub.add_model("acme/gated-GGUF", {"x-Q4_0.gguf": gguf_bytes(1000)}, tags=("gguf",), gated=True)
+    return files
+
+
+def hub_settings(tmp_path: Path, database_url: str, hub: FakeHub, **extra: Any) -> Settings:
+    return make_settings(tmp_path, database_url, hf_endpoint=hub.url, **extra)
+
+
+async def wait_job(
+    client: httpx.AsyncClient, job_id: str, *statuses: str, timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = (await client.get(f"/v1/jobs/{job_id}", headers=ADMIN)).json()
+        if job["status"] in statuses:
+            return dict(job)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+
+
+async def test_search(tmp_path: Path, database_url: str, hf_hub: FakeHub) -> None:
+    seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        user = await new_user(client, "searcher")
+        page = (
+            await client.get("/v1/models/search", params={"query": "tiny"}, headers=user)
+        ).json()
+        results = {r["id"]: r for r in page["results"]}
+        assert list(results) == ["acme/tiny-GGUF", "acme/tiny-sd"]  # by downloads
+        gguf = results["acme/tiny-GGUF"]
+        assert gguf["modality_hints"] == ["text"]
+        assert gguf["downloads"] == 500
+        assert gguf["likes"] == 7
+        assert gguf["download_source"] == {"type": "huggingface", "id": "acme/tiny-GGUF"}
+        assert sorted((f["filename"], f["size_bytes"]) for f in gguf["files"]) == [
+            ("tiny-Q4_K_M.gguf", 2 * MB),
+            ("tiny-Q8_0.gguf", 3 * MB),
+        ]
+        assert results["acme/tiny-sd"]["files"] is None
+        assert results["acme/tiny-sd"]["modality_hints"] == ["image"]
+        images = (
+            await client.get("/v1/models/search", params={"modality": "image"}, headers=user)
+        ).json()
+        assert [r["id"] for r in images["results"]] == ["acme/tiny-sd"]
+        gated = (
+            await client.get("/v1/models/search", params={"query": "gated"}, headers=user)
+        ).json()
+        assert gated["results"][0]["gated"] is True
+        first = (await client.get("/v1/models/search", params={"limit": 1}, headers=user)).json()
+        assert len(first["results"]) == 1
+        second = (
+            await client.get(
+                "/v1/models/search",
+                params={"limit": 1, "cursor": first["next_cursor"]},
+                headers=user,
+            )
+        ).json()
+        assert second["results"][0]["id"] != first["results"][0]["id"]
+        bad = await client.get("/v1/models/search", params={"cursor": "***"}, headers=user)
+        assert_envelope(bad, 422, "validation_error")
+
+
+async def test_search_with_the_hub_down(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub, hf_fast_retries: list[float]
+) -> None:
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        hf_hub.down = True
+        detail = assert_envelope(
+            await client.get("/v1/models/search", headers=ADMIN), 503, "backend_unavailable"
+        )
+        assert hf_hub.url in detail["message"]
+    unreachable = create_app(
+        make_settings(tmp_path / "x", database_url, hf_endpoint="http://127.0.0.1:9")
+    )
+    async with running(unreachable), client_for(unreachable) as client:
+        response = await client.get("/v1/models/search", headers=ADMIN)
+        assert_envelope(response, 503, "backend_unavailable")
+
+
+async def test_download_gguf_registers_the_model(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    files = seed_hub(hf_hub)
+    settings = hub_settings(tmp_path, database_url, hf_hub)
+    app = create_app(settings)
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert response.headers["location"] == f"/v1/jobs/{job['job_id']}"
+        assert job["model_id"] == "acme/tiny-GGUF"
+        assert job["bytes_total"] == 2 * MB  # the preferred quantization only
+        done = await wait_job(client, job["job_id"], "completed", "failed")
+        assert done["status"] == "completed", done
+        assert (done["progress_pct"], done["bytes_done"]) == (100.0, 2 * MB)
+        model = (await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN)).json()
+        assert (model["status"], model["format"], model["version"]) == (
+            "available",
+            "gguf",
+            "Q4_K_M",
+        )
+        assert model["source"]["type"] == "huggingface"
+        assert model["source"]["uri"] == "acme/tiny-GGUF"
+        path = Path(model["local_path"])
+        assert path.is_relative_to(settings.models_dir)
+        assert path.read_bytes() == files["tiny-Q4_K_M.gguf"]
+        schema = await client.get("/v1/schema", params={"model": "acme/tiny-GGUF"}, headers=ADMIN)
+        assert schema.status_code == 200
+        again = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        assert again.status_code == 200
+        assert again.json()["job_id"] == job["job_id"]
+        assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")] == 2 * MB
+        assert not (settings.models_dir / ".downloads" / job["job_id"]).exists()
+
+
+async def test_named_file_and_snapshot(tmp_path: Path, database_url: str, hf_hub: FakeHub) -> None:
+    seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        q8 = {
+            "model": {"id": "acme/tiny:q8"},
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF", "filename": "tiny-Q8_0.gguf"},
+        }
+        job = (await client.post("/v1/models/download", json=q8, headers=ADMIN)).json()
+        assert (await wait_job(client, job["job_id"], "completed", "failed"))[
+            "status"
+        ] == "completed"
+        assert (await client.get("/v1/models/acme/tiny:q8", headers=ADMIN)).json()[
+            "version"
+        ] == "Q8_0"
+        sd = {"source": {"type": "huggingface", "id": "acme/tiny-sd"}}
+        job = (await client.post("/v1/models/download", json=sd, headers=ADMIN)).json()
+        done = await wait_job(client, job["job_id"], "completed", "failed")
+        assert done["status"] == "completed", done
+        model = (await client.get("/v1/models/acme/tiny-sd", headers=ADMIN)).json()
+        assert (model["format"], model["modality"]) == ("diffusers", "image")
+        folder = Path(model["local_path"])
+        assert (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
+        assert not (folder / "flax_model.msgpack").exists()  # weights no runtime loads
+        missing = {
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF", "filename": "nope.gguf"}
+        }
+        detail = assert_envelope(
+            await client.post("/v1/models/download", json=missing, headers=ADMIN),
+            404,
+            "model_not_found",
+        )
+        assert "tiny-Q4_K_M.gguf" in detail["message"]
+        unknown = {"source": {"type": "huggingface", "id": "acme/none"}}
+        assert_envelope(
+            await client.post("/v1/models/download", json=unknown, headers=ADMIN),
+            404,
+            "model_not_found",
+        )
+        gated = {"source": {"type": "huggingface", "id": "acme/gated-GGUF"}}
+        detail = assert_envelope(
+            await client.post("/v1/models/download", json=gated, headers=ADMIN),
+            502,
+            "upstream_error",
+        )
+        assert "gated" in detail["message"]
+
+
+async def test_concurrent_requests_cause_one_transfer(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    hf_hub.throttle_bps = 8 * MB
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        responses = await asyncio.gather(
+            *(client.post("/v1/models/download", json=body, headers=ADMIN) for _ in range(3))
+        )
+        assert sorted(r.status_code for r in responses) == [200, 200, 202]
+        assert len({r.json()["job_id"] for r in responses}) == 1
+        await wait_job(client, responses[0].json()["job_id"], "completed")
+        gets = [r for r in hf_hub.requests if r.method == "GET" and "tiny-Q4_K_M.gguf" in r.path]
+        assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")] == 2 * MB
+        assert len([r for r in gets if "cdn-lfs" in r.path]) == 1
+
+
+async def test_cancel_stops_the_transfer(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    hf_hub.throttle_bps = 256 * 1024
+    settings = hub_settings(tmp_path, database_url, hf_hub, keep_partial_downloads=False)
+    app = create_app(settings)
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        key = ("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")
+        while hf_hub.bytes_sent[key] < 100_000:
+            await asyncio.sleep(0.02)
+        cancelled = await client.delete(f"/v1/jobs/{job['job_id']}", headers=ADMIN)
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"
+        await asyncio.to_thread(hf_hub.wait_idle, 1.0)  # the server stops sending within 1 s
+        sent = hf_hub.bytes_sent[key]
+        await asyncio.sleep(0.5)
+        assert hf_hub.bytes_sent[key] == sent < 2 * MB
+        assert not (settings.models_dir / ".downloads" / job["job_id"]).exists()
+        assert_envelope(
+            await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN), 404, "model_not_found"
+        )
+
+
+async def test_restart_mid_download_resumes(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    files = seed_hub(hf_hub)
+    hf_hub.throttle_bps = 512 * 1024
+    settings = hub_settings(tmp_path, database_url, hf_hub)
+    key = ("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")
+    app = create_app(settings)
+    async with running(app), client_for(app) as client:
+        body = {
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF"},
+            "options": {"sha256": hashlib.sha256(files["tiny-Q4_K_M.gguf"]).hexdigest()},
+        }
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        while hf_hub.bytes_sent[key] < 600_000:
+            await asyncio.sleep(0.02)
+    # The server went away mid-transfer; the job is still "running" in the database.
+    await asyncio.to_thread(hf_hub.wait_idle, 2.0)
+    first_attempt = hf_hub.bytes_sent[key]
+    hf_hub.throttle_bps = None
+    app = create_app(settings)
+    async with running(app), client_for(app) as client:
+        done = await wait_job(client, job["job_id"], "completed", "failed")
+        assert done["status"] == "completed", done
+        model = (await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN)).json()
+        assert Path(model["local_path"]).read_bytes() == files["tiny-Q4_K_M.gguf"]
+    ranged = [
+        r
+        for r in hf_hub.requests
+        if r.headers.get("range", "").startswith("bytes=") and "Q4_K_M" in r.path
+    ]
+    assert ranged, [(r.method, r.path, r.headers.get("range")) for r in hf_hub.requests]
+    # Only the missing tail went over the wire again (plus what was in flight at the stop).
+    assert hf_hub.bytes_sent[key] - first_attempt < 2 * MB - 400_000
+
+
+async def test_checksum_mismatch_fails(tmp_path: Path, database_url: str, hf_hub: FakeHub) -> None:
+    seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        body = {
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF"},
+            "options": {"sha256": "0" * 64},
+        }
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        failed = await wait_job(client, job["job_id"], "failed", "completed")
+        assert failed["status"] == "failed"
+        assert failed["error"]["code"] == "invalid_parameter"
+        assert "Checksum mismatch" in failed["error"]["message"]
+        assert_envelope(
+            await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN), 404, "model_not_found"
+        )
+
+
+async def test_quota_refuses_and_cleanup_frees(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    settings = hub_settings(tmp_path, database_url, hf_hub, storage_limit_bytes=int(2.5 * MB))
+    app = create_app(settings)
+    async with running(app), client_for(app) as client:
+        big = {
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF", "filename": "tiny-Q8_0.gguf"}
+        }
+        detail = assert_envelope(
+            await client.post("/v1/models/download", json=big, headers=ADMIN), 507, "storage_full"
+        )
+        assert "quota" in detail["message"]
+        small = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        job = (await client.post("/v1/models/download", json=small, headers=ADMIN)).json()
+        assert (await wait_job(client, job["job_id"], "completed"))["status"] == "completed"
+        leftover = settings.models_dir / ".downloads" / "job_leftover"
+        leftover.mkdir(parents=True)
+        (leftover / "x.gguf.part").write_bytes(b"\0" * 1000)
+        usage = (await client.get("/v1/storage", headers=ADMIN)).json()
+        assert usage["limit_bytes"] == int(2.5 * MB)
+        assert usage["used_bytes"] == 2 * MB + 1000
+        assert [m["id"] for m in usage["models"]] == ["acme/tiny-GGUF"]
+        # Over the quota now? No: cleanup only takes leftovers...
+        dry = (
+            await client.post("/v1/storage/cleanup", json={"dry_run": True}, headers=ADMIN)
+        ).json()
+        assert [(r["kind"], r["id"]) for r in dry["removed"]] == [("staging", "job_leftover")]
+        assert leftover.exists()
+        # ...until the quota shrinks below what the models use.
+        app.state.container.quota.limit_bytes = MB
+        dry = (
+            await client.post("/v1/storage/cleanup", json={"dry_run": True}, headers=ADMIN)
+        ).json()
+        assert [(r["kind"], r["id"]) for r in dry["removed"]] == [
+            ("staging", "job_leftover"),
+            ("model", "acme/tiny-GGUF"),
+        ]
+        real = (await client.post("/v1/storage/cleanup", json={}, headers=ADMIN)).json()
+        assert real["freed_bytes"] == 2 * MB + 1000
+        assert real["used_bytes_after"] == 0
+        assert not leftover.exists()
+        assert_envelope(
+            await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN), 404, "model_not_found"
+        )
+
+
+async def test_url_sources_are_confined(tmp_path: Path, database_url: str, hf_hub: FakeHub) -> None:
+    seed_hub(hf_hub)
+    file_url = f"{hf_hub.url}/acme/tiny-GGUF/resolve/main/tiny-Q4_K_M.gguf"
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        for uri, code, status in [
+            (file_url, "invalid_parameter", 400),  # loopback
+            ("http://10.0.0.8/model.gguf", "invalid_parameter", 400),
+            ("http://169.254.169.254/latest/x.gguf", "invalid_parameter", 400),
+            ("file:///etc/passwd", "invalid_parameter", 400),
+            ("https://example.org/notes.txt", "invalid_parameter", 400),
+        ]:
+            body = {"source": {"type": "url", "uri": uri}}
+            assert_envelope(
+                await client.post("/v1/models/download", json=body, headers=ADMIN), status, code
+            )
+        escape = {"model": {"id": "../../etc/passwd"}, "source": {"type": "url", "uri": file_url}}
+        assert_envelope(
+            await client.post("/v1/models/download", json=escape, headers=ADMIN),
+            422,
+            "validation_error",
+        )
+    allowed = create_app(
+        hub_settings(tmp_path / "b", database_url, hf_hub, allow_private_downloads=True)
+    )
+    async with running(allowed), client_for(allowed) as client:
+        body = {"source": {"type": "url", "uri": file_url}}
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        done = await wait_job(client, job["job_id"], "completed", "failed")
+        assert done["status"] == "completed", done
+        model = (await client.get(f"/v1/models/{done['model_id']}", headers=ADMIN)).json()
+        assert model["source"] == {"type": "url", "uri": file_url, "revision": None}
+        assert Path(model["local_path"]).is_relative_to(allowed.state.container.settings.models_dir)
+
+
+async def test_jobs_are_admin_only_and_stream_progress(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    hf_hub.throttle_bps = MB  # two seconds: progress frames at 1 s intervals
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        user = await new_user(client, "curious")
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        assert_envelope(
+            await client.post("/v1/models/download", json=body, headers=user), 403, "forbidden"
+        )
+        for path in ("/v1/jobs", "/v1/storage"):
+            assert_envelope(await client.get(path, headers=user), 403, "forbidden")
+        assert_envelope(await client.get("/v1/jobs/job_nope", headers=ADMIN), 404, "job_not_found")
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        frames = []
+        async with client.stream(
+            "GET", f"/v1/jobs/{job['job_id']}/events", headers=ADMIN
+        ) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    frames.append(line.removeprefix("data: "))
+        assert frames[-1] == "[DONE]"
+        states = [json.loads(f) for f in frames[:-1]]
+        assert states[-1]["status"] == "completed"
+        progress = [s["bytes_done"] for s in states]
+        assert progress == sorted(progress)
+        assert len(states) >= 3  # start, some progress, the end
+        listed = (await client.get("/v1/jobs", headers=ADMIN)).json()["jobs"]
+        assert [j["job_id"] for j in listed] == [job["job_id"]]
