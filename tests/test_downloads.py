@@ -162,11 +162,54 @@ async def test_download_gguf_registers_the_model(
         assert path.read_bytes() == files["tiny-Q4_K_M.gguf"]
         schema = await client.get("/v1/schema", params={"model": "acme/tiny-GGUF"}, headers=ADMIN)
         assert schema.status_code == 200
+        for _ in range(200):  # enrichment runs in the background after registration
+            docs = (await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN)).json()[
+                "documentation"
+            ]
+            if docs["status"] != "pending":
+                break
+            await asyncio.sleep(0.02)
+        assert docs["status"] == "ok", docs
+        assert docs["summary"] == "A tiny test model."
+        assert docs["license"] == "apache-2.0"
+        assert "gguf" in docs["tags"]
+        assert docs["source_url"] == f"{hf_hub.url}/acme/tiny-GGUF"
         again = await client.post("/v1/models/download", json=body, headers=ADMIN)
         assert again.status_code == 200
         assert again.json()["job_id"] == job["job_id"]
         assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")] == 2 * MB
         assert not (settings.models_dir / ".downloads" / job["job_id"]).exists()
+        text = (await client.get("/metrics", headers=ADMIN)).text
+        samples = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("pluggably_") and "{" not in line
+        }
+        assert samples["pluggably_download_bytes_total"] == 2 * MB
+        assert samples["pluggably_downloads_active"] == 0
+        assert samples["pluggably_models_storage_bytes"] == 2 * MB
+
+
+async def test_enrichment_failure_is_recorded(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    from pluggably.registry.enrichment import enrich
+    from pluggably.registry.hub import HubClient
+
+    seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        await wait_job(client, job["job_id"], "completed")
+        container = app.state.container
+        dead = HubClient("http://127.0.0.1:9")
+        async with httpx.AsyncClient() as http:
+            await enrich(container.db, dead, http, "acme/tiny-GGUF", "acme/tiny-GGUF", "main", [])
+        model = (await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN)).json()
+        assert model["status"] == "available"  # registration stands
+        assert model["documentation"]["status"] == "failed"
+        assert "model card" in model["documentation"]["error"]
 
 
 async def test_named_file_and_snapshot(tmp_path: Path, database_url: str, hf_hub: FakeHub) -> None:

@@ -136,7 +136,7 @@ async def test_details_status_schema_and_visibility(populated: Settings) -> None
         info = (await client.get("/v1/models/local/nested/mystery", headers=user)).json()
         assert info["id"] == "local/nested/mystery"
         assert info["local_path"] is None  # admins only
-        assert info["documentation"]["status"] == "pending"
+        assert info["documentation"] is None  # no model card to read for a local file
         status = (await client.get("/v1/models/local/nested/mystery/status", headers=user)).json()
         assert status == {
             "model_id": "local/nested/mystery",
@@ -271,4 +271,7 @@ async def test_bundled_model_is_the_default_text_model(tmp_path: Path, database_
         assert bundled["format"] == "gguf"
         assert bundled["size_bytes"] > 200_000_000
         assert bundled["documentation"] is None  # listings carry no docs
+        details = (await client.get("/v1/models/bundled/gemma-3-270m-q4_k_m", headers=ADMIN)).json()
+        assert details["documentation"]["status"] == "ok"
+        assert "Gemma 3 270M" in details["documentation"]["summary"]
         assert "local/bundled/gemma-3-270m-q4_k_m" not in models  # not discovered twice

@@ -88,6 +88,7 @@ def build_container(
             keep_partial=settings.keep_partial_downloads,
             size_guard_bytes=settings.download_size_guard_bytes,
         ),
+        metrics,
     )
     return Container(
         settings=settings,

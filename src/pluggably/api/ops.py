@@ -69,4 +69,6 @@ async def version() -> Version:
 )
 async def metrics(container: ContainerDep, _access: MetricsAccess) -> Response:
     """Prometheus metrics; admin-only unless ``PLUGGABLY_METRICS_PUBLIC`` is set."""
+    container.metrics.storage_used.set(await container.quota.recent_used_bytes())
+    container.metrics.storage_limit.set(container.quota.limit_bytes or 0)
     return Response(container.metrics.render(), media_type=container.metrics.content_type)

@@ -23,7 +23,9 @@ from pluggably.downloads.repository import DownloadRepository
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, job_info
 from pluggably.errors import Conflict, GatewayError, InvalidParameter, JobNotFound, StorageFull
 from pluggably.observability.logging import get_logger
+from pluggably.observability.metrics import Metrics
 from pluggably.registry import discovery
+from pluggably.registry.enrichment import enrich
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
 from pluggably.storage.quota import Quota
@@ -68,6 +70,7 @@ class DownloadManager:
         quota: Quota,
         hub: HubClient,
         settings: DownloadSettings,
+        metrics: Metrics,
     ) -> None:
         self.db, self.registry, self.quota, self.hub, self.settings = (
             db,
@@ -76,8 +79,10 @@ class DownloadManager:
             hub,
             settings,
         )
+        self.metrics = metrics
         self.staging = registry.models_dir / discovery.STAGING_DIR
         self._runs: dict[str, _Run] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._submit_lock = asyncio.Lock()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0))
 
@@ -91,6 +96,7 @@ class DownloadManager:
 
     async def close(self) -> None:
         tasks = [run.task for run in self._runs.values() if run.task is not None]
+        tasks += list(self._background)
         for task in tasks:
             task.cancel()  # the jobs stay "running" in the database and resume on restart
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -216,6 +222,7 @@ class DownloadManager:
 
     async def _run(self, job_id: str, run: _Run) -> None:
         staging = self.staging / job_id
+        self.metrics.downloads_active.inc()
         try:
             plan = await self._begin(job_id, run, staging)
             await self._transfer(job_id, run, plan, staging)
@@ -248,6 +255,7 @@ class DownloadManager:
                 job_id, run, "failed", {"code": "internal_error", "message": "The download failed."}
             )
         finally:
+            self.metrics.downloads_active.dec()
             self._runs.pop(job_id, None)
 
     async def _begin(self, job_id: str, run: _Run, staging: Path) -> sources.Plan:
@@ -282,6 +290,8 @@ class DownloadManager:
         def on_bytes(n: int) -> None:
             nonlocal last_flush
             run.add(n)
+            if n > 0:
+                self.metrics.download_bytes.inc(n)
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                 last_flush = time.monotonic()
                 asyncio.get_running_loop().create_task(self._flush(job_id, run))
@@ -337,8 +347,25 @@ class DownloadManager:
         model.modality = plan.modality or found.modality
         model.source_type, model.source_uri = plan.source_type, plan.source_uri
         model.source_revision, model.owns_files = plan.revision, True
+        huggingface = plan.source_type == "huggingface"
         async with self.db.session() as session:
-            await self.registry.register(session, model)
+            await self.registry.register(
+                session, model, doc_status="pending" if huggingface else None
+            )
+        if huggingface:
+            task = asyncio.create_task(
+                enrich(
+                    self.db,
+                    self.hub,
+                    self._client,
+                    plan.model_id,
+                    plan.source_uri,
+                    plan.revision,
+                    plan.tags,
+                )
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _flush(self, job_id: str, run: _Run) -> None:
         async with self.db.session() as session:

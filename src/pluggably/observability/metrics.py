@@ -33,6 +33,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.download_bytes = Counter(
+            "pluggably_download_bytes",
+            "Bytes of model files received by downloads.",
+            registry=self.registry,
+        )
+        self.downloads_active = Gauge(
+            "pluggably_downloads_active", "Downloads transferring now.", registry=self.registry
+        )
+        self.storage_used = Gauge(
+            "pluggably_models_storage_bytes",
+            "Bytes under the models directory (refreshed at most every 30 s).",
+            registry=self.registry,
+        )
+        self.storage_limit = Gauge(
+            "pluggably_models_storage_limit_bytes",
+            "The models storage quota (0: none configured).",
+            registry=self.registry,
+        )
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

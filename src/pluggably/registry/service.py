@@ -188,9 +188,11 @@ class RegistryService:
         session: AsyncSession,
         model: Model,
         *,
-        doc_status: str = "pending",
+        doc_status: str | None = None,
+        doc_summary: str | None = None,
     ) -> Model:
-        """Add a model with its default parameter schema (version 1) and a doc row."""
+        """Add a model with its default parameter schema (version 1) and, for models
+        with documentation to gather (or given), a doc row."""
         repo = RegistryRepository(session)
         if await repo.get(model.id) is not None:
             raise Conflict(f"A model '{model.id}' is already registered.")
@@ -198,7 +200,16 @@ class RegistryService:
         await repo.add(
             ModelSchema(model_id=model.id, version=1, schema=self._default_schema(model))
         )
-        await repo.add(ModelDoc(model_id=model.id, status=doc_status, parameters={}, tags=[]))
+        if doc_status is not None:
+            await repo.add(
+                ModelDoc(
+                    model_id=model.id,
+                    status=doc_status,
+                    summary=doc_summary,
+                    parameters={},
+                    tags=[],
+                )
+            )
         return model
 
     async def set_default(self, session: AsyncSession, model_id: str) -> ModelInfo:

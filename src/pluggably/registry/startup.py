@@ -20,9 +20,8 @@ async def discover_models(db: Database, registry: RegistryService, *, with_bundl
     async with db.session() as session:
         repo = RegistryRepository(session)
         if path is not None and await repo.get(bundled.BUNDLED_ID) is None:
-            await registry.register(
-                session, bundled.bundled_model(path, models_dir), doc_status="ok"
-            )
+            model = bundled.bundled_model(path, models_dir)
+            await registry.register(session, model, doc_status="ok", doc_summary=model.description)
         counts = await discovery.reconcile(session, models_dir, found, registry.register)
         defaults = await repo.defaults()
         if path is not None and "text" not in defaults:

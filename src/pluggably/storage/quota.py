@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 from pluggably.errors import StorageFull
@@ -31,9 +32,19 @@ class Quota:
     def __init__(self, models_dir: Path, limit_bytes: int | None) -> None:
         self.models_dir = models_dir
         self.limit_bytes = limit_bytes
+        self._measured: tuple[float, int] = (-1e9, 0)
 
     async def used_bytes(self) -> int:
-        return await asyncio.to_thread(tree_size, self.models_dir)
+        used = await asyncio.to_thread(tree_size, self.models_dir)
+        self._measured = (time.monotonic(), used)
+        return used
+
+    async def recent_used_bytes(self, max_age_s: float = 30.0) -> int:
+        """For metrics scrapes: a measure at most ``max_age_s`` old (walks are costly)."""
+        at, used = self._measured
+        if time.monotonic() - at > max_age_s:
+            used = await self.used_bytes()
+        return used
 
     def disk_free(self) -> int:
         return shutil.disk_usage(self.models_dir).free
