@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from pluggably import __version__
+from pluggably.cli_models import jobs_app, models_app
 from pluggably.config import Settings, load_settings
 from pluggably.errors import ConfigError, GatewayError
 
@@ -32,6 +33,8 @@ secrets_app = typer.Typer(help="The master keyring.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(models_app, name="models")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _fail(message: str) -> typer.Exit:

@@ -21,6 +21,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    422: "validation_error",
     429: "rate_limited",
 }
 
@@ -85,12 +86,16 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "internal_error")
-    message = {
-        "not_found": "No such route.",
-        "method_not_allowed": "This method is not allowed on this route.",
-        "invalid_json": "The request body could not be parsed.",
-        "payload_too_large": "The request body is larger than this server accepts.",
-    }.get(code, str(exc.detail))
+    message = (
+        {
+            "not_found": "No such route.",
+            "method_not_allowed": "This method is not allowed on this route.",
+            "invalid_json": "The request body could not be parsed.",
+            "payload_too_large": "The request body is larger than this server accepts.",
+        }.get(code, str(exc.detail))
+        if code != "validation_error"
+        else str(exc.detail)
+    )
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 

@@ -28,6 +28,15 @@ def _request_id(headers: Headers) -> str:
     return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
 
 
+NUL_MESSAGE = "NUL characters are not accepted in paths, queries or bodies."
+
+
+def _has_nul(scope: Scope) -> bool:
+    # PostgreSQL cannot store U+0000 in text: refuse it at the door, not with a 500.
+    raw = scope.get("raw_path") or scope["path"].encode()
+    return b"%00" in raw or b"\x00" in raw or b"%00" in scope.get("query_string", b"")
+
+
 def _route_template(scope: Scope) -> str:
     path = getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
@@ -63,7 +72,11 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            if self._declared_too_large(headers):
+            if _has_nul(scope):
+                await error_response(422, "validation_error", NUL_MESSAGE)(
+                    scope, receive, send_with_id
+                )
+            elif self._declared_too_large(headers):
                 await error_response(413, "payload_too_large", self._too_large_message())(
                     scope, receive, send_with_id
                 )
@@ -109,9 +122,12 @@ class RequestMiddleware:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > self.max_body_bytes:
                     raise HTTPException(413, self._too_large_message())
+                if b"\\u0000" in body or b"\x00" in body:
+                    raise HTTPException(422, NUL_MESSAGE)
             return message
 
         return limited

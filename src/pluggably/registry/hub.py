@@ -68,7 +68,16 @@ class HubClient:
             ) from None
 
     async def model_info(self, repo_id: str, revision: str | None = None) -> ModelInfo:
-        return await self.call(self.api.model_info, repo_id, revision=revision, files_metadata=True)
+        try:
+            return await self.call(
+                self.api.model_info, repo_id, revision=revision, files_metadata=True
+            )
+        except ModelNotFound:
+            at = f" at revision '{revision}'" if revision else ""
+            raise ModelNotFound(
+                f"The Hugging Face hub at {self.endpoint} has no model '{repo_id}'{at} "
+                "(or it is private: set PLUGGABLY_HF_TOKEN)."
+            ) from None
 
     def file_url(self, repo_id: str, path: str, revision: str) -> str:
         return hf_hub_url(repo_id, path, revision=revision, endpoint=self.endpoint)
