@@ -152,7 +152,7 @@ def test_server_errors_are_one_line_with_their_code(live: Live) -> None:
     assert missing.exit_code == 1
     assert missing.stderr.count("\n") == 1
     assert missing.stderr.startswith("pluggably: ")
-    assert "has no such model" in missing.stderr  # the server's own message
+    assert "has no model 'acme/does-not-exist'" in missing.stderr  # the server's own message
     assert missing.stderr.rstrip().endswith("(model_not_found)")
     assert missing.exception is None or isinstance(missing.exception, SystemExit)
 

@@ -134,3 +134,21 @@ async def test_body_under_the_limit_passes(probe_client: httpx.AsyncClient) -> N
     response = await probe_client.post("/_probe/echo", json={"name": "a", "count": 2})
     assert response.status_code == 200
     assert response.json() == {"name": "a", "count": 2}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/models/x%00y", None),
+        ("/v1/schema?model=%00", None),
+        ("/_probe/echo", b'{"name": "a\\u0000b", "count": 1}'),
+    ],
+)
+async def test_nul_characters_are_refused(
+    probe_client: httpx.AsyncClient, path: str, body: bytes | None
+) -> None:
+    headers = {"X-API-Key": "test-admin-key-0123456789", "content-type": "application/json"}
+    method = "POST" if body else "GET"
+    response = await probe_client.request(method, path, content=body, headers=headers)
+    detail = assert_envelope(response, 422, "validation_error")
+    assert "NUL" in detail["message"]
