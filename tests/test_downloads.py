@@ -474,3 +474,30 @@ async def test_jobs_are_admin_only_and_stream_progress(
         assert len(states) >= 3  # start, some progress, the end
         listed = (await client.get("/v1/jobs", headers=ADMIN)).json()["jobs"]
         assert [j["job_id"] for j in listed] == [job["job_id"]]
+
+
+async def test_a_new_request_resumes_a_cancelled_download(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    files = seed_hub(hf_hub)
+    hf_hub.throttle_bps = 512 * 1024
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))  # keeps partial files
+    key = ("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        first = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        while hf_hub.bytes_sent[key] < 600_000:
+            await asyncio.sleep(0.02)
+        await client.delete(f"/v1/jobs/{first['job_id']}", headers=ADMIN)
+        await asyncio.to_thread(hf_hub.wait_idle, 1.0)
+        hf_hub.throttle_bps = None
+        second = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        assert second.status_code == 202
+        assert second.json()["job_id"] != first["job_id"]
+        done = await wait_job(client, second.json()["job_id"], "completed", "failed")
+        assert done["status"] == "completed", done
+        model = (await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN)).json()
+        assert Path(model["local_path"]).read_bytes() == files["tiny-Q4_K_M.gguf"]
+    resumed = [r for r in hf_hub.requests if r.headers.get("range", "").startswith("bytes=")]
+    assert resumed
+    assert hf_hub.bytes_sent[key] < 2 * 2 * MB - 500_000  # not downloaded twice

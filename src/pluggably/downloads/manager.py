@@ -131,8 +131,17 @@ class DownloadManager:
                     created_by=user_id,
                 )
                 await repo.add(job)
+                await self._adopt_partial_files(repo, key, job.id)
         self._start(job.id)
         return job, True
+
+    async def _adopt_partial_files(self, repo: DownloadRepository, key: str, job_id: str) -> None:
+        """A new attempt at a source continues from what a cancelled or failed one left."""
+        for old in await repo.abandoned_by_key(key):
+            leftover = self.staging / old.id
+            if leftover.is_dir():
+                await asyncio.to_thread(os.replace, leftover, self.staging / job_id)
+                return
 
     async def _existing(self, session: Any, key: str) -> DownloadJob | None:
         repo = DownloadRepository(session)

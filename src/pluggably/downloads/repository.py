@@ -37,6 +37,15 @@ class DownloadRepository:
         )
         return await self.session.scalar(query.limit(1))
 
+    async def abandoned_by_key(self, key: str) -> Sequence[DownloadJob]:
+        """Failed or cancelled attempts at the same source, newest first."""
+        query = (
+            select(DownloadJob)
+            .where(DownloadJob.source_key == key, DownloadJob.status.in_(("failed", "cancelled")))
+            .order_by(DownloadJob.created_at.desc())
+        )
+        return (await self.session.execute(query)).scalars().all()
+
     async def active(self) -> Sequence[DownloadJob]:
         query = select(DownloadJob).where(DownloadJob.status.in_(ACTIVE))
         return (await self.session.execute(query.order_by(DownloadJob.created_at))).scalars().all()
