@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from pluggably import __version__
 from pluggably.api import (
+    artifacts,
     invites,
     jobs,
     models,
@@ -72,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         keyring = load_keyring(settings)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         container: Container | None = None
-        background: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             await migrate.upgrade(db.engine)
             readiness.done("database")
@@ -88,15 +89,22 @@ def create_app(settings: Settings) -> FastAPI:
                     hint="set PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
                 )
             readiness.expect("model_discovery")
-            background = asyncio.create_task(
-                _step(readiness, "model_discovery", _discover_then_resume(container))
+            tasks.append(
+                asyncio.create_task(
+                    _step(readiness, "model_discovery", _discover_then_resume(container))
+                )
+            )
+            tasks.append(
+                asyncio.create_task(
+                    container.artifacts.run_cleanup_loop(db, settings.artifact_cleanup_interval_s)
+                )
             )
             log.info("startup_complete", version=__version__, database=db.dialect)
             yield
         finally:
-            if background is not None:
-                background.cancel()
-                await asyncio.gather(background, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if container is not None:
                 await container.downloads.close()
             await db.dispose()
@@ -122,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
         schema.router,
         jobs.router,
         storage.router,
+        artifacts.router,
     ):
         app.include_router(router)
     return app

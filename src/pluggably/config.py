@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +97,23 @@ class ProviderSettings(BaseModel):
     base_url: str | None = None
 
 
+class ArtifactS3Settings(BaseModel):
+    """An S3-compatible bucket for artifacts (AWS S3, MinIO, Ceph, R2, …)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str = Field(min_length=3, description="Bucket that holds the artifacts (must exist).")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint URL; unset for AWS S3."
+    )
+    region: str | None = Field(default=None, description="Region, e.g. us-east-1.")
+    access_key_id: str | None = Field(
+        default=None, description="Access key id; unset: boto3's usual credential chain."
+    )
+    secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
+    prefix: str = Field(default="", description="Key prefix inside the bucket, e.g. 'pluggably/'.")
+
+
 class Settings(BaseSettings):
     """Every operator-facing setting. Environment variables win over the YAML file."""
 
@@ -180,6 +198,28 @@ class Settings(BaseSettings):
     )
     login_failure_window_s: int = Field(default=900, ge=1, description="Throttle window.")
     external_jwt: ExternalJwtSettings | None = None
+    artifacts_backend: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where generated artifacts are stored: the data dir's artifacts/ folder, "
+        "or an S3-compatible bucket (artifacts_s3; needs the 's3' extra).",
+    )
+    artifacts_s3: ArtifactS3Settings | None = Field(
+        default=None, description="The bucket used when artifacts_backend is 's3'."
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="The gateway's external base URL (https://llm.example.com) used in "
+        "artifact links; unset: links are root-relative.",
+    )
+    artifact_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=365 * 24 * 3600,
+        description="Lifetime of an artifact and of its signed link, in seconds.",
+    )
+    artifact_cleanup_interval_s: int = Field(
+        default=300, ge=1, description="How often expired artifacts are deleted, in seconds."
+    )
     providers: dict[str, ProviderSettings] = Field(
         default_factory=dict, description="Server-wide provider settings, by provider name."
     )
@@ -227,6 +267,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"local_only is refused while host={self.host!r} is not a loopback address"
             )
+        if self.artifacts_backend == "s3" and self.artifacts_s3 is None:
+            raise ValueError("artifacts_backend 's3' needs artifacts_s3.bucket")
+        if self.public_base_url is not None:
+            self.public_base_url = self.public_base_url.rstrip("/")
+            if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", self.public_base_url):
+                raise ValueError("public_base_url must be an http(s) URL without query")
         if self.admin_key is not None and len(self.admin_key.get_secret_value()) < 16:
             raise ValueError("admin_key must be at least 16 characters")
         return self

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pluggably.artifacts.service import ArtifactService
+from pluggably.artifacts.stores import ArtifactStore, LocalArtifactStore, S3ArtifactStore
 from pluggably.auth.external import ExternalJwtDecoder
 from pluggably.auth.login_tokens import LoginTokens
 from pluggably.auth.passwords import PasswordHasher
@@ -48,6 +50,7 @@ class Container:
     quota: Quota
     downloads: DownloadManager
     retention: Retention
+    artifacts: ArtifactService
     admin_user_id: str
 
 
@@ -108,6 +111,12 @@ def build_container(
         quota=quota,
         downloads=downloads,
         retention=Retention(quota, registry, downloads.staging, settings.retention_max_idle_days),
+        artifacts=ArtifactService(
+            _artifact_store(settings),
+            keyring,
+            settings.public_base_url,
+            timedelta(seconds=settings.artifact_ttl_s),
+        ),
         admin_user_id=admin_user_id,
     )
 
@@ -131,3 +140,18 @@ def _resolver(
         else None
     )
     return CredentialResolver(verifiers, local)
+
+
+def _artifact_store(settings: Settings) -> ArtifactStore:
+    s3 = settings.artifacts_s3
+    if settings.artifacts_backend == "local" or s3 is None:
+        return LocalArtifactStore(settings.artifacts_dir)
+    secret = s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
+    return S3ArtifactStore(
+        s3.bucket,
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key_id=s3.access_key_id,
+        secret_access_key=secret,
+        prefix=s3.prefix,
+    )

@@ -80,6 +80,18 @@ class JobNotFound(GatewayError):
     default_message = "Job not found."
 
 
+class ArtifactNotFound(GatewayError):
+    code = "artifact_not_found"
+    status = 404
+    default_message = "Artifact not found."
+
+
+class ArtifactExpired(GatewayError):
+    code = "artifact_expired"
+    status = 410
+    default_message = "This artifact link has expired."
+
+
 class StorageFull(GatewayError):
     code = "storage_full"
     status = 507

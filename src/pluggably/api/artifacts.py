@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
-from pluggably.api.deps import ContainerDep, DbSession
+from pluggably.api.deps import Artifacts, DbSession
 from pluggably.api.schemas import error_responses
-from pluggably.artifacts.service import ArtifactService
-from pluggably.errors import BackendUnavailable
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
 
-
-def _artifacts(container: ContainerDep) -> ArtifactService:
-    # getattr until Container gains its ``artifacts`` field; then this is
-    # ``return container.artifacts``.
-    service: ArtifactService | None = getattr(container, "artifacts", None)
-    if service is None:
-        raise BackendUnavailable("The artifact store is not configured.")
-    return service
-
-
-Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
 
 _ERRORS = error_responses(403, 404, 410)
 _ERRORS[403]["description"] = "Signature missing or invalid (`forbidden`)"

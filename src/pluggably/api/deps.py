@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal, Scope
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
@@ -131,12 +132,17 @@ def _downloads(container: ContainerDep) -> DownloadManager:
     return container.downloads
 
 
+def _artifacts(container: ContainerDep) -> ArtifactService:
+    return container.artifacts
+
+
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
 Credentials = Annotated[CredentialService, Depends(_credentials)]
 Registry = Annotated[RegistryService, Depends(_registry)]
 Downloads = Annotated[DownloadManager, Depends(_downloads)]
+Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]

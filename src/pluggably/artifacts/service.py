@@ -24,7 +24,7 @@ from pluggably.artifacts.signing import UrlSigner
 from pluggably.artifacts.stores import ArtifactStore, ObjectMissing
 from pluggably.credentials.keys import Keyring
 from pluggably.db import Database, utcnow
-from pluggably.errors import Forbidden, GatewayError
+from pluggably.errors import ArtifactExpired, ArtifactNotFound, Forbidden, GatewayError
 from pluggably.ids import new_id
 from pluggably.observability.logging import get_logger
 
@@ -47,18 +47,6 @@ _EXTENSIONS = {
     "text/plain": "txt",
 }
 CLEANUP_BATCH = 500
-
-
-class ArtifactExpired(GatewayError):
-    code = "artifact_expired"
-    status = 410
-    default_message = "This artifact link has expired."
-
-
-class ArtifactNotFound(GatewayError):
-    code = "artifact_not_found"
-    status = 404
-    default_message = "Artifact not found."
 
 
 class ArtifactInfo(BaseModel):
@@ -134,7 +122,8 @@ class ArtifactService:
         request_id: str | None = None,
         ttl: timedelta | None = None,
     ) -> ArtifactInfo:
-        """Store ``data`` and record it; the link expires with the artifact."""
+        """Store ``data`` and record it (flushed; the caller's unit of work commits).
+        The link expires with the artifact."""
         ttl = self.default_ttl if ttl is None else ttl
         if type not in get_args(ArtifactType):
             raise ValueError(f"unknown artifact type {type!r}")
@@ -218,8 +207,8 @@ class ArtifactService:
                 # Store unreachable: keep the row so the next run tries again.
                 log.warning("artifact_delete_failed", artifact_id=artifact.id)
                 continue
-            await repo.delete(artifact)
-            removed += 1
+            if await repo.delete(artifact.id):
+                removed += 1
         return removed
 
     async def run_cleanup_loop(self, db: Database, interval_s: float) -> None:

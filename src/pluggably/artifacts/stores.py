@@ -152,14 +152,19 @@ class S3ArtifactStore:
             response_checksum_validation="when_required",
             retries={"max_attempts": 3, "mode": "standard"},
         )
-        self._client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            config=config,
-        )
+        try:
+            self._client: Any = boto3.session.Session().client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=region,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                config=config,
+            )
+        except (self._errors.BotoCoreError, ValueError) as exc:
+            # Half-set credentials or a malformed endpoint: an operator's mistake,
+            # reported in one line at startup.
+            raise ConfigError(f"artifacts_s3: {exc}") from None
 
     def _object_key(self, key: str) -> str:
         return self.prefix + check_key(key)
