@@ -501,3 +501,36 @@ async def test_a_new_request_resumes_a_cancelled_download(
     resumed = [r for r in hf_hub.requests if r.headers.get("range", "").startswith("bytes=")]
     assert resumed
     assert hf_hub.bytes_sent[key] < 2 * 2 * MB - 500_000  # not downloaded twice
+
+
+async def test_quota_is_watched_while_an_unsized_download_runs(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    file_url = f"{hf_hub.url}/acme/tiny-GGUF/resolve/main/tiny-Q4_K_M.gguf"
+    settings = hub_settings(
+        tmp_path, database_url, hf_hub, allow_private_downloads=True, storage_limit_bytes=MB
+    )
+    app = create_app(settings)
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "url", "uri": file_url}}
+        response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        assert response.status_code == 202  # a URL's size is unknown until it arrives
+        failed = await wait_job(client, response.json()["job_id"], "failed", "completed")
+        assert failed["error"]["code"] == "storage_full"
+        assert not (settings.models_dir / ".downloads" / failed["job_id"]).exists()
+        assert (await client.get("/v1/storage", headers=ADMIN)).json()["used_bytes"] == 0
+
+
+async def test_retention_on_a_schedule(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url, storage_cleanup_interval_s=60)
+    leftover = settings.models_dir / ".downloads" / "job_old"
+    leftover.mkdir(parents=True)
+    (leftover / "x.part").write_bytes(b"\0" * 100)
+    app = create_app(settings)
+    async with running(app):
+        for _ in range(200):  # the first round runs at startup
+            if not leftover.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert not leftover.exists()

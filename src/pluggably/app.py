@@ -35,6 +35,7 @@ from pluggably.credentials.keys import load_keyring
 from pluggably.db import Database, migrate
 from pluggably.observability.logging import configure_logging, get_logger
 from pluggably.observability.metrics import Metrics
+from pluggably.periodic import every
 from pluggably.registry.startup import discover_models
 from pluggably.startup import Readiness, prepare_directories
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
@@ -59,6 +60,16 @@ async def _discover_then_resume(container: Container) -> None:
     resumed = await container.downloads.resume_unfinished()
     if resumed:
         log.info("downloads_resumed", count=resumed)
+
+
+async def _scheduled_cleanup(container: Container | None) -> None:
+    assert container is not None
+    async with container.db.session() as session:
+        report = await container.retention.cleanup(
+            session, dry_run=False, active_jobs=container.downloads.running_jobs()
+        )
+    if report.removed:
+        log.info("storage_cleanup", freed_bytes=report.freed_bytes, removed=len(report.removed))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -99,6 +110,16 @@ def create_app(settings: Settings) -> FastAPI:
                     container.artifacts.run_cleanup_loop(db, settings.artifact_cleanup_interval_s)
                 )
             )
+            if settings.storage_cleanup_interval_s:
+                tasks.append(
+                    asyncio.create_task(
+                        every(
+                            settings.storage_cleanup_interval_s,
+                            "storage_cleanup",
+                            lambda: _scheduled_cleanup(container),
+                        )
+                    )
+                )
             log.info("startup_complete", version=__version__, database=db.dialect)
             yield
         finally:

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     retention_max_idle_days: int | None = Field(
         default=None, ge=1, description="Cleanup also removes downloaded models idle this long."
     )
+    storage_cleanup_interval_s: int | None = Field(
+        default=None, ge=60, description="Apply the retention policy on this schedule too."
+    )
     keep_partial_downloads: bool = Field(
         default=True, description="Keep a cancelled download's partial files for a later resume."
     )

@@ -27,6 +27,7 @@ from pluggably.db import Database, utcnow
 from pluggably.errors import ArtifactExpired, ArtifactNotFound, Forbidden, GatewayError
 from pluggably.ids import new_id
 from pluggably.observability.logging import get_logger
+from pluggably.periodic import every
 
 log = get_logger("pluggably.artifacts")
 
@@ -213,12 +214,11 @@ class ArtifactService:
 
     async def run_cleanup_loop(self, db: Database, interval_s: float) -> None:
         """Expire artifacts every ``interval_s`` seconds until cancelled."""
-        while True:
-            try:
-                async with db.session() as session:
-                    removed = await self.cleanup_expired(session)
-                if removed:
-                    log.info("artifacts_expired", count=removed)
-            except Exception:
-                log.exception("artifact_cleanup_failed")
-            await asyncio.sleep(interval_s)
+
+        async def once() -> None:
+            async with db.session() as session:
+                removed = await self.cleanup_expired(session)
+            if removed:
+                log.info("artifacts_expired", count=removed)
+
+        await every(interval_s, "artifact_cleanup", once)

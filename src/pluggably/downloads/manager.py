@@ -49,6 +49,9 @@ class _Run:
     speed_bps: float | None = None
     listeners: set[asyncio.Queue[DownloadJobInfo]] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    # Bytes this run may write before it passes the quota (None: no limit to watch).
+    budget: int | None = None
+    over_quota: bool = False
     _window_start: float = field(default_factory=time.monotonic)
     _window_bytes: int = 0
 
@@ -239,6 +242,10 @@ class DownloadManager:
             await self._register(job_id, plan, local_path)
             await self._finish(job_id, run, "completed")
         except transfer.Cancelled:
+            if run.over_quota:
+                shutil.rmtree(staging, ignore_errors=True)
+                await self._finish(job_id, run, "failed", _quota_error())
+                return
             if not self.settings.keep_partial:
                 shutil.rmtree(staging, ignore_errors=True)
             await self._finish(job_id, run, "cancelled")
@@ -282,6 +289,10 @@ class DownloadManager:
         ) + sum(
             (staging / f.path).stat().st_size for f in plan.files if (staging / f.path).exists()
         )
+        if self.quota.limit_bytes is not None and plan.total_bytes is None:
+            # Size unknown up front (a URL without Content-Length): watch it while it runs.
+            used = await self.quota.used_bytes()
+            run.budget = self.quota.limit_bytes - used + run.bytes_done
         await self._flush(job_id, run)
         return plan
 
@@ -301,6 +312,9 @@ class DownloadManager:
             run.add(n)
             if n > 0:
                 self.metrics.download_bytes.inc(n)
+            if run.budget is not None and run.bytes_done > run.budget:
+                run.over_quota = True
+                run.cancel.set()
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                 last_flush = time.monotonic()
                 asyncio.get_running_loop().create_task(self._flush(job_id, run))
@@ -407,3 +421,11 @@ class DownloadManager:
             if queue.full():
                 queue.get_nowait()  # a slow listener gets the latest state, not a backlog
             queue.put_nowait(info)
+
+
+def _quota_error() -> dict[str, str]:
+    error = StorageFull(
+        "The download grew past the model storage quota and was stopped; its partial "
+        "files were removed."
+    )
+    return {"code": error.code, "message": error.message}
