@@ -310,7 +310,9 @@ async def test_restart_mid_download_resumes(
 ) -> None:
     files = seed_hub(hf_hub)
     hf_hub.throttle_bps = 512 * 1024
-    settings = hub_settings(tmp_path, database_url, hf_hub)
+    settings = hub_settings(
+        tmp_path, database_url, hf_hub, storage_cleanup_interval_s=60
+    )  # the scheduled cleanup must not take a resuming download's files
     key = ("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")
     app = create_app(settings)
     async with running(app), client_for(app) as client:
@@ -534,3 +536,86 @@ async def test_retention_on_a_schedule(tmp_path: Path, database_url: str) -> Non
                 break
             await asyncio.sleep(0.02)
         assert not leftover.exists()
+
+
+async def test_models_from_one_repo_keep_their_own_files(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    files = seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        a = {"model": {"id": "a"}, "source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        b = {
+            "model": {"id": "b"},
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF", "filename": "tiny-Q8_0.gguf"},
+        }
+        for body in (a, b):
+            job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+            assert (await wait_job(client, job["job_id"], "completed", "failed"))[
+                "status"
+            ] == "completed"
+        path_a = Path((await client.get("/v1/models/a", headers=ADMIN)).json()["local_path"])
+        path_b = Path((await client.get("/v1/models/b", headers=ADMIN)).json()["local_path"])
+        assert path_a.parent != path_b.parent
+        assert (await client.delete("/v1/models/a", headers=ADMIN)).status_code == 204
+        assert not path_a.exists()
+        assert not path_a.parent.exists()  # its now-empty folder went too
+        assert path_b.read_bytes() == files["tiny-Q8_0.gguf"]
+
+
+async def test_one_model_id_one_download(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    hf_hub.throttle_bps = MB
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        first = {"model": {"id": "same"}, "source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        other = {
+            "model": {"id": "same"},
+            "source": {"type": "huggingface", "id": "acme/tiny-GGUF", "filename": "tiny-Q8_0.gguf"},
+        }
+        assert (
+            await client.post("/v1/models/download", json=first, headers=ADMIN)
+        ).status_code == 202
+        detail = assert_envelope(
+            await client.post("/v1/models/download", json=other, headers=ADMIN), 409, "conflict"
+        )
+        assert "same" in detail["message"]
+
+
+async def test_bad_repo_ids_and_cursors_are_422(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        for repo in ("acme/tiny--GGUF", "acme/x..y", "acme/" + "x" * 120):
+            body = {"source": {"type": "huggingface", "id": repo}}
+            response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+            assert_envelope(response, 422, "validation_error")
+        import base64
+
+        huge = base64.urlsafe_b64encode(b"1000000000000000").decode().rstrip("=")
+        response = await client.get("/v1/models/search", params={"cursor": huge}, headers=ADMIN)
+        assert_envelope(response, 422, "validation_error")
+        assert not [r for r in hf_hub.requests if "limit=1000000" in r.path]
+
+
+async def test_cancel_interrupts_a_stalled_transfer(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    hf_hub.throttle_bps = 64 * 1024
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/tiny-GGUF"}}
+        job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
+        key = ("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")
+        while hf_hub.bytes_sent[key] < 10_000:
+            await asyncio.sleep(0.02)
+        hf_hub.throttle_bps = 1  # the upstream stalls between chunks
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        cancelled = (await client.delete(f"/v1/jobs/{job['job_id']}", headers=ADMIN)).json()
+        assert cancelled["status"] == "cancelled"
+        assert time.monotonic() - started < 2

@@ -16,11 +16,13 @@ from fastapi import FastAPI
 from pluggably import __version__
 from pluggably.api import (
     artifacts,
+    generate,
     invites,
     jobs,
     models,
     ops,
     provider_keys,
+    providers,
     schema,
     storage,
     tokens,
@@ -54,19 +56,21 @@ async def _step(readiness: Readiness, name: str, work: Coroutine[Any, Any, None]
 
 
 async def _discover_then_resume(container: Container) -> None:
-    await discover_models(
-        container.db, container.registry, with_bundled=container.settings.bundled_model
-    )
-    resumed = await container.downloads.resume_unfinished()
-    if resumed:
-        log.info("downloads_resumed", count=resumed)
+    try:
+        await discover_models(
+            container.db, container.registry, with_bundled=container.settings.bundled_model
+        )
+    finally:  # unfinished downloads resume even when discovery failed
+        resumed = await container.downloads.resume_unfinished()
+        if resumed:
+            log.info("downloads_resumed", count=resumed)
 
 
 async def _scheduled_cleanup(container: Container | None) -> None:
     assert container is not None
     async with container.db.session() as session:
         report = await container.retention.cleanup(
-            session, dry_run=False, active_jobs=container.downloads.running_jobs()
+            session, dry_run=False, active_jobs=await container.downloads.active_jobs()
         )
     if report.removed:
         log.info("storage_cleanup", freed_bytes=report.freed_bytes, removed=len(report.removed))
@@ -117,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
                             settings.storage_cleanup_interval_s,
                             "storage_cleanup",
                             lambda: _scheduled_cleanup(container),
+                            after=readiness.ready,
                         )
                     )
                 )
@@ -128,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.gather(*tasks, return_exceptions=True)
             if container is not None:
                 await container.downloads.close()
+                await container.http.aclose()
             await db.dispose()
 
     app = FastAPI(
@@ -152,6 +158,8 @@ def create_app(settings: Settings) -> FastAPI:
         jobs.router,
         storage.router,
         artifacts.router,
+        generate.router,
+        providers.router,
     ):
         app.include_router(router)
     return app

@@ -95,6 +95,19 @@ class ProviderSettings(BaseModel):
     api_key: SecretStr | None = None
     endpoint: str | None = None
     base_url: str | None = None
+    default_model: str | None = None
+
+
+class EndpointSettings(BaseModel):
+    """An operator-run OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …),
+    usable by every user without a credential of their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    api_key: SecretStr | None = None
+    models: list[str] = Field(default_factory=list)
+    default_model: str | None = None
 
 
 class ArtifactS3Settings(BaseModel):
@@ -225,6 +238,20 @@ class Settings(BaseSettings):
     )
     providers: dict[str, ProviderSettings] = Field(
         default_factory=dict, description="Server-wide provider settings, by provider name."
+    )
+    endpoints: dict[str, EndpointSettings] = Field(
+        default_factory=dict,
+        description="Operator-run OpenAI-compatible servers, by provider name.",
+    )
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Fallback chain per model ('provider:model' -> ['provider:model', ...]).",
+    )
+    default_fallbacks: list[str] = Field(
+        default_factory=list, description="Fallback chain for models without their own."
+    )
+    upstream_timeout_s: float = Field(
+        default=120.0, gt=0, description="Read timeout for provider calls."
     )
     server_keys_allowed: list[str] = Field(
         default_factory=list,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
+
 from pluggably.artifacts.service import ArtifactService
 from pluggably.artifacts.stores import ArtifactStore, LocalArtifactStore, S3ArtifactStore
 from pluggably.auth.external import ExternalJwtDecoder
@@ -21,9 +23,13 @@ from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager, DownloadSettings
+from pluggably.generation.records import RequestRecords
+from pluggably.generation.service import GenerationService
 from pluggably.observability.metrics import Metrics
+from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import NoRuntimes, RegistryService
+from pluggably.routing.resolve import Router
 from pluggably.startup import Readiness
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
@@ -50,6 +56,10 @@ class Container:
     quota: Quota
     downloads: DownloadManager
     retention: Retention
+    http: httpx.AsyncClient
+    providers: ProviderDirectory
+    records: RequestRecords
+    generation: GenerationService
     artifacts: ArtifactService
     admin_user_id: str
 
@@ -77,6 +87,9 @@ def build_container(
         registration_open=settings.registration_open,
     )
     registry = RegistryService(settings.models_dir, NoRuntimes())
+    credentials = CredentialService(
+        Vault(keyring), settings.providers, settings.server_keys_allowed
+    )
     hub = HubClient(
         settings.hf_endpoint, settings.hf_token.get_secret_value() if settings.hf_token else None
     )
@@ -93,6 +106,22 @@ def build_container(
         ),
         metrics,
     )
+    # One pooled client for every provider call: connections are reused across requests.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+    )
+    providers = ProviderDirectory(http, settings.providers, settings.endpoints)
+    records = RequestRecords(db)
+    generation = GenerationService(
+        db,
+        Router(providers, registry, settings.fallbacks, settings.default_fallbacks),
+        providers,
+        credentials,
+        accounts,
+        records,
+        metrics,
+    )
     return Container(
         settings=settings,
         metrics=metrics,
@@ -103,9 +132,11 @@ def build_container(
         accounts=accounts,
         tokens=TokenService(hasher),
         invites=invites,
-        credentials=CredentialService(
-            Vault(keyring), settings.providers, settings.server_keys_allowed
-        ),
+        credentials=credentials,
+        http=http,
+        providers=providers,
+        records=records,
+        generation=generation,
         registry=registry,
         hub=hub,
         quota=quota,

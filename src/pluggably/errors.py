@@ -122,6 +122,36 @@ class RateLimited(GatewayError):
     default_message = "Too many requests; retry later."
 
 
+class Timeout(GatewayError):
+    code = "timeout"
+    status = 504
+    default_message = "The operation timed out."
+
+
+class FeatureNotSupported(GatewayError):
+    code = "feature_not_supported"
+    status = 400
+    default_message = "This feature is not supported here."
+
+
+class ProviderNotConfigured(GatewayError):
+    code = "provider_not_configured"
+    status = 400
+    default_message = "No credential is configured for this provider."
+
+
+class ModelRequired(GatewayError):
+    code = "model_required"
+    status = 400
+    default_message = "This request needs a model."
+
+
+class RequestNotFound(GatewayError):
+    code = "request_not_found"
+    status = 404
+    default_message = "Request not found."
+
+
 class UpstreamError(GatewayError):
     code = "upstream_error"
     status = 502

@@ -10,9 +10,17 @@ from pluggably.observability.logging import get_logger
 log = get_logger("pluggably.periodic")
 
 
-async def every(interval_s: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
-    """Run ``work`` every ``interval_s`` seconds until cancelled; a failure is logged
-    and the next round still runs."""
+async def every(
+    interval_s: float,
+    name: str,
+    work: Callable[[], Awaitable[object]],
+    *,
+    after: asyncio.Event | None = None,
+) -> None:
+    """Run ``work`` every ``interval_s`` seconds until cancelled, starting once
+    ``after`` is set; a failure is logged and the next round still runs."""
+    if after is not None:
+        await after.wait()
     while True:
         try:
             await work()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from pluggably.config import Settings
@@ -12,12 +13,16 @@ class Readiness:
     """Named startup steps still pending. ``/ready`` reports them until each is done."""
 
     pending: set[str] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def expect(self, *steps: str) -> None:
         self.pending.update(steps)
+        self.ready.clear()
 
     def done(self, step: str) -> None:
         self.pending.discard(step)
+        if not self.pending:
+            self.ready.set()
 
     @property
     def is_ready(self) -> bool:

@@ -4,6 +4,7 @@ and a final ``data: [DONE]``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,6 +43,9 @@ async def _frames(
     finally:
         if pending is not None:
             pending.cancel()
+            # The generator is still running inside that task: let it unwind first.
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()

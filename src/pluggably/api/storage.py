@@ -68,5 +68,5 @@ async def cleanup(
     return await container.retention.cleanup(
         session,
         dry_run=body.dry_run if body else False,
-        active_jobs=container.downloads.running_jobs(),
+        active_jobs=await container.downloads.active_jobs(),
     )

@@ -116,6 +116,17 @@ class CredentialService:
             payload["endpoint"] = server.endpoint
         return payload
 
+    async def usable_providers(
+        self, session: AsyncSession, principal: Principal, username: str | None
+    ) -> set[str]:
+        """Providers this user can call: their own keys, and server keys they may use."""
+        own = {
+            row.provider for row in await CredentialRepository(session).of_user(principal.user_id)
+        }
+        if self._may_use_server_keys(principal, username):
+            own |= {name for name, s in self.server_keys.items() if s.api_key is not None}
+        return own
+
     def _may_use_server_keys(self, principal: Principal, username: str | None) -> bool:
         allowed = set(self.server_keys_allowed)
         return (

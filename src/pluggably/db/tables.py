@@ -4,6 +4,7 @@ from pluggably.artifacts import models as _artifacts  # noqa: F401
 from pluggably.credentials import models as _credentials  # noqa: F401
 from pluggably.db.base import Base
 from pluggably.downloads import models as _downloads  # noqa: F401
+from pluggably.generation import models as _generation  # noqa: F401
 from pluggably.registry import models as _registry  # noqa: F401
 from pluggably.users import models as _users  # noqa: F401
 

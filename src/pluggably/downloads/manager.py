@@ -52,6 +52,7 @@ class _Run:
     # Bytes this run may write before it passes the quota (None: no limit to watch).
     budget: int | None = None
     over_quota: bool = False
+    transferring: bool = False
     _window_start: float = field(default_factory=time.monotonic)
     _window_bytes: int = 0
 
@@ -116,6 +117,12 @@ class DownloadManager:
                     return existing, False
             plan = await self._plan(body)
             async with self.db.session() as session:
+                busy = await DownloadRepository(session).active_by_model(plan.model_id)
+                if busy is not None:
+                    raise Conflict(
+                        f"A download of model '{plan.model_id}' from another source is running "
+                        f"(job {busy.id}); cancel it or pass another model.id."
+                    )
                 if await self.registry.exists(session, plan.model_id):
                     raise Conflict(
                         f"A model '{plan.model_id}' is already registered; pass model.id to "
@@ -175,8 +182,12 @@ class DownloadManager:
     async def page(self, session: Any, *, limit: int, status: str | None) -> list[DownloadJobInfo]:
         return [self.info(j) for j in await DownloadRepository(session).page(limit, status)]
 
-    def running_jobs(self) -> set[str]:
-        return set(self._runs)
+    async def active_jobs(self) -> set[str]:
+        """Jobs that own a staging folder: running here, or queued/running in the
+        database (about to resume, or another replica's)."""
+        async with self.db.session() as session:
+            active = {job.id for job in await DownloadRepository(session).active()}
+        return active | set(self._runs)
 
     async def get(self, session: Any, job_id: str) -> DownloadJobInfo:
         job = await DownloadRepository(session).get(job_id)
@@ -194,7 +205,9 @@ class DownloadManager:
         run = self._runs.get(job_id)
         if run is not None:
             run.cancel.set()
-            if run.task is not None:
+            if run.task is not None and run.transferring:
+                # Also interrupts a transfer stalled between chunks: its connection closes.
+                run.task.cancel()
                 await asyncio.wait({run.task}, timeout=5)
         async with self.db.session() as session:
             job = await DownloadRepository(session).get(job_id)
@@ -237,9 +250,17 @@ class DownloadManager:
         self.metrics.downloads_active.inc()
         try:
             plan = await self._begin(job_id, run, staging)
+            run.transferring = True
             await self._transfer(job_id, run, plan, staging)
+            run.transferring = False
             local_path = await asyncio.to_thread(self._install, staging, plan)
-            await self._register(job_id, plan, local_path)
+            try:
+                await self._register(job_id, plan, local_path)
+            except BaseException:
+                # No row owns these files: take them back out of the models directory.
+                dest = self.registry.confined(plan.dest)
+                await asyncio.to_thread(shutil.rmtree, dest, True)
+                raise
             await self._finish(job_id, run, "completed")
         except transfer.Cancelled:
             if run.over_quota:
@@ -264,7 +285,11 @@ class DownloadManager:
                 else {"code": "internal_error", "message": "The download failed on this server."},
             )
         except asyncio.CancelledError:
-            raise  # shutdown: left "running" so that a restart resumes it
+            if not run.cancel.is_set():
+                raise  # shutdown: left "running" so that a restart resumes it
+            if not self.settings.keep_partial:
+                shutil.rmtree(staging, ignore_errors=True)
+            await self._finish(job_id, run, "cancelled")
         except Exception:
             log.exception("download_failed", job_id=job_id)
             await self._finish(
@@ -292,7 +317,9 @@ class DownloadManager:
         if self.quota.limit_bytes is not None and plan.total_bytes is None:
             # Size unknown up front (a URL without Content-Length): watch it while it runs.
             used = await self.quota.used_bytes()
-            run.budget = self.quota.limit_bytes - used + run.bytes_done
+            async with self.db.session() as session:
+                reserved = await DownloadRepository(session).reserved_bytes()
+            run.budget = self.quota.limit_bytes - used - reserved + run.bytes_done
         await self._flush(job_id, run)
         return plan
 
@@ -348,6 +375,8 @@ class DownloadManager:
         """Blocking: move the finished files under the models directory."""
         root = self.registry.models_dir
         dest = self.registry.confined(plan.dest)
+        if dest.exists():
+            raise Conflict(f"The folder for model '{plan.model_id}' already exists: {plan.dest}.")
         for planned in plan.files:
             target = dest / planned.path
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,12 @@ class DownloadRepository:
         )
         return await self.session.scalar(query.limit(1))
 
+    async def active_by_model(self, model_id: str) -> DownloadJob | None:
+        query = select(DownloadJob).where(
+            DownloadJob.model_id == model_id, DownloadJob.status.in_(ACTIVE)
+        )
+        return await self.session.scalar(query.limit(1))
+
     async def completed_by_key(self, key: str) -> DownloadJob | None:
         query = (
             select(DownloadJob)

@@ -84,6 +84,14 @@ def safe_segment(name: str) -> str:
     return cleaned[:120]
 
 
+def model_folder(kind: str, model_id: str) -> str:
+    """Each model gets a folder of its own, named after its (unique) id, so deleting
+    one model can never take another's files."""
+    return f"{kind}/" + "/".join(
+        safe_segment(part) for part in model_id.replace(":", "/").split("/")
+    )
+
+
 def safe_relative(path: str) -> str:
     """A repo path made safe as a relative path: no '..', no absolute, tame names."""
     parts = PurePosixPath(path).parts
@@ -118,15 +126,17 @@ async def plan_huggingface(hub: HubClient, body: DownloadRequest) -> Plan:
         )
     gguf = [f for f in chosen if f.lower().endswith(".gguf")]
     quant = _quant(gguf[0]) if gguf else None
-    owner, _, name = repo.partition("/")
+    _owner, _, name = repo.partition("/")
+    model_id = body.model.id or (
+        repo if not body.source.filename else f"{repo}/{PurePosixPath(chosen[0]).stem}"
+    )
     modality = body.model.modality or _PIPELINE_MODALITY.get(info.pipeline_tag or "")
     if modality is None and (info.library_name == "diffusers" or "diffusers" in (info.tags or [])):
         modality = "image"
     return Plan(
-        model_id=body.model.id
-        or (repo if not body.source.filename else f"{repo}/{PurePosixPath(chosen[0]).stem}"),
+        model_id=model_id,
         name=body.model.name or name,
-        dest=f"hf/{safe_segment(owner)}/{safe_segment(name)}",
+        dest=model_folder("hf", model_id),
         files=files,
         source_type="huggingface",
         source_uri=repo,
@@ -211,9 +221,9 @@ async def plan_url(body: DownloadRequest, *, allow_private: bool) -> Plan:
     host = safe_segment(parts.hostname or "host")
     stem = filename[: -len(".gguf")]
     return Plan(
-        model_id=body.model.id or f"url/{host}/{stem}",
+        model_id=(model_id := body.model.id or f"url/{host}/{stem}"),
         name=body.model.name or stem,
-        dest=f"url/{host}/{stem}",
+        dest=model_folder("url", model_id),
         files=[PlannedFile(path=filename, url=url, size=None, sha256=None)],
         source_type="url",
         source_uri=url,

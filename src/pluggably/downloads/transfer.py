@@ -81,8 +81,8 @@ async def _write(
         return  # the part file already holds everything
     if response.status_code >= 400:
         raise _http_error(response)
-    if offset and response.status_code != 206:
-        offset = 0  # the server ignored Range: start over
+    if offset and (response.status_code != 206 or not _starts_at(response, offset)):
+        offset = 0  # the server ignored Range (or answered another one): start over
         on_bytes(-part.stat().st_size)
     mode = "ab" if offset else "wb"
     with part.open(mode) as out:
@@ -91,6 +91,12 @@ async def _write(
                 raise Cancelled
             out.write(chunk)
             on_bytes(len(chunk))
+
+
+def _starts_at(response: httpx.Response, offset: int) -> bool:
+    content_range = response.headers.get("content-range", "")  # "bytes 100-199/200"
+    start = content_range.removeprefix("bytes ").split("-", 1)[0]
+    return start.isdigit() and int(start) == offset
 
 
 def _http_error(response: httpx.Response) -> GatewayError:

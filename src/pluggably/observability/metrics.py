@@ -52,6 +52,39 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.generation_requests = Counter(
+            "pluggably_generation_requests",
+            "Completed generations by provider and model.",
+            ["provider", "model"],
+            registry=self.registry,
+        )
+        self.generation_errors = Counter(
+            "pluggably_generation_errors",
+            "Failed generation attempts by provider and error code.",
+            ["provider", "code"],
+            registry=self.registry,
+        )
+        self.generation_latency = Histogram(
+            "pluggably_generation_duration_seconds",
+            "Generation latency by provider.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.generation_ttft = Histogram(
+            "pluggably_generation_first_token_seconds",
+            "Time to the first streamed token by provider.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.generation_tokens = Counter(
+            "pluggably_generation_tokens",
+            "Tokens by provider and kind (prompt, completion).",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

@@ -28,7 +28,7 @@ log = get_logger("pluggably.discovery")
 MISSING = "model files are missing from the models directory"
 STAGING_DIR = ".downloads"
 MAX_DEPTH = 4
-_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 _QUANT = re.compile(
     r"(?<![A-Za-z0-9])(IQ\d_[A-Z]{1,3}|Q\d_K_[SML]|Q\d_K|Q\d_\d|Q\d|BF16|F16|F32)(?![A-Za-z0-9])",
     re.IGNORECASE,
@@ -48,7 +48,7 @@ class Found:
 
     @property
     def model_id(self) -> str:
-        path = _SHARD.sub(".gguf", self.local_path) if self.format == "gguf" else self.local_path
+        path = SHARD.sub(".gguf", self.local_path) if self.format == "gguf" else self.local_path
         return "local/" + path.removesuffix(".gguf")
 
 
@@ -97,15 +97,13 @@ def _dir_size(directory: Path) -> int:
 
 
 def _gguf(root: Path, path: Path, siblings: list[os.DirEntry[str]]) -> Found | None:
-    shard = _SHARD.search(path.name)
+    shard = SHARD.search(path.name)
     if shard and shard.group(1) != "00001":
         return None  # later shards belong to the first one
     if shard:
         prefix = path.name[: shard.start()]
         size = sum(
-            e.stat().st_size
-            for e in siblings
-            if e.name.startswith(prefix) and _SHARD.search(e.name)
+            e.stat().st_size for e in siblings if e.name.startswith(prefix) and SHARD.search(e.name)
         )
     else:
         size = path.stat().st_size
@@ -117,7 +115,7 @@ def _gguf(root: Path, path: Path, siblings: list[os.DirEntry[str]]) -> Found | N
         capabilities["max_context_tokens"] = meta["context_length"]
     return Found(
         local_path=_relative(root, path),
-        name=_SHARD.sub("", path.name).removesuffix(".gguf") if shard else path.stem,
+        name=SHARD.sub("", path.name).removesuffix(".gguf") if shard else path.stem,
         modality="text",
         format="gguf",
         size_bytes=size,

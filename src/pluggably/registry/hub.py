@@ -15,13 +15,20 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import ModelInfo
 from huggingface_hub.utils._headers import build_hf_headers
 
-from pluggably.errors import BackendUnavailable, GatewayError, ModelNotFound, UpstreamError
+from pluggably.errors import (
+    BackendUnavailable,
+    GatewayError,
+    ModelNotFound,
+    UpstreamError,
+    ValidationFailed,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +55,10 @@ class HubClient:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except GatewayError:
             raise
+        except HFValidationError as exc:
+            raise ValidationFailed(
+                f"Not a valid Hugging Face repo id: {_first_line(exc)}"
+            ) from None
         # GatedRepoError is a RepositoryNotFoundError: it must come first.
         except GatedRepoError:
             raise UpstreamError(

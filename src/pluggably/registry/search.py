@@ -21,6 +21,7 @@ PIPELINES = {
 }
 _HINTS = {tag: modality for modality, tags in PIPELINES.items() for tag in tags}
 MAX_GGUF_DETAILS = 20
+MAX_OFFSET = 1000
 
 
 class GgufFile(BaseModel):
@@ -55,7 +56,7 @@ def _offset(cursor: str | None) -> int:
         return 0
     try:
         value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-        if value < 0:
+        if not 0 <= value <= MAX_OFFSET:  # a crafted cursor must not page through the hub
             raise ValueError
         return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -101,14 +102,17 @@ async def search(
     infos = await hub.call(run)
     page, more = infos[:limit], len(infos) > limit
     gguf_ids = [m.id for m in page if "gguf" in (m.tags or [])][:MAX_GGUF_DETAILS]
-    details = await asyncio.gather(*(hub.model_info(repo) for repo in gguf_ids))
-    files = {
+    details = await asyncio.gather(
+        *(hub.model_info(repo) for repo in gguf_ids), return_exceptions=True
+    )
+    files = {  # a repo whose details fail just lists no files
         d.id: [
             GgufFile(filename=s.rfilename, size_bytes=s.size)
             for s in d.siblings or []
             if s.rfilename.lower().endswith(".gguf")
         ]
         for d in details
+        if not isinstance(d, BaseException)
     }
     return SearchPage(
         results=[

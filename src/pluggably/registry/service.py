@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import glob
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.errors import Conflict, ModelNotFound, ValidationFailed
+from pluggably.registry.discovery import SHARD
 from pluggably.registry.models import Model, ModelDoc, ModelSchema
 from pluggably.registry.param_schemas import default_schema
 from pluggably.registry.repository import RegistryRepository
@@ -230,7 +233,11 @@ class RegistryService:
         await repo.clear_default(model_id)
         await repo.delete(model)
         if model.owns_files and model.local_path:
-            self._remove_files(model.local_path)
+            path = self.confined(model.local_path)
+            # Only once the row is gone for good: a failed commit keeps files and row.
+            event.listen(
+                session.sync_session, "after_commit", lambda _s: self._remove_files(path), once=True
+            )
 
     def confined(self, relative: str) -> Path:
         """The absolute path of a registry path, refusing anything outside models_dir."""
@@ -240,12 +247,25 @@ class RegistryService:
             raise ValidationFailed(f"Path '{relative}' is outside the models directory.")
         return path
 
-    def _remove_files(self, relative: str) -> None:
-        path = self.confined(relative)
+    def _remove_files(self, path: Path) -> None:
+        """The model's file or folder, every shard of a sharded GGUF, and the folders
+        left empty above it (up to the models directory)."""
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            shard = SHARD.search(path.name)
+            prefix = path.name[: shard.start()] if shard else None
+            siblings = path.parent.glob(f"{glob.escape(prefix)}*") if prefix else ()
+            for file in [path, *(s for s in siblings if SHARD.search(s.name))]:
+                file.unlink(missing_ok=True)
+        root = self.models_dir.resolve()
+        parent = path.parent
+        while parent != root and parent.is_relative_to(root):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
 
     def _default_schema(self, model: Model) -> dict[str, Any]:
         context = (model.capabilities or {}).get("max_context_tokens")

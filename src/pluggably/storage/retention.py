@@ -65,7 +65,8 @@ class Retention:
             used -= size
             if not dry_run:
                 await self.registry.delete(session, model)
-        after = used if dry_run else await self.quota.used_bytes()
+        # Model files go once the transaction commits, so the result is computed.
+        after = used
         return CleanupReport(
             dry_run=dry_run,
             removed=removed,

@@ -1,0 +1,92 @@
+"""POST /v1/generate (JSON or SSE) and the caller's request records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
+from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.sse import sse_response
+from pluggably.generation.models import RequestRecord
+from pluggably.generation.schemas import GenerateRequest, GenerateResponse
+
+router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
+
+GENERATE_ERRORS = error_responses(400, 404, 429, 502, 503, 504)
+
+
+@router.post(
+    "/v1/generate",
+    response_model=GenerateResponse,
+    responses={
+        **GENERATE_ERRORS,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "The response, or with stream=true an SSE stream of frames "
+            "(model_selected, OpenAI-style text deltas, complete or error, then [DONE]).",
+        },
+    },
+)
+async def generate(
+    body: GenerateRequest, principal: Writer, container: ContainerDep
+) -> GenerateResponse | StreamingResponse:
+    service = container.generation
+    if body.stream and (body.modality or "text") == "text":
+        return sse_response(service.stream(principal, body))
+    return await service.generate(principal, body)
+
+
+class RequestStatus(BaseModel):
+    request_id: str
+    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    queue_position: int | None
+    model: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: dict[str, str] | None
+
+
+class RequestDetails(RequestStatus):
+    result: dict[str, Any] | None
+
+
+def _status(record: RequestRecord) -> dict[str, Any]:
+    return {
+        "request_id": record.id,
+        "status": record.status,
+        "queue_position": None,
+        "model": record.model,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "error": {"code": record.error_code, "message": record.error_message or ""}
+        if record.error_code
+        else None,
+    }
+
+
+@router.get(
+    "/v1/requests/{request_id}/status", response_model=RequestStatus, responses=error_responses(404)
+)
+async def request_status(
+    request_id: str, principal: Reader, session: DbSession, container: ContainerDep
+) -> RequestStatus:
+    record = await container.records.get(session, principal.user_id, request_id)
+    return RequestStatus.model_validate(_status(record))
+
+
+@router.get(
+    "/v1/requests/{request_id}", response_model=RequestDetails, responses=error_responses(404)
+)
+async def request_details(
+    request_id: str, principal: Reader, session: DbSession, container: ContainerDep
+) -> RequestDetails:
+    """Status plus the generate response once completed."""
+    record = await container.records.get(session, principal.user_id, request_id)
+    return RequestDetails.model_validate({**_status(record), "result": record.response})

@@ -1,0 +1,1 @@
+"""The orchestration of one generation request: resolve, call, normalise, record."""

@@ -1,0 +1,39 @@
+"""Parameters checked against the target model's JSON Schema: 422 naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from pluggably.errors import ValidationFailed
+
+
+def validate_parameters(parameters: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with schema defaults left out (the upstream has its own), or a
+    422 listing every offending field."""
+    validator = Draft202012Validator(schema)
+    problems = sorted(validator.iter_errors(parameters), key=lambda e: list(e.path))
+    if not problems:
+        return dict(parameters)
+    details = []
+    for problem in problems:
+        field = list(problem.path) or _extra_field(problem.message)
+        details.append(
+            {
+                "loc": ["body", "parameters", *field],
+                "msg": problem.message[:300],
+                "type": str(problem.validator),
+            }
+        )
+    names = ", ".join(".".join(str(p) for p in d["loc"][2:]) or "parameters" for d in details[:5])
+    raise ValidationFailed(
+        f"Invalid parameters for this model: {names}. See GET /v1/schema?model=<id>.",
+        details=details,
+    )
+
+
+def _extra_field(message: str) -> list[str]:
+    # "Additional properties are not allowed ('foo' was unexpected)"
+    start, end = message.find("'"), message.rfind("'")
+    return [message[start + 1 : end]] if 0 <= start < end else []

@@ -1,0 +1,121 @@
+"""POST /v1/generate: the request and response of API.md §3."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Modality = Literal["text", "image", "3d"]
+MAX_IMAGES = 16
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=1_000_000)
+
+
+class GenerateInput(_Strict):
+    prompt: str | None = Field(default=None, max_length=1_000_000)
+    messages: list[ChatMessage] | None = Field(default=None, max_length=2000)
+    images: list[str] | None = Field(
+        default=None, max_length=MAX_IMAGES, description="base64 or data: URLs"
+    )
+    mesh: str | None = Field(default=None, description="base64 mesh")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> GenerateInput:
+        if self.prompt is not None and self.messages is not None:
+            raise ValueError("give input.prompt or input.messages, not both")
+        return self
+
+
+class GenerateRequest(_Strict):
+    model: str | None = Field(default=None, max_length=300)
+    provider: str | None = Field(default=None, max_length=64)
+    modality: Modality | None = None
+    input: GenerateInput = Field(default_factory=GenerateInput)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    session_id: str | None = Field(default=None, max_length=64)
+    state_tokens: dict[str, Any] | None = None
+    selection_mode: Literal["auto", "free_only", "commercial_only", "model"] = "auto"
+    while_loading: Literal["wait", "fallback"] = "wait"
+    wait: bool = False
+    stream: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _auto(cls, value: str | None) -> str | None:
+        return None if value in {None, "", "auto"} else value
+
+
+class Artifact(BaseModel):
+    id: str
+    type: Literal["image", "mesh", "preview"]
+    url: str
+    content_type: str
+    size_bytes: int
+    expires_at: datetime
+
+
+class Output(BaseModel):
+    text: str | None = None
+    images: list[str] = Field(default_factory=list)
+    mesh: str | None = None
+    artifacts: list[Artifact] = Field(default_factory=list)
+
+
+class UsageInfo(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Attempt(BaseModel):
+    model: str
+    provider: str
+    error_code: str | None
+
+
+class Selection(BaseModel):
+    selected_model: str
+    selected_provider: str
+    fallback_used: bool
+    fallback_reason: str | None
+    attempts: list[Attempt]
+
+
+class CreditsStatus(BaseModel):
+    provider: str
+    status: Literal["available", "exhausted", "rate_limited", "unknown"]
+    remaining: float | None = None
+    reset_at: datetime | None = None
+
+
+class Timings(BaseModel):
+    queue_ms: float = 0
+    load_ms: float = 0
+    first_token_ms: float | None = None
+    total_ms: float
+
+
+class GenerateResponse(BaseModel):
+    request_id: str
+    model: str
+    provider: str
+    modality: Modality
+    session_id: str | None = None
+    state_tokens: dict[str, Any] | None = None
+    output: Output
+    usage: UsageInfo | None
+    finish_reason: Literal["stop", "length", "cancelled", "error"]
+    selection: Selection
+    credits_status: CreditsStatus | None = None
+    timings: Timings
+    warnings: list[str] = Field(default_factory=list)

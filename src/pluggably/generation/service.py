@@ -1,0 +1,306 @@
+"""One generation: resolve the candidates, call them in order until one answers
+(the same loop for JSON and for streams), normalise, record, measure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from pluggably.auth.principal import Principal
+from pluggably.credentials.service import CredentialService
+from pluggably.db import Database
+from pluggably.errors import GatewayError, ProviderNotConfigured
+from pluggably.generation import inputs
+from pluggably.generation.params import validate_parameters
+from pluggably.generation.records import RequestRecords
+from pluggably.generation.schemas import (
+    Attempt,
+    GenerateRequest,
+    GenerateResponse,
+    Output,
+    Selection,
+    Timings,
+    UsageInfo,
+)
+from pluggably.observability.metrics import Metrics
+from pluggably.providers.base import (
+    Completion,
+    Credential,
+    Delta,
+    Message,
+    ProviderCall,
+    StreamEnd,
+    Usage,
+)
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.errors import is_retryable
+from pluggably.registry.param_schemas import default_schema
+from pluggably.routing.resolve import Router, Target, infer_modality
+from pluggably.users.service import AccountService
+
+
+@dataclass
+class Plan:
+    request_id: str
+    principal: Principal
+    username: str | None
+    modality: str
+    messages: list[Message]
+    parameters: dict[str, Any]
+    targets: list[Target]
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def selection(self, served: Target) -> Selection:
+        failed = [a for a in self.attempts if a.error_code]
+        return Selection(
+            selected_model=served.label,
+            selected_provider=served.provider,
+            fallback_used=bool(failed),
+            fallback_reason=f"{failed[-1].provider} failed with {failed[-1].error_code}"
+            if failed
+            else None,
+            attempts=self.attempts,
+        )
+
+
+class GenerationService:
+    def __init__(
+        self,
+        db: Database,
+        router: Router,
+        providers: ProviderDirectory,
+        credentials: CredentialService,
+        accounts: AccountService,
+        records: RequestRecords,
+        metrics: Metrics,
+    ) -> None:
+        self.db, self.router, self.providers = db, router, providers
+        self.credentials, self.accounts, self.records, self.metrics = (
+            credentials,
+            accounts,
+            records,
+            metrics,
+        )
+
+    # preparation
+    async def _prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
+        messages = inputs.conversation(body)
+        async with self.db.session() as session:
+            user = await self.accounts.profile(session, principal)
+            usable = await self.credentials.usable_providers(session, principal, user.username)
+            targets = await self.router.candidates(
+                session, body, preferred_model=user.preferred_model, has_credential=usable
+            )
+        modality = body.modality or infer_modality(body)
+        parameters = validate_parameters(
+            body.parameters, default_schema(targets[0].label, modality)
+        )
+        request_id = await self.records.start(principal.user_id, modality, body.stream)
+        return Plan(request_id, principal, user.username, modality, messages, parameters, targets)
+
+    async def _credential(self, plan: Plan, target: Target) -> Credential:
+        if self.providers.is_endpoint(target.provider):
+            return self.providers.endpoint_credential(target.provider)
+        async with self.db.session() as session:
+            credential = await self.credentials.resolve(
+                session, plan.principal, plan.username, target.provider
+            )
+        if credential is None:
+            raise ProviderNotConfigured(
+                f"You have no credential for {target.provider}: store one with "
+                "POST /v1/users/provider-keys."
+            )
+        return credential
+
+    def _call(self, plan: Plan, target: Target) -> tuple[Any, ProviderCall]:
+        provider = self.providers.get(target.provider)
+        assert provider is not None
+        if plan.modality not in provider.modalities:
+            raise ProviderNotConfigured(
+                f"{target.provider} does not generate {plan.modality} here."
+            )
+        return provider, ProviderCall(target.model, plan.messages, plan.parameters, plan.modality)
+
+    def _failed(self, plan: Plan, target: Target, exc: GatewayError) -> bool:
+        """Record the attempt; True when the next candidate should be tried."""
+        plan.attempts.append(
+            Attempt(model=target.label, provider=target.provider, error_code=exc.code)
+        )
+        self.metrics.generation_errors.labels(target.provider, exc.code).inc()
+        last = len(plan.attempts) == len(plan.targets)
+        return not last and (is_retryable(exc) or isinstance(exc, ProviderNotConfigured))
+
+    # JSON
+    async def generate(self, principal: Principal, body: GenerateRequest) -> GenerateResponse:
+        plan = await self._prepare(principal, body)
+        error: GatewayError | None = None
+        for target in plan.targets:
+            try:
+                provider, call = self._call(plan, target)
+                completion = await provider.complete(call, await self._credential(plan, target))
+            except GatewayError as exc:
+                error = exc
+                if self._failed(plan, target, exc):
+                    continue
+                break
+            plan.attempts.append(
+                Attempt(model=target.label, provider=target.provider, error_code=None)
+            )
+            response = self._response(plan, target, completion, first_token_ms=None)
+            await self._done(plan, target, response)
+            return response
+        assert error is not None
+        await self.records.finish(
+            plan.request_id, status="failed", error=(error.code, error.message)
+        )
+        raise error
+
+    # streams
+    async def stream(
+        self, principal: Principal, body: GenerateRequest
+    ) -> AsyncIterator[dict[str, Any]]:
+        plan = await self._prepare(principal, body)
+        finished = False
+        try:
+            async for frame in self._stream(plan):
+                if frame.get("event") in {"complete", "error"}:
+                    finished = True
+                yield frame
+        finally:
+            if not finished:  # the client went away: the upstream call is closed with us
+                with anyio.CancelScope(shield=True):
+                    await self.records.finish(plan.request_id, status="cancelled")
+
+    async def _stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
+        error: GatewayError | None = None
+        for target in plan.targets:
+            upstream: AsyncIterator[Delta | StreamEnd] | None = None
+            try:
+                provider, call = self._call(plan, target)
+                upstream = provider.stream(call, await self._credential(plan, target))
+                first = await anext(upstream)
+            except GatewayError as exc:
+                if upstream is not None:
+                    await upstream.aclose()  # type: ignore[attr-defined]
+                error = exc
+                if self._failed(plan, target, exc):
+                    continue
+                break
+            plan.attempts.append(
+                Attempt(model=target.label, provider=target.provider, error_code=None)
+            )
+            async for frame in self._relay(plan, target, first, upstream):
+                yield frame
+            return
+        assert error is not None
+        await self.records.finish(
+            plan.request_id, status="failed", error=(error.code, error.message)
+        )
+        yield {"event": "error", "code": error.code, "message": error.message}
+
+    async def _relay(
+        self,
+        plan: Plan,
+        target: Target,
+        first: Delta | StreamEnd,
+        upstream: AsyncIterator[Delta | StreamEnd],
+    ) -> AsyncIterator[dict[str, Any]]:
+        selection = plan.selection(target)
+        yield {
+            "event": "model_selected",
+            "request_id": plan.request_id,
+            "model": target.label,
+            "provider": target.provider,
+            "modality": plan.modality,
+            "fallback_used": selection.fallback_used,
+            "fallback_reason": selection.fallback_reason,
+        }
+        parts: list[str] = []
+        first_token_ms = (time.perf_counter() - plan.started) * 1000
+        item = first
+        try:
+            while isinstance(item, Delta):
+                parts.append(item.text)
+                yield {"choices": [{"delta": {"content": item.text}}]}
+                item = await anext(upstream)
+        except GatewayError as exc:
+            self.metrics.generation_errors.labels(target.provider, exc.code).inc()
+            await self.records.finish(
+                plan.request_id,
+                status="failed",
+                model=target.label,
+                provider=target.provider,
+                error=(exc.code, exc.message),
+            )
+            yield {"event": "error", "code": exc.code, "message": exc.message}
+            return
+        finally:
+            await upstream.aclose()  # type: ignore[attr-defined]
+        completion = Completion(
+            text="".join(parts), finish_reason=item.finish_reason, usage=item.usage
+        )
+        response = self._response(plan, target, completion, first_token_ms=first_token_ms)
+        await self._done(plan, target, response)
+        complete = response.model_dump(mode="json")
+        complete["output"].pop("text", None)  # already sent as deltas
+        yield {"event": "complete", **complete}
+
+    # results
+    def _response(
+        self, plan: Plan, target: Target, completion: Completion, *, first_token_ms: float | None
+    ) -> GenerateResponse:
+        usage = completion.usage
+        return GenerateResponse(
+            request_id=plan.request_id,
+            model=target.label,
+            provider=target.provider,
+            modality=plan.modality,
+            output=Output(text=completion.text, images=completion.images),
+            usage=_usage(usage),
+            finish_reason=completion.finish_reason,
+            selection=plan.selection(target),
+            timings=Timings(
+                first_token_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
+                total_ms=round((time.perf_counter() - plan.started) * 1000, 2),
+            ),
+        )
+
+    async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
+        m = self.metrics
+        m.generation_requests.labels(target.provider, target.model).inc()
+        m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)
+        if response.timings.first_token_ms is not None:
+            m.generation_ttft.labels(target.provider).observe(
+                response.timings.first_token_ms / 1000
+            )
+        if response.usage:
+            m.generation_tokens.labels(target.provider, "prompt").inc(response.usage.prompt_tokens)
+            m.generation_tokens.labels(target.provider, "completion").inc(
+                response.usage.completion_tokens
+            )
+        stored = response.model_dump(mode="json")
+        await self.records.finish(
+            plan.request_id,
+            status="completed",
+            model=target.label,
+            provider=target.provider,
+            usage=(response.usage.prompt_tokens, response.usage.completion_tokens)
+            if response.usage
+            else None,
+            response=stored,
+        )
+
+
+def _usage(usage: Usage | None) -> UsageInfo | None:
+    if usage is None:
+        return None
+    return UsageInfo(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )

@@ -1,0 +1,1 @@
+"""Remote providers: one protocol, adapters speaking each vendor's wire format."""

@@ -1,0 +1,85 @@
+"""The provider protocol and the vendor-neutral shapes adapters translate from/to."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    mime: str
+    data_b64: str
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{self.data_b64}"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # system | user | assistant
+    text: str
+    images: tuple[ImageInput, ...] = ()
+
+
+@dataclass
+class ProviderCall:
+    """One upstream call: the vendor's model name, the conversation, parameters
+    already validated against the model's schema."""
+
+    model: str
+    messages: list[Message]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    modality: str = "text"
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Completion:
+    text: str | None
+    finish_reason: str  # stop | length | error
+    usage: Usage | None = None
+    images: list[str] = field(default_factory=list)  # base64 PNG/JPEG
+    upstream_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    finish_reason: str
+    usage: Usage | None
+
+
+Credential = dict[str, Any]
+
+
+class Provider(Protocol):
+    """A remote backend. Adapters raise ``GatewayError``s naming provider and model."""
+
+    name: str
+    modalities: frozenset[str]
+
+    async def complete(self, call: ProviderCall, credential: Credential) -> Completion: ...
+
+    def stream(
+        self, call: ProviderCall, credential: Credential
+    ) -> AsyncIterator[Delta | StreamEnd]:
+        """Text deltas as the upstream produces them, then exactly one ``StreamEnd``."""
+        ...
+
+    async def list_models(self, credential: Credential) -> list[str]: ...

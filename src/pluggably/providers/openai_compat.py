@@ -1,0 +1,222 @@
+"""Every vendor that speaks OpenAI's chat-completions protocol: OpenAI, Azure
+OpenAI, xAI, DeepSeek, Groq, the Hugging Face router, and operator-configured
+servers (vLLM, llama.cpp server, Ollama, …)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from pluggably.errors import ProviderNotConfigured
+from pluggably.providers import errors
+from pluggably.providers.base import (
+    Completion,
+    Credential,
+    Delta,
+    Message,
+    ProviderCall,
+    StreamEnd,
+    Usage,
+)
+from pluggably.providers.sse import events
+
+_FINISH = {"stop": "stop", "length": "length", "content_filter": "stop", "tool_calls": "stop"}
+AZURE_API_VERSION = "2024-10-21"
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    if not message.images:
+        return message.text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+    parts += [{"type": "image_url", "image_url": {"url": img.data_url}} for img in message.images]
+    return parts
+
+
+def chat_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": call.model,
+        "messages": [{"role": m.role, "content": _content(m)} for m in call.messages],
+    }
+    params = call.parameters
+    for name in ("temperature", "top_p", "seed", "stop"):
+        if params.get(name) is not None:
+            body[name] = params[name]
+    if params.get("max_tokens") is not None:
+        body["max_tokens"] = params["max_tokens"]
+    if params.get("format") == "json":
+        body["response_format"] = {"type": "json_object"}
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Usage(int(data["prompt_tokens"]), int(data["completion_tokens"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class OpenAICompatProvider:
+    modalities = frozenset({"text", "image"})
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.AsyncClient,
+        base_url: str | None,
+        *,
+        azure: bool = False,
+        image_generation: bool = False,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.azure = azure
+        if not image_generation:
+            self.modalities = frozenset({"text"})
+
+    # addressing
+    def _url(self, credential: Credential, model: str, path: str) -> tuple[str, dict[str, str]]:
+        key = str(credential.get("api_key") or "")
+        if self.azure:
+            endpoint = str(credential.get("endpoint") or self.base_url or "").rstrip("/")
+            if not endpoint:
+                raise ProviderNotConfigured("Azure OpenAI needs an endpoint with the key.")
+            url = f"{endpoint}/openai/deployments/{model}{path}?api-version={AZURE_API_VERSION}"
+            return url, {"api-key": key}
+        base = str(credential.get("base_url") or self.base_url or "")
+        if not base:
+            raise ProviderNotConfigured(f"No base URL is configured for {self.name}.")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return f"{base.rstrip('/')}{path}", headers
+
+    async def _post(
+        self, call: ProviderCall, credential: Credential, path: str, body: dict[str, Any]
+    ) -> Any:
+        url, headers = self._url(credential, call.model, path)
+        try:
+            response = await self.client.post(url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise errors.from_transport(self.name, call.model, exc) from None
+        if response.status_code >= 400:
+            raise errors.from_status(
+                self.name, call.model, response.status_code, response.headers, response.content
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise errors.malformed(self.name, call.model, "not JSON") from None
+
+    # the protocol
+    async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
+        if call.modality == "image":
+            return await self._image(call, credential)
+        data = await self._post(
+            call, credential, "/chat/completions", chat_body(call, stream=False)
+        )
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            finish = _FINISH.get(choice.get("finish_reason") or "stop", "stop")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise errors.malformed(self.name, call.model, "no choices") from None
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            usage=_usage(data.get("usage")),
+            upstream_model=data.get("model"),
+        )
+
+    async def _image(self, call: ProviderCall, credential: Credential) -> Completion:
+        params = call.parameters
+        body: dict[str, Any] = {
+            "model": call.model,
+            "prompt": call.messages[-1].text if call.messages else "",
+            "n": params.get("num_images", 1),
+            "response_format": "b64_json",
+        }
+        if params.get("width") and params.get("height"):
+            body["size"] = f"{params['width']}x{params['height']}"
+        data = await self._post(call, credential, "/images/generations", body)
+        try:
+            images = [str(item["b64_json"]) for item in data["data"]]
+        except (KeyError, TypeError):
+            raise errors.malformed(self.name, call.model, "no images") from None
+        return Completion(text=None, finish_reason="stop", images=images)
+
+    async def stream(
+        self, call: ProviderCall, credential: Credential
+    ) -> AsyncIterator[Delta | StreamEnd]:
+        url, headers = self._url(credential, call.model, "/chat/completions")
+        request = self.client.build_request(
+            "POST", url, json=chat_body(call, stream=True), headers=headers
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise errors.from_transport(self.name, call.model, exc) from None
+        try:
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise errors.from_status(
+                    self.name, call.model, response.status_code, response.headers, body
+                )
+            async for item in self._frames(call, response):
+                yield item
+        except httpx.HTTPError as exc:
+            raise errors.from_transport(self.name, call.model, exc) from None
+        finally:
+            await response.aclose()
+
+    async def _frames(
+        self, call: ProviderCall, response: httpx.Response
+    ) -> AsyncIterator[Delta | StreamEnd]:
+        finish, usage, done = "stop", None, False
+        async for event in events(response):
+            if event.data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(event.data)
+            except ValueError:
+                raise errors.malformed(
+                    self.name, call.model, "a stream frame is not JSON"
+                ) from None
+            if isinstance(chunk, dict) and "error" in chunk:
+                raise errors.malformed(
+                    self.name,
+                    call.model,
+                    errors.upstream_message(event.data.encode()) or "error frame",
+                )
+            usage = _usage(chunk.get("usage")) or usage
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield Delta(text)
+                if choice.get("finish_reason"):
+                    finish = _FINISH.get(choice["finish_reason"], "stop")
+        if not done:
+            raise errors.malformed(self.name, call.model, "the stream ended early")
+        yield StreamEnd(finish_reason=finish, usage=usage)
+
+    async def list_models(self, credential: Credential) -> list[str]:
+        url, headers = self._url(credential, "models", "/models")
+        try:
+            response = await self.client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise errors.from_transport(self.name, "models", exc) from None
+        if response.status_code >= 400:
+            raise errors.from_status(
+                self.name, "models", response.status_code, response.headers, response.content
+            )
+        try:
+            return sorted(str(m["id"]) for m in response.json()["data"])
+        except (ValueError, KeyError, TypeError):
+            raise errors.malformed(self.name, "models", "no model list") from None

@@ -1,0 +1,1 @@
+"""Choosing what serves a request: model ids, providers, auto selection, fallbacks."""

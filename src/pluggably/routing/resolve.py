@@ -1,0 +1,160 @@
+"""From a request to an ordered list of candidates: the chosen model first, then
+its fallback chain."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pluggably.errors import FeatureNotSupported, ModelNotFound, ModelRequired, UnsupportedProvider
+from pluggably.generation.schemas import GenerateRequest
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.registry.service import RegistryService
+
+_IMAGE_INTENT = re.compile(
+    r"\b(draw|paint|sketch|illustrat\w*|picture of|image of|photo of|render an? image)\b", re.I
+)
+_3D_INTENT = re.compile(r"\b(3d|three-dimensional|mesh|\.obj|\.glb)\b", re.I)
+COMMERCIAL_ORDER = (
+    "openai",
+    "anthropic",
+    "google",
+    "azure",
+    "xai",
+    "deepseek",
+    "groq",
+    "huggingface",
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    provider: str
+    model: str  # the name the provider knows it by
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+def infer_modality(body: GenerateRequest) -> str:
+    """Inputs first (images alone mean vision chat), then the prompt's intent."""
+    if body.modality:
+        return body.modality
+    if body.input.mesh:
+        return "3d"
+    text = body.input.prompt or (body.input.messages[-1].content if body.input.messages else "")
+    if _3D_INTENT.search(text or ""):
+        return "3d"
+    if not body.input.images and _IMAGE_INTENT.search(text or ""):
+        return "image"
+    return "text"
+
+
+class Router:
+    def __init__(
+        self,
+        providers: ProviderDirectory,
+        registry: RegistryService,
+        fallbacks: dict[str, list[str]],
+        default_fallbacks: list[str],
+    ) -> None:
+        self.providers = providers
+        self.registry = registry
+        self.fallbacks = fallbacks
+        self.default_fallbacks = default_fallbacks
+
+    async def candidates(
+        self,
+        session: AsyncSession,
+        body: GenerateRequest,
+        *,
+        preferred_model: str | None,
+        has_credential: set[str],
+    ) -> list[Target]:
+        primary = await self._primary(session, body, preferred_model, has_credential)
+        chain = self.fallbacks.get(primary.label) or self.fallbacks.get(primary.model)
+        chain = chain if chain is not None else self.default_fallbacks
+        targets = [primary]
+        for spec in chain:
+            target = await self.parse(session, spec)
+            if target not in targets and self._allowed(target, body):
+                targets.append(target)
+        return targets
+
+    async def _primary(
+        self,
+        session: AsyncSession,
+        body: GenerateRequest,
+        preferred_model: str | None,
+        has_credential: set[str],
+    ) -> Target:
+        if body.selection_mode == "model" and not body.model:
+            raise ModelRequired("selection_mode 'model' needs a model.")
+        if body.model:
+            return await self.parse(session, body.model)
+        if body.provider:
+            return self._provider_default(body.provider)
+        if preferred_model:
+            return await self.parse(session, preferred_model)
+        return self._auto(body, has_credential)
+
+    async def parse(self, session: AsyncSession, spec: str) -> Target:
+        """``provider:model``, a registry id, or a bare vendor model name."""
+        provider, sep, model = spec.partition(":")
+        if sep and self.providers.get(provider) is not None and model:
+            return Target(provider, model)
+        if await self.registry.exists(session, spec):
+            raise FeatureNotSupported(
+                f"'{spec}' is a local model; local inference is not available in this "
+                "build yet. Use a provider model ('provider:model')."
+            )
+        vendor = self.providers.vendor_of(spec)
+        if vendor is not None and self.providers.get(vendor) is not None:
+            return Target(vendor, spec)
+        if sep and self.providers.get(provider) is None:
+            raise UnsupportedProvider(
+                f"Unknown provider '{provider}'; known: {', '.join(self.providers.names)}."
+            )
+        raise ModelNotFound(
+            f"No model '{spec}': use a registry id (GET /v1/models) or 'provider:model' "
+            f"with a provider of {', '.join(self.providers.names)}."
+        )
+
+    def _provider_default(self, provider: str) -> Target:
+        if self.providers.get(provider) is None:
+            raise UnsupportedProvider(
+                f"Unknown provider '{provider}'; known: {', '.join(self.providers.names)}."
+            )
+        model = self.providers.default_model(provider)
+        if model is None:
+            raise ModelRequired(f"{provider} has no default model here; name one with 'model'.")
+        return Target(provider, model)
+
+    def _auto(self, body: GenerateRequest, has_credential: set[str]) -> Target:
+        modality = infer_modality(body)
+        names: list[str] = []
+        if body.selection_mode != "commercial_only":
+            names += sorted(n for n in self.providers.names if self.providers.is_endpoint(n))
+        if body.selection_mode != "free_only":
+            names += [n for n in COMMERCIAL_ORDER if n in has_credential]
+        for name in names:
+            provider = self.providers.get(name)
+            model = self.providers.default_model(name)
+            if provider is not None and model and modality in provider.modalities:
+                return Target(name, model)
+        raise ModelNotFound(
+            f"No {modality} model is available to you: store a provider key "
+            "(POST /v1/users/provider-keys) or name a model."
+        )
+
+    def _allowed(self, target: Target, body: GenerateRequest) -> bool:
+        """selection_mode narrows the fallbacks too: 'model' allows none."""
+        free = self.providers.is_endpoint(target.provider)
+        return {
+            "model": False,
+            "free_only": free,
+            "commercial_only": not free,
+        }.get(body.selection_mode, True)
