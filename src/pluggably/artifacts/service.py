@@ -204,8 +204,8 @@ class ArtifactService:
         for artifact in await repo.expired(self.store.name, self.clock(), limit):
             try:
                 await self.store.delete(artifact.storage_key)
-            except GatewayError:
-                # Store unreachable: keep the row so the next run tries again.
+            except (GatewayError, OSError, ValueError):
+                # Store unreachable or key refused: keep the row, go on with the others.
                 log.warning("artifact_delete_failed", artifact_id=artifact.id)
                 continue
             if await repo.delete(artifact.id):
