@@ -18,7 +18,12 @@ from fastapi import FastAPI
 from pluggably.app import create_app
 from pluggably.config import Settings
 
-pytest_plugins = ["tests.fixtures.hf_hub"]
+pytest_plugins = [
+    "tests.fixtures.hf_hub",
+    "tests.fixtures.openai_sim",
+    "tests.fixtures.anthropic_sim",
+    "tests.fixtures.gemini_sim",
+]
 
 ADMIN_KEY = "test-admin-key-0123456789"
 PG_URL_ENV = "PLUGGABLY_TEST_POSTGRES_URL"

@@ -1,0 +1,339 @@
+"""POST /v1/generate through the OpenAI-compatible adapter against the OpenAI
+simulator: JSON and SSE, image input, parameters, every error class, fallbacks,
+request records."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pluggably.app import create_app
+from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, new_user, running
+from tests.fixtures.openai_sim import OpenAISim, make_png
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+PNG = base64.b64encode(make_png(8, 8, "x")).decode()
+
+
+def gen_app(tmp_path: Path, database_url: str, sim: OpenAISim, **extra: Any) -> FastAPI:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        providers={"openai": {"base_url": sim.base_url, "api_key": "sk-server-key-0001"}},
+        server_keys_allowed=["@admins"],
+        **extra,
+    )
+    return create_app(settings)
+
+
+async def generate(
+    client: httpx.AsyncClient, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    return await client.post("/v1/generate", json=body, headers=headers)
+
+
+async def sse_frames(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> list[Any]:
+    frames: list[Any] = []
+    async with client.stream(
+        "POST", "/v1/generate", json={**body, "stream": True}, headers=headers
+    ) as r:
+        assert r.status_code == 200, await r.aread()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                data = line.removeprefix("data: ")
+                frames.append(data if data == "[DONE]" else json.loads(data))
+    return frames
+
+
+async def test_json_text_with_usage_and_record(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        response = await generate(
+            client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "hello there"}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["output"]["text"] == "Echo: hello there"
+        assert (body["model"], body["provider"], body["modality"]) == (
+            "openai:gpt-4o-mini",
+            "openai",
+            "text",
+        )
+        assert body["finish_reason"] == "stop"
+        usage = body["usage"]
+        assert usage["completion_tokens"] == 3
+        assert usage["total_tokens"] == usage["prompt_tokens"] + 3
+        assert body["selection"] == {
+            "selected_model": "openai:gpt-4o-mini",
+            "selected_provider": "openai",
+            "fallback_used": False,
+            "fallback_reason": None,
+            "attempts": [{"model": "openai:gpt-4o-mini", "provider": "openai", "error_code": None}],
+        }
+        sent = openai_sim.requests_to("/v1/chat/completions")[-1]
+        assert sent.headers["authorization"] == "Bearer sk-server-key-0001"
+        record = (await client.get(f"/v1/requests/{body['request_id']}", headers=ADMIN)).json()
+        assert record["status"] == "completed"
+        assert record["result"]["output"]["text"] == "Echo: hello there"
+        status = (
+            await client.get(f"/v1/requests/{body['request_id']}/status", headers=ADMIN)
+        ).json()
+        assert status["status"] == "completed"
+        # A bare vendor model name finds its vendor.
+        bare = await generate(
+            client, ADMIN, model="gpt-4o", input={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert bare.json()["model"] == "openai:gpt-4o"
+
+
+async def test_users_own_key_system_prompt_and_parameters(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        user = await new_user(client, "writer")
+        missing = await generate(client, user, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        detail = assert_envelope(missing, 400, "provider_not_configured")
+        assert "provider-keys" in detail["message"]
+        await client.post(
+            "/v1/users/provider-keys",
+            json={"provider": "openai", "api_key": "sk-users-own-key-77"},
+            headers=user,
+        )
+        response = await generate(
+            client,
+            user,
+            model="openai:gpt-4o-mini",
+            system_prompt="Be brief.",
+            input={"prompt": "one two three four five"},
+            parameters={"max_tokens": 2, "temperature": 0.2, "stop": ["\n"], "seed": 7},
+        )
+        body = response.json()
+        assert body["finish_reason"] == "length"
+        assert body["usage"]["completion_tokens"] == 2
+        sent = openai_sim.requests_to("/v1/chat/completions")[-1]
+        assert sent.headers["authorization"] == "Bearer sk-users-own-key-77"
+        assert sent.body["messages"][0] == {"role": "system", "content": "Be brief."}
+        assert (sent.body["max_tokens"], sent.body["temperature"], sent.body["seed"]) == (2, 0.2, 7)
+        bad = await generate(
+            client,
+            user,
+            model="openai:gpt-4o-mini",
+            input={"prompt": "x"},
+            parameters={"temperature": 5, "wat": 1},
+        )
+        detail = assert_envelope(bad, 422, "validation_error")
+        locs = {tuple(d["loc"]) for d in detail["details"]}
+        assert locs == {("body", "parameters", "temperature"), ("body", "parameters", "wat")}
+
+
+async def test_streaming_frames(tmp_path: Path, database_url: str, openai_sim: OpenAISim) -> None:
+    openai_sim.set_reply("gpt-4o-mini", "one two three four five")
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        frames = await sse_frames(
+            client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "count"}
+        )
+        assert frames[0]["event"] == "model_selected"
+        assert frames[0]["model"] == "openai:gpt-4o-mini"
+        deltas = [
+            f["choices"][0]["delta"]["content"]
+            for f in frames
+            if isinstance(f, dict) and "choices" in f
+        ]
+        assert len(deltas) == 5
+        assert "".join(deltas) == "one two three four five"
+        complete = frames[-2]
+        assert complete["event"] == "complete"
+        assert complete["usage"]["completion_tokens"] == 5
+        assert "text" not in complete["output"]
+        assert complete["timings"]["first_token_ms"] > 0
+        assert frames[-1] == "[DONE]"
+        record = (await client.get(f"/v1/requests/{complete['request_id']}", headers=ADMIN)).json()
+        assert record["result"]["output"]["text"] == "one two three four five"  # stored in full
+
+
+async def test_image_input_and_image_generation(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        vision = await generate(
+            client,
+            ADMIN,
+            model="openai:gpt-4o",
+            input={"prompt": "what is this", "images": [PNG, f"data:image/png;base64,{PNG}"]},
+        )
+        assert vision.json()["output"]["text"].endswith("[2 images]")
+        parts = openai_sim.requests_to("/v1/chat/completions")[-1].body["messages"][-1]["content"]
+        assert parts[1] == {
+            "type": "image_url",
+            "image_url": {"url": f"data:image/png;base64,{PNG}"},
+        }
+        broken = await generate(
+            client, ADMIN, model="openai:gpt-4o", input={"prompt": "x", "images": ["!!!"]}
+        )
+        assert_envelope(broken, 400, "invalid_parameter")
+        picture = await generate(
+            client,
+            ADMIN,
+            model="openai:dall-e-2",
+            modality="image",
+            input={"prompt": "a red square"},
+            parameters={"width": 256, "height": 256},
+        )
+        assert picture.status_code == 200, picture.text
+        image = base64.b64decode(picture.json()["output"]["images"][0])
+        assert image.startswith(b"\x89PNG")
+        assert openai_sim.requests_to("/v1/images/generations")[-1].body["size"] == "256x256"
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        (lambda sim: sim.fail_next(status=429, retry_after=7), 429, "rate_limited"),
+        (lambda sim: sim.fail_next(status=500), 503, "backend_unavailable"),
+        (lambda sim: sim.fail_next(status=503), 503, "backend_unavailable"),
+        (lambda sim: sim.fail_next(status=404), 404, "model_not_found"),
+        (lambda sim: setattr(sim, "valid_keys", {"sk-other"}), 502, "upstream_error"),
+        (lambda sim: sim.garbage_next(), 503, "backend_unavailable"),
+        (lambda sim: setattr(sim, "down", True), 503, "backend_unavailable"),
+        (lambda sim: setattr(sim, "delay_s", 2.0), 504, "timeout"),
+    ],
+    ids=["429", "500", "503", "404", "bad-key", "garbage", "down", "hung"],
+)
+async def test_upstream_errors_map_to_codes(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    fault: Callable[[OpenAISim], None],
+    status: int,
+    code: str,
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim, upstream_timeout_s=0.5)
+    async with running(app), client_for(app) as client:
+        fault(openai_sim)
+        response = await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        detail = assert_envelope(response, status, code)
+        assert "openai (gpt-4o-mini)" in detail["message"]
+        if code == "rate_limited":
+            assert response.headers["retry-after"] == "7"
+        if code == "upstream_error":
+            assert "credential" in detail["message"]
+        openai_sim.reset_faults()
+        openai_sim.valid_keys = None
+        frames = await sse_frames(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        assert frames[-2]["event"] == "complete"  # and streams work again afterwards
+
+
+async def test_fallback_after_429_and_dead_upstream(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> None:
+    backup = make_openai_sim(models=["gpt-4o-mini"])
+    backup.set_reply("gpt-4o-mini", "from the backup")
+    app = gen_app(
+        tmp_path,
+        database_url,
+        openai_sim,
+        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
+        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
+    )
+    async with running(app), client_for(app) as client:
+        openai_sim.fail_next(status=429)
+        body = (
+            await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        ).json()
+        assert "output" in body, body
+        assert body["output"]["text"] == "from the backup"
+        selection = body["selection"]
+        assert (selection["selected_provider"], selection["fallback_used"]) == ("backup", True)
+        assert [a["error_code"] for a in selection["attempts"]] == ["rate_limited", None]
+        assert selection["fallback_reason"] == "openai failed with rate_limited"
+        openai_sim.down = True
+        frames = await sse_frames(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        assert frames[0]["provider"] == "backup"
+        assert frames[0]["fallback_used"] is True
+        assert frames[-2]["event"] == "complete"
+        # Not retryable: a bad request does not fall back.
+        openai_sim.down = False
+        openai_sim.fail_next(status=400)
+        response = await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        assert_envelope(response, 400, "invalid_parameter")
+        # The chain exhausted: the last error answers.
+        openai_sim.down = backup.down = True
+        response = await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        assert_envelope(response, 503, "backend_unavailable")
+
+
+async def test_stream_broken_after_first_token_is_an_error_frame(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    openai_sim.set_reply("gpt-4o-mini", "a b c d e f")
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        openai_sim.break_stream_after(2)
+        frames = await sse_frames(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        deltas = [f for f in frames if isinstance(f, dict) and "choices" in f]
+        assert len(deltas) == 2
+        assert frames[-2]["event"] == "error"
+        assert frames[-2]["code"] == "backend_unavailable"
+        assert frames[-1] == "[DONE]"
+        request_id = frames[0]["request_id"]
+        record = (await client.get(f"/v1/requests/{request_id}/status", headers=ADMIN)).json()
+        assert record["status"] == "failed"
+
+
+async def test_routing_errors_and_request_privacy(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        for model, status, code in [
+            ("nope:thing", 400, "unsupported_provider"),
+            ("mystery-model", 404, "model_not_found"),
+        ]:
+            response = await generate(client, ADMIN, model=model, input={"prompt": "x"})
+            assert_envelope(response, status, code)
+        assert_envelope(
+            await generate(client, ADMIN, selection_mode="model", input={"prompt": "x"}),
+            400,
+            "model_required",
+        )
+        assert_envelope(
+            await generate(client, ADMIN, model="gpt-4o", input={}), 400, "invalid_parameter"
+        )
+        # Auto selection finds the provider the caller can use.
+        auto = await generate(client, ADMIN, input={"prompt": "hello"})
+        assert auto.json()["model"] == "openai:gpt-4o-mini"
+        alice, bob = await new_user(client, "alice"), await new_user(client, "bob")
+        await client.post(
+            "/v1/users/provider-keys",
+            json={"provider": "openai", "api_key": "sk-alice-000001"},
+            headers=alice,
+        )
+        request_id = (
+            await generate(client, alice, model="gpt-4o-mini", input={"prompt": "hi"})
+        ).json()["request_id"]
+        for path in (f"/v1/requests/{request_id}", f"/v1/requests/{request_id}/status"):
+            assert_envelope(await client.get(path, headers=bob), 404, "request_not_found")
+            assert (await client.get(path, headers=alice)).status_code == 200
+        providers = {
+            p["name"]: p
+            for p in (await client.get("/v1/providers", headers=alice)).json()["providers"]
+        }
+        assert providers["openai"]["configured"] is True
+        assert providers["groq"]["configured"] is False
+        assert providers["openai"]["supported_modalities"] == ["image", "text"]
