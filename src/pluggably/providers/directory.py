@@ -31,6 +31,12 @@ VENDORS: dict[str, VendorInfo] = {
         "https://router.huggingface.co/v1", "meta-llama/Llama-3.1-8B-Instruct"
     ),
 }
+# Vendors with their own wire protocol (adapters in their own modules).
+NATIVE_DEFAULTS = {"anthropic": "claude-3-5-haiku-latest", "google": "gemini-2.0-flash"}
+NATIVE_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "google": "https://generativelanguage.googleapis.com",
+}
 # Model-name prefixes that identify a vendor when no provider is named.
 PREFIXES = {
     "gpt-": "openai",
@@ -66,6 +72,10 @@ class ProviderDirectory:
         for name, endpoint in endpoints.items():
             self._providers[name] = OpenAICompatProvider(name, client, endpoint.base_url)
 
+    def register(self, provider: Provider) -> None:
+        """Add (or replace) a provider under its own name."""
+        self._providers[provider.name] = provider
+
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
 
@@ -90,7 +100,7 @@ class ProviderDirectory:
         if override and override.default_model:
             return override.default_model
         info = VENDORS.get(name)
-        return info.default_model if info else None
+        return info.default_model if info else NATIVE_DEFAULTS.get(name)
 
     @staticmethod
     def vendor_of(model: str) -> str | None:
