@@ -55,6 +55,12 @@ def seed_hub(hub: FakeHub) -> dict[str, bytes]:
     return files
 
 
+async def gone(path: Path, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def hub_settings(tmp_path: Path, database_url: str, hub: FakeHub, **extra: Any) -> Settings:
     return make_settings(tmp_path, database_url, hf_endpoint=hub.url, **extra)
 
@@ -404,6 +410,8 @@ async def test_quota_refuses_and_cleanup_frees(
         assert real["freed_bytes"] == 2 * MB + 1000
         assert real["used_bytes_after"] == 0
         assert not leftover.exists()
+        await gone(settings.models_dir / "hf")
+        assert (await client.get("/v1/storage", headers=ADMIN)).json()["used_bytes"] == 0
         assert_envelope(
             await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN), 404, "model_not_found"
         )
@@ -558,6 +566,7 @@ async def test_models_from_one_repo_keep_their_own_files(
         path_b = Path((await client.get("/v1/models/b", headers=ADMIN)).json()["local_path"])
         assert path_a.parent != path_b.parent
         assert (await client.delete("/v1/models/a", headers=ADMIN)).status_code == 204
+        await gone(path_a)  # files go in a worker thread once the delete is committed
         assert not path_a.exists()
         assert not path_a.parent.exists()  # its now-empty folder went too
         assert path_b.read_bytes() == files["tiny-Q8_0.gguf"]

@@ -337,3 +337,48 @@ async def test_routing_errors_and_request_privacy(
         assert providers["openai"]["configured"] is True
         assert providers["groq"]["configured"] is False
         assert providers["openai"]["supported_modalities"] == ["image", "text"]
+
+
+@pytest.mark.slow
+def test_client_disconnect_cancels_the_upstream_call(
+    tmp_path: Path, free_port: int, openai_sim: OpenAISim
+) -> None:
+    """Through a real server process: a client that goes away mid-stream closes the
+    upstream stream at once, and the request record says cancelled."""
+    import time
+
+    from tests.test_serve import start_server, stop_server
+
+    openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
+    openai_sim.token_delay_s = 0.05
+    proc, log_path = start_server(
+        tmp_path,
+        free_port,
+        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
+        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
+        PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
+    )
+    base = f"http://127.0.0.1:{free_port}"
+    try:
+        body = {"model": "openai:gpt-4o-mini", "input": {"prompt": "go"}, "stream": True}
+        request_id = None
+        with httpx.Client(base_url=base, timeout=10) as client:
+            with client.stream("POST", "/v1/generate", json=body, headers=ADMIN) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and "model_selected" in line:
+                        request_id = json.loads(line.removeprefix("data: "))["request_id"]
+                    if line.startswith("data: ") and "choices" in line:
+                        break  # first token seen: hang up
+            started = time.monotonic()
+            assert openai_sim.wait_for(lambda s: s.disconnects == 1 and s.active_streams == 0, 3)
+            assert time.monotonic() - started < 1.5
+            status = None
+            for _ in range(50):
+                status = client.get(f"/v1/requests/{request_id}/status", headers=ADMIN).json()
+                if status["status"] != "running":
+                    break
+                time.sleep(0.05)
+            assert status is not None
+            assert status["status"] == "cancelled"
+    finally:
+        stop_server(proc, log_path)

@@ -9,8 +9,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 KEEPALIVE_S = 15.0
 
@@ -23,38 +25,78 @@ def _frame(item: BaseModel | dict[str, Any]) -> bytes:
 async def _frames(
     events: AsyncIterator[BaseModel | dict[str, Any]], keepalive_s: float
 ) -> AsyncIterator[bytes]:
-    iterator = aiter(events)
-    pending: asyncio.Task[Any] | None = None
+    """Frames from ``events``, with keep-alive comments while it is quiet.
+
+    A producer task drains ``events`` into a queue, so waiting with a timeout never
+    interrupts the event source itself; closing this generator cancels the producer,
+    which closes the source (and with it any upstream call) in the producer's task."""
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+
+    async def produce() -> None:
+        try:
+            async for item in events:
+                await queue.put(("item", item))
+            await queue.put(("end", None))
+        except Exception as exc:  # delivered to the consumer, which re-raises it
+            await queue.put(("error", exc))
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    producer = asyncio.create_task(produce())
     try:
         while True:
-            pending = pending or asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=keepalive_s)
-            if not done:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
+            except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
-            try:
-                item = pending.result()
-            except StopAsyncIteration:
+            if kind == "end":
                 break
-            finally:
-                pending = None
-            yield _frame(item)
+            if kind == "error":
+                raise value
+            yield _frame(value)
         yield b"data: [DONE]\n\n"
     finally:
-        if pending is not None:
-            pending.cancel()
-            # The generator is still running inside that task: let it unwind first.
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-                await pending
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        producer.cancel()
+        with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
+class SSEResponse(StreamingResponse):
+    """A stream that stops the moment its client goes away.
+
+    Servers on ASGI 2.4 only report a disconnect when the next write fails, which
+    for a slow upstream can be seconds later; here a watcher reads ``receive`` for
+    ``http.disconnect`` and cancels the stream at once, and the event source is
+    closed before returning, so an upstream call ends with its client."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                await self.stream_response(send)
+            except OSError:
+                pass  # the client went away mid-write
+            finally:
+                group.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    aclose = getattr(self.body_iterator, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
 
 
 def sse_response(
     events: AsyncIterator[BaseModel | dict[str, Any]], keepalive_s: float = KEEPALIVE_S
 ) -> StreamingResponse:
-    return StreamingResponse(
+    return SSEResponse(
         _frames(events, keepalive_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

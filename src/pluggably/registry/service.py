@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import glob
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,6 +75,7 @@ def decode_cursor(cursor: str) -> str:
 class RegistryService:
     models_dir: Path
     runtimes: RuntimeView
+    _removals: set[asyncio.Task[None]] = field(default_factory=set)
 
     # reading
     async def page(
@@ -236,7 +238,7 @@ class RegistryService:
             path = self.confined(model.local_path)
             # Only once the row is gone for good: a failed commit keeps files and row.
             event.listen(
-                session.sync_session, "after_commit", lambda _s: self._remove_files(path), once=True
+                session.sync_session, "after_commit", lambda _s: self._remove_later(path), once=True
             )
 
     def confined(self, relative: str) -> Path:
@@ -246,6 +248,12 @@ class RegistryService:
         if not path.is_relative_to(root) or path == root:
             raise ValidationFailed(f"Path '{relative}' is outside the models directory.")
         return path
+
+    def _remove_later(self, path: Path) -> None:
+        """Deleting gigabytes takes a while: do it in a worker thread, off the loop."""
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._remove_files, path))
+        self._removals.add(task)
+        task.add_done_callback(self._removals.discard)
 
     def _remove_files(self, path: Path) -> None:
         """The model's file or folder, every shard of a sharded GGUF, and the folders
