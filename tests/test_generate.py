@@ -382,3 +382,35 @@ def test_client_disconnect_cancels_the_upstream_call(
             assert status["status"] == "cancelled"
     finally:
         stop_server(proc, log_path)
+
+
+async def test_dead_upstream_cools_down(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> None:
+    backup = make_openai_sim(models=["gpt-4o-mini"])
+    app = gen_app(
+        tmp_path,
+        database_url,
+        openai_sim,
+        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
+        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
+    )
+    async with running(app), client_for(app) as client:
+        openai_sim.fail_next(n=3, status=503)
+        for _ in range(3):
+            body = (
+                await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+            ).json()
+            assert body["selection"]["selected_provider"] == "backup"
+        before = len(openai_sim.requests_to("/v1/chat/completions"))
+        body = (
+            await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        ).json()
+        # Three failures in a row: openai sits out; the backup answers without a wasted call.
+        assert body["selection"]["attempts"] == [
+            {"model": "backup:gpt-4o-mini", "provider": "backup", "error_code": None}
+        ]
+        assert len(openai_sim.requests_to("/v1/chat/completions")) == before

@@ -39,6 +39,7 @@ from pluggably.providers.base import (
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.errors import is_retryable
 from pluggably.registry.param_schemas import default_schema
+from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import Router, Target, infer_modality
 from pluggably.users.service import AccountService
 
@@ -78,6 +79,7 @@ class GenerationService:
         accounts: AccountService,
         records: RequestRecords,
         metrics: Metrics,
+        cooldowns: Cooldowns | None = None,
     ) -> None:
         self.db, self.router, self.providers = db, router, providers
         self.credentials, self.accounts, self.records, self.metrics = (
@@ -86,6 +88,7 @@ class GenerationService:
             records,
             metrics,
         )
+        self.cooldowns = cooldowns or Cooldowns()
 
     # preparation
     async def _prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
@@ -96,6 +99,8 @@ class GenerationService:
             targets = await self.router.candidates(
                 session, body, preferred_model=user.preferred_model, has_credential=usable
             )
+        order = self.cooldowns.order([t.label for t in targets])
+        targets = [targets[i] for i in order]
         modality = body.modality or infer_modality(body)
         parameters = validate_parameters(
             body.parameters, default_schema(targets[0].label, modality)
@@ -132,6 +137,8 @@ class GenerationService:
             Attempt(model=target.label, provider=target.provider, error_code=exc.code)
         )
         self.metrics.generation_errors.labels(target.provider, exc.code).inc()
+        if is_retryable(exc):
+            self.cooldowns.failed(target.label)
         last = len(plan.attempts) == len(plan.targets)
         return not last and (is_retryable(exc) or isinstance(exc, ProviderNotConfigured))
 
@@ -271,6 +278,7 @@ class GenerationService:
         )
 
     async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
+        self.cooldowns.succeeded(target.label)
         m = self.metrics
         m.generation_requests.labels(target.provider, target.model).inc()
         m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)
