@@ -10,6 +10,7 @@ import httpx
 
 from pluggably.config import EndpointSettings, ProviderSettings
 from pluggably.providers.base import Credential, Provider
+from pluggably.providers.google import GoogleProvider
 from pluggably.providers.openai_compat import OpenAICompatProvider
 
 
@@ -69,6 +70,10 @@ class ProviderDirectory:
             self._providers[name] = OpenAICompatProvider(
                 name, client, base, azure=info.azure, image_generation=info.image_generation
             )
+        google = providers.get("google")
+        self._providers["google"] = GoogleProvider(
+            "google", client, (google.base_url if google else None) or NATIVE_BASE_URLS["google"]
+        )
         for name, endpoint in endpoints.items():
             self._providers[name] = OpenAICompatProvider(name, client, endpoint.base_url)
 
