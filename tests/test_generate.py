@@ -414,3 +414,108 @@ async def test_dead_upstream_cools_down(
             {"model": "backup:gpt-4o-mini", "provider": "backup", "error_code": None}
         ]
         assert len(openai_sim.requests_to("/v1/chat/completions")) == before
+
+
+@pytest.mark.slow
+def test_cancel_and_events_of_a_running_stream(
+    tmp_path: Path, free_port: int, openai_sim: OpenAISim
+) -> None:
+    """POST /v1/requests/{id}/cancel stops a running stream (partial text back, the
+    upstream closed) while GET …/events follows it; through a real server process."""
+    import threading
+    import time
+
+    from tests.test_serve import start_server, stop_server
+
+    openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
+    openai_sim.token_delay_s = 0.03
+    proc, log_path = start_server(
+        tmp_path,
+        free_port,
+        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
+        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
+        PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
+    )
+    base = f"http://127.0.0.1:{free_port}"
+    stream_frames: list[str] = []
+    watched: list[str] = []
+    request_id: list[str] = []
+
+    def consume() -> None:
+        body = {"model": "openai:gpt-4o-mini", "input": {"prompt": "go"}, "stream": True}
+        with (
+            httpx.Client(base_url=base, timeout=20) as c,
+            c.stream("POST", "/v1/generate", json=body, headers=ADMIN) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    stream_frames.append(line.removeprefix("data: "))
+                    if "model_selected" in line:
+                        request_id.append(json.loads(line.removeprefix("data: "))["request_id"])
+
+    def watch() -> None:
+        with (
+            httpx.Client(base_url=base, timeout=20) as c,
+            c.stream("GET", f"/v1/requests/{request_id[0]}/events", headers=ADMIN) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    watched.append(line.removeprefix("data: "))
+
+    try:
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        while len([f for f in stream_frames if "choices" in f]) < 5:
+            time.sleep(0.01)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=10) as c:
+            result = c.post(f"/v1/requests/{request_id[0]}/cancel", headers=ADMIN).json()
+            assert result["cancelled"] is True
+            assert result["status"] == "cancelled"
+            assert result["partial_output"]["text"].startswith("w0 w1 w2 w3 w4")
+            consumer.join(5)
+            watcher.join(5)
+            assert json.loads(stream_frames[-2]) == {
+                "event": "error",
+                "code": "cancelled",
+                "message": "The request was cancelled.",
+            }
+            assert stream_frames[-1] == "[DONE]"
+            assert json.loads(watched[0])["event"] == "status"
+            assert json.loads(watched[-2]) == {
+                "event": "status",
+                "request_id": request_id[0],
+                "status": "cancelled",
+            }
+            assert any("choices" in frame for frame in watched[1:-2])
+            assert openai_sim.wait_for(lambda s: s.active_streams == 0, 2)
+            status = c.get(f"/v1/requests/{request_id[0]}", headers=ADMIN).json()
+            assert status["status"] == "cancelled"
+            again = c.post(f"/v1/requests/{request_id[0]}/cancel", headers=ADMIN).json()
+            assert (again["cancelled"], again["status"]) == (False, "cancelled")
+    finally:
+        stop_server(proc, log_path)
+
+
+async def test_requests_running_at_a_crash_are_marked_interrupted(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    from pluggably.generation.models import RequestRecord
+
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), app.state.container.db.session() as session:
+        session.add(
+            RequestRecord(
+                id="req_crashed",
+                user_id=app.state.container.admin_user_id,
+                modality="text",
+                status="running",
+            )
+        )
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        status = (await client.get("/v1/requests/req_crashed/status", headers=ADMIN)).json()
+        assert status["status"] == "failed"
+        assert status["error"]["code"] == "interrupted"

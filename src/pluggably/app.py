@@ -97,6 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
                 admin = await ensure_admin_user(session)
                 await forget_expired_revocations(session)
             container = build_container(settings, metrics, readiness, db, keyring, admin.id)
+            interrupted = await container.records.mark_interrupted()
+            if interrupted:
+                log.warning("requests_interrupted", count=interrupted)
             app.state.container = container
             if settings.admin_key is None and not settings.local_only:
                 log.warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
@@ -12,6 +14,7 @@ from pydantic import BaseModel
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.sse import sse_response
+from pluggably.generation.live import LiveRequest
 from pluggably.generation.models import RequestRecord
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 
@@ -90,3 +93,70 @@ async def request_details(
     """Status plus the generate response once completed."""
     record = await container.records.get(session, principal.user_id, request_id)
     return RequestDetails.model_validate({**_status(record), "result": record.response})
+
+
+class CancelResult(BaseModel):
+    request_id: str
+    cancelled: bool
+    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    partial_output: dict[str, Any] | None
+
+
+@router.post(
+    "/v1/requests/{request_id}/cancel", response_model=CancelResult, responses=error_responses(404)
+)
+async def cancel_request(
+    request_id: str, principal: Writer, session: DbSession, container: ContainerDep
+) -> CancelResult:
+    """Stop a running request; its partial text comes back. Finished requests stay as they are."""
+    record = await container.records.get(session, principal.user_id, request_id)
+    live = container.generation.live.get(request_id, principal.user_id)
+    if live is None:
+        return CancelResult(
+            request_id=request_id, cancelled=False, status=record.status, partial_output=None
+        )
+    await container.generation.live.cancel(live)
+    return CancelResult(
+        request_id=request_id,
+        cancelled=True,
+        status="cancelled",
+        partial_output={"text": live.partial_text},
+    )
+
+
+@router.get(
+    "/v1/requests/{request_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "status and text deltas"},
+        **error_responses(404),
+    },
+)
+async def request_events(
+    request_id: str, principal: Reader, session: DbSession, container: ContainerDep
+) -> StreamingResponse:
+    """SSE: the status now; for a running request, its text deltas as they are produced
+    and its final status; then ``[DONE]``."""
+    record = await container.records.get(session, principal.user_id, request_id)
+    live = container.generation.live.get(request_id, principal.user_id)
+    return sse_response(_request_events(request_id, record.status, live))
+
+
+async def _request_events(
+    request_id: str, status: str, live: LiveRequest | None
+) -> AsyncIterator[dict[str, Any]]:
+    yield {"event": "status", "request_id": request_id, "status": live.status if live else status}
+    if live is None:
+        return
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+    live.listeners.add(queue)
+    try:
+        if live.parts:  # what was produced before this listener arrived
+            yield {"choices": [{"delta": {"content": live.partial_text}}]}
+        while True:
+            frame = await queue.get()
+            yield frame
+            if frame.get("event") == "status":
+                return
+    finally:
+        live.listeners.discard(queue)

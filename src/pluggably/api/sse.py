@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 KEEPALIVE_S = 15.0
+CANCELLED_FRAME = {"event": "error", "code": "cancelled", "message": "The request was cancelled."}
 
 
 def _frame(item: BaseModel | dict[str, Any]) -> bytes:
@@ -37,6 +38,13 @@ async def _frames(
             async for item in events:
                 await queue.put(("item", item))
             await queue.put(("end", None))
+        except asyncio.CancelledError:
+            # Cancelled from elsewhere (POST …/cancel): tell the client, then end. When the
+            # consumer itself cancels us on its way out, nobody reads these: harmless.
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(("item", CANCELLED_FRAME))
+                queue.put_nowait(("end", None))
+            raise
         except Exception as exc:  # delivered to the consumer, which re-raises it
             await queue.put(("error", exc))
         finally:

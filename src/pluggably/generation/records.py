@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import Database, utcnow
@@ -51,6 +52,21 @@ class RequestRecords:
             if usage is not None:
                 record.prompt_tokens, record.completion_tokens = usage
             record.response = response
+
+    async def mark_interrupted(self) -> int:
+        """Requests left queued or running by a crash will never finish: say so."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(RequestRecord)
+                .where(RequestRecord.status.in_(("queued", "running")))
+                .values(
+                    status="failed",
+                    error_code="interrupted",
+                    error_message="The server stopped while this request ran; send it again.",
+                    finished_at=utcnow(),
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     async def get(self, session: AsyncSession, user_id: str, request_id: str) -> RequestRecord:
         record = await session.get(RequestRecord, request_id)

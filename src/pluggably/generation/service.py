@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
 from pluggably.errors import GatewayError, ProviderNotConfigured
 from pluggably.generation import inputs
+from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.params import validate_parameters
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import (
@@ -89,6 +91,7 @@ class GenerationService:
             metrics,
         )
         self.cooldowns = cooldowns or Cooldowns()
+        self.live = LiveRequests()
 
     # preparation
     async def _prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
@@ -145,11 +148,24 @@ class GenerationService:
     # JSON
     async def generate(self, principal: Principal, body: GenerateRequest) -> GenerateResponse:
         plan = await self._prepare(principal, body)
+        live = self.live.open(plan.request_id, principal.user_id)
+        try:
+            return await self._generate(plan, live)
+        finally:
+            self.live.close(plan.request_id, live.status)
+
+    async def _generate(self, plan: Plan, live: LiveRequest) -> GenerateResponse:
         error: GatewayError | None = None
         for target in plan.targets:
             try:
                 provider, call = self._call(plan, target)
-                completion = await provider.complete(call, await self._credential(plan, target))
+                credential = await self._credential(plan, target)
+                live.task = asyncio.ensure_future(provider.complete(call, credential))
+                completion = await live.task
+            except asyncio.CancelledError:
+                if not live.cancel_requested:
+                    raise
+                return await self._cancelled(plan, target, live)
             except GatewayError as exc:
                 error = exc
                 if self._failed(plan, target, exc):
@@ -160,28 +176,56 @@ class GenerationService:
             )
             response = self._response(plan, target, completion, first_token_ms=None)
             await self._done(plan, target, response)
+            live.status = "completed"
             return response
         assert error is not None
+        live.status = "failed"
         await self.records.finish(
             plan.request_id, status="failed", error=(error.code, error.message)
         )
         raise error
+
+    async def _cancelled(self, plan: Plan, target: Target, live: LiveRequest) -> GenerateResponse:
+        live.status = "cancelled"
+        completion = Completion(text=live.partial_text or None, finish_reason="cancelled")
+        response = self._response(plan, target, completion, first_token_ms=None)
+        await self.records.finish(
+            plan.request_id,
+            status="cancelled",
+            model=target.label,
+            provider=target.provider,
+            response=response.model_dump(mode="json"),
+        )
+        return response
 
     # streams
     async def stream(
         self, principal: Principal, body: GenerateRequest
     ) -> AsyncIterator[dict[str, Any]]:
         plan = await self._prepare(principal, body)
-        finished = False
+        live = self.live.open(plan.request_id, principal.user_id)
+        live.task = asyncio.current_task()
+        status = "cancelled"
         try:
             async for frame in self._stream(plan):
-                if frame.get("event") in {"complete", "error"}:
-                    finished = True
+                event = frame.get("event")
+                if event in {"complete", "error"}:
+                    status = "completed" if event == "complete" else "failed"
+                elif "choices" in frame:
+                    self.live.delta(plan.request_id, frame["choices"][0]["delta"]["content"])
                 yield frame
         finally:
-            if not finished:  # the client went away: the upstream call is closed with us
+            if status == "cancelled":  # the client went away, or POST …/cancel
                 with anyio.CancelScope(shield=True):
-                    await self.records.finish(plan.request_id, status="cancelled")
+                    await self.records.finish(
+                        plan.request_id,
+                        status="cancelled",
+                        response={
+                            "output": {"text": live.partial_text},
+                            "finish_reason": "cancelled",
+                        },
+                    )
+            self.live.close(plan.request_id, status)
 
     async def _stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
         error: GatewayError | None = None

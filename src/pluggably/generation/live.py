@@ -1,0 +1,63 @@
+"""Requests in flight in this process: their partial text, listeners for
+/v1/requests/{id}/events, and the handle that cancels them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass
+class LiveRequest:
+    request_id: str
+    user_id: str
+    status: str = "running"
+    parts: list[str] = field(default_factory=list)
+    task: asyncio.Task[Any] | None = None
+    cancel_requested: bool = False
+    listeners: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+
+    @property
+    def partial_text(self) -> str:
+        return "".join(self.parts)
+
+    def publish(self, frame: dict[str, Any]) -> None:
+        for queue in list(self.listeners):
+            if queue.full():  # a stalled listener loses old frames, never blocks the request
+                queue.get_nowait()
+            queue.put_nowait(frame)
+
+
+class LiveRequests:
+    def __init__(self) -> None:
+        self._live: dict[str, LiveRequest] = {}
+
+    def open(self, request_id: str, user_id: str) -> LiveRequest:
+        live = self._live[request_id] = LiveRequest(request_id, user_id)
+        return live
+
+    def get(self, request_id: str, user_id: str) -> LiveRequest | None:
+        live = self._live.get(request_id)
+        return live if live is not None and live.user_id == user_id else None
+
+    def delta(self, request_id: str, text: str) -> None:
+        live = self._live.get(request_id)
+        if live is not None:
+            live.parts.append(text)
+            live.publish({"choices": [{"delta": {"content": text}}]})
+
+    def close(self, request_id: str, status: str) -> None:
+        live = self._live.pop(request_id, None)
+        if live is not None:
+            live.status = status
+            live.publish({"event": "status", "request_id": request_id, "status": status})
+
+    async def cancel(self, live: LiveRequest) -> None:
+        """Stop the request's work; returns once it has wound down (or after 5 s)."""
+        live.cancel_requested = True
+        if live.task is not None and not live.task.done():
+            live.task.cancel()
+            await asyncio.wait({live.task}, timeout=5)
