@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from pluggably.app import create_app
 from pluggably.errors import BackendUnavailable, UpstreamError
 from pluggably.providers.anthropic import JSON_INSTRUCTION, AnthropicProvider
+from pluggably.providers.base import Delta, Message, ProviderCall
 from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.openai_sim import OpenAISim, make_png
@@ -555,3 +556,24 @@ async def test_list_models_pages_through_the_cursor(anthropic_sim: AnthropicSim)
         assert (
             unreachable.value.message == "anthropic (models) is unreachable (RemoteProtocolError)."
         )
+
+
+async def test_stream_that_ends_without_message_stop_is_malformed() -> None:
+    """A proxy that closes the body cleanly mid-answer: no transport error, yet no end."""
+    frames: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 4, "output_tokens": 1}}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a "}},
+    ]
+    body = "".join(f"event: {f['type']}\ndata: {json.dumps(f)}\n\n" for f in frames)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=body)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        provider = AnthropicProvider("anthropic", client, "http://anthropic.test")
+        call = ProviderCall(BARE, [Message("user", "x")])
+        upstream = provider.stream(call, {"api_key": SERVER_KEY})
+        assert await anext(upstream) == Delta("a ")
+        with pytest.raises(BackendUnavailable) as ended:
+            await anext(upstream)
+        assert ended.value.message == f"{WHO} sent a malformed answer: the stream ended early."

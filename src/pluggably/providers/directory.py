@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from pluggably.config import EndpointSettings, ProviderSettings
+from pluggably.providers.anthropic import AnthropicProvider
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.google import GoogleProvider
 from pluggably.providers.openai_compat import OpenAICompatProvider
@@ -70,10 +71,10 @@ class ProviderDirectory:
             self._providers[name] = OpenAICompatProvider(
                 name, client, base, azure=info.azure, image_generation=info.image_generation
             )
-        google = providers.get("google")
-        self._providers["google"] = GoogleProvider(
-            "google", client, (google.base_url if google else None) or NATIVE_BASE_URLS["google"]
-        )
+        for name, native in (("anthropic", AnthropicProvider), ("google", GoogleProvider)):
+            override = providers.get(name)
+            base = (override.base_url if override else None) or NATIVE_BASE_URLS[name]
+            self._providers[name] = native(name, client, base)
         for name, endpoint in endpoints.items():
             self._providers[name] = OpenAICompatProvider(name, client, endpoint.base_url)
 

@@ -15,6 +15,7 @@ from pluggably.errors import (
     GatewayError,
     InvalidParameter,
     ModelNotFound,
+    PayloadTooLarge,
     RateLimited,
     Timeout,
     UpstreamError,
@@ -67,6 +68,10 @@ def from_status(
         return RateLimited(f"{who} is rate limiting requests{said}.", retry_after=retry)
     if status in {400, 422}:
         return InvalidParameter(f"{who} rejected the request{said}.")
+    if status == 402:
+        return UpstreamError(f"{who} says the account has no credit left{said}.")
+    if status == 413:
+        return PayloadTooLarge(f"{who} found the request too large{said}.")
     if status == 408 or status == 504:
         return Timeout(f"{who} timed out{said}.")
     if status >= 500:
