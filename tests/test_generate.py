@@ -519,3 +519,71 @@ async def test_requests_running_at_a_crash_are_marked_interrupted(
         status = (await client.get("/v1/requests/req_crashed/status", headers=ADMIN)).json()
         assert status["status"] == "failed"
         assert status["error"]["code"] == "interrupted"
+
+
+async def test_discovery_and_the_credits_exhausted_path(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> None:
+    free = make_openai_sim(models=["tiny-free"])
+    free.set_reply("tiny-free", "free answer")
+    app = gen_app(
+        tmp_path,
+        database_url,
+        openai_sim,
+        endpoints={
+            "homelab": {"base_url": free.base_url, "api_key": "sk-h-0001", "models": ["tiny-free"]}
+        },
+    )
+    async with running(app), client_for(app) as client:
+        user = await new_user(client, "spender")
+        await client.post(
+            "/v1/users/provider-keys",
+            json={"provider": "openai", "api_key": "sk-spender-0001"},
+            headers=user,
+        )
+        listed = {
+            p["name"]: p
+            for p in (await client.get("/v1/providers", headers=user)).json()["providers"]
+        }
+        assert listed["openai"]["models_discovered"] == sorted(openai_sim.models)
+        assert listed["openai"]["credits_status"] == {"provider": "openai", "status": "unknown"}
+        assert listed["homelab"]["models_discovered"] == ["tiny-free"]
+        assert listed["groq"]["models_discovered"] is None  # not configured: not asked
+        calls = len(openai_sim.requests_to("/v1/models"))
+        await client.get("/v1/providers", headers=user)
+        assert len(openai_sim.requests_to("/v1/models")) == calls  # cached
+        await client.post(
+            "/v1/users/provider-keys",
+            json={"provider": "openai", "api_key": "sk-spender-0002"},
+            headers=user,
+        )
+        await client.get("/v1/providers", headers=user)
+        assert len(openai_sim.requests_to("/v1/models")) == calls + 1  # a new key: asked again
+
+        quota = {
+            "error": {
+                "message": "You exceeded your current quota, please check your plan.",
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+        }
+        openai_sim.fail_next(status=429, body=quota)
+        body = (await generate(client, user, provider="openai", input={"prompt": "hi"})).json()
+        assert body["output"]["text"] == "free answer"
+        assert body["selection"]["selected_provider"] == "homelab"
+        assert body["selection"]["fallback_used"] is True
+        assert body["credits_status"] == {
+            "provider": "openai",
+            "status": "exhausted",
+            "remaining": None,
+            "reset_at": None,
+        }
+        listed = {
+            p["name"]: p
+            for p in (await client.get("/v1/providers", headers=user)).json()["providers"]
+        }
+        assert listed["openai"]["credits_status"]["status"] == "exhausted"

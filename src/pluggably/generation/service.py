@@ -21,6 +21,7 @@ from pluggably.generation.params import validate_parameters
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import (
     Attempt,
+    CreditsStatus,
     GenerateRequest,
     GenerateResponse,
     Output,
@@ -39,6 +40,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.discovery import Discovery
 from pluggably.providers.errors import is_retryable
 from pluggably.registry.param_schemas import default_schema
 from pluggably.routing.cooldown import Cooldowns
@@ -91,6 +93,7 @@ class GenerationService:
             metrics,
         )
         self.cooldowns = cooldowns or Cooldowns()
+        self.discovery = Discovery()
         self.live = LiveRequests()
 
     # preparation
@@ -140,6 +143,7 @@ class GenerationService:
             Attempt(model=target.label, provider=target.provider, error_code=exc.code)
         )
         self.metrics.generation_errors.labels(target.provider, exc.code).inc()
+        self.discovery.observe(plan.principal.user_id, target.provider, exc)
         if is_retryable(exc):
             self.cooldowns.failed(target.label)
         last = len(plan.attempts) == len(plan.targets)
@@ -315,14 +319,24 @@ class GenerationService:
             usage=_usage(usage),
             finish_reason=completion.finish_reason,
             selection=plan.selection(target),
+            credits_status=self._credits(plan),
             timings=Timings(
                 first_token_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
                 total_ms=round((time.perf_counter() - plan.started) * 1000, 2),
             ),
         )
 
+    def _credits(self, plan: Plan) -> CreditsStatus | None:
+        """What we know of the credits of the commercial provider first asked."""
+        provider = _first_commercial(plan, self.providers)
+        if provider is None:
+            return None
+        status = self.discovery.credits(plan.principal.user_id, provider)
+        return CreditsStatus(provider=provider, status=status)
+
     async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
         self.cooldowns.succeeded(target.label)
+        self.discovery.observe(plan.principal.user_id, target.provider, None)
         m = self.metrics
         m.generation_requests.labels(target.provider, target.model).inc()
         m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)
@@ -346,6 +360,10 @@ class GenerationService:
             else None,
             response=stored,
         )
+
+
+def _first_commercial(plan: Plan, providers: ProviderDirectory) -> str | None:
+    return next((t.provider for t in plan.targets if not providers.is_endpoint(t.provider)), None)
 
 
 def _usage(usage: Usage | None) -> UsageInfo | None:

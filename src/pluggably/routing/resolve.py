@@ -76,7 +76,15 @@ class Router:
     ) -> list[Target]:
         primary = await self._primary(session, body, preferred_model, has_credential)
         chain = self.fallbacks.get(primary.label) or self.fallbacks.get(primary.model)
-        chain = chain if chain is not None else self.default_fallbacks
+        chain = list(chain if chain is not None else self.default_fallbacks)
+        if body.provider and not body.model and body.selection_mode == "auto":
+            # Only a provider named: when its credits run out, a free model answers.
+            chain += [
+                f"{name}:{model}"
+                for name in self.providers.names
+                if self.providers.is_endpoint(name)
+                and (model := self.providers.default_model(name)) is not None
+            ]
         targets = [primary]
         for spec in chain:
             target = await self.parse(session, spec)
