@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
-from pluggably.providers import errors
+from pluggably.providers import errors, http
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -200,22 +200,10 @@ class AnthropicProvider:
         request = self.client.build_request(
             "POST", url, json=messages_body(call, stream=True), headers=headers
         )
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, call.model, exc) from None
-        try:
-            if response.status_code >= 400:
-                body = await response.aread()
-                raise errors.from_status(
-                    self.name, call.model, response.status_code, response.headers, body
-                )
-            async for item in self._frames(call, response):
-                yield item
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, call.model, exc) from None
-        finally:
-            await response.aclose()
+        async for item in http.stream(
+            self.client, request, self.name, call.model, lambda r: self._frames(call, r)
+        ):
+            yield item
 
     async def _frames(
         self, call: ProviderCall, response: httpx.Response

@@ -18,7 +18,7 @@ from pluggably.errors import (
     InvalidParameter,
     ProviderNotConfigured,
 )
-from pluggably.providers import errors
+from pluggably.providers import errors, http
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -261,22 +261,15 @@ class GoogleProvider:
         headers = self._headers(credential)
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
         request = self.client.build_request("POST", url, json=generate_body(call), headers=headers)
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, call.model, exc) from None
-        try:
-            if response.status_code >= 400:
-                body = await response.aread()
-                raise from_status(
-                    self.name, call.model, response.status_code, response.headers, body
-                )
-            async for item in self._frames(call, response):
-                yield item
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, call.model, exc) from None
-        finally:
-            await response.aclose()
+        async for item in http.stream(
+            self.client,
+            request,
+            self.name,
+            call.model,
+            lambda r: self._frames(call, r),
+            from_status=from_status,
+        ):
+            yield item
 
     async def _frames(
         self, call: ProviderCall, response: httpx.Response
