@@ -181,3 +181,34 @@ async def new_user(client: httpx.AsyncClient, username: str) -> dict[str, str]:
     response = await register(client, username)
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {await login(client, username)}"}
+
+
+async def generate(
+    client: httpx.AsyncClient, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    return await client.post("/v1/generate", json=body, headers=headers)
+
+
+async def sse_frames(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> list[Any]:
+    """Every ``data:`` frame of a streamed /v1/generate, JSON-decoded (``[DONE]`` as is)."""
+    import json
+
+    frames: list[Any] = []
+    async with client.stream(
+        "POST", "/v1/generate", json={**body, "stream": True}, headers=headers
+    ) as r:
+        assert r.status_code == 200, await r.aread()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                data = line.removeprefix("data: ")
+                frames.append(data if data == "[DONE]" else json.loads(data))
+    return frames
+
+
+def deltas(frames: list[Any]) -> list[str]:
+    return [
+        f["choices"][0]["delta"]["content"]
+        for f in frames
+        if isinstance(f, dict) and "choices" in f
+    ]

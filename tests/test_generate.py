@@ -15,7 +15,16 @@ import pytest
 from fastapi import FastAPI
 
 from pluggably.app import create_app
-from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, new_user, running
+from tests.conftest import (
+    ADMIN_KEY,
+    assert_envelope,
+    client_for,
+    generate,
+    make_settings,
+    new_user,
+    running,
+    sse_frames,
+)
 from tests.fixtures.openai_sim import OpenAISim, make_png
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -31,26 +40,6 @@ def gen_app(tmp_path: Path, database_url: str, sim: OpenAISim, **extra: Any) -> 
         **extra,
     )
     return create_app(settings)
-
-
-async def generate(
-    client: httpx.AsyncClient, headers: dict[str, str], **body: Any
-) -> httpx.Response:
-    return await client.post("/v1/generate", json=body, headers=headers)
-
-
-async def sse_frames(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> list[Any]:
-    frames: list[Any] = []
-    async with client.stream(
-        "POST", "/v1/generate", json={**body, "stream": True}, headers=headers
-    ) as r:
-        assert r.status_code == 200, await r.aread()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        async for line in r.aiter_lines():
-            if line.startswith("data: "):
-                data = line.removeprefix("data: ")
-                frames.append(data if data == "[DONE]" else json.loads(data))
-    return frames
 
 
 async def test_json_text_with_usage_and_record(

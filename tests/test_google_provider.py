@@ -26,7 +26,17 @@ from pluggably.errors import (
 from pluggably.providers import google
 from pluggably.providers.base import Delta, Message, ProviderCall, StreamEnd, Usage
 from pluggably.providers.google import GoogleProvider
-from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, new_user, running
+from tests.conftest import (
+    ADMIN_KEY,
+    assert_envelope,
+    client_for,
+    deltas,
+    generate,
+    make_settings,
+    new_user,
+    running,
+    sse_frames,
+)
 from tests.fixtures.gemini_sim import GeminiSim
 from tests.fixtures.openai_sim import OpenAISim, make_png
 
@@ -64,34 +74,6 @@ async def google_app(
         container = app.state.container
         container.providers.register(GoogleProvider("google", container.http, sim.url))
         yield app, client
-
-
-async def generate(
-    client: httpx.AsyncClient, headers: dict[str, str], **body: Any
-) -> httpx.Response:
-    return await client.post("/v1/generate", json=body, headers=headers)
-
-
-async def sse_frames(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> list[Any]:
-    frames: list[Any] = []
-    async with client.stream(
-        "POST", "/v1/generate", json={**body, "stream": True}, headers=headers
-    ) as r:
-        assert r.status_code == 200, await r.aread()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        async for line in r.aiter_lines():
-            if line.startswith("data: "):
-                data = line.removeprefix("data: ")
-                frames.append(data if data == "[DONE]" else json.loads(data))
-    return frames
-
-
-def deltas(frames: list[Any]) -> list[str]:
-    return [
-        f["choices"][0]["delta"]["content"]
-        for f in frames
-        if isinstance(f, dict) and "choices" in f
-    ]
 
 
 def last_to(sim: GeminiSim, path: str) -> Any:
