@@ -576,3 +576,170 @@ async def test_discovery_and_the_credits_exhausted_path(
             for p in (await client.get("/v1/providers", headers=user)).json()["providers"]
         }
         assert listed["openai"]["credits_status"]["status"] == "exhausted"
+
+
+async def test_upstream_messages_never_carry_the_key(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        echo = {
+            "error": {"message": "Incorrect API key provided: sk-server-key-0001.", "type": "x"}
+        }
+        openai_sim.fail_next(status=401, body=echo)
+        response = await generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        detail = assert_envelope(response, 502, "upstream_error")
+        assert "sk-server-key-0001" not in response.text
+        assert "[redacted]" in detail["message"]
+        openai_sim.fail_next(status=401, body=echo)
+        frames = await sse_frames(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        assert "sk-server-key-0001" not in json.dumps(frames)
+        record = await client.get(f"/v1/requests/{frames[-2].get('request_id', '')}", headers=ADMIN)
+        assert "sk-server-key-0001" not in record.text
+
+
+async def test_stream_setup_errors_are_plain_http_errors(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        for body, status, code in [
+            ({"model": "nope:x"}, 400, "unsupported_provider"),
+            (
+                {"model": "openai:gpt-4o-mini", "parameters": {"temperature": 9}},
+                422,
+                "validation_error",
+            ),
+        ]:
+            response = await client.post(
+                "/v1/generate",
+                json={**body, "input": {"prompt": "x"}, "stream": True},
+                headers=ADMIN,
+            )
+            assert_envelope(response, status, code)
+
+
+class _BrokenAdapter:
+    """A provider whose answers this gateway cannot read (an adapter bug, or a vendor
+    changing its format): raises something that is not a GatewayError."""
+
+    name = "broken"
+    modalities = frozenset({"text"})
+
+    async def complete(self, call: Any, credential: Any) -> Any:
+        raise KeyError("choices")
+
+    async def stream(self, call: Any, credential: Any) -> Any:
+        from pluggably.providers.base import Delta
+
+        yield Delta("half ")
+        raise TypeError("unexpected frame")
+
+    async def list_models(self, credential: Any) -> list[str]:
+        return []
+
+
+async def test_unreadable_answers_end_cleanly(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(
+        tmp_path, database_url, openai_sim, endpoints={"broken": {"base_url": "http://127.0.0.1:9"}}
+    )
+    async with running(app), client_for(app) as client:
+        app.state.container.providers.register(_BrokenAdapter())
+        response = await generate(client, ADMIN, model="broken:m", input={"prompt": "x"})
+        detail = assert_envelope(response, 502, "upstream_error")
+        assert "cannot read" in detail["message"]
+        frames = await sse_frames(client, ADMIN, model="broken:m", input={"prompt": "x"})
+        assert frames[-2]["event"] == "error"
+        assert frames[-1] == "[DONE]"
+        status = (
+            await client.get(f"/v1/requests/{frames[0]['request_id']}/status", headers=ADMIN)
+        ).json()
+        assert status["status"] == "failed"
+
+
+async def test_cooldown_is_per_user_for_vendors(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> None:
+    backup = make_openai_sim(models=["gpt-4o-mini"])
+    app = gen_app(
+        tmp_path,
+        database_url,
+        openai_sim,
+        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
+        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
+    )
+    async with running(app), client_for(app) as client:
+        alice, bob = await new_user(client, "alice"), await new_user(client, "bob")
+        for who, key in ((alice, "sk-alice-00001"), (bob, "sk-bob-000001")):
+            await client.post(
+                "/v1/users/provider-keys", json={"provider": "openai", "api_key": key}, headers=who
+            )
+        openai_sim.fail_next(n=3, status=429)
+        for _ in range(3):
+            await generate(client, alice, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        body = (
+            await generate(client, bob, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        ).json()
+        assert body["selection"]["selected_provider"] == "openai"  # Alice's trouble is not Bob's
+
+
+async def test_a_named_model_decides_the_modality(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        for prompt in ("Help me draw a conclusion", "How does a wifi mesh network work?"):
+            response = await generate(
+                client,
+                ADMIN,
+                model="openai:gpt-4o-mini",
+                input={"prompt": prompt},
+                parameters={"temperature": 0.1},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["modality"] == "text"
+        assert not openai_sim.requests_to("/v1/images/generations")
+
+
+async def test_no_credit_left_falls_back_to_a_free_model(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> None:
+    free = make_openai_sim(models=["tiny-free"])
+    app = gen_app(
+        tmp_path,
+        database_url,
+        openai_sim,
+        endpoints={
+            "homelab": {"base_url": free.base_url, "api_key": "sk-h-0001", "models": ["tiny-free"]}
+        },
+    )
+    async with running(app), client_for(app) as client:
+        openai_sim.fail_next(status=402, body={"error": {"message": "Insufficient Balance"}})
+        body = (await generate(client, ADMIN, provider="openai", input={"prompt": "hi"})).json()
+        assert body["selection"]["selected_provider"] == "homelab"
+        assert body["credits_status"]["status"] == "exhausted"
+
+
+def test_azure_deployment_names_cannot_rewrite_the_path() -> None:
+    import httpx as _httpx
+
+    from pluggably.providers.openai_compat import OpenAICompatProvider
+
+    provider = OpenAICompatProvider("azure", _httpx.AsyncClient(), None, azure=True)
+    url, headers = provider._url(
+        {"api_key": "k" * 10, "endpoint": "https://res.openai.azure.com"},
+        "x/../../../v1/models#",
+        "/chat/completions",
+    )
+    assert url.startswith(
+        "https://res.openai.azure.com/openai/deployments/x%2F..%2F..%2F..%2Fv1%2Fmodels%23/"
+    )
+    assert headers == {"api-key": "k" * 10}

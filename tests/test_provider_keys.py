@@ -27,7 +27,7 @@ SERVICE_ACCOUNT = {
 @pytest.mark.parametrize(
     ("body", "field", "text"),
     [
-        ({"provider": "openai", "api_key": "short"}, "api_key", "8-8192 characters"),
+        ({"provider": "openai", "api_key": "short"}, "api_key", "8-8192 printable ASCII"),
         ({"provider": "openai", "api_key": "sk has spaces in"}, "api_key", "without spaces"),
         ({"provider": "openai"}, "api_key", "api_key is required"),
         (

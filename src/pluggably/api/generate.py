@@ -40,7 +40,8 @@ async def generate(
 ) -> GenerateResponse | StreamingResponse:
     service = container.generation
     if body.stream and (body.modality or "text") == "text":
-        return sse_response(service.stream(principal, body))
+        plan = await service.prepare_stream(principal, body)
+        return sse_response(service.stream(plan))
     return await service.generate(principal, body)
 
 

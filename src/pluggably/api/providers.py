@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS
 from pluggably.credentials.providers import KNOWN_PROVIDERS
+from pluggably.providers.base import Credential
+
+DISCOVERY_TIMEOUT_S = 5.0
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 
@@ -43,35 +48,42 @@ async def list_providers(
     def _credits(name: str, endpoint: bool) -> str:
         return "available" if endpoint else discovery.credits(principal.user_id, name)
 
+    names = directory.names
+    # Credentials one at a time (one database session), then the upstream lists in parallel.
+    credentials: dict[str, Credential] = {}
+    for name in names if discover else []:
+        if directory.is_endpoint(name):
+            credentials[name] = directory.endpoint_credential(name)
+        elif name in usable:
+            found = await container.credentials.resolve(session, principal, user.username, name)
+            if found is not None:
+                credentials[name] = found
+
+    async def discovered(name: str) -> list[str] | None:
+        provider = directory.get(name)
+        if provider is None or name not in credentials:
+            return None
+        try:
+            async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
+                return await discovery.models(principal.user_id, provider, credentials[name])
+        except TimeoutError:
+            return None
+
+    models = await asyncio.gather(*(discovered(n) for n in names))
     infos = []
-    for name in directory.names:
+    for name, listed in zip(names, models, strict=True):
         provider = directory.get(name)
         assert provider is not None
         endpoint = directory.is_endpoint(name)
-        configured = endpoint or name in usable
-        discovered = None
-        if configured and discover:
-            credential = (
-                directory.endpoint_credential(name)
-                if endpoint
-                else await container.credentials.resolve(session, principal, user.username, name)
-            )
-            if credential is not None:
-                discovered = await discovery.models(principal.user_id, provider, credential)
         infos.append(
             ProviderInfo(
                 name=name,
-                configured=configured,
+                configured=endpoint or name in usable,
                 supported_modalities=sorted(provider.modalities),
                 credential_types=[] if endpoint else list(KNOWN_PROVIDERS.get(name, ())),
                 default_model=directory.default_model(name),
-                models_discovered=discovered,
-                credits_status={
-                    "provider": name,
-                    "status": "available"
-                    if endpoint
-                    else discovery.credits(principal.user_id, name),
-                },
+                models_discovered=listed,
+                credits_status={"provider": name, "status": _credits(name, endpoint)},
             )
         )
     return ProviderList(providers=infos)

@@ -14,7 +14,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from pluggably.observability.logging import get_logger
+
+log = get_logger("pluggably.sse")
 KEEPALIVE_S = 15.0
+INTERNAL_ERROR_FRAME = {
+    "event": "error",
+    "code": "internal_error",
+    "message": "The stream failed on this server; the request id is in the logs.",
+}
 CANCELLED_FRAME = {"event": "error", "code": "cancelled", "message": "The request was cancelled."}
 
 
@@ -62,8 +70,10 @@ async def _frames(
                 continue
             if kind == "end":
                 break
-            if kind == "error":
-                raise value
+            if kind == "error":  # a bug below: the client still gets a clean ending
+                log.error("sse_source_failed", error=type(value).__name__)
+                yield _frame(INTERNAL_ERROR_FRAME)
+                break
             yield _frame(value)
         yield b"data: [DONE]\n\n"
     finally:

@@ -40,8 +40,8 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 def _token(field: str, value: str | None) -> str:
     if not value:
         raise _invalid(field, f"{field} is required for this credential type.")
-    if len(value) < 8 or len(value) > 8192 or any(c.isspace() for c in value):
-        raise _invalid(field, f"{field} must be 8-8192 characters without spaces.")
+    if len(value) < 8 or len(value) > 8192 or not all(33 <= ord(c) <= 126 for c in value):
+        raise _invalid(field, f"{field} must be 8-8192 printable ASCII characters without spaces.")
     return value
 
 

@@ -22,6 +22,7 @@ from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, job_info
 from pluggably.errors import Conflict, GatewayError, InvalidParameter, JobNotFound, StorageFull
+from pluggably.netguard import check_public_url
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.registry import discovery
@@ -330,7 +331,7 @@ class DownloadManager:
             allow = self.settings.allow_private_urls
 
             async def check(url: str) -> None:
-                await sources.check_public_url(url, allow_private=allow)
+                await check_public_url(url, allow_private=allow)
 
         last_flush = time.monotonic()
 

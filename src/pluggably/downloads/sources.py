@@ -3,10 +3,7 @@ folder under the models directory, registered as which model."""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import re
-import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -14,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 from pluggably.downloads.schemas import DownloadRequest
 from pluggably.errors import InvalidParameter, ModelNotFound, UpstreamError
+from pluggably.netguard import check_public_url
 from pluggably.registry.hub import HubClient
 
 # Preferred GGUF quantizations, best trade-off first.
@@ -182,31 +180,6 @@ def _choose_files(names: list[str], wanted: str | None) -> list[str]:
         prefix = first[: shard.start()]
         return sorted(n for n in ggufs if n.startswith(prefix) and _SHARD.search(n))
     return [first]
-
-
-async def check_public_url(url: str, *, allow_private: bool) -> None:
-    """http(s) only, and (unless allowed) no loopback/private/link-local target:
-    every resolved address of the host is checked."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise InvalidParameter("Download URLs must be http:// or https:// URLs.")
-    if parts.username or parts.password:
-        raise InvalidParameter("Download URLs must not carry credentials.")
-    if allow_private:
-        return
-    try:
-        infos = await asyncio.to_thread(
-            socket.getaddrinfo, parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
-        )
-    except OSError:
-        raise InvalidParameter(f"Cannot resolve the host '{parts.hostname}'.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise InvalidParameter(
-                f"Refusing to download from {parts.hostname} ({address}): private, loopback "
-                "and link-local addresses are not allowed (PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)."
-            )
 
 
 async def plan_url(body: DownloadRequest, *, allow_private: bool) -> Plan:

@@ -14,7 +14,7 @@ import anyio
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
-from pluggably.errors import GatewayError, ProviderNotConfigured
+from pluggably.errors import GatewayError, ProviderNotConfigured, UpstreamError
 from pluggably.generation import inputs
 from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.params import validate_parameters
@@ -29,6 +29,7 @@ from pluggably.generation.schemas import (
     Timings,
     UsageInfo,
 )
+from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.base import (
     Completion,
@@ -44,8 +45,10 @@ from pluggably.providers.discovery import Discovery
 from pluggably.providers.errors import is_retryable
 from pluggably.registry.param_schemas import default_schema
 from pluggably.routing.cooldown import Cooldowns
-from pluggably.routing.resolve import Router, Target, infer_modality
+from pluggably.routing.resolve import Router, Target, modality_of
 from pluggably.users.service import AccountService
+
+log = get_logger("pluggably.generation")
 
 
 @dataclass
@@ -94,6 +97,7 @@ class GenerationService:
         )
         self.cooldowns = cooldowns or Cooldowns()
         self.discovery = Discovery()
+        self._model_labels: set[str] = set()
         self.live = LiveRequests()
 
     # preparation
@@ -105,9 +109,9 @@ class GenerationService:
             targets = await self.router.candidates(
                 session, body, preferred_model=user.preferred_model, has_credential=usable
             )
-        order = self.cooldowns.order([t.label for t in targets])
+        order = self.cooldowns.order([self._cooldown_key(principal, t) for t in targets])
         targets = [targets[i] for i in order]
-        modality = body.modality or infer_modality(body)
+        modality = modality_of(body, targets[0])
         parameters = validate_parameters(
             body.parameters, default_schema(targets[0].label, modality)
         )
@@ -145,7 +149,7 @@ class GenerationService:
         self.metrics.generation_errors.labels(target.provider, exc.code).inc()
         self.discovery.observe(plan.principal.user_id, target.provider, exc)
         if is_retryable(exc):
-            self.cooldowns.failed(target.label)
+            self.cooldowns.failed(self._cooldown_key(plan.principal, target))
         last = len(plan.attempts) == len(plan.targets)
         return not last and (is_retryable(exc) or isinstance(exc, ProviderNotConfigured))
 
@@ -161,16 +165,21 @@ class GenerationService:
     async def _generate(self, plan: Plan, live: LiveRequest) -> GenerateResponse:
         error: GatewayError | None = None
         for target in plan.targets:
+            credential: Credential = {}
             try:
+                if live.cancel_requested:
+                    return await self._cancelled(plan, target, live)
                 provider, call = self._call(plan, target)
                 credential = await self._credential(plan, target)
                 live.task = asyncio.ensure_future(provider.complete(call, credential))
                 completion = await live.task
+                response = self._response(plan, target, completion, first_token_ms=None)
             except asyncio.CancelledError:
                 if not live.cancel_requested:
                     raise
                 return await self._cancelled(plan, target, live)
-            except GatewayError as exc:
+            except Exception as raw:
+                exc = _scrubbed(_as_gateway_error(raw, plan, target), credential)
                 error = exc
                 if self._failed(plan, target, exc):
                     continue
@@ -178,7 +187,7 @@ class GenerationService:
             plan.attempts.append(
                 Attempt(model=target.label, provider=target.provider, error_code=None)
             )
-            response = self._response(plan, target, completion, first_token_ms=None)
+            response.selection = plan.selection(target)
             await self._done(plan, target, response)
             live.status = "completed"
             return response
@@ -203,21 +212,30 @@ class GenerationService:
         return response
 
     # streams
-    async def stream(
-        self, principal: Principal, body: GenerateRequest
-    ) -> AsyncIterator[dict[str, Any]]:
-        plan = await self._prepare(principal, body)
-        live = self.live.open(plan.request_id, principal.user_id)
+    async def prepare_stream(self, principal: Principal, body: GenerateRequest) -> Plan:
+        """Everything that can fail with a plain HTTP error (routing, parameters),
+        done before the stream's 200 goes out."""
+        return await self._prepare(principal, body)
+
+    async def stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
+        live = self.live.open(plan.request_id, plan.principal.user_id)
         live.task = asyncio.current_task()
         status = "cancelled"
         try:
-            async for frame in self._stream(plan):
+            async for frame in self._stream(plan, live):
                 event = frame.get("event")
                 if event in {"complete", "error"}:
                     status = "completed" if event == "complete" else "failed"
                 elif "choices" in frame:
                     self.live.delta(plan.request_id, frame["choices"][0]["delta"]["content"])
                 yield frame
+        except Exception:
+            log.exception("stream_failed", request_id=plan.request_id)
+            status = "failed"
+            await self.records.finish(
+                plan.request_id, status="failed", error=("internal_error", "The stream failed.")
+            )
+            yield {"event": "error", "code": "internal_error", "message": "The stream failed."}
         finally:
             if status == "cancelled":  # the client went away, or POST …/cancel
                 with anyio.CancelScope(shield=True):
@@ -231,17 +249,22 @@ class GenerationService:
                     )
             self.live.close(plan.request_id, status)
 
-    async def _stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, plan: Plan, live: LiveRequest) -> AsyncIterator[dict[str, Any]]:
         error: GatewayError | None = None
         for target in plan.targets:
             upstream: AsyncIterator[Delta | StreamEnd] | None = None
+            credential: Credential = {}
+            if live.cancel_requested:
+                return
             try:
                 provider, call = self._call(plan, target)
-                upstream = provider.stream(call, await self._credential(plan, target))
+                credential = await self._credential(plan, target)
+                upstream = provider.stream(call, credential)
                 first = await anext(upstream)
-            except GatewayError as exc:
+            except Exception as raw:
                 if upstream is not None:
                     await upstream.aclose()  # type: ignore[attr-defined]
+                exc = _scrubbed(_as_gateway_error(raw, plan, target), credential)
                 error = exc
                 if self._failed(plan, target, exc):
                     continue
@@ -249,7 +272,7 @@ class GenerationService:
             plan.attempts.append(
                 Attempt(model=target.label, provider=target.provider, error_code=None)
             )
-            async for frame in self._relay(plan, target, first, upstream):
+            async for frame in self._relay(plan, target, first, upstream, credential):
                 yield frame
             return
         assert error is not None
@@ -264,6 +287,7 @@ class GenerationService:
         target: Target,
         first: Delta | StreamEnd,
         upstream: AsyncIterator[Delta | StreamEnd],
+        credential: Credential,
     ) -> AsyncIterator[dict[str, Any]]:
         selection = plan.selection(target)
         yield {
@@ -283,7 +307,8 @@ class GenerationService:
                 parts.append(item.text)
                 yield {"choices": [{"delta": {"content": item.text}}]}
                 item = await anext(upstream)
-        except GatewayError as exc:
+        except Exception as raw:
+            exc = _scrubbed(_as_gateway_error(raw, plan, target), credential)
             self.metrics.generation_errors.labels(target.provider, exc.code).inc()
             await self.records.finish(
                 plan.request_id,
@@ -326,6 +351,22 @@ class GenerationService:
             ),
         )
 
+    MAX_MODEL_LABELS = 500
+
+    def _model_label(self, target: Target) -> str:
+        """Model names come from users: past a bound, new ones share one series."""
+        if target.model in self._model_labels or len(self._model_labels) < self.MAX_MODEL_LABELS:
+            self._model_labels.add(target.model)
+            return target.model
+        return "other"
+
+    def _cooldown_key(self, principal: Principal, target: Target) -> str:
+        """Operator endpoints cool down for everyone; a vendor only for the user whose
+        key is failing (another user's key may be fine)."""
+        if self.providers.is_endpoint(target.provider):
+            return target.label
+        return f"{principal.user_id}|{target.label}"
+
     def _credits(self, plan: Plan) -> CreditsStatus | None:
         """What we know of the credits of the commercial provider first asked."""
         provider = _first_commercial(plan, self.providers)
@@ -335,10 +376,10 @@ class GenerationService:
         return CreditsStatus(provider=provider, status=status)
 
     async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
-        self.cooldowns.succeeded(target.label)
+        self.cooldowns.succeeded(self._cooldown_key(plan.principal, target))
         self.discovery.observe(plan.principal.user_id, target.provider, None)
         m = self.metrics
-        m.generation_requests.labels(target.provider, target.model).inc()
+        m.generation_requests.labels(target.provider, self._model_label(target)).inc()
         m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)
         if response.timings.first_token_ms is not None:
             m.generation_ttft.labels(target.provider).observe(
@@ -374,3 +415,23 @@ def _usage(usage: Usage | None) -> UsageInfo | None:
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
     )
+
+
+def _as_gateway_error(exc: BaseException, plan: Plan, target: Target) -> GatewayError:
+    """An adapter bug or an odd upstream answer must end as a clean error (and a
+    finished record), never as a 500 that leaves the request 'running'."""
+    if isinstance(exc, GatewayError):
+        return exc
+    log.exception("provider_call_failed", request_id=plan.request_id, provider=target.provider)
+    return UpstreamError(
+        f"{target.provider} ({target.model}) answered in a way this gateway cannot read."
+    )
+
+
+def _scrubbed(exc: GatewayError, credential: Credential) -> GatewayError:
+    """Upstream messages are quoted to users: never with a key in them (some vendors
+    echo the key they refused, and a server-wide key must not reach users)."""
+    for value in credential.values():
+        if isinstance(value, str) and len(value) >= 6 and value in exc.message:
+            exc.message = exc.message.replace(value, "[redacted]")
+    return exc

@@ -149,7 +149,7 @@ class AnthropicProvider:
 
     # addressing
     def _url(self, credential: Credential, path: str) -> tuple[str, dict[str, str]]:
-        base = str(credential.get("base_url") or self.base_url or "")
+        base = self.base_url or ""
         if not base:
             raise ProviderNotConfigured(f"No base URL is configured for {self.name}.")
         headers = {

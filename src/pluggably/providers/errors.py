@@ -68,8 +68,8 @@ def from_status(
         return RateLimited(f"{who} is rate limiting requests{said}.", retry_after=retry)
     if status in {400, 422}:
         return InvalidParameter(f"{who} rejected the request{said}.")
-    if status == 402:
-        return UpstreamError(f"{who} says the account has no credit left{said}.")
+    if status == 402:  # retryable like a rate limit: a free model may answer instead
+        return RateLimited(f"{who} says the account has no credit left{said}.", retry_after=3600)
     if status == 413:
         return PayloadTooLarge(f"{who} found the request too large{said}.")
     if status == 408 or status == 504:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from pluggably.errors import ProviderNotConfigured
+from pluggably.netguard import check_public_url
 from pluggably.providers import errors, http
 from pluggably.providers.base import (
     Completion,
@@ -89,17 +91,27 @@ class OpenAICompatProvider:
             endpoint = str(credential.get("endpoint") or self.base_url or "").rstrip("/")
             if not endpoint:
                 raise ProviderNotConfigured("Azure OpenAI needs an endpoint with the key.")
-            url = f"{endpoint}/openai/deployments/{model}{path}?api-version={AZURE_API_VERSION}"
+            deployment = quote(model, safe="")  # a model name must not rewrite the path
+            url = (
+                f"{endpoint}/openai/deployments/{deployment}{path}?api-version={AZURE_API_VERSION}"
+            )
             return url, {"api-key": key}
-        base = str(credential.get("base_url") or self.base_url or "")
+        base = self.base_url or ""
         if not base:
             raise ProviderNotConfigured(f"No base URL is configured for {self.name}.")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return f"{base.rstrip('/')}{path}", headers
 
+    async def _guard(self, credential: Credential) -> None:
+        """A user-supplied Azure endpoint was vetted when stored; its name could resolve
+        elsewhere since, so it is vetted again right before the call."""
+        if self.azure and credential.get("endpoint"):
+            await check_public_url(str(credential["endpoint"]), allow_private=False)
+
     async def _post(
         self, call: ProviderCall, credential: Credential, path: str, body: dict[str, Any]
     ) -> Any:
+        await self._guard(credential)
         url, headers = self._url(credential, call.model, path)
         try:
             response = await self.client.post(url, json=body, headers=headers)
@@ -154,6 +166,7 @@ class OpenAICompatProvider:
     async def stream(
         self, call: ProviderCall, credential: Credential
     ) -> AsyncIterator[Delta | StreamEnd]:
+        await self._guard(credential)
         url, headers = self._url(credential, call.model, "/chat/completions")
         request = self.client.build_request(
             "POST", url, json=chat_body(call, stream=True), headers=headers

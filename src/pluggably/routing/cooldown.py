@@ -19,12 +19,22 @@ class Cooldowns:
     def cooling(self, label: str) -> bool:
         return self._until.get(label, 0.0) > self.clock()
 
+    MAX_TRACKED = 10_000
+
     def failed(self, label: str) -> None:
+        if len(self._failures) + len(self._until) > self.MAX_TRACKED:
+            self._prune()
         count = self._failures.get(label, 0) + 1
         self._failures[label] = count
         if count >= self.threshold:
             self._until[label] = self.clock() + self.cooldown_s
             self._failures[label] = 0
+
+    def _prune(self) -> None:
+        """Keys are user- and model-named: forget expired cooldowns and stray counts."""
+        now = self.clock()
+        self._until = {k: t for k, t in self._until.items() if t > now}
+        self._failures.clear()
 
     def succeeded(self, label: str) -> None:
         self._failures.pop(label, None)

@@ -39,6 +39,19 @@ class Target:
         return f"{self.provider}:{self.model}"
 
 
+_IMAGE_MODELS = re.compile(r"(dall-e|gpt-image|imagen|stable-diffusion|sdxl|flux)", re.I)
+
+
+def modality_of(body: GenerateRequest, target: Target) -> str:
+    """An explicit modality wins; a named model or provider decides by its name (image
+    models are recognisable); only automatic selection reads the prompt's intent."""
+    if body.modality:
+        return body.modality
+    if body.model or body.provider:
+        return "image" if _IMAGE_MODELS.search(target.model) else "text"
+    return infer_modality(body)
+
+
 def infer_modality(body: GenerateRequest) -> str:
     """Inputs first (images alone mean vision chat), then the prompt's intent."""
     if body.modality:
