@@ -22,7 +22,8 @@ from pluggably.credentials.keys import Keyring
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
-from pluggably.downloads.manager import DownloadManager, DownloadSettings
+from pluggably.downloads.manager import DownloadManager
+from pluggably.downloads.runs import DownloadSettings
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.service import GenerationService
 from pluggably.observability.metrics import Metrics

@@ -10,7 +10,6 @@ import os
 import shutil
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pluggably.db import Database, utcnow
 from pluggably.downloads import sources, transfer
 from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
+from pluggably.downloads.runs import DownloadSettings, Run, install, quota_error
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, job_info
 from pluggably.errors import Conflict, GatewayError, InvalidParameter, JobNotFound, StorageFull
 from pluggably.netguard import check_public_url
@@ -34,37 +34,6 @@ from pluggably.storage.quota import Quota
 log = get_logger("pluggably.downloads")
 TERMINAL = ("completed", "failed", "cancelled")
 FLUSH_EVERY_S = 1.0
-
-
-@dataclass
-class DownloadSettings:
-    allow_private_urls: bool = False
-    keep_partial: bool = True
-    size_guard_bytes: int = 50 * 10**9
-
-
-@dataclass
-class _Run:
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    bytes_done: int = 0
-    speed_bps: float | None = None
-    listeners: set[asyncio.Queue[DownloadJobInfo]] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
-    # Bytes this run may write before it passes the quota (None: no limit to watch).
-    budget: int | None = None
-    over_quota: bool = False
-    transferring: bool = False
-    _window_start: float = field(default_factory=time.monotonic)
-    _window_bytes: int = 0
-
-    def add(self, n: int) -> None:
-        self.bytes_done += n
-        self._window_bytes += n
-        elapsed = time.monotonic() - self._window_start
-        if elapsed >= 0.5:
-            rate = self._window_bytes / elapsed
-            self.speed_bps = rate if self.speed_bps is None else 0.5 * self.speed_bps + 0.5 * rate
-            self._window_start, self._window_bytes = time.monotonic(), 0
 
 
 class DownloadManager:
@@ -86,7 +55,7 @@ class DownloadManager:
         )
         self.metrics = metrics
         self.staging = registry.models_dir / discovery.STAGING_DIR
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, Run] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._submit_lock = asyncio.Lock()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0))
@@ -243,10 +212,10 @@ class DownloadManager:
     def _start(self, job_id: str) -> None:
         if job_id in self._runs:
             return
-        run = self._runs[job_id] = _Run()
+        run = self._runs[job_id] = Run()
         run.task = asyncio.create_task(self._run(job_id, run), name=f"download-{job_id}")
 
-    async def _run(self, job_id: str, run: _Run) -> None:
+    async def _run(self, job_id: str, run: Run) -> None:
         staging = self.staging / job_id
         self.metrics.downloads_active.inc()
         try:
@@ -254,7 +223,7 @@ class DownloadManager:
             run.transferring = True
             await self._transfer(job_id, run, plan, staging)
             run.transferring = False
-            local_path = await asyncio.to_thread(self._install, staging, plan)
+            local_path = await asyncio.to_thread(install, staging, plan, self.registry)
             try:
                 await self._register(job_id, plan, local_path)
             except BaseException:
@@ -266,7 +235,7 @@ class DownloadManager:
         except transfer.Cancelled:
             if run.over_quota:
                 shutil.rmtree(staging, ignore_errors=True)
-                await self._finish(job_id, run, "failed", _quota_error())
+                await self._finish(job_id, run, "failed", quota_error())
                 return
             if not self.settings.keep_partial:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -300,7 +269,7 @@ class DownloadManager:
             self.metrics.downloads_active.dec()
             self._runs.pop(job_id, None)
 
-    async def _begin(self, job_id: str, run: _Run, staging: Path) -> sources.Plan:
+    async def _begin(self, job_id: str, run: Run, staging: Path) -> sources.Plan:
         async with self.db.session() as session:
             job = await DownloadRepository(session).get(job_id)
             assert job is not None
@@ -324,7 +293,7 @@ class DownloadManager:
         await self._flush(job_id, run)
         return plan
 
-    async def _transfer(self, job_id: str, run: _Run, plan: sources.Plan, staging: Path) -> None:
+    async def _transfer(self, job_id: str, run: Run, plan: sources.Plan, staging: Path) -> None:
         headers = self.hub.headers() if plan.needs_hub_auth else {}
         check = None
         if plan.source_type == "url":
@@ -372,21 +341,6 @@ class DownloadManager:
                     )
             part.replace(final)
 
-    def _install(self, staging: Path, plan: sources.Plan) -> str:
-        """Blocking: move the finished files under the models directory."""
-        root = self.registry.models_dir
-        dest = self.registry.confined(plan.dest)
-        if dest.exists():
-            raise Conflict(f"The folder for model '{plan.model_id}' already exists: {plan.dest}.")
-        for planned in plan.files:
-            target = dest / planned.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / planned.path, target)
-        shutil.rmtree(staging, ignore_errors=True)
-        first = plan.files[0].path
-        single = len(plan.files) == 1 or first.lower().endswith(".gguf")
-        return (dest / first if single else dest).relative_to(root.resolve()).as_posix()
-
     async def _register(self, job_id: str, plan: sources.Plan, local_path: str) -> None:
         found = await asyncio.to_thread(discovery.describe, self.registry.models_dir, local_path)
         if found is None:
@@ -420,7 +374,7 @@ class DownloadManager:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _flush(self, job_id: str, run: _Run) -> None:
+    async def _flush(self, job_id: str, run: Run) -> None:
         async with self.db.session() as session:
             job = await DownloadRepository(session).get(job_id)
             if job is None or job.status in TERMINAL:
@@ -429,7 +383,7 @@ class DownloadManager:
             self._notify(run, job_info(job, run.speed_bps))
 
     async def _finish(
-        self, job_id: str, run: _Run, status: str, error: dict[str, str] | None = None
+        self, job_id: str, run: Run, status: str, error: dict[str, str] | None = None
     ) -> None:
         async with self.db.session() as session:
             job = await DownloadRepository(session).get(job_id)
@@ -446,16 +400,8 @@ class DownloadManager:
         log.info("download_finished", job_id=job_id, status=status, error=error)
 
     @staticmethod
-    def _notify(run: _Run, info: DownloadJobInfo) -> None:
+    def _notify(run: Run, info: DownloadJobInfo) -> None:
         for queue in list(run.listeners):
             if queue.full():
                 queue.get_nowait()  # a slow listener gets the latest state, not a backlog
             queue.put_nowait(info)
-
-
-def _quota_error() -> dict[str, str]:
-    error = StorageFull(
-        "The download grew past the model storage quota and was stopped; its partial "
-        "files were removed."
-    )
-    return {"code": error.code, "message": error.message}

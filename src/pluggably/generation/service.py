@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -14,10 +13,17 @@ import anyio
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
-from pluggably.errors import GatewayError, ProviderNotConfigured, UpstreamError
+from pluggably.errors import GatewayError, ProviderNotConfigured
 from pluggably.generation import inputs
 from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.params import validate_parameters
+from pluggably.generation.plan import (
+    Plan,
+    as_gateway_error,
+    first_commercial,
+    scrubbed,
+    usage_info,
+)
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import (
     Attempt,
@@ -25,9 +31,7 @@ from pluggably.generation.schemas import (
     GenerateRequest,
     GenerateResponse,
     Output,
-    Selection,
     Timings,
-    UsageInfo,
 )
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
@@ -35,10 +39,8 @@ from pluggably.providers.base import (
     Completion,
     Credential,
     Delta,
-    Message,
     ProviderCall,
     StreamEnd,
-    Usage,
 )
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.discovery import Discovery
@@ -49,31 +51,6 @@ from pluggably.routing.resolve import Router, Target, modality_of
 from pluggably.users.service import AccountService
 
 log = get_logger("pluggably.generation")
-
-
-@dataclass
-class Plan:
-    request_id: str
-    principal: Principal
-    username: str | None
-    modality: str
-    messages: list[Message]
-    parameters: dict[str, Any]
-    targets: list[Target]
-    started: float = field(default_factory=time.perf_counter)
-    attempts: list[Attempt] = field(default_factory=list)
-
-    def selection(self, served: Target) -> Selection:
-        failed = [a for a in self.attempts if a.error_code]
-        return Selection(
-            selected_model=served.label,
-            selected_provider=served.provider,
-            fallback_used=bool(failed),
-            fallback_reason=f"{failed[-1].provider} failed with {failed[-1].error_code}"
-            if failed
-            else None,
-            attempts=self.attempts,
-        )
 
 
 class GenerationService:
@@ -179,7 +156,7 @@ class GenerationService:
                     raise
                 return await self._cancelled(plan, target, live)
             except Exception as raw:
-                exc = _scrubbed(_as_gateway_error(raw, plan, target), credential)
+                exc = scrubbed(as_gateway_error(raw, plan, target), credential)
                 error = exc
                 if self._failed(plan, target, exc):
                     continue
@@ -264,7 +241,7 @@ class GenerationService:
             except Exception as raw:
                 if upstream is not None:
                     await upstream.aclose()  # type: ignore[attr-defined]
-                exc = _scrubbed(_as_gateway_error(raw, plan, target), credential)
+                exc = scrubbed(as_gateway_error(raw, plan, target), credential)
                 error = exc
                 if self._failed(plan, target, exc):
                     continue
@@ -308,7 +285,7 @@ class GenerationService:
                 yield {"choices": [{"delta": {"content": item.text}}]}
                 item = await anext(upstream)
         except Exception as raw:
-            exc = _scrubbed(_as_gateway_error(raw, plan, target), credential)
+            exc = scrubbed(as_gateway_error(raw, plan, target), credential)
             self.metrics.generation_errors.labels(target.provider, exc.code).inc()
             await self.records.finish(
                 plan.request_id,
@@ -341,7 +318,7 @@ class GenerationService:
             provider=target.provider,
             modality=plan.modality,
             output=Output(text=completion.text, images=completion.images),
-            usage=_usage(usage),
+            usage=usage_info(usage),
             finish_reason=completion.finish_reason,
             selection=plan.selection(target),
             credits_status=self._credits(plan),
@@ -369,7 +346,7 @@ class GenerationService:
 
     def _credits(self, plan: Plan) -> CreditsStatus | None:
         """What we know of the credits of the commercial provider first asked."""
-        provider = _first_commercial(plan, self.providers)
+        provider = first_commercial(plan, self.providers)
         if provider is None:
             return None
         status = self.discovery.credits(plan.principal.user_id, provider)
@@ -401,37 +378,3 @@ class GenerationService:
             else None,
             response=stored,
         )
-
-
-def _first_commercial(plan: Plan, providers: ProviderDirectory) -> str | None:
-    return next((t.provider for t in plan.targets if not providers.is_endpoint(t.provider)), None)
-
-
-def _usage(usage: Usage | None) -> UsageInfo | None:
-    if usage is None:
-        return None
-    return UsageInfo(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-    )
-
-
-def _as_gateway_error(exc: BaseException, plan: Plan, target: Target) -> GatewayError:
-    """An adapter bug or an odd upstream answer must end as a clean error (and a
-    finished record), never as a 500 that leaves the request 'running'."""
-    if isinstance(exc, GatewayError):
-        return exc
-    log.exception("provider_call_failed", request_id=plan.request_id, provider=target.provider)
-    return UpstreamError(
-        f"{target.provider} ({target.model}) answered in a way this gateway cannot read."
-    )
-
-
-def _scrubbed(exc: GatewayError, credential: Credential) -> GatewayError:
-    """Upstream messages are quoted to users: never with a key in them (some vendors
-    echo the key they refused, and a server-wide key must not reach users)."""
-    for value in credential.values():
-        if isinstance(value, str) and len(value) >= 6 and value in exc.message:
-            exc.message = exc.message.replace(value, "[redacted]")
-    return exc

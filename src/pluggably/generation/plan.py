@@ -1,0 +1,77 @@
+"""One request's plan (who asks, what for, which candidates) and the helpers that
+turn what happened into results and clean errors."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pluggably.auth.principal import Principal
+from pluggably.errors import GatewayError, UpstreamError
+from pluggably.generation.schemas import Attempt, Selection, UsageInfo
+from pluggably.observability.logging import get_logger
+from pluggably.providers.base import Credential, Message, Usage
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.routing.resolve import Target
+
+log = get_logger("pluggably.generation")
+
+
+@dataclass
+class Plan:
+    request_id: str
+    principal: Principal
+    username: str | None
+    modality: str
+    messages: list[Message]
+    parameters: dict[str, Any]
+    targets: list[Target]
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def selection(self, served: Target) -> Selection:
+        failed = [a for a in self.attempts if a.error_code]
+        return Selection(
+            selected_model=served.label,
+            selected_provider=served.provider,
+            fallback_used=bool(failed),
+            fallback_reason=f"{failed[-1].provider} failed with {failed[-1].error_code}"
+            if failed
+            else None,
+            attempts=self.attempts,
+        )
+
+
+def first_commercial(plan: Plan, providers: ProviderDirectory) -> str | None:
+    return next((t.provider for t in plan.targets if not providers.is_endpoint(t.provider)), None)
+
+
+def usage_info(usage: Usage | None) -> UsageInfo | None:
+    if usage is None:
+        return None
+    return UsageInfo(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+def as_gateway_error(exc: BaseException, plan: Plan, target: Target) -> GatewayError:
+    """An adapter bug or an odd upstream answer must end as a clean error (and a
+    finished record), never as a 500 that leaves the request 'running'."""
+    if isinstance(exc, GatewayError):
+        return exc
+    log.exception("provider_call_failed", request_id=plan.request_id, provider=target.provider)
+    return UpstreamError(
+        f"{target.provider} ({target.model}) answered in a way this gateway cannot read."
+    )
+
+
+def scrubbed(exc: GatewayError, credential: Credential) -> GatewayError:
+    """Upstream messages are quoted to users: never with a key in them (some vendors
+    echo the key they refused, and a server-wide key must not reach users)."""
+    for value in credential.values():
+        if isinstance(value, str) and len(value) >= 6 and value in exc.message:
+            exc.message = exc.message.replace(value, "[redacted]")
+    return exc
