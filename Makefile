@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# llama-cpp-python compiles llama.cpp. A "native" build (AVX-512/AMX kernels picked
+# for the build machine) segfaulted on Gemma 3 here; the portable build runs.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: serve test lint typecheck pytest bench clean
 
