@@ -116,6 +116,16 @@ class CredentialService:
             payload["endpoint"] = server.endpoint
         return payload
 
+    async def snapshot(
+        self, session: AsyncSession, principal: Principal, username: str | None
+    ) -> CredentialSnapshot:
+        """Everything one request may need, read in one query; decrypted on use."""
+        rows = {
+            r.provider: r for r in await CredentialRepository(session).of_user(principal.user_id)
+        }
+        server = self._may_use_server_keys(principal, username)
+        return CredentialSnapshot(self, rows, server)
+
     async def usable_providers(
         self, session: AsyncSession, principal: Principal, username: str | None
     ) -> set[str]:
@@ -150,3 +160,28 @@ class CredentialService:
             report.resealed += 1
         await session.flush()
         return report
+
+
+@dataclass
+class CredentialSnapshot:
+    service: CredentialService
+    rows: dict[str, ProviderCredential]
+    server_keys_allowed: bool
+
+    @property
+    def usable(self) -> set[str]:
+        server = {n for n, s in self.service.server_keys.items() if s.api_key is not None}
+        return set(self.rows) | (server if self.server_keys_allowed else set())
+
+    def resolve(self, provider: str) -> dict[str, Any] | None:
+        """As ``CredentialService.resolve``, without another query."""
+        row = self.rows.get(provider)
+        if row is not None:
+            return self.service.vault.open(Sealed(row.key_id, row.ciphertext), _aad(row))
+        server = self.service.server_keys.get(provider)
+        if server is None or server.api_key is None or not self.server_keys_allowed:
+            return None
+        payload: dict[str, Any] = {"api_key": server.api_key.get_secret_value()}
+        if server.endpoint:
+            payload["endpoint"] = server.endpoint
+        return payload

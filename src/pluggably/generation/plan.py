@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pluggably.auth.principal import Principal
+from pluggably.credentials.service import CredentialSnapshot
 from pluggably.errors import GatewayError, UpstreamError
 from pluggably.generation.schemas import Attempt, Selection, UsageInfo
 from pluggably.observability.logging import get_logger
@@ -29,6 +30,7 @@ class Plan:
     targets: list[Target]
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
+    credentials: CredentialSnapshot | None = None  # read with the plan, decrypted on use
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]

@@ -11,24 +11,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pluggably.db import Database, utcnow
 from pluggably.errors import RequestNotFound
 from pluggably.generation.models import RequestRecord
+from pluggably.ids import new_id
 
 
 class RequestRecords:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def start(self, user_id: str, modality: str, stream: bool) -> str:
-        async with self.db.session() as session:
-            record = RequestRecord(
-                user_id=user_id,
-                modality=modality,
-                stream=stream,
-                status="running",
-                started_at=utcnow(),
-            )
-            session.add(record)
-            await session.flush()
-            return record.id
+    async def start(
+        self, user_id: str, modality: str, stream: bool, session: AsyncSession | None = None
+    ) -> str:
+        if session is None:
+            async with self.db.session() as own:
+                return await self.start(user_id, modality, stream, own)
+        record = RequestRecord(
+            id=new_id("req"),
+            user_id=user_id,
+            modality=modality,
+            stream=stream,
+            status="running",
+            started_at=utcnow(),
+        )
+        session.add(record)  # flushed with the caller's commit: no round trip of its own
+        return record.id
 
     async def finish(
         self,
@@ -41,17 +46,20 @@ class RequestRecords:
         usage: tuple[int, int] | None = None,
         response: dict[str, Any] | None = None,
     ) -> None:
+        """One UPDATE: the hot path pays a single statement to close a record."""
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "response": response}
+        if model is not None:
+            values["model"] = model
+        if provider is not None:
+            values["provider"] = provider
+        if error is not None:
+            values["error_code"], values["error_message"] = error[0], error[1][:1000]
+        if usage is not None:
+            values["prompt_tokens"], values["completion_tokens"] = usage
         async with self.db.session() as session:
-            record = await session.get(RequestRecord, request_id)
-            if record is None:
-                return
-            record.status, record.finished_at = status, utcnow()
-            record.model, record.provider = model or record.model, provider or record.provider
-            if error is not None:
-                record.error_code, record.error_message = error[0], error[1][:1000]
-            if usage is not None:
-                record.prompt_tokens, record.completion_tokens = usage
-            record.response = response
+            await session.execute(
+                update(RequestRecord).where(RequestRecord.id == request_id).values(**values)
+            )
 
     async def mark_interrupted(self) -> int:
         """Requests left queued or running by a crash will never finish: say so."""

@@ -80,28 +80,31 @@ class GenerationService:
     # preparation
     async def _prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
         messages = inputs.conversation(body)
-        async with self.db.session() as session:
+        async with self.db.session() as session:  # one transaction for all the lookups
             user = await self.accounts.profile(session, principal)
-            usable = await self.credentials.usable_providers(session, principal, user.username)
+            credentials = await self.credentials.snapshot(session, principal, user.username)
             targets = await self.router.candidates(
-                session, body, preferred_model=user.preferred_model, has_credential=usable
+                session,
+                body,
+                preferred_model=user.preferred_model,
+                has_credential=credentials.usable,
             )
-        order = self.cooldowns.order([self._cooldown_key(principal, t) for t in targets])
-        targets = [targets[i] for i in order]
-        modality = modality_of(body, targets[0])
-        parameters = validate_parameters(
-            body.parameters, default_schema(targets[0].label, modality)
-        )
-        request_id = await self.records.start(principal.user_id, modality, body.stream)
-        return Plan(request_id, principal, user.username, modality, messages, parameters, targets)
+            order = self.cooldowns.order([self._cooldown_key(principal, t) for t in targets])
+            targets = [targets[i] for i in order]
+            modality = modality_of(body, targets[0])
+            parameters = validate_parameters(
+                body.parameters, default_schema(targets[0].label, modality)
+            )
+            request_id = await self.records.start(principal.user_id, modality, body.stream, session)
+        plan = Plan(request_id, principal, user.username, modality, messages, parameters, targets)
+        plan.credentials = credentials
+        return plan
 
     async def _credential(self, plan: Plan, target: Target) -> Credential:
         if self.providers.is_endpoint(target.provider):
             return self.providers.endpoint_credential(target.provider)
-        async with self.db.session() as session:
-            credential = await self.credentials.resolve(
-                session, plan.principal, plan.username, target.provider
-            )
+        assert plan.credentials is not None
+        credential = plan.credentials.resolve(target.provider)
         if credential is None:
             raise ProviderNotConfigured(
                 f"You have no credential for {target.provider}: store one with "
