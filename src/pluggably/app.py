@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
             interrupted = await container.records.mark_interrupted()
             if interrupted:
                 log.warning("requests_interrupted", count=interrupted)
+            container.records.start_writer()
             app.state.container = container
             if settings.admin_key is None and not settings.local_only:
                 log.warning(
@@ -135,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if container is not None:
+                await container.records.close()
                 await container.downloads.close()
                 await container.http.aclose()
             await db.dispose()

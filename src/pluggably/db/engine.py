@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import (
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if url.startswith("postgresql"):
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        # A network database can drop idle connections: check them on checkout.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     else:
         # SQLite: aiosqlite serialises each connection on a thread; a short busy wait
         # rides over another connection's write lock instead of failing at once.

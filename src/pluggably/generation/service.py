@@ -95,7 +95,7 @@ class GenerationService:
             parameters = validate_parameters(
                 body.parameters, default_schema(targets[0].label, modality)
             )
-            request_id = await self.records.start(principal.user_id, modality, body.stream, session)
+        request_id = self.records.start(principal.user_id, modality, body.stream)
         plan = Plan(request_id, principal, user.username, modality, messages, parameters, targets)
         plan.credentials = credentials
         return plan
