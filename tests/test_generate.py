@@ -743,3 +743,21 @@ def test_azure_deployment_names_cannot_rewrite_the_path() -> None:
         "https://res.openai.azure.com/openai/deployments/x%2F..%2F..%2F..%2Fv1%2Fmodels%23/"
     )
     assert headers == {"api-key": "k" * 10}
+
+
+async def test_a_new_key_takes_effect_on_the_next_request(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        user = await new_user(client, "rotating")
+        for key in ("sk-first-key-0001", "sk-second-key-0002"):
+            await client.post(
+                "/v1/users/provider-keys", json={"provider": "openai", "api_key": key}, headers=user
+            )
+            await generate(client, user, model="openai:gpt-4o-mini", input={"prompt": "x"})
+            sent = openai_sim.requests_to("/v1/chat/completions")[-1]
+            assert sent.headers["authorization"] == f"Bearer {key}"
+        await client.delete("/v1/users/provider-keys/openai", headers=user)
+        gone = await generate(client, user, model="openai:gpt-4o-mini", input={"prompt": "x"})
+        assert_envelope(gone, 400, "provider_not_configured")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from pluggably.api.deps import Credentials, DbSession, Reader, Writer
+from pluggably.api.deps import ContainerDep, Credentials, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.credentials.schemas import ProviderKeyCreate, ProviderKeyInfo, ProviderKeyList
 
@@ -13,10 +13,16 @@ router = APIRouter(prefix="/v1/users/provider-keys", tags=["provider keys"], res
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProviderKeyInfo)
 async def put_provider_key(
-    body: ProviderKeyCreate, principal: Writer, session: DbSession, credentials: Credentials
+    body: ProviderKeyCreate,
+    principal: Writer,
+    session: DbSession,
+    credentials: Credentials,
+    container: ContainerDep,
 ) -> ProviderKeyInfo:
     """Store the caller's credential for a provider, replacing any previous one."""
-    return ProviderKeyInfo.model_validate(await credentials.put(session, principal, body))
+    stored = ProviderKeyInfo.model_validate(await credentials.put(session, principal, body))
+    container.generation.forget_caller(principal.user_id)
+    return stored
 
 
 @router.get("", response_model=ProviderKeyList)
@@ -31,7 +37,12 @@ async def list_provider_keys(
     "/{provider}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
 async def delete_provider_key(
-    provider: str, principal: Writer, session: DbSession, credentials: Credentials
+    provider: str,
+    principal: Writer,
+    session: DbSession,
+    credentials: Credentials,
+    container: ContainerDep,
 ) -> Response:
     await credentials.delete(session, principal, provider)
+    container.generation.forget_caller(principal.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from pluggably.api.deps import Accounts, CurrentPrincipal, DbSession, Reader, Writer
+from pluggably.api.deps import Accounts, ContainerDep, CurrentPrincipal, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.users.schemas import (
     ChangePasswordRequest,
@@ -69,10 +69,15 @@ async def me(principal: Reader, session: DbSession, accounts: Accounts) -> UserP
 
 @router.patch("/me", response_model=UserProfile, responses=AUTH_ERRORS)
 async def update_me(
-    body: ProfileUpdate, principal: Writer, session: DbSession, accounts: Accounts
+    body: ProfileUpdate,
+    principal: Writer,
+    session: DbSession,
+    accounts: Accounts,
+    container: ContainerDep,
 ) -> UserProfile:
     """Update display name, preferred model or preferences; answers what was stored."""
     user = await accounts.update_profile(session, principal, body)
+    container.generation.forget_caller(principal.user_id)
     return UserProfile.model_validate(user)
 
 
