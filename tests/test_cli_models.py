@@ -17,7 +17,8 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from pluggably.cli_models import jobs_app, models_app
+from pluggably.cli_jobs import jobs_app
+from pluggably.cli_models import models_app
 from tests.conftest import ADMIN_KEY
 from tests.fixtures.hf_hub import FakeHub
 from tests.test_serve import start_server, stop_server

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from pluggably import __version__
-from pluggably.cli_models import jobs_app, models_app
+from pluggably.cli_jobs import jobs_app
+from pluggably.cli_models import models_app
 from pluggably.config import Settings, load_settings
 from pluggably.errors import ConfigError, GatewayError
 

@@ -10,15 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import httpx
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -26,14 +22,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from pluggably import __version__
+from pluggably.cli_client import Api, CliError, Target, _api
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # The server sends a keep-alive comment every 15 s on an idle stream: four missed ones
 # mean the connection is gone, not that the download is slow.
-EVENTS_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # A stream can end without a terminal frame (a proxy's idle cut, a server restart that
 # resumes the job): reconnect this many times before giving up.
 MAX_RECONNECTS = 5
@@ -42,30 +36,12 @@ PAGE_SIZE = 200  # the most GET /v1/models returns per page
 models_app = typer.Typer(
     help="Search, download, list and delete models on a running server.", no_args_is_help=True
 )
-jobs_app = typer.Typer(help="Download jobs on a running server (admin).")
 
 
 class Modality(StrEnum):
     text = "text"
     image = "image"
     three_d = "3d"
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr; never a traceback."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-# -- where to connect ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    server: str
-    token: str | None
 
 
 def _check_url(value: str | None) -> str | None:
@@ -114,121 +90,6 @@ def models_main(
 ) -> None:
     """Search, download, list and delete models on a running server."""
     ctx.obj = Target(server, token)
-
-
-# -- HTTP -----------------------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-class Api:
-    """One server: its base URL and credential, with its error envelope turned into CliError."""
-
-    def __init__(self, target: Target) -> None:
-        headers = {"User-Agent": f"pluggably-cli/{__version__}"}
-        if target.token:
-            headers["Authorization"] = f"Bearer {target.token}"
-        self.target = target
-        self._client = httpx.Client(
-            base_url=target.server, headers=headers, timeout=REQUEST_TIMEOUT
-        )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
-    ) -> Any:
-        """The decoded JSON answer (None for an empty one), or CliError."""
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self._client.request(method, path, params=clean, json=body)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-        self._check(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CliError(
-                f"the server at {self.target.server} did not answer JSON; is it a Pluggably server?"
-            ) from None
-
-    def events(self, path: str) -> Iterator[dict[str, Any]]:
-        """The ``data:`` frames of an SSE stream until ``[DONE]``; comments are keep-alives."""
-        try:
-            with self._client.stream(
-                "GET", path, timeout=EVENTS_TIMEOUT, headers={"Accept": "text/event-stream"}
-            ) as response:
-                if not response.is_success:
-                    response.read()
-                    self._check(response)
-                yield from _sse_frames(response.iter_lines())
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-
-    def _unreachable(self, exc: httpx.TransportError) -> CliError:
-        server = self.target.server
-        if isinstance(exc, httpx.ConnectError):
-            hint = "is `pluggably serve` running? set --server or PLUGGABLY_URL"
-            return CliError(
-                f"cannot connect to the server at {server} ({_one_line(str(exc))}); {hint}"
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return CliError(f"the server at {server} did not answer in time")
-        return CliError(
-            f"the connection to {server} failed: {_one_line(str(exc)) or type(exc).__name__}"
-        )
-
-    def _check(self, response: httpx.Response) -> None:
-        if response.is_success:
-            return
-        try:
-            detail = response.json()["detail"]
-            message, code = str(detail["message"]), str(detail["code"])
-        except (ValueError, KeyError, TypeError):
-            raise CliError(
-                f"HTTP {response.status_code} from {self.target.server}{response.request.url.path}"
-            ) from None
-        if code == "validation_error" and isinstance(detail.get("details"), list):
-            # The envelope's message names the fields; their reasons are in details.
-            reasons = [str(d.get("msg", "")) for d in detail["details"] if isinstance(d, dict)]
-            message = f"{message} {'; '.join(r for r in reasons if r)}".strip()
-        if code == "unauthorized" and not self.target.token:
-            message += " Pass --token or set PLUGGABLY_TOKEN."
-        raise CliError(f"{_one_line(message)} ({code})")
-
-
-def _sse_frames(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    data: list[str] = []
-    for line in lines:
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif not line and data:  # a blank line ends an event
-            payload, data = "\n".join(data), []
-            if payload == "[DONE]":
-                return
-            try:
-                yield json.loads(payload)
-            except ValueError:
-                raise CliError(f"the server sent an unreadable event: {payload[:80]!r}") from None
-        # other lines: ': keep-alive' comments and fields we do not use (event:, id:, retry:)
-
-
-@contextmanager
-def _api(target: Target) -> Iterator[Api]:
-    """The client for one command; any CliError inside ends it with one line and exit 1."""
-    api = Api(target)
-    try:
-        yield api
-    except CliError as exc:
-        typer.echo(f"pluggably: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    finally:
-        api.close()
 
 
 def _model_path(model_id: str) -> str:
@@ -498,68 +359,3 @@ def remove(
 
 
 # -- jobs -----------------------------------------------------------------------------------
-
-
-def _jobs_table(jobs: list[dict[str, Any]]) -> Table:
-    table = Table("job", "model", "status", "progress", "size", "updated", "error")
-    for j in jobs:
-        pct = j.get("progress_pct")
-        error = j.get("error") or {}
-        table.add_row(
-            j["job_id"],
-            Text(j["model_id"]),
-            j["status"],
-            f"{pct:.0f}%" if pct is not None else "-",
-            _size(j.get("bytes_total")),
-            str(j.get("updated_at", ""))[:19].replace("T", " "),
-            Text(error.get("message", "")),
-        )
-    return table
-
-
-def _list_jobs(target: Target, as_json: bool) -> None:
-    with _api(target) as api:
-        jobs = api.call("GET", "/v1/jobs")["jobs"]
-    if as_json:
-        _print_json({"jobs": jobs})
-    elif not jobs:
-        typer.echo("no download jobs")
-    else:
-        Console().print(_jobs_table(jobs))
-
-
-@jobs_app.callback(invoke_without_command=True)
-def jobs_main(
-    ctx: typer.Context,
-    as_json: AsJson = False,
-    server: GroupServer = DEFAULT_URL,
-    token: GroupToken = None,
-) -> None:
-    """Download jobs on a running server (admin). Without a command: list them."""
-    ctx.obj = Target(server, token)
-    if ctx.invoked_subcommand is None:
-        _list_jobs(ctx.obj, as_json)
-
-
-@jobs_app.command("list")
-def jobs_list(
-    ctx: typer.Context, as_json: AsJson = False, server: Server = None, token: Token = None
-) -> None:
-    """List download jobs, newest first."""
-    _list_jobs(_target(ctx, server, token), as_json)
-
-
-@jobs_app.command("cancel")
-def jobs_cancel(
-    ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="The job's id (see `pluggably jobs`).")],
-    server: Server = None,
-    token: Token = None,
-) -> None:
-    """Cancel a download: the transfer stops and the job ends cancelled."""
-    with _api(_target(ctx, server, token)) as api:
-        job = api.call("DELETE", f"/v1/jobs/{quote(job_id, safe='')}")
-    if job["status"] == "cancelled":
-        typer.echo(f"job {job_id} cancelled")
-    else:  # it ended before the cancel arrived
-        typer.echo(f"job {job_id} is {job['status']}; nothing to cancel")
