@@ -60,8 +60,25 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.execute(f'CREATE DATABASE "{name}"')
         yield base.rsplit("/", 1)[0] + "/" + name
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        try:
+            await _drop_database(admin, name)
+        finally:
+            await admin.close()
+
+
+async def _drop_database(admin: Any, name: str) -> None:
+    """FORCE ends sessions still attached; one that is not ours to end (an autovacuum
+    worker) just needs a moment to go away."""
+    import asyncpg
+
+    for attempt in range(20):
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.25)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
