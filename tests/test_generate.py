@@ -31,6 +31,20 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 PNG = base64.b64encode(make_png(8, 8, "x")).decode()
 
 
+def app_with_backup(
+    tmp_path: Path, database_url: str, sim: OpenAISim, backup: OpenAISim
+) -> FastAPI:
+    """The simulator as openai, a second one as the operator endpoint 'backup', and
+    backup:gpt-4o-mini as the fallback of openai:gpt-4o-mini."""
+    return gen_app(
+        tmp_path,
+        database_url,
+        sim,
+        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
+        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
+    )
+
+
 def gen_app(tmp_path: Path, database_url: str, sim: OpenAISim, **extra: Any) -> FastAPI:
     settings = make_settings(
         tmp_path,
@@ -233,13 +247,7 @@ async def test_fallback_after_429_and_dead_upstream(
 ) -> None:
     backup = make_openai_sim(models=["gpt-4o-mini"])
     backup.set_reply("gpt-4o-mini", "from the backup")
-    app = gen_app(
-        tmp_path,
-        database_url,
-        openai_sim,
-        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
-        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
-    )
+    app = app_with_backup(tmp_path, database_url, openai_sim, backup)
     async with running(app), client_for(app) as client:
         openai_sim.fail_next(status=429)
         body = (
@@ -380,13 +388,7 @@ async def test_dead_upstream_cools_down(
     make_openai_sim: Callable[..., OpenAISim],
 ) -> None:
     backup = make_openai_sim(models=["gpt-4o-mini"])
-    app = gen_app(
-        tmp_path,
-        database_url,
-        openai_sim,
-        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
-        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
-    )
+    app = app_with_backup(tmp_path, database_url, openai_sim, backup)
     async with running(app), client_for(app) as client:
         openai_sim.fail_next(n=3, status=503)
         for _ in range(3):
@@ -666,13 +668,7 @@ async def test_cooldown_is_per_user_for_vendors(
     make_openai_sim: Callable[..., OpenAISim],
 ) -> None:
     backup = make_openai_sim(models=["gpt-4o-mini"])
-    app = gen_app(
-        tmp_path,
-        database_url,
-        openai_sim,
-        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
-        fallbacks={"openai:gpt-4o-mini": ["backup:gpt-4o-mini"]},
-    )
+    app = app_with_backup(tmp_path, database_url, openai_sim, backup)
     async with running(app), client_for(app) as client:
         alice, bob = await new_user(client, "alice"), await new_user(client, "bob")
         for who, key in ((alice, "sk-alice-00001"), (bob, "sk-bob-000001")):
