@@ -45,6 +45,19 @@ def app_with_backup(
     )
 
 
+def serve_with(tmp_path: Path, port: int, sim: OpenAISim) -> tuple[Any, Path]:
+    """A real `pluggably serve` process with the simulator as openai (server key for admins)."""
+    from tests.test_serve import start_server
+
+    return start_server(
+        tmp_path,
+        port,
+        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=sim.base_url,
+        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
+        PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
+    )
+
+
 def gen_app(tmp_path: Path, database_url: str, sim: OpenAISim, **extra: Any) -> FastAPI:
     settings = make_settings(
         tmp_path,
@@ -344,17 +357,11 @@ def test_client_disconnect_cancels_the_upstream_call(
     upstream stream at once, and the request record says cancelled."""
     import time
 
-    from tests.test_serve import start_server, stop_server
+    from tests.test_serve import stop_server
 
     openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
     openai_sim.token_delay_s = 0.05
-    proc, log_path = start_server(
-        tmp_path,
-        free_port,
-        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
-        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
-        PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
-    )
+    proc, log_path = serve_with(tmp_path, free_port, openai_sim)
     base = f"http://127.0.0.1:{free_port}"
     try:
         body = {"model": "openai:gpt-4o-mini", "input": {"prompt": "go"}, "stream": True}
@@ -416,17 +423,11 @@ def test_cancel_and_events_of_a_running_stream(
     import threading
     import time
 
-    from tests.test_serve import start_server, stop_server
+    from tests.test_serve import stop_server
 
     openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
     openai_sim.token_delay_s = 0.03
-    proc, log_path = start_server(
-        tmp_path,
-        free_port,
-        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
-        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
-        PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
-    )
+    proc, log_path = serve_with(tmp_path, free_port, openai_sim)
     base = f"http://127.0.0.1:{free_port}"
     stream_frames: list[str] = []
     watched: list[str] = []

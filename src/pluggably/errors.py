@@ -98,12 +98,6 @@ class StorageFull(GatewayError):
     default_message = "The storage quota would be exceeded."
 
 
-class MethodNotAllowed(GatewayError):
-    code = "method_not_allowed"
-    status = 405
-    default_message = "This method is not allowed on this route."
-
-
 class Conflict(GatewayError):
     code = "conflict"
     status = 409
@@ -195,7 +189,3 @@ class CredentialUnreadable(GatewayError):
     code = "internal_error"
     status = 500
     default_message = "A stored credential could not be decrypted."
-
-
-class InternalError(GatewayError):
-    pass

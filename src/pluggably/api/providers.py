@@ -42,7 +42,8 @@ async def list_providers(
     what the last calls showed (``unknown`` until a call tells)."""
     directory = container.providers
     user = await container.accounts.profile(session, principal)
-    usable = await container.credentials.usable_providers(session, principal, user.username)
+    snapshot = await container.credentials.snapshot(session, principal, user.username)
+    usable = snapshot.usable
     discovery = container.generation.discovery
 
     def _credits(name: str, endpoint: bool) -> str:
@@ -55,7 +56,7 @@ async def list_providers(
         if directory.is_endpoint(name):
             credentials[name] = directory.endpoint_credential(name)
         elif name in usable:
-            found = await container.credentials.resolve(session, principal, user.username, name)
+            found = snapshot.resolve(name)
             if found is not None:
                 credentials[name] = found
 

@@ -101,20 +101,8 @@ class CredentialService:
         the operator allows (``server_keys_allowed``). An unreadable ciphertext is an
         error, never silently skipped in favour of another key.
         """
-        row = await CredentialRepository(session).get(principal.user_id, provider)
-        if row is not None:
-            return self.vault.open(Sealed(row.key_id, row.ciphertext), _aad(row))
-        server = self.server_keys.get(provider)
-        if (
-            server is None
-            or server.api_key is None
-            or not self._may_use_server_keys(principal, username)
-        ):
-            return None
-        payload: dict[str, Any] = {"api_key": server.api_key.get_secret_value()}
-        if server.endpoint:
-            payload["endpoint"] = server.endpoint
-        return payload
+        snapshot = await self.snapshot(session, principal, username)
+        return snapshot.resolve(provider)
 
     async def snapshot(
         self, session: AsyncSession, principal: Principal, username: str | None
@@ -125,17 +113,6 @@ class CredentialService:
         }
         server = self._may_use_server_keys(principal, username)
         return CredentialSnapshot(self, rows, server)
-
-    async def usable_providers(
-        self, session: AsyncSession, principal: Principal, username: str | None
-    ) -> set[str]:
-        """Providers this user can call: their own keys, and server keys they may use."""
-        own = {
-            row.provider for row in await CredentialRepository(session).of_user(principal.user_id)
-        }
-        if self._may_use_server_keys(principal, username):
-            own |= {name for name, s in self.server_keys.items() if s.api_key is not None}
-        return own
 
     def _may_use_server_keys(self, principal: Principal, username: str | None) -> bool:
         allowed = set(self.server_keys_allowed)

@@ -19,7 +19,7 @@ from pluggably.db import Database, utcnow
 from pluggably.downloads import sources, transfer
 from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
-from pluggably.downloads.runs import DownloadSettings, Run, install, quota_error
+from pluggably.downloads.runs import DownloadSettings, Run, bytes_on_disk, install, quota_error
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, job_info
 from pluggably.errors import Conflict, GatewayError, InvalidParameter, JobNotFound, StorageFull
 from pluggably.netguard import check_public_url
@@ -276,14 +276,7 @@ class DownloadManager:
             assert job.plan is not None
             job.status = "running"
             plan = sources.Plan.from_json(job.plan)
-        # Resume: count what earlier attempts left in the staging folder.
-        run.bytes_done = sum(
-            (staging / (f.path + ".part")).stat().st_size
-            for f in plan.files
-            if (staging / (f.path + ".part")).exists()
-        ) + sum(
-            (staging / f.path).stat().st_size for f in plan.files if (staging / f.path).exists()
-        )
+        run.bytes_done = bytes_on_disk(staging, plan)  # resume: what earlier tries left
         if self.quota.limit_bytes is not None and plan.total_bytes is None:
             # Size unknown up front (a URL without Content-Length): watch it while it runs.
             used = await self.quota.used_bytes()

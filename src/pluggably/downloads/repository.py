@@ -68,7 +68,3 @@ class DownloadRepository:
         if status:
             query = query.where(DownloadJob.status == status)
         return (await self.session.execute(query.limit(limit))).scalars().all()
-
-    async def failed(self) -> Sequence[DownloadJob]:
-        query = select(DownloadJob).where(DownloadJob.status == "failed")
-        return (await self.session.execute(query)).scalars().all()

@@ -70,3 +70,13 @@ def install(staging: Path, plan: sources.Plan, registry: RegistryService) -> str
     first = plan.files[0].path
     single = len(plan.files) == 1 or first.lower().endswith(".gguf")
     return (dest / first if single else dest).relative_to(root.resolve()).as_posix()
+
+
+def bytes_on_disk(staging: Path, plan: sources.Plan) -> int:
+    """What earlier attempts left in the staging folder: finished files and .part files."""
+    total = 0
+    for planned in plan.files:
+        for path in (staging / planned.path, staging / (planned.path + ".part")):
+            if path.exists():
+                total += path.stat().st_size
+    return total

@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal
-from pluggably.credentials.service import CredentialService, CredentialSnapshot
+from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
 from pluggably.errors import GatewayError, ProviderNotConfigured
 from pluggably.generation import inputs
+from pluggably.generation.callers import CallerCache
 from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.params import validate_parameters
 from pluggably.generation.plan import (
@@ -55,12 +54,6 @@ from pluggably.users.service import AccountService
 log = get_logger("pluggably.generation")
 
 
-@dataclass(frozen=True)
-class CallerProfile:
-    username: str | None
-    preferred_model: str | None
-
-
 class GenerationService:
     def __init__(
         self,
@@ -83,14 +76,14 @@ class GenerationService:
         self.cooldowns = cooldowns or Cooldowns()
         self.discovery = Discovery()
         self._model_labels: set[str] = set()
-        self._callers: dict[str, tuple[float, CallerProfile, CredentialSnapshot]] = {}
+        self.callers = CallerCache(accounts, credentials)
         self.live = LiveRequests()
 
     # preparation
     async def _prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
         messages = inputs.conversation(body)
         async with self.db.session() as session:  # one transaction for all the lookups
-            user, credentials = await self._caller(session, principal)
+            user, credentials = await self.callers.get(session, principal)
             targets = await self.router.candidates(
                 session,
                 body,
@@ -108,30 +101,9 @@ class GenerationService:
         plan.credentials = credentials
         return plan
 
-    CALLER_TTL_S = 2.0
-    MAX_CALLERS = 10_000
-
-    async def _caller(
-        self, session: AsyncSession, principal: Principal
-    ) -> tuple[CallerProfile, CredentialSnapshot]:
-        """The caller's profile and credentials, read at most every couple of seconds per
-        caller (two queries a request were a measurable share of the gateway's time);
-        changes through this server invalidate at once, other replicas within the TTL."""
-        cached = self._callers.get(principal.user_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        user = await self.accounts.profile(session, principal)
-        profile = CallerProfile(user.username, user.preferred_model)
-        snapshot = await self.credentials.snapshot(session, principal, user.username)
-        if len(self._callers) >= self.MAX_CALLERS:
-            self._callers.clear()
-        self._callers[principal.user_id] = (now + self.CALLER_TTL_S, profile, snapshot)
-        return profile, snapshot
-
     def forget_caller(self, user_id: str) -> None:
         """A profile or a credential changed: the next request reads them again."""
-        self._callers.pop(user_id, None)
+        self.callers.forget(user_id)
 
     async def _credential(self, plan: Plan, target: Target) -> Credential:
         if self.providers.is_endpoint(target.provider):
