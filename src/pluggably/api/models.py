@@ -10,8 +10,10 @@ from fastapi import APIRouter, Query, Response, status
 from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Downloads, Reader, Registry
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest
+from pluggably.providers.catalog import remote_models, survey
 from pluggably.registry.schemas import Modality, ModelInfo, ModelList, ModelStatus, ModelStatusName
 from pluggably.registry.search import SearchPage, search
+from pluggably.registry.service import decode_catalog_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)
 NOT_FOUND = error_responses(404)
@@ -22,24 +24,64 @@ async def list_models(
     principal: Reader,
     session: DbSession,
     registry: Registry,
+    container: ContainerDep,
     modality: Modality | None = None,
     provider: Annotated[str | None, Query(max_length=64)] = None,
     status: ModelStatusName | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Substring of id or name.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    discover: bool = True,
 ) -> ModelList:
-    models, next_cursor = await registry.page(
+    """Registry models first, then the provider models this user can call
+    (``provider:model``, ``format: remote``) with their ``availability``: discovered with
+    the user's credential (``available``; cached 5 minutes, skipped with
+    ``discover=false``), else the provider's default model (``unknown``). Naming a
+    ``provider`` the user has no credential for lists its default as ``locked``."""
+    after, remote_after = decode_catalog_cursor(cursor)
+    models: list[ModelInfo] = []
+    if remote_after is None:
+        models, next_cursor = await registry.page(
+            session,
+            is_admin=principal.is_admin,
+            modality=modality,
+            provider=provider,
+            status=status,
+            q=q,
+            after=after,
+            limit=limit,
+        )
+        if next_cursor is not None:
+            return ModelList(models=models, next_cursor=next_cursor)
+    if status not in (None, "available") or provider == "local":
+        return ModelList(models=models, next_cursor=None)
+    user = await container.accounts.profile(session, principal)
+    views = await survey(
         session,
-        is_admin=principal.is_admin,
-        modality=modality,
-        provider=provider,
-        status=status,
-        q=q,
-        cursor=cursor,
-        limit=limit,
+        principal,
+        user.username,
+        container.providers,
+        container.credentials,
+        container.generation.discovery,
+        discover=discover,
     )
-    return ModelList(models=models, next_cursor=next_cursor)
+    needle = q.lower() if q else None
+    remote = [
+        m
+        for m in remote_models(
+            [v for v in views if provider in (None, v.name)], locked=provider is not None
+        )
+        if (modality is None or m.modality == modality)
+        and (needle is None or needle in m.id.lower())
+        and (remote_after is None or m.id > remote_after)
+    ]
+    room = limit - len(models)
+    page, more = remote[:room], len(remote) > room
+    models += page
+    if not more:
+        return ModelList(models=models, next_cursor=None)
+    last = page[-1].id if page else (remote_after or "")
+    return ModelList(models=models, next_cursor=encode_cursor(last, phase="remote"))
 
 
 @router.get("/search", response_model=SearchPage, responses=error_responses(503))

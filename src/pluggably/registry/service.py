@@ -53,17 +53,25 @@ class NoRuntimes:
         return RuntimeState()
 
 
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+def encode_cursor(last_id: str, *, phase: str = "registry") -> str:
+    """Keyset cursors; the model list walks the registry, then the remote models."""
+    key = "after" if phase == "registry" else "remote_after"
+    return base64.urlsafe_b64encode(json.dumps({key: last_id}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
+def decode_catalog_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """(registry id to start after, remote id to start after); one of them is None."""
+    if cursor is None:
+        return None, None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded))["after"]
-        if not isinstance(value, str):
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(data, dict) or len(data) != 1:
             raise TypeError
-        return value
+        ((key, value),) = data.items()
+        if key not in ("after", "remote_after") or not isinstance(value, str):
+            raise TypeError
+        return (value, None) if key == "after" else (None, value)
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise ValidationFailed(
             "The cursor is not valid; use next_cursor from the previous page.",
@@ -87,7 +95,7 @@ class RegistryService:
         provider: str | None = None,
         status: str | None = None,
         q: str | None = None,
-        cursor: str | None = None,
+        after: str | None = None,
         limit: int = 50,
     ) -> tuple[list[ModelInfo], str | None]:
         repo = RegistryRepository(session)
@@ -96,7 +104,7 @@ class RegistryService:
             provider=provider,
             status=status,
             q=q,
-            after=decode_cursor(cursor) if cursor else None,
+            after=after,
             limit=limit + 1,
         )
         defaults = await repo.defaults()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.errors import FeatureNotSupported, ModelNotFound, ModelRequired, UnsupportedProvider
 from pluggably.generation.schemas import GenerateRequest
+from pluggably.providers.catalog import IMAGE_MODELS
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.service import RegistryService
 
@@ -39,16 +40,13 @@ class Target:
         return f"{self.provider}:{self.model}"
 
 
-_IMAGE_MODELS = re.compile(r"(dall-e|gpt-image|imagen|stable-diffusion|sdxl|flux)", re.I)
-
-
 def modality_of(body: GenerateRequest, target: Target) -> str:
     """An explicit modality wins; a named model or provider decides by its name (image
     models are recognisable); only automatic selection reads the prompt's intent."""
     if body.modality:
         return body.modality
     if body.model or body.provider:
-        return "image" if _IMAGE_MODELS.search(target.model) else "text"
+        return "image" if IMAGE_MODELS.search(target.model) else "text"
     return infer_modality(body)
 
 
