@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e ".[local,dev,postgres]"
+	$(PIP) install -e ".[local,torch,dev,postgres]"
 	touch $@
 
 serve: $(VENV)/.installed

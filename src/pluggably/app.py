@@ -19,6 +19,7 @@ from pluggably.api import (
     generate,
     invites,
     jobs,
+    lifecycle,
     models,
     ops,
     provider_keys,
@@ -64,6 +65,27 @@ async def _discover_then_resume(container: Container) -> None:
         resumed = await container.downloads.resume_unfinished()
         if resumed:
             log.info("downloads_resumed", count=resumed)
+    await pin_and_preload(container, preload=container.settings.preload_defaults)
+
+
+async def pin_and_preload(container: Container, *, preload: bool) -> None:
+    """Pin each modality's default (and models pinned by hand); with ``preload``, load
+    the defaults now. A default that fails to load is logged; requests retry it."""
+    async with container.db.session() as session:
+        registry = container.registry
+        container.scheduler.pin(await registry.pinned_ids(session))
+        defaults = await registry.defaults(session)
+        specs = []
+        for model_id in defaults.values() if preload else ():
+            try:
+                specs.append(registry.spec_of(await registry.get(session, model_id)))
+            except Exception as exc:
+                log.warning("default_model_unusable", model_id=model_id, error=str(exc))
+    for spec in specs:
+        try:
+            await container.scheduler.ensure_loaded(spec, wait_for_room=False)
+        except Exception as exc:
+            log.warning("default_model_load_failed", model_id=spec.model_id, error=str(exc))
 
 
 async def _scheduled_cleanup(container: Container | None) -> None:
@@ -136,7 +158,9 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if container is not None:
+                await container.generation.close()
                 await container.records.close()
+                await container.scheduler.close()
                 await container.downloads.close()
                 await container.http.aclose()
             await db.dispose()
@@ -158,6 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
         tokens.router,
         provider_keys.router,
         invites.router,
+        lifecycle.router,
         models.router,
         schema.router,
         jobs.router,

@@ -250,6 +250,39 @@ class Settings(BaseSettings):
     default_fallbacks: list[str] = Field(
         default_factory=list, description="Fallback chain for models without their own."
     )
+    max_loaded_models: int = Field(
+        default=2, ge=1, le=64, description="Local models held in memory at once."
+    )
+    memory_budget_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Memory local models may hold together; least recently used idle "
+        "models are evicted to stay under it (default: only max_loaded_models counts).",
+    )
+    keep_alive_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Unload an idle local model after this long (null: keep it loaded); "
+        "pinned models (each modality's default) stay.",
+    )
+    max_queue_depth: int = Field(
+        default=16, ge=0, le=10_000, description="Requests that may wait for a local model."
+    )
+    local_parallel: int = Field(
+        default=1, ge=1, le=64, description="Requests a local model serves at once."
+    )
+    local_context_tokens: int = Field(
+        default=4096, ge=256, description="Context window for GGUF models (llama.cpp)."
+    )
+    preload_defaults: bool = Field(
+        default=True, description="Load each modality's default local model at startup."
+    )
+    inline_output_bytes: int = Field(
+        default=256 * 1024,
+        ge=0,
+        description="Images and meshes larger than this (together) are returned as "
+        "artifact links instead of inline base64.",
+    )
     upstream_timeout_s: float = Field(
         default=120.0, gt=0, description="Read timeout for provider calls."
     )

@@ -26,11 +26,16 @@ from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.runs import DownloadSettings
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.service import GenerationService
+from pluggably.lifecycle.local import LocalBackend
+from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.pool import ShardedClient
 from pluggably.registry.hub import HubClient
-from pluggably.registry.service import NoRuntimes, RegistryService
+from pluggably.registry.service import RegistryService
 from pluggably.routing.resolve import Router
+from pluggably.runtimes.base import ModelSpec, Runtime
+from pluggably.runtimes.factory import make_runtime
 from pluggably.startup import Readiness
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
@@ -62,6 +67,7 @@ class Container:
     records: RequestRecords
     generation: GenerationService
     artifacts: ArtifactService
+    scheduler: Scheduler
     admin_user_id: str
 
 
@@ -87,7 +93,22 @@ def build_container(
         invites=invites,
         registration_open=settings.registration_open,
     )
-    registry = RegistryService(settings.models_dir, NoRuntimes())
+
+    def runtime_for(spec: ModelSpec) -> Runtime:
+        return make_runtime(spec, context_tokens=settings.local_context_tokens)
+
+    scheduler = Scheduler(
+        runtime_for,
+        SchedulerLimits(
+            max_loaded_models=settings.max_loaded_models,
+            memory_budget_bytes=settings.memory_budget_bytes,
+            keep_alive_s=settings.keep_alive_s,
+            max_queue_depth=settings.max_queue_depth,
+            parallel=settings.local_parallel,
+        ),
+        metrics=metrics,
+    )
+    registry = RegistryService(settings.models_dir, scheduler)
     credentials = CredentialService(
         Vault(keyring), settings.providers, settings.server_keys_allowed
     )
@@ -107,13 +128,21 @@ def build_container(
         ),
         metrics,
     )
-    # One pooled client for every provider call: connections are reused across requests.
-    http = httpx.AsyncClient(
+    # One client for every provider call (connections reused across requests), sharded
+    # into small pools: see providers/pool.py.
+    http = ShardedClient(
+        16,
         timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
     )
     providers = ProviderDirectory(http, settings.providers, settings.endpoints)
     records = RequestRecords(db)
+    artifacts = ArtifactService(
+        _artifact_store(settings),
+        keyring,
+        settings.public_base_url,
+        timedelta(seconds=settings.artifact_ttl_s),
+    )
     generation = GenerationService(
         db,
         Router(providers, registry, settings.fallbacks, settings.default_fallbacks),
@@ -122,6 +151,10 @@ def build_container(
         accounts,
         records,
         metrics,
+        local=LocalBackend(scheduler, metrics),
+        registry=registry,
+        artifacts=artifacts,
+        inline_output_bytes=settings.inline_output_bytes,
     )
     return Container(
         settings=settings,
@@ -143,12 +176,8 @@ def build_container(
         quota=quota,
         downloads=downloads,
         retention=Retention(quota, registry, downloads.staging, settings.retention_max_idle_days),
-        artifacts=ArtifactService(
-            _artifact_store(settings),
-            keyring,
-            settings.public_base_url,
-            timedelta(seconds=settings.artifact_ttl_s),
-        ),
+        artifacts=artifacts,
+        scheduler=scheduler,
         admin_user_id=admin_user_id,
     )
 

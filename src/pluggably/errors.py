@@ -164,6 +164,18 @@ class BackendUnavailable(GatewayError):
     default_message = "A backend this request needs is unavailable."
 
 
+class QueueFull(GatewayError):
+    code = "queue_full"
+    status = 503
+    default_message = "The model's queue is full; try again shortly."
+
+
+class ModelLoading(GatewayError):
+    code = "model_loading"
+    status = 503
+    default_message = "The model is loading; try again shortly."
+
+
 class InvalidParameter(GatewayError):
     code = "invalid_parameter"
     status = 400

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
@@ -16,7 +16,7 @@ from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.sse import sse_response
 from pluggably.generation.live import LiveRequest
 from pluggably.generation.models import RequestRecord
-from pluggably.generation.schemas import GenerateRequest, GenerateResponse
+from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 
@@ -28,6 +28,7 @@ GENERATE_ERRORS = error_responses(400, 404, 429, 502, 503, 504)
     response_model=GenerateResponse,
     responses={
         **GENERATE_ERRORS,
+        202: {"model": Accepted, "description": "Queued for a busy local model."},
         200: {
             "content": {"text/event-stream": {}},
             "description": "The response, or with stream=true an SSE stream of frames "
@@ -37,12 +38,22 @@ GENERATE_ERRORS = error_responses(400, 404, 429, 502, 503, 504)
 )
 async def generate(
     body: GenerateRequest, principal: Writer, container: ContainerDep
-) -> GenerateResponse | StreamingResponse:
+) -> GenerateResponse | StreamingResponse | JSONResponse:
+    """The answer (200), an SSE stream for text with ``stream``, or 202 ``queued`` when a
+    local model is busy and ``wait`` is false (the request keeps its place and runs
+    server-side: follow ``Location``)."""
     service = container.generation
-    if body.stream and (body.modality or "text") == "text":
-        plan = await service.prepare_stream(principal, body)
+    plan = await service.prepare(principal, body)
+    if body.stream and plan.modality == "text":
         return sse_response(service.stream(plan))
-    return await service.generate(principal, body)
+    result = await service.generate(plan, wait=body.wait)
+    if isinstance(result, Accepted):
+        return JSONResponse(
+            result.model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": f"/v1/requests/{result.request_id}"},
+        )
+    return result
 
 
 class RequestStatus(BaseModel):
@@ -60,11 +71,13 @@ class RequestDetails(RequestStatus):
     result: dict[str, Any] | None
 
 
-def _status(record: RequestRecord) -> dict[str, Any]:
+def _status(record: RequestRecord, live: LiveRequest | None) -> dict[str, Any]:
+    """The stored record; while the request is in flight here, its live state."""
+    in_flight = live is not None and record.status == "running"
     return {
         "request_id": record.id,
-        "status": record.status,
-        "queue_position": None,
+        "status": live.status if in_flight and live else record.status,
+        "queue_position": live.position if in_flight and live else None,
         "model": record.model,
         "created_at": record.created_at,
         "started_at": record.started_at,
@@ -82,7 +95,8 @@ async def request_status(
     request_id: str, principal: Reader, session: DbSession, container: ContainerDep
 ) -> RequestStatus:
     record = await container.records.get(session, principal.user_id, request_id)
-    return RequestStatus.model_validate(_status(record))
+    live = container.generation.live.get(request_id, principal.user_id)
+    return RequestStatus.model_validate(_status(record, live))
 
 
 @router.get(
@@ -93,7 +107,8 @@ async def request_details(
 ) -> RequestDetails:
     """Status plus the generate response once completed."""
     record = await container.records.get(session, principal.user_id, request_id)
-    return RequestDetails.model_validate({**_status(record), "result": record.response})
+    live = container.generation.live.get(request_id, principal.user_id)
+    return RequestDetails.model_validate({**_status(record, live), "result": record.response})
 
 
 class CancelResult(BaseModel):

@@ -128,10 +128,12 @@ async def model_status(
     "/{model_id:path}/default", response_model=ModelInfo, responses=error_responses(404, 409)
 )
 async def set_default(
-    model_id: str, _admin: AdminUser, session: DbSession, registry: Registry
+    model_id: str, _admin: AdminUser, session: DbSession, container: ContainerDep
 ) -> ModelInfo:
     """Make this model the default of its modality (persisted; pinned while default)."""
-    return await registry.set_default(session, model_id)
+    info = await container.registry.set_default(session, model_id)
+    container.scheduler.pin(await container.registry.pinned_ids(session))
+    return info
 
 
 @router.get("/{model_id:path}", response_model=ModelInfo, responses=NOT_FOUND)
@@ -147,8 +149,9 @@ async def get_model(
     responses=error_responses(404, 409),
 )
 async def delete_model(
-    model_id: str, _admin: AdminUser, session: DbSession, registry: Registry
+    model_id: str, _admin: AdminUser, session: DbSession, container: ContainerDep
 ) -> Response:
     """Unregister a model and delete the files it owns (refused while loaded or in use)."""
-    await registry.delete(session, model_id)
+    await container.registry.delete(session, model_id)
+    container.scheduler.pin(await container.registry.pinned_ids(session))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from pluggably import __version__
-from pluggably.api.deps import ContainerDep, MetricsAccess
+from pluggably.api.deps import ContainerDep, MetricsAccess, Reader
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.errors import NotReady
+from pluggably.runtimes.factory import available
 from pluggably.startup import Readiness
 
 router = APIRouter(tags=["operations"])
@@ -72,3 +73,25 @@ async def metrics(container: ContainerDep, _access: MetricsAccess) -> Response:
     container.metrics.storage_used.set(await container.quota.recent_used_bytes())
     container.metrics.storage_limit.set(container.quota.limit_bytes or 0)
     return Response(container.metrics.render(), media_type=container.metrics.content_type)
+
+
+class Features(BaseModel):
+    local_models_enabled: bool
+    runtimes: dict[str, bool]
+    artifacts_backend: str
+    streaming: bool = True
+    providers: list[str]
+
+
+@router.get("/v1/features", response_model=Features, responses=AUTH_ERRORS)
+async def features(_principal: Reader, container: ContainerDep) -> Features:
+    """What this deployment can do: the local runtimes whose libraries are installed
+    (a missing one makes its models answer ``feature_not_supported``), where artifacts
+    are stored, and the providers configured."""
+    runtimes = available()
+    return Features(
+        local_models_enabled=any(runtimes.values()),
+        runtimes=runtimes,
+        artifacts_backend=container.artifacts.backend,
+        providers=container.providers.names,
+    )

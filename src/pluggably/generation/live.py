@@ -14,7 +14,8 @@ TERMINAL = ("completed", "failed", "cancelled")
 class LiveRequest:
     request_id: str
     user_id: str
-    status: str = "running"
+    status: str = "running"  # queued | running, then its final status
+    position: int | None = None  # 1-based place in a local model's queue
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[Any] | None = None
     cancel_requested: bool = False
@@ -42,6 +43,9 @@ class LiveRequests:
     def get(self, request_id: str, user_id: str) -> LiveRequest | None:
         live = self._live.get(request_id)
         return live if live is not None and live.user_id == user_id else None
+
+    def all(self) -> list[LiveRequest]:
+        return list(self._live.values())
 
     def delta(self, request_id: str, text: str) -> None:
         live = self._live.get(request_id)

@@ -3,6 +3,7 @@ turn what happened into results and clean errors."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,8 @@ from pluggably.generation.schemas import Attempt, Selection, UsageInfo
 from pluggably.observability.logging import get_logger
 from pluggably.providers.base import Credential, Message, Usage
 from pluggably.providers.directory import ProviderDirectory
-from pluggably.routing.resolve import Target
+from pluggably.routing.resolve import LOCAL, Target
+from pluggably.runtimes.base import ModelSpec
 
 log = get_logger("pluggably.generation")
 
@@ -31,22 +33,38 @@ class Plan:
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
     credentials: CredentialSnapshot | None = None  # read with the plan, decrypted on use
+    local_specs: dict[str, ModelSpec] = field(default_factory=dict)  # local targets' files
+    loading_fallback: str | None = None  # the local model that was loading (while_loading)
+    queue_ms: float = 0.0
+    load_ms: float = 0.0
+    queued: asyncio.Event = field(default_factory=asyncio.Event)  # set when it waits in a queue
+    position: int | None = None
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]
+        reason = f"{failed[-1].provider} failed with {failed[-1].error_code}" if failed else None
+        if self.loading_fallback is not None and served.label != self.loading_fallback:
+            reason = (
+                f"{self.loading_fallback} is loading; the default {self.modality} model answered"
+            )
         return Selection(
             selected_model=served.label,
             selected_provider=served.provider,
-            fallback_used=bool(failed),
-            fallback_reason=f"{failed[-1].provider} failed with {failed[-1].error_code}"
-            if failed
-            else None,
+            fallback_used=reason is not None,
+            fallback_reason=reason,
             attempts=self.attempts,
         )
 
 
 def first_commercial(plan: Plan, providers: ProviderDirectory) -> str | None:
-    return next((t.provider for t in plan.targets if not providers.is_endpoint(t.provider)), None)
+    return next(
+        (
+            t.provider
+            for t in plan.targets
+            if t.provider != LOCAL and not providers.is_endpoint(t.provider)
+        ),
+        None,
+    )
 
 
 def usage_info(usage: Usage | None) -> UsageInfo | None:

@@ -33,6 +33,11 @@ class RequestRecords:
         self.interval_s = interval_s
         self._inserts: dict[str, dict[str, Any]] = {}
         self._updates: list[tuple[str, dict[str, Any]]] = []
+        # The batch being written: visible to get() until its transaction commits.
+        self._writing: tuple[dict[str, dict[str, Any]], list[tuple[str, dict[str, Any]]]] = (
+            {},
+            [],
+        )
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -114,13 +119,20 @@ class RequestRecords:
             updates, self._updates = self._updates, []
             if not inserts and not updates:
                 return
-            async with self.db.session() as session:
-                session.add_all(RequestRecord(**values) for values in inserts.values())
-                await session.flush()
-                for request_id, values in updates:
-                    await session.execute(
-                        update(RequestRecord).where(RequestRecord.id == request_id).values(**values)
-                    )
+            # Until committed, reads see this batch from memory (get() looks here too).
+            self._writing = (inserts, updates)
+            try:
+                async with self.db.session() as session:
+                    session.add_all(RequestRecord(**values) for values in inserts.values())
+                    await session.flush()
+                    for request_id, values in updates:
+                        await session.execute(
+                            update(RequestRecord)
+                            .where(RequestRecord.id == request_id)
+                            .values(**values)
+                        )
+            finally:
+                self._writing = ({}, [])
 
     # reads and recovery
     async def mark_interrupted(self) -> int:
@@ -141,17 +153,20 @@ class RequestRecords:
     async def get(self, session: AsyncSession, user_id: str, request_id: str) -> RequestRecord:
         """The record as it is now: queued changes not yet written are applied in memory
         (a read never writes: the caller's transaction must not wait on the writer)."""
-        pending = self._inserts.get(request_id)
+        writing_inserts, writing_updates = self._writing
+        pending = self._inserts.get(request_id) or writing_inserts.get(request_id)
+        record: RequestRecord | None
         if pending is not None:
-            record: RequestRecord | None = RequestRecord(**pending)
+            record = RequestRecord(**pending)
         else:
             record = await session.get(RequestRecord, request_id)
-            changes = [values for rid, values in self._updates if rid == request_id]
-            if record is not None and changes:
+            if record is not None:
                 session.expunge(record)  # shown updated, never flushed from here
-                for values in changes:
-                    for key, value in values.items():
-                        setattr(record, key, value)
+        changes = [v for rid, v in [*writing_updates, *self._updates] if rid == request_id]
+        if record is not None:
+            for values in changes:
+                for key, value in values.items():
+                    setattr(record, key, value)
         if record is None or record.user_id != user_id:  # another user's request is a 404
             raise RequestNotFound(f"No request '{request_id}'.")
         return record

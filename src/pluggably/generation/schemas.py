@@ -119,3 +119,18 @@ class GenerateResponse(BaseModel):
     credits_status: CreditsStatus | None = None
     timings: Timings
     warnings: list[str] = Field(default_factory=list)
+
+
+class Accepted(BaseModel):
+    """202: the request waits in a local model's queue and runs server-side."""
+
+    request_id: str
+    status: Literal["queued"] = "queued"
+    queue_position: int
+    estimated_wait_ms: int | None
+    status_url: str = ""
+    result_url: str = ""
+
+    def model_post_init(self, _context: Any) -> None:
+        self.status_url = self.status_url or f"/v1/requests/{self.request_id}/status"
+        self.result_url = self.result_url or f"/v1/requests/{self.request_id}"

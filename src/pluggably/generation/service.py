@@ -10,13 +10,16 @@ from typing import Any
 
 import anyio
 
+from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
-from pluggably.errors import GatewayError, ProviderNotConfigured
+from pluggably.errors import Conflict, GatewayError, InvalidParameter, ProviderNotConfigured
 from pluggably.generation import inputs
 from pluggably.generation.callers import CallerCache
 from pluggably.generation.live import LiveRequest, LiveRequests
+from pluggably.generation.local_calls import completion_of, local_events, notice_frame, usage_of
+from pluggably.generation.outputs import build_output
 from pluggably.generation.params import validate_parameters
 from pluggably.generation.plan import (
     Plan,
@@ -27,6 +30,7 @@ from pluggably.generation.plan import (
 )
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import (
+    Accepted,
     Attempt,
     CreditsStatus,
     GenerateRequest,
@@ -34,6 +38,7 @@ from pluggably.generation.schemas import (
     Output,
     Timings,
 )
+from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.base import (
@@ -47,8 +52,10 @@ from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.discovery import Discovery
 from pluggably.providers.errors import is_retryable
 from pluggably.registry.param_schemas import default_schema
+from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns
-from pluggably.routing.resolve import Router, Target, modality_of
+from pluggably.routing.resolve import LOCAL, Router, Target, modality_of
+from pluggably.runtimes.base import ModelSpec
 from pluggably.users.service import AccountService
 
 log = get_logger("pluggably.generation")
@@ -65,6 +72,11 @@ class GenerationService:
         records: RequestRecords,
         metrics: Metrics,
         cooldowns: Cooldowns | None = None,
+        *,
+        local: LocalBackend | None = None,
+        registry: RegistryService | None = None,
+        artifacts: ArtifactService | None = None,
+        inline_output_bytes: int = 256 * 1024,
     ) -> None:
         self.db, self.router, self.providers = db, router, providers
         self.credentials, self.accounts, self.records, self.metrics = (
@@ -78,10 +90,17 @@ class GenerationService:
         self._model_labels: set[str] = set()
         self.callers = CallerCache(accounts, credentials)
         self.live = LiveRequests()
+        self.local, self.registry, self.artifacts = local, registry, artifacts
+        self.inline_output_bytes = inline_output_bytes
+        self._background: set[asyncio.Task[Any]] = set()  # 202'd requests still running
 
     # preparation
-    async def _prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
+    async def prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
+        """Everything that can fail with a plain HTTP error (routing, parameters), done
+        before a stream's 200 goes out or a request is queued."""
         messages = inputs.conversation(body)
+        specs: dict[str, ModelSpec] = {}
+        loading: str | None = None
         async with self.db.session() as session:  # one transaction for all the lookups
             user, credentials = await self.callers.get(session, principal)
             targets = await self.router.candidates(
@@ -92,20 +111,81 @@ class GenerationService:
             )
             order = self.cooldowns.order([self._cooldown_key(principal, t) for t in targets])
             targets = [targets[i] for i in order]
-            modality = modality_of(body, targets[0])
-            parameters = validate_parameters(
-                body.parameters, default_schema(targets[0].label, modality)
-            )
+            first = targets[0]
+            if first.provider == LOCAL:
+                modality, schema = await self._local_model(session, body, first, specs)
+                if body.while_loading == "fallback" and not self._loaded(first):
+                    default = await self.router.local_default(session, modality)
+                    if default is not None and default != first:
+                        await self._local_model(session, body, default, specs)
+                        self._load_in_background(specs[first.model])
+                        loading, targets = first.label, [default, *targets[1:]]
+            else:
+                modality = modality_of(body, first)
+                schema = default_schema(first.label, modality)
+            for target in targets[1:]:
+                if target.provider == LOCAL and target.model not in specs:
+                    try:
+                        await self._local_model(session, body, target, specs)
+                    except GatewayError:  # an unusable local fallback is skipped
+                        targets = [t for t in targets if t != target]
+            parameters = validate_parameters(body.parameters, schema)
         request_id = self.records.start(principal.user_id, modality, body.stream)
         plan = Plan(request_id, principal, user.username, modality, messages, parameters, targets)
-        plan.credentials = credentials
+        plan.credentials, plan.local_specs, plan.loading_fallback = credentials, specs, loading
         return plan
+
+    async def _local_model(
+        self, session: Any, body: GenerateRequest, target: Target, specs: dict[str, ModelSpec]
+    ) -> tuple[str, dict[str, Any]]:
+        """A local target's files (into ``specs``), modality and parameter schema."""
+        if self.local is None or self.registry is None:
+            raise ProviderNotConfigured("Local models are not enabled here.")
+        model = await self.registry.get(session, target.model)
+        if body.modality and body.modality != model.modality:
+            raise InvalidParameter(
+                f"'{model.id}' is a {model.modality} model; it cannot answer with "
+                f"modality '{body.modality}'."
+            )
+        specs[model.id] = self.registry.spec_of(model)
+        return model.modality, await self.registry.parameter_schema(session, model)
+
+    def _loaded(self, target: Target) -> bool:
+        return self.local is not None and self.local.scheduler.is_loaded(target.model)
+
+    def _load_in_background(self, spec: ModelSpec) -> None:
+        assert self.local is not None
+        scheduler = self.local.scheduler
+
+        async def load() -> None:
+            try:
+                await scheduler.ensure_loaded(spec)
+            except Exception as exc:
+                log.warning("background_load_failed", model_id=spec.model_id, error=str(exc))
+
+        self.keep(asyncio.ensure_future(load()))
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """At shutdown: cancel what still runs here (202'd requests, background loads)
+        and wait for it to wind down; their records end as cancelled."""
+        for live in self.live.all():
+            live.cancel_requested = True
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def forget_caller(self, user_id: str) -> None:
         """A profile or a credential changed: the next request reads them again."""
         self.callers.forget(user_id)
 
     async def _credential(self, plan: Plan, target: Target) -> Credential:
+        if target.provider == LOCAL:
+            return {}
         if self.providers.is_endpoint(target.provider):
             return self.providers.endpoint_credential(target.provider)
         assert plan.credentials is not None
@@ -132,20 +212,62 @@ class GenerationService:
             Attempt(model=target.label, provider=target.provider, error_code=exc.code)
         )
         self.metrics.generation_errors.labels(target.provider, exc.code).inc()
-        self.discovery.observe(plan.principal.user_id, target.provider, exc)
-        if is_retryable(exc):
+        if target.provider != LOCAL:
+            self.discovery.observe(plan.principal.user_id, target.provider, exc)
+        if is_retryable(exc) and target.provider != LOCAL:  # a busy local model is not broken
             self.cooldowns.failed(self._cooldown_key(plan.principal, target))
         last = len(plan.attempts) == len(plan.targets)
         return not last and (is_retryable(exc) or isinstance(exc, ProviderNotConfigured))
 
     # JSON
-    async def generate(self, principal: Principal, body: GenerateRequest) -> GenerateResponse:
-        plan = await self._prepare(principal, body)
-        live = self.live.open(plan.request_id, principal.user_id)
+    async def generate(self, plan: Plan, *, wait: bool = True) -> GenerateResponse | Accepted:
+        """The response; without ``wait``, a request that has to queue for a local model
+        answers 202 at once (``Accepted``) and goes on running here."""
+        live = self.live.open(plan.request_id, plan.principal.user_id)
+        if wait or plan.targets[0].provider != LOCAL:
+            return await self._generate_and_close(plan, live)
+        task = asyncio.ensure_future(self._generate_and_close(plan, live))
+        queued = asyncio.ensure_future(plan.queued.wait())
+        try:
+            await asyncio.wait({task, queued}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            queued.cancel()
+        if task.done():
+            return task.result()
+        self.keep(task)
+        position = plan.position or 1
+        assert self.local is not None
+        return Accepted(
+            request_id=plan.request_id,
+            queue_position=position,
+            estimated_wait_ms=self.local.scheduler.estimated_wait_ms(
+                plan.targets[0].model, position
+            ),
+        )
+
+    async def _generate_and_close(self, plan: Plan, live: LiveRequest) -> GenerateResponse:
         try:
             return await self._generate(plan, live)
         finally:
             self.live.close(plan.request_id, live.status)
+
+    async def _complete(self, plan: Plan, target: Target, live: LiveRequest) -> Completion:
+        """A local target's JSON answer; its queue positions and text reach listeners."""
+        assert self.local is not None
+        async for event in local_events(self.local, plan, target):
+            if isinstance(event, Queued | Loading):
+                live.status = "queued" if isinstance(event, Queued) else "running"
+                live.position = plan.position
+                live.publish(notice_frame(plan, target, event))
+            elif isinstance(event, LocalEnd):
+                return completion_of(event.result)
+            else:
+                live.status, live.position = "running", None
+                self.live.delta(plan.request_id, event.text)
+        raise Conflict("The local model ended without an answer.")  # pragma: no cover
 
     async def _generate(self, plan: Plan, live: LiveRequest) -> GenerateResponse:
         error: GatewayError | None = None
@@ -154,11 +276,15 @@ class GenerationService:
             try:
                 if live.cancel_requested:
                     return await self._cancelled(plan, target, live)
-                provider, call = self._call(plan, target)
-                credential = await self._credential(plan, target)
-                live.task = asyncio.ensure_future(provider.complete(call, credential))
+                if target.provider == LOCAL:
+                    live.task = asyncio.ensure_future(self._complete(plan, target, live))
+                else:
+                    provider, call = self._call(plan, target)
+                    credential = await self._credential(plan, target)
+                    live.task = asyncio.ensure_future(provider.complete(call, credential))
                 completion = await live.task
-                response = self._response(plan, target, completion, first_token_ms=None)
+                output = await self._output(plan, completion)
+                response = self._response(plan, target, completion, output, first_token_ms=None)
             except asyncio.CancelledError:
                 if not live.cancel_requested:
                     raise
@@ -186,7 +312,8 @@ class GenerationService:
     async def _cancelled(self, plan: Plan, target: Target, live: LiveRequest) -> GenerateResponse:
         live.status = "cancelled"
         completion = Completion(text=live.partial_text or None, finish_reason="cancelled")
-        response = self._response(plan, target, completion, first_token_ms=None)
+        output = Output(text=completion.text)
+        response = self._response(plan, target, completion, output, first_token_ms=None)
         await self.records.finish(
             plan.request_id,
             status="cancelled",
@@ -197,11 +324,6 @@ class GenerationService:
         return response
 
     # streams
-    async def prepare_stream(self, principal: Principal, body: GenerateRequest) -> Plan:
-        """Everything that can fail with a plain HTTP error (routing, parameters),
-        done before the stream's 200 goes out."""
-        return await self._prepare(principal, body)
-
     async def stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
         live = self.live.open(plan.request_id, plan.principal.user_id)
         live.task = asyncio.current_task()
@@ -211,7 +333,12 @@ class GenerationService:
                 event = frame.get("event")
                 if event in {"complete", "error"}:
                     status = "completed" if event == "complete" else "failed"
+                elif event in {"queued", "loading"}:
+                    live.status = "queued" if event == "queued" else "running"
+                    live.position = frame.get("queue_position")
+                    live.publish(frame)
                 elif "choices" in frame:
+                    live.status, live.position = "running", None
                     self.live.delta(plan.request_id, frame["choices"][0]["delta"]["content"])
                 yield frame
         except Exception:
@@ -237,15 +364,21 @@ class GenerationService:
     async def _stream(self, plan: Plan, live: LiveRequest) -> AsyncIterator[dict[str, Any]]:
         error: GatewayError | None = None
         for target in plan.targets:
-            upstream: AsyncIterator[Delta | StreamEnd] | None = None
+            upstream: AsyncIterator[Any] | None = None
             credential: Credential = {}
             if live.cancel_requested:
                 return
             try:
-                provider, call = self._call(plan, target)
-                credential = await self._credential(plan, target)
-                upstream = provider.stream(call, credential)
+                if target.provider == LOCAL:
+                    upstream = self._local_stream(plan, target)
+                else:
+                    provider, call = self._call(plan, target)
+                    credential = await self._credential(plan, target)
+                    upstream = provider.stream(call, credential)
                 first = await anext(upstream)
+                while isinstance(first, Queued | Loading):  # waiting: before the first token
+                    yield notice_frame(plan, target, first)
+                    first = await anext(upstream)
             except Exception as raw:
                 if upstream is not None:
                     await upstream.aclose()  # type: ignore[attr-defined]
@@ -266,12 +399,22 @@ class GenerationService:
         )
         yield {"event": "error", "code": error.code, "message": error.message}
 
+    async def _local_stream(
+        self, plan: Plan, target: Target
+    ) -> AsyncIterator[Queued | Loading | Delta | StreamEnd]:
+        assert self.local is not None
+        async for event in local_events(self.local, plan, target):
+            if isinstance(event, LocalEnd):
+                yield StreamEnd(event.result.finish_reason, usage_of(event.result))
+            else:
+                yield event
+
     async def _relay(
         self,
         plan: Plan,
         target: Target,
         first: Delta | StreamEnd,
-        upstream: AsyncIterator[Delta | StreamEnd],
+        upstream: AsyncIterator[Any],
         credential: Credential,
     ) -> AsyncIterator[dict[str, Any]]:
         selection = plan.selection(target)
@@ -309,15 +452,34 @@ class GenerationService:
         completion = Completion(
             text="".join(parts), finish_reason=item.finish_reason, usage=item.usage
         )
-        response = self._response(plan, target, completion, first_token_ms=first_token_ms)
+        output = Output(text=completion.text)
+        response = self._response(plan, target, completion, output, first_token_ms=first_token_ms)
         await self._done(plan, target, response)
         complete = response.model_dump(mode="json")
         complete["output"].pop("text", None)  # already sent as deltas
         yield {"event": "complete", **complete}
 
     # results
+    async def _output(self, plan: Plan, completion: Completion) -> Output:
+        if not (completion.images or completion.mesh or completion.preview):
+            return Output(text=completion.text)
+        return await build_output(
+            completion,
+            owner_id=plan.principal.user_id,
+            request_id=plan.request_id,
+            db=self.db,
+            artifacts=self.artifacts,
+            inline_bytes=self.inline_output_bytes,
+        )
+
     def _response(
-        self, plan: Plan, target: Target, completion: Completion, *, first_token_ms: float | None
+        self,
+        plan: Plan,
+        target: Target,
+        completion: Completion,
+        output: Output,
+        *,
+        first_token_ms: float | None,
     ) -> GenerateResponse:
         usage = completion.usage
         return GenerateResponse(
@@ -325,12 +487,14 @@ class GenerationService:
             model=target.label,
             provider=target.provider,
             modality=plan.modality,
-            output=Output(text=completion.text, images=completion.images),
+            output=output,
             usage=usage_info(usage),
             finish_reason=completion.finish_reason,
             selection=plan.selection(target),
             credits_status=self._credits(plan),
             timings=Timings(
+                queue_ms=plan.queue_ms,
+                load_ms=plan.load_ms,
                 first_token_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
                 total_ms=round((time.perf_counter() - plan.started) * 1000, 2),
             ),
@@ -348,7 +512,7 @@ class GenerationService:
     def _cooldown_key(self, principal: Principal, target: Target) -> str:
         """Operator endpoints cool down for everyone; a vendor only for the user whose
         key is failing (another user's key may be fine)."""
-        if self.providers.is_endpoint(target.provider):
+        if target.provider == LOCAL or self.providers.is_endpoint(target.provider):
             return target.label
         return f"{principal.user_id}|{target.label}"
 
@@ -362,7 +526,8 @@ class GenerationService:
 
     async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
         self.cooldowns.succeeded(self._cooldown_key(plan.principal, target))
-        self.discovery.observe(plan.principal.user_id, target.provider, None)
+        if target.provider != LOCAL:
+            self.discovery.observe(plan.principal.user_id, target.provider, None)
         m = self.metrics
         m.generation_requests.labels(target.provider, self._model_label(target)).inc()
         m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)

@@ -52,6 +52,43 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.models_loaded = Gauge(
+            "pluggably_models_loaded", "Local models loaded now.", registry=self.registry
+        )
+        self.model_events = Counter(
+            "pluggably_model_events",
+            "Local model lifecycle events: load, load_failed, unload, evict, idle_unload.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.model_event_seconds = Histogram(
+            "pluggably_model_event_duration_seconds",
+            "How long loads and unloads of local models take.",
+            ["event"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "pluggably_queue_depth",
+            "Requests waiting for a slot of a local model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "pluggably_queue_wait_seconds",
+            "Time requests waited in a local model's queue.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens_per_second = Histogram(
+            "pluggably_local_tokens_per_second",
+            "Generation speed of local text models (completion tokens / generation time).",
+            ["model"],
+            buckets=(1, 2, 5, 10, 20, 40, 80, 160, 320, 640),
+            registry=self.registry,
+        )
+
         self.generation_requests = Counter(
             "pluggably_generation_requests",
             "Completed generations by provider and model.",

@@ -52,6 +52,9 @@ class Completion:
     usage: Usage | None = None
     images: list[str] = field(default_factory=list)  # base64 PNG/JPEG
     upstream_model: str | None = None
+    mesh: str | None = None  # base64 mesh file (local 3D models)
+    mesh_format: str | None = None  # obj | glb | ply
+    preview: bytes | None = None  # PNG preview of the mesh
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,22 @@ from pluggably.errors import (
     BackendUnavailable,
     GatewayError,
     InvalidParameter,
+    ModelLoading,
     ModelNotFound,
     PayloadTooLarge,
+    QueueFull,
     RateLimited,
     Timeout,
     UpstreamError,
 )
 
-RETRYABLE: tuple[type[GatewayError], ...] = (RateLimited, BackendUnavailable, Timeout)
+RETRYABLE: tuple[type[GatewayError], ...] = (
+    RateLimited,
+    BackendUnavailable,
+    Timeout,
+    QueueFull,
+    ModelLoading,
+)
 
 
 def is_retryable(exc: GatewayError) -> bool:

@@ -29,6 +29,7 @@ from pluggably.registry.schemas import (
     ParameterSchema,
     Source,
 )
+from pluggably.runtimes.base import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,6 @@ class RuntimeView(Protocol):
     """What the registry needs to know of model residency (owned by the scheduler)."""
 
     def state(self, model_id: str) -> RuntimeState: ...
-
-
-class NoRuntimes:
-    """Before local runtimes exist, every local model is simply unloaded."""
-
-    def state(self, model_id: str) -> RuntimeState:
-        return RuntimeState()
 
 
 def encode_cursor(last_id: str, *, phase: str = "registry") -> str:
@@ -159,6 +153,30 @@ class RegistryService:
         return ParameterSchema.model_validate(
             {"model_id": model.id, "version": version, "modality": model.modality, "schema": schema}
         )
+
+    def spec_of(self, model: Model) -> ModelSpec:
+        """What a runtime needs to load a registered local model (409 when its files
+        are not usable now)."""
+        if model.status != "available" or not model.local_path:
+            reason = f": {model.status_reason}" if model.status_reason else ""
+            raise Conflict(f"'{model.id}' is {model.status}{reason}; it cannot run now.")
+        return ModelSpec(
+            model_id=model.id,
+            path=self.models_dir / model.local_path,
+            format=model.format,
+            modality=model.modality,
+            size_bytes=model.size_bytes,
+        )
+
+    async def pinned_ids(self, session: AsyncSession) -> set[str]:
+        """The default of each modality and the models pinned by hand."""
+        repo = RegistryRepository(session)
+        pinned = {m.id for m in await repo.all() if m.pinned}
+        return pinned | set((await repo.defaults()).values())
+
+    async def parameter_schema(self, session: AsyncSession, model: Model) -> dict[str, Any]:
+        row = await RegistryRepository(session).latest_schema(model.id)
+        return row.schema if row is not None else self._default_schema(model)
 
     def info_of(self, model: Model, defaults: dict[str, str], is_admin: bool) -> ModelInfo:
         local = model.provider == "local"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.errors import FeatureNotSupported, ModelNotFound, ModelRequired, UnsupportedProvider
+from pluggably.errors import ModelNotFound, ModelRequired, UnsupportedProvider
 from pluggably.generation.schemas import GenerateRequest
 from pluggably.providers.catalog import IMAGE_MODELS
 from pluggably.providers.directory import ProviderDirectory
@@ -28,6 +28,9 @@ COMMERCIAL_ORDER = (
     "groq",
     "huggingface",
 )
+
+
+LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class Router:
                 if self.providers.is_endpoint(name)
                 and (model := self.providers.default_model(name)) is not None
             ]
+            local = await self.local_default(session, infer_modality(body))
+            if local is not None:
+                chain.append(local.label)
         targets = [primary]
         for spec in chain:
             target = await self.parse(session, spec)
@@ -114,11 +120,25 @@ class Router:
             raise ModelRequired("selection_mode 'model' needs a model.")
         if body.model:
             return await self.parse(session, body.model)
+        if body.provider == LOCAL:
+            modality = infer_modality(body)
+            local = await self.local_default(session, modality)
+            if local is None:
+                raise ModelRequired(f"No local {modality} model is the default; name one.")
+            return local
         if body.provider:
             return self._provider_default(body.provider)
         if preferred_model:
             return await self.parse(session, preferred_model)
+        if body.selection_mode != "commercial_only":
+            local = await self.local_default(session, infer_modality(body))
+            if local is not None:
+                return local
         return self._auto(body, has_credential)
+
+    async def local_default(self, session: AsyncSession, modality: str) -> Target | None:
+        model_id = (await self.registry.defaults(session)).get(modality)
+        return Target(LOCAL, model_id) if model_id else None
 
     async def parse(self, session: AsyncSession, spec: str) -> Target:
         """``provider:model``, a registry id, or a bare vendor model name."""
@@ -126,10 +146,11 @@ class Router:
         if sep and self.providers.get(provider) is not None and model:
             return Target(provider, model)
         if await self.registry.exists(session, spec):
-            raise FeatureNotSupported(
-                f"'{spec}' is a local model; local inference is not available in this "
-                "build yet. Use a provider model ('provider:model')."
-            )
+            return Target(LOCAL, spec)
+        if provider == LOCAL and sep:
+            if await self.registry.exists(session, model):
+                return Target(LOCAL, model)
+            raise ModelNotFound(f"No local model '{model}' is registered; see GET /v1/models.")
         vendor = self.providers.vendor_of(spec)
         if vendor is not None and self.providers.get(vendor) is not None:
             return Target(vendor, spec)
@@ -171,7 +192,7 @@ class Router:
 
     def _allowed(self, target: Target, body: GenerateRequest) -> bool:
         """selection_mode narrows the fallbacks too: 'model' allows none."""
-        free = self.providers.is_endpoint(target.provider)
+        free = target.provider == LOCAL or self.providers.is_endpoint(target.provider)
         return {
             "model": False,
             "free_only": free,

@@ -1,0 +1,123 @@
+"""Local model residency routes (API.md §4): what is loaded, load, unload. Declared
+before the registry's path-style ``/v1/models/{model_id}`` routes, which would
+otherwise take ``/v1/models/loaded``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import BaseModel
+
+from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Reader
+from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.container import Container
+from pluggably.errors import Conflict
+from pluggably.observability.logging import get_logger
+from pluggably.runtimes.base import ModelSpec
+
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)
+log = get_logger("pluggably.lifecycle")
+
+
+class LoadedModel(BaseModel):
+    model_id: str
+    runtime: str
+    loaded_at: datetime
+    last_used_at: datetime
+    pinned: bool
+    memory_bytes: int
+    in_flight: int
+    queue_depth: int
+    expires_at: datetime | None
+
+
+class LoadedList(BaseModel):
+    models: list[LoadedModel]
+
+
+class LoadRequest(BaseModel):
+    wait: bool = False
+
+
+class Residency(BaseModel):
+    model_id: str
+    status: Literal["loading", "loaded", "unloaded"]
+
+
+@router.get("/loaded", response_model=LoadedList)
+async def loaded_models(_principal: Reader, container: ContainerDep) -> LoadedList:
+    scheduler = container.scheduler
+    return LoadedList(
+        models=[
+            LoadedModel(
+                model_id=r.spec.model_id,
+                runtime=r.runtime.kind,
+                loaded_at=r.loaded_at,
+                last_used_at=r.last_used_at,
+                pinned=scheduler.is_pinned(r.spec.model_id),
+                memory_bytes=r.memory_bytes,
+                in_flight=r.in_flight,
+                queue_depth=scheduler.queue_depth(r.spec.model_id),
+                expires_at=scheduler.expires_at(r),
+            )
+            for r in sorted(scheduler.loaded(), key=lambda r: r.spec.model_id)
+        ]
+    )
+
+
+@router.post(
+    "/{model_id:path}/load",
+    response_model=Residency,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 404, 409, 503),
+)
+async def load_model(
+    model_id: str,
+    _admin: AdminUser,
+    session: DbSession,
+    container: ContainerDep,
+    response: Response,
+    body: Annotated[LoadRequest | None, Body()] = None,
+) -> Residency:
+    """Load a local model: 202 ``loading`` (``wait: false``), or 200 ``loaded`` once it
+    is (already loaded, or ``wait: true``). Makes room by evicting the least recently
+    used idle model; 503 ``model_loading`` when every loaded model is busy or pinned."""
+    registry, scheduler = container.registry, container.scheduler
+    model = await registry.get(session, model_id)
+    if model.provider != "local":
+        raise Conflict(f"'{model_id}' is a provider model; only local models load here.")
+    spec = registry.spec_of(model)
+    if scheduler.is_loaded(model_id) or (body is not None and body.wait):
+        await scheduler.ensure_loaded(spec, wait_for_room=False)
+        response.status_code = status.HTTP_200_OK
+        return Residency(model_id=model_id, status="loaded")
+    scheduler.check_room(spec)  # 503 now rather than a load that can never start
+    container.generation.keep(asyncio.ensure_future(_load(container, spec)))
+    return Residency(model_id=model_id, status="loading")
+
+
+async def _load(container: Container, spec: ModelSpec) -> None:
+    try:
+        await container.scheduler.ensure_loaded(spec, wait_for_room=False)
+    except Exception as exc:
+        log.warning("model_load_failed", model_id=spec.model_id, error=str(exc))
+
+
+@router.post(
+    "/{model_id:path}/unload", response_model=Residency, responses=error_responses(404, 409)
+)
+async def unload_model(
+    model_id: str,
+    _admin: AdminUser,
+    session: DbSession,
+    container: ContainerDep,
+    force: Annotated[bool, Query()] = False,
+) -> Residency:
+    """Unload a local model. Never interrupts requests: a busy or pinned model is a 409
+    unless ``force``, which unloads once in-flight requests finish."""
+    await container.registry.get(session, model_id)  # 404 for an unknown id
+    await container.scheduler.unload(model_id, force=force)
+    return Residency(model_id=model_id, status="unloaded")

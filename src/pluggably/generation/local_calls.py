@@ -1,0 +1,60 @@
+"""The local side of a generation: a plan's local target run through the scheduler,
+its events as SSE frames, its result as a Completion."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pluggably.generation.plan import Plan
+from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, LocalEvent, Queued
+from pluggably.providers.base import Completion, Usage
+from pluggably.routing.resolve import Target
+from pluggably.runtimes.base import LocalCall, LocalResult
+
+
+async def local_events(
+    local: LocalBackend, plan: Plan, target: Target
+) -> AsyncIterator[LocalEvent]:
+    """The target's events; the plan keeps the queue position and timings."""
+    spec = plan.local_specs[target.model]
+    call = LocalCall(plan.messages, plan.parameters, plan.modality)
+    async for event in local.run(spec, call, plan.request_id):
+        if isinstance(event, Queued):
+            plan.position = event.position
+            plan.queued.set()
+        else:
+            plan.position = None
+        if isinstance(event, LocalEnd):
+            plan.queue_ms, plan.load_ms = round(event.queue_ms, 2), round(event.load_ms, 2)
+        yield event
+
+
+def notice_frame(plan: Plan, target: Target, event: Queued | Loading) -> dict[str, Any]:
+    if isinstance(event, Queued):
+        return {
+            "event": "queued",
+            "request_id": plan.request_id,
+            "queue_position": event.position,
+            "estimated_wait_ms": event.estimated_wait_ms,
+        }
+    return {"event": "loading", "request_id": plan.request_id, "model": target.label}
+
+
+def usage_of(result: LocalResult) -> Usage | None:
+    if not (result.prompt_tokens or result.completion_tokens):
+        return None
+    return Usage(result.prompt_tokens, result.completion_tokens)
+
+
+def completion_of(result: LocalResult) -> Completion:
+    return Completion(
+        text=result.text,
+        finish_reason=result.finish_reason,
+        usage=usage_of(result),
+        images=[base64.b64encode(png).decode() for png in result.images],
+        mesh=base64.b64encode(result.mesh).decode() if result.mesh is not None else None,
+        mesh_format=result.mesh_format,
+        preview=result.preview,
+    )

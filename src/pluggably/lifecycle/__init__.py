@@ -1,0 +1,1 @@
+"""Local model residency: the scheduler and the local backend built on it."""

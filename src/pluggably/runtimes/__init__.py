@@ -1,0 +1,1 @@
+"""Local runtimes: one model's blocking library behind the protocol of base.py."""

@@ -1,0 +1,85 @@
+"""The local runtime protocol. A runtime wraps one model's blocking library (llama.cpp,
+transformers, diffusers, Shap-E). The scheduler (lifecycle/) owns runtimes and calls
+every method below from a worker thread, never on the event loop; a runtime therefore
+only has to be correct when one thread at a time calls load/unload, and one generation
+runs per runtime at a time (the scheduler admits ``parallel`` requests, 1 by default).
+
+Cancellation is cooperative and real: ``cancel`` is a ``threading.Event`` that the
+runtime checks between tokens or diffusion steps; when it is set the runtime stops and
+returns what it has with ``finish_reason="cancelled"``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pluggably.providers.base import Message
+
+
+@dataclass
+class LocalCall:
+    """One generation: the conversation (images ride on the last user message, as
+    base64 in ``Message.images``) and parameters already validated against the
+    model's schema (text: temperature, max_tokens, top_p, stop, seed, format; image:
+    width, height, num_inference_steps, guidance_scale, negative_prompt, num_images,
+    strength, seed; 3d: num_inference_steps, guidance_scale, output_format, seed)."""
+
+    messages: list[Message]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    modality: str = "text"
+
+
+@dataclass
+class LocalResult:
+    text: str | None = None
+    images: list[bytes] = field(default_factory=list)  # PNG files
+    mesh: bytes | None = None  # the mesh file, in mesh_format
+    mesh_format: str | None = None  # obj | glb | ply
+    preview: bytes | None = None  # PNG preview of a mesh
+    finish_reason: str = "stop"  # stop | length | cancelled
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a runtime needs to know of a registered model."""
+
+    model_id: str
+    path: Path  # a .gguf file or a model folder
+    format: str  # gguf | transformers | diffusers | shap_e
+    modality: str
+    size_bytes: int | None = None
+
+
+class Runtime(Protocol):
+    kind: str  # llama_cpp | transformers | diffusers | shap_e
+
+    @property
+    def memory_bytes(self) -> int:
+        """Memory the loaded model holds (an estimate from the files before load)."""
+        ...
+
+    def load(self) -> None:
+        """Read the weights. Raises ``BackendUnavailable`` with a message a user can act
+        on when the files are unusable."""
+        ...
+
+    def unload(self) -> None:
+        """Drop every reference to the weights; load() may be called again later."""
+        ...
+
+    def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult: ...
+
+    def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
+        """Text runtimes: yield text pieces as tokens are produced, then return the
+        LocalResult (its ``text`` is the whole answer). Other runtimes may raise
+        ``FeatureNotSupported``."""
+        ...
+
+
+class RuntimeFactory(Protocol):
+    def __call__(self, spec: ModelSpec) -> Runtime: ...

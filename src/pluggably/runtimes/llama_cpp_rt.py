@@ -1,0 +1,155 @@
+"""GGUF text models through llama-cpp-python. The chat template comes from the GGUF when
+it has one; base models without one get a plain transcript that stops at the next
+turn. Token counts are llama.cpp's own: the prompt as tokenized, the completion as
+generated (counted by the stopping criterion, which also checks the cancel event
+between tokens)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Generator
+from typing import Any
+
+from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
+from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
+from pluggably.runtimes.prompts import stop_sequences, transcript
+
+DEFAULT_CONTEXT = 4096
+
+
+class LlamaCppRuntime:
+    kind = "llama_cpp"
+
+    def __init__(self, spec: ModelSpec, *, n_ctx: int = DEFAULT_CONTEXT) -> None:
+        self.spec = spec
+        self.n_ctx = n_ctx
+        self._llm: Any = None
+        self._template: Any = None
+
+    @property
+    def memory_bytes(self) -> int:
+        # The weights are memory-mapped; the KV cache adds n_ctx-sized buffers on top.
+        size = self.spec.size_bytes or _file_size(self.spec)
+        return size + (self._llm.n_ctx() * 64 * 1024 if self._llm is not None else 0)
+
+    def load(self) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if not self.spec.path.is_file():
+            raise BackendUnavailable(f"The file of '{self.spec.model_id}' is missing.")
+        try:
+            llm = Llama(
+                model_path=str(self.spec.path),
+                n_ctx=self.n_ctx,
+                n_threads=os.cpu_count() or 1,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendUnavailable(
+                f"llama.cpp could not load '{self.spec.model_id}' ({type(exc).__name__}): "
+                "the GGUF file is damaged or of an unsupported architecture."
+            ) from None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            tokens = llm._model.token_eos(), llm._model.token_bos()
+            eos, bos = (llm._model.token_get_text(t) if t >= 0 else "" for t in tokens)
+            self._template = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._llm = llm
+
+    def unload(self) -> None:
+        llm, self._llm, self._template = self._llm, None, None
+        if llm is not None:
+            llm.close()
+
+    def _prompt(self, call: LocalCall) -> tuple[str, list[str]]:
+        if any(m.images for m in call.messages):
+            raise FeatureNotSupported(
+                f"'{self.spec.model_id}' reads text only; send the request without images."
+            )
+        stop = call.parameters.get("stop")
+        if self._template is None:
+            return transcript(call.messages), stop_sequences(stop, plain=True)
+        formatted = self._template(
+            messages=[{"role": m.role, "content": m.text} for m in call.messages]
+        )
+        extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop or ""]
+        return formatted.prompt, stop_sequences(stop, plain=False) + [s for s in extra if s]
+
+    def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
+        from llama_cpp import StoppingCriteriaList
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        if self._llm is None:
+            raise BackendUnavailable(f"'{self.spec.model_id}' is not loaded.")
+        llm = self._llm
+        prompt, stops = self._prompt(call)
+        prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
+        room = llm.n_ctx() - prompt_tokens
+        if room < 1:
+            raise InvalidParameter(
+                f"The prompt is {prompt_tokens} tokens; '{self.spec.model_id}' holds "
+                f"{llm.n_ctx()} here. Shorten the conversation."
+            )
+        params = call.parameters
+        max_tokens = min(int(params.get("max_tokens", 512)), room)
+        generated = [0]
+
+        def check(tokens: Any, _logits: Any) -> bool:
+            # Called once per sampled token, before that token joins ``tokens``.
+            generated[0] = len(tokens) - prompt_tokens + 1
+            return cancel.is_set()
+
+        grammar = None
+        if params.get("format") == "json":
+            grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        chunks = llm.create_completion(
+            prompt,
+            max_tokens=max_tokens,
+            temperature=float(params.get("temperature", 0.7)),
+            top_p=float(params.get("top_p", 1.0)),
+            stop=stops,
+            seed=params.get("seed"),
+            stream=True,
+            grammar=grammar,
+            stopping_criteria=StoppingCriteriaList([check]),
+        )
+        parts: list[str] = []
+        finish = "stop"
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    parts.append(choice["text"])
+                    yield choice["text"]
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                if cancel.is_set():
+                    break
+        finally:
+            chunks.close()
+        if cancel.is_set():
+            finish = "cancelled"
+        return LocalResult(
+            text="".join(parts),
+            finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=generated[0],
+        )
+
+    def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
+        pieces = self.stream(call, cancel)
+        while True:
+            try:
+                next(pieces)
+            except StopIteration as done:
+                result: LocalResult = done.value
+                return result
+
+
+def _file_size(spec: ModelSpec) -> int:
+    try:
+        return spec.path.stat().st_size
+    except OSError:
+        return 0
