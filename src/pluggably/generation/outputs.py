@@ -14,7 +14,7 @@ from pluggably.providers.base import Completion
 MESH_TYPES = {
     "glb": "model/gltf-binary",
     "obj": "model/obj",
-    "ply": "application/octet-stream",
+    "ply": "model/ply",
 }
 
 

@@ -56,6 +56,7 @@ from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import LOCAL, Router, Target, modality_of
 from pluggably.runtimes.base import ModelSpec
+from pluggably.runtimes.factory import check_available
 from pluggably.users.service import AccountService
 
 log = get_logger("pluggably.generation")
@@ -147,7 +148,8 @@ class GenerationService:
                 f"'{model.id}' is a {model.modality} model; it cannot answer with "
                 f"modality '{body.modality}'."
             )
-        specs[model.id] = self.registry.spec_of(model)
+        specs[model.id] = spec = self.registry.spec_of(model)
+        check_available(spec)  # a missing runtime library: 400 before anything runs
         return model.modality, await self.registry.parameter_schema(session, model)
 
     def _loaded(self, target: Target) -> bool:
@@ -528,6 +530,8 @@ class GenerationService:
         self.cooldowns.succeeded(self._cooldown_key(plan.principal, target))
         if target.provider != LOCAL:
             self.discovery.observe(plan.principal.user_id, target.provider, None)
+        elif self.registry is not None:
+            await self.registry.touch(self.db, target.model)
         m = self.metrics
         m.generation_requests.labels(target.provider, self._model_label(target)).inc()
         m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)

@@ -75,7 +75,7 @@ IMAGE: dict[str, Any] = {
     "num_images": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1},
     "strength": {
         "type": "number",
-        "minimum": 0,
+        "exclusiveMinimum": 0,
         "maximum": 1,
         "default": 0.8,
         "description": "Image-to-image: how far to move from the input image.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pluggably.db.base import utcnow
 from pluggably.registry.models import Model, ModelDefault, ModelDoc, ModelSchema
 
 
@@ -43,6 +44,11 @@ class RegistryRepository:
         if after is not None:
             query = query.where(Model.id > after)
         return (await self.session.execute(query)).scalars().all()
+
+    async def touch(self, model_id: str) -> None:
+        await self.session.execute(
+            update(Model).where(Model.id == model_id).values(last_used_at=utcnow())
+        )
 
     async def all(self) -> Sequence[Model]:
         return (await self.session.execute(select(Model).order_by(Model.id))).scalars().all()

@@ -8,6 +8,7 @@ import binascii
 import glob
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pluggably.db import Database
 from pluggably.errors import Conflict, ModelNotFound, ValidationFailed
 from pluggably.registry.discovery import SHARD
 from pluggably.registry.models import Model, ModelDoc, ModelSchema
@@ -45,6 +47,9 @@ class RuntimeView(Protocol):
     """What the registry needs to know of model residency (owned by the scheduler)."""
 
     def state(self, model_id: str) -> RuntimeState: ...
+
+
+LAST_USED_RESOLUTION_S = 60.0
 
 
 def encode_cursor(last_id: str, *, phase: str = "registry") -> str:
@@ -78,6 +83,7 @@ class RegistryService:
     models_dir: Path
     runtimes: RuntimeView
     _removals: set[asyncio.Task[None]] = field(default_factory=set)
+    _touched: dict[str, float] = field(default_factory=dict)
 
     # reading
     async def page(
@@ -153,6 +159,16 @@ class RegistryService:
         return ParameterSchema.model_validate(
             {"model_id": model.id, "version": version, "modality": model.modality, "schema": schema}
         )
+
+    async def touch(self, db: Database, model_id: str) -> None:
+        """Record that a model answered (status, listings and retention read it), at
+        most once a minute per model: no write on every request."""
+        now = time.monotonic()
+        if now - self._touched.get(model_id, -LAST_USED_RESOLUTION_S) < LAST_USED_RESOLUTION_S:
+            return
+        self._touched[model_id] = now
+        async with db.session() as session:
+            await RegistryRepository(session).touch(model_id)
 
     def spec_of(self, model: Model) -> ModelSpec:
         """What a runtime needs to load a registered local model (409 when its files

@@ -45,7 +45,9 @@ def available() -> dict[str, bool]:
     return {kind: not missing(kind) for kind, *_ in _RUNTIMES.values()}
 
 
-def make_runtime(spec: ModelSpec, *, context_tokens: int | None = None) -> Runtime:
+def check_available(spec: ModelSpec) -> tuple[str, str, str]:
+    """(kind, module, class) of the runtime for the model; ``FeatureNotSupported`` when
+    no runtime serves its format or its libraries are not installed."""
     if spec.format not in _RUNTIMES:
         raise FeatureNotSupported(f"No local runtime serves the format '{spec.format}'.")
     kind, module, cls, _needs = _RUNTIMES[spec.format]
@@ -55,6 +57,11 @@ def make_runtime(spec: ModelSpec, *, context_tokens: int | None = None) -> Runti
             f"The {kind} runtime is not installed here (missing {', '.join(absent)}); "
             f"install pluggably with the '{EXTRA[kind]}' extra to run '{spec.model_id}'."
         )
+    return kind, module, cls
+
+
+def make_runtime(spec: ModelSpec, *, context_tokens: int | None = None) -> Runtime:
+    kind, module, cls = check_available(spec)
     runtime_class = getattr(importlib.import_module(module), cls)
     if kind == "llama_cpp" and context_tokens is not None:
         runtime: Runtime = runtime_class(spec, n_ctx=context_tokens)
