@@ -5,6 +5,7 @@ replicas see them within the TTL."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -30,21 +31,50 @@ class CallerCache:
     _entries: dict[str, tuple[float, CallerProfile, CredentialSnapshot]] = field(
         default_factory=dict
     )
+    # One read per caller at a time: when an entry expires under load, the caller's
+    # concurrent requests wait for that read instead of each queueing its own.
+    _reading: dict[str, asyncio.Future[tuple[CallerProfile, CredentialSnapshot]]] = field(
+        default_factory=dict
+    )
 
     async def get(
         self, session: AsyncSession, principal: Principal
     ) -> tuple[CallerProfile, CredentialSnapshot]:
-        cached = self._entries.get(principal.user_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        user = await self.accounts.profile(session, principal)
-        profile = CallerProfile(user.username, user.preferred_model)
-        snapshot = await self.credentials.snapshot(session, principal, user.username)
+        user_id = principal.user_id
+        while True:
+            cached = self._entries.get(user_id)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1], cached[2]
+            reading = self._reading.get(user_id)
+            if reading is None:
+                break
+            try:
+                return await asyncio.shield(reading)
+            except asyncio.CancelledError:
+                if not reading.cancelled():  # this request itself was cancelled
+                    raise
+                # the request that was reading went away: read again
+        future = self._reading[user_id] = asyncio.get_running_loop().create_future()
+        try:
+            user = await self.accounts.profile(session, principal)
+            profile = CallerProfile(user.username, user.preferred_model)
+            snapshot = await self.credentials.snapshot(session, principal, user.username)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters re-raise it themselves
+            raise
+        finally:
+            if self._reading.get(user_id) is future:
+                del self._reading[user_id]
+        future.set_result((profile, snapshot))
         if len(self._entries) >= self.max_callers:
             self._entries.clear()
-        self._entries[principal.user_id] = (now + self.ttl_s, profile, snapshot)
+        self._entries[user_id] = (time.monotonic() + self.ttl_s, profile, snapshot)
         return profile, snapshot
 
     def forget(self, user_id: str) -> None:
         self._entries.pop(user_id, None)
+        self._reading.pop(user_id, None)  # a read begun before the change is not reused
