@@ -5,6 +5,7 @@ A base model: assertions are about plumbing (tokens, counts, frames), not wit.""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,11 @@ async def test_gguf_generates_streams_and_counts(
         image = await generate(client, ADMIN, model=GEMMA, modality="image", input=PROMPT)
         assert_envelope(image, 400, "invalid_parameter")
 
+        metrics = (await client.get("/metrics", headers=ADMIN)).text
+        assert "pluggably_models_loaded 1.0" in metrics
+        assert 'pluggably_model_events_total{event="load"} 1.0' in metrics
+        assert f'pluggably_local_tokens_per_second_count{{model="{GEMMA}"}} 2.0' in metrics
+
         record = await client.get(f"/v1/requests/{answer['request_id']}", headers=ADMIN)
         assert record.json()["status"] == "completed"
         assert record.json()["model"] == f"local:{GEMMA}"
@@ -177,6 +183,7 @@ async def test_busy_model_queues_202_positions_and_cancel(
         assert first.headers["location"] == f"/v1/requests/{queued['request_id']}"
         second = (await generate(client, ADMIN, **short)).json()
         assert second["queue_position"] == 2
+        events = asyncio.ensure_future(_events(client, second["request_id"]))
         full = await generate(client, ADMIN, **short)
         assert_envelope(full, 503, "queue_full")
         assert full.headers["retry-after"]
@@ -217,6 +224,14 @@ async def test_busy_model_queues_202_positions_and_cancel(
         await wait_for(served, 30)
         result = (await client.get(second["result_url"], headers=ADMIN)).json()["result"]
         assert result["usage"]["completion_tokens"] == 4
+        watched = await events  # the 202'd request, followed from its queue to its end
+        assert watched[0] == {
+            "event": "status",
+            "request_id": second["request_id"],
+            "status": "queued",
+        }
+        assert [f["queue_position"] for f in watched if f.get("event") == "queued"] == [1]
+        assert watched[-1]["status"] == "completed"
         frames = await streamed
         events = [f.get("event") if isinstance(f, dict) else f for f in frames]
         assert frames[0]["event"] == "queued"
@@ -254,6 +269,16 @@ async def test_while_loading_fallback_answers_from_the_default(
         # Omitted model: the default of the modality answers.
         auto = (await generate(client, ADMIN, input=PROMPT, parameters={"max_tokens": 2})).json()
         assert auto["model"] == f"local:{GEMMA}"
+
+
+async def _events(client: httpx.AsyncClient, request_id: str) -> list[Any]:
+    response = await client.get(f"/v1/requests/{request_id}/events", headers=ADMIN)
+    assert response.status_code == 200
+    return [
+        json.loads(line.removeprefix("data: "))
+        for line in response.text.splitlines()
+        if line.startswith("data: {")
+    ]
 
 
 async def _running_request(client: httpx.AsyncClient) -> str:
