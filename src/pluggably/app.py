@@ -26,6 +26,8 @@ from pluggably.api import (
     provider_keys,
     providers,
     schema,
+    session_generate,
+    sessions,
     storage,
     tokens,
     users,
@@ -141,6 +143,16 @@ def create_app(settings: Settings) -> FastAPI:
                     container.artifacts.run_cleanup_loop(db, settings.artifact_cleanup_interval_s)
                 )
             )
+            tasks.append(
+                asyncio.create_task(
+                    container.sessions.run_retention_loop(
+                        db,
+                        closed_days=settings.session_retention_closed_days,
+                        idle_days=settings.session_retention_idle_days,
+                        interval_s=settings.session_cleanup_interval_s,
+                    )
+                )
+            )
             if settings.storage_cleanup_interval_s:
                 tasks.append(
                     asyncio.create_task(
@@ -196,6 +208,8 @@ def create_app(settings: Settings) -> FastAPI:
         storage.router,
         artifacts.router,
         generate.router,
+        sessions.router,
+        session_generate.router,
         providers.router,
     ):
         app.include_router(router)

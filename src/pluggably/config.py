@@ -236,6 +236,22 @@ class Settings(BaseSettings):
     artifact_cleanup_interval_s: int = Field(
         default=300, ge=1, description="How often expired artifacts are deleted, in seconds."
     )
+    session_retention_closed_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete closed sessions (and their messages) this many days after they "
+        "were closed; unset: keep them.",
+    )
+    session_retention_idle_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete active sessions unused for this many days; unset: keep them.",
+    )
+    session_cleanup_interval_s: int = Field(
+        default=3600,
+        ge=60,
+        description="How often the session retention policy is applied, in seconds.",
+    )
     providers: dict[str, ProviderSettings] = Field(
         default_factory=dict, description="Server-wide provider settings, by provider name."
     )

@@ -26,6 +26,7 @@ from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.runs import DownloadSettings
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.service import GenerationService
+from pluggably.generation.turns import SessionTurns
 from pluggably.lifecycle.local import LocalBackend
 from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
 from pluggably.observability.metrics import Metrics
@@ -36,6 +37,7 @@ from pluggably.registry.service import RegistryService
 from pluggably.routing.resolve import Router
 from pluggably.runtimes.base import ModelSpec, Runtime
 from pluggably.runtimes.factory import make_runtime
+from pluggably.sessions.service import SessionService
 from pluggably.startup import Readiness
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
@@ -68,6 +70,7 @@ class Container:
     generation: GenerationService
     artifacts: ArtifactService
     scheduler: Scheduler
+    sessions: SessionService
     admin_user_id: str
 
 
@@ -137,6 +140,7 @@ def build_container(
     )
     providers = ProviderDirectory(http, settings.providers, settings.endpoints)
     records = RequestRecords(db)
+    sessions = SessionService()
     artifacts = ArtifactService(
         _artifact_store(settings),
         keyring,
@@ -155,6 +159,8 @@ def build_container(
         registry=registry,
         artifacts=artifacts,
         inline_output_bytes=settings.inline_output_bytes,
+        turns=SessionTurns(sessions, db),
+        local_context_tokens=settings.local_context_tokens,
     )
     return Container(
         settings=settings,
@@ -178,6 +184,7 @@ def build_container(
         retention=Retention(quota, registry, downloads.staging, settings.retention_max_idle_days),
         artifacts=artifacts,
         scheduler=scheduler,
+        sessions=sessions,
         admin_user_id=admin_user_id,
     )
 

@@ -74,6 +74,18 @@ class ModelNotFound(GatewayError):
     default_message = "Model not found."
 
 
+class SessionNotFound(GatewayError):
+    code = "session_not_found"
+    status = 404
+    default_message = "No such session."
+
+
+class SessionClosed(GatewayError):
+    code = "session_closed"
+    status = 400
+    default_message = "The session is closed; start a new one."
+
+
 class JobNotFound(GatewayError):
     code = "job_not_found"
     status = 404

@@ -14,8 +14,10 @@ from pydantic import BaseModel
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.sse import sse_response
+from pluggably.container import Container
 from pluggably.generation.live import LiveRequest
 from pluggably.generation.models import RequestRecord
+from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
@@ -23,30 +25,36 @@ router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 GENERATE_ERRORS = error_responses(400, 404, 429, 502, 503, 504)
 
 
-@router.post(
-    "/v1/generate",
-    response_model=GenerateResponse,
-    responses={
-        **GENERATE_ERRORS,
-        202: {"model": Accepted, "description": "Queued for a busy local model."},
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "The response, or with stream=true an SSE stream of frames "
-            "(model_selected, OpenAI-style text deltas, complete or error, then [DONE]).",
-        },
+GENERATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **GENERATE_ERRORS,
+    202: {"model": Accepted, "description": "Queued for a busy local model."},
+    200: {
+        "content": {"text/event-stream": {}},
+        "description": "The response, or with stream=true an SSE stream of frames "
+        "(queued, loading, model_selected, OpenAI-style text deltas, complete or error, "
+        "then [DONE]).",
     },
-)
+}
+
+
+@router.post("/v1/generate", response_model=GenerateResponse, responses=GENERATE_RESPONSES)
 async def generate(
     body: GenerateRequest, principal: Writer, container: ContainerDep
 ) -> GenerateResponse | StreamingResponse | JSONResponse:
     """The answer (200), an SSE stream for text with ``stream``, or 202 ``queued`` when a
     local model is busy and ``wait`` is false (the request keeps its place and runs
     server-side: follow ``Location``)."""
+    plan = await container.generation.prepare(principal, body)
+    return await respond(container, plan, body.stream, body.wait)
+
+
+async def respond(
+    container: Container, plan: Plan, stream: bool, wait: bool
+) -> GenerateResponse | StreamingResponse | JSONResponse:
     service = container.generation
-    plan = await service.prepare(principal, body)
-    if body.stream and plan.modality == "text":
+    if stream and plan.modality == "text":
         return sse_response(service.stream(plan))
-    result = await service.generate(plan, wait=body.wait)
+    result = await service.generate(plan, wait=wait)
     if isinstance(result, Accepted):
         return JSONResponse(
             result.model_dump(mode="json"),

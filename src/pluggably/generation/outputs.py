@@ -30,18 +30,22 @@ async def build_output(
     db: Database,
     artifacts: ArtifactService | None,
     inline_bytes: int,
+    keep: bool = False,
 ) -> Output:
+    """``keep``: store every file as an artifact too (a session turn refers to them),
+    still inline in the response while they fit."""
     output = Output(text=completion.text, images=list(completion.images), mesh=completion.mesh)
     size = sum(_b64_size(i) for i in completion.images) + (
         _b64_size(completion.mesh) if completion.mesh else 0
     )
     to_store: list[tuple[bytes, str, str]] = []
-    if artifacts is not None and size > inline_bytes:
+    if artifacts is not None and (size > inline_bytes or keep):
         to_store += [(base64.b64decode(i), "image", "image/png") for i in output.images]
         if completion.mesh:
             content_type = MESH_TYPES.get(completion.mesh_format or "", "application/octet-stream")
             to_store.append((base64.b64decode(completion.mesh), "mesh", content_type))
-        output.images, output.mesh = [], None
+        if size > inline_bytes:
+            output.images, output.mesh = [], None
     if artifacts is not None and completion.preview is not None:
         to_store.append((completion.preview, "preview", "image/png"))
     if to_store:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialSnapshot
@@ -17,6 +17,9 @@ from pluggably.providers.base import Credential, Message, Usage
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.routing.resolve import LOCAL, Target
 from pluggably.runtimes.base import ModelSpec
+
+if TYPE_CHECKING:
+    from pluggably.generation.turns import Turn
 
 log = get_logger("pluggably.generation")
 
@@ -39,6 +42,8 @@ class Plan:
     load_ms: float = 0.0
     queued: asyncio.Event = field(default_factory=asyncio.Event)  # set when it waits in a queue
     position: int | None = None
+    turn: Turn | None = None  # the session this generation continues
+    served: Target | None = None  # the candidate that answered (streams)
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]

@@ -14,9 +14,16 @@ from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
-from pluggably.errors import Conflict, GatewayError, InvalidParameter, ProviderNotConfigured
+from pluggably.errors import (
+    Conflict,
+    FeatureNotSupported,
+    GatewayError,
+    InvalidParameter,
+    ProviderNotConfigured,
+)
 from pluggably.generation import inputs
 from pluggably.generation.callers import CallerCache
+from pluggably.generation.context import DEFAULT_WINDOW, estimate_tokens, fit, provider_window
 from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.local_calls import completion_of, local_events, notice_frame, usage_of
 from pluggably.generation.outputs import build_output
@@ -38,6 +45,7 @@ from pluggably.generation.schemas import (
     Output,
     Timings,
 )
+from pluggably.generation.turns import RegenerateMode, SessionTurns, Turn
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
@@ -45,6 +53,7 @@ from pluggably.providers.base import (
     Completion,
     Credential,
     Delta,
+    Message,
     ProviderCall,
     StreamEnd,
 )
@@ -78,6 +87,8 @@ class GenerationService:
         registry: RegistryService | None = None,
         artifacts: ArtifactService | None = None,
         inline_output_bytes: int = 256 * 1024,
+        turns: SessionTurns | None = None,
+        local_context_tokens: int = 4096,
     ) -> None:
         self.db, self.router, self.providers = db, router, providers
         self.credentials, self.accounts, self.records, self.metrics = (
@@ -93,17 +104,34 @@ class GenerationService:
         self.live = LiveRequests()
         self.local, self.registry, self.artifacts = local, registry, artifacts
         self.inline_output_bytes = inline_output_bytes
+        self.turns = turns
+        self.local_context_tokens = local_context_tokens
+        self._windows: dict[str, int] = {}  # local model id -> its context window
         self._background: set[asyncio.Task[Any]] = set()  # 202'd requests still running
 
     # preparation
-    async def prepare(self, principal: Principal, body: GenerateRequest) -> Plan:
-        """Everything that can fail with a plain HTTP error (routing, parameters), done
-        before a stream's 200 goes out or a request is queued."""
-        messages = inputs.conversation(body)
+    async def prepare(
+        self,
+        principal: Principal,
+        body: GenerateRequest,
+        *,
+        regenerate: RegenerateMode | None = None,
+    ) -> Plan:
+        """Everything that can fail with a plain HTTP error (routing, parameters, the
+        session), done before a stream's 200 goes out or a request is queued."""
         specs: dict[str, ModelSpec] = {}
         loading: str | None = None
+        turn: Turn | None = None
+        messages = inputs.conversation(body) if body.session_id is None else []
         async with self.db.session() as session:  # one transaction for all the lookups
             user, credentials = await self.callers.get(session, principal)
+            if body.session_id is not None:
+                if self.turns is None:
+                    raise FeatureNotSupported("Sessions are not enabled here.")
+                turn = await self.turns.open(session, principal.user_id, body, regenerate)
+                messages = turn.messages
+                if turn.model is not None and body.model is None:
+                    body = body.model_copy(update={"model": turn.model})
             targets = await self.router.candidates(
                 session,
                 body,
@@ -131,10 +159,34 @@ class GenerationService:
                     except GatewayError:  # an unusable local fallback is skipped
                         targets = [t for t in targets if t != target]
             parameters = validate_parameters(body.parameters, schema)
+            if turn is not None:
+                if modality == "text":
+                    messages = self._fit(messages, targets[0], parameters)
+                await self.turns.accept(session, turn, body, modality)  # type: ignore[union-attr]
         request_id = self.records.start(principal.user_id, modality, body.stream)
         plan = Plan(request_id, principal, user.username, modality, messages, parameters, targets)
         plan.credentials, plan.local_specs, plan.loading_fallback = credentials, specs, loading
+        plan.turn = turn
         return plan
+
+    def _fit(
+        self, messages: list[Message], target: Target, parameters: dict[str, Any]
+    ) -> list[Message]:
+        """A session's history trimmed (oldest turns first) to the target's window."""
+        count = estimate_tokens
+        if target.provider == LOCAL:
+            window = self._windows.get(target.model, DEFAULT_WINDOW)
+            runtime = self.local.scheduler.runtime_of(target.model) if self.local else None
+            counter = getattr(runtime, "count_tokens", None)
+            if counter is not None:
+                count = lambda text: counter(text) or estimate_tokens(text)  # noqa: E731
+        else:
+            window = provider_window(target.model)
+        reserve = min(int(parameters.get("max_tokens") or 512), window // 2)
+        fitted, dropped = fit(messages, window=window, reserve=reserve, count=count)
+        if dropped:
+            log.info("session_context_trimmed", dropped_turns=dropped, window=window)
+        return fitted
 
     async def _local_model(
         self, session: Any, body: GenerateRequest, target: Target, specs: dict[str, ModelSpec]
@@ -149,6 +201,10 @@ class GenerationService:
                 f"modality '{body.modality}'."
             )
         specs[model.id] = spec = self.registry.spec_of(model)
+        window = (model.capabilities or {}).get("max_context_tokens")
+        if model.format == "gguf":
+            window = min(window or self.local_context_tokens, self.local_context_tokens)
+        self._windows[model.id] = int(window or DEFAULT_WINDOW)
         check_available(spec)  # a missing runtime library: 400 before anything runs
         return model.modality, await self.registry.parameter_schema(session, model)
 
@@ -323,7 +379,23 @@ class GenerationService:
             provider=target.provider,
             response=response.model_dump(mode="json"),
         )
+        await self._record_turn(plan, target, output, "cancelled")
         return response
+
+    async def _record_turn(
+        self, plan: Plan, target: Target, output: Output, finish_reason: str
+    ) -> None:
+        if plan.turn is None or self.turns is None:
+            return
+        await self.turns.answered(
+            plan.turn,
+            model=target.label,
+            provider=target.provider,
+            modality=plan.modality,
+            output=output,
+            finish_reason=finish_reason,
+            request_id=plan.request_id,
+        )
 
     # streams
     async def stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
@@ -361,6 +433,9 @@ class GenerationService:
                             "finish_reason": "cancelled",
                         },
                     )
+                    if plan.served is not None:
+                        partial = Output(text=live.partial_text)
+                        await self._record_turn(plan, plan.served, partial, "cancelled")
             self.live.close(plan.request_id, status)
 
     async def _stream(self, plan: Plan, live: LiveRequest) -> AsyncIterator[dict[str, Any]]:
@@ -420,6 +495,7 @@ class GenerationService:
         credential: Credential,
     ) -> AsyncIterator[dict[str, Any]]:
         selection = plan.selection(target)
+        plan.served = target
         yield {
             "event": "model_selected",
             "request_id": plan.request_id,
@@ -472,6 +548,7 @@ class GenerationService:
             db=self.db,
             artifacts=self.artifacts,
             inline_bytes=self.inline_output_bytes,
+            keep=plan.turn is not None,  # a session keeps its turns' files
         )
 
     def _response(
@@ -489,6 +566,8 @@ class GenerationService:
             model=target.label,
             provider=target.provider,
             modality=plan.modality,
+            session_id=plan.turn.chat_id if plan.turn else None,
+            state_tokens=plan.turn.state_tokens if plan.turn else None,
             output=output,
             usage=usage_info(usage),
             finish_reason=completion.finish_reason,
@@ -544,6 +623,7 @@ class GenerationService:
             m.generation_tokens.labels(target.provider, "completion").inc(
                 response.usage.completion_tokens
             )
+        await self._record_turn(plan, target, response.output, response.finish_reason)
         stored = response.model_dump(mode="json")
         await self.records.finish(
             plan.request_id,

@@ -154,6 +154,11 @@ class Scheduler:
     def is_loaded(self, model_id: str) -> bool:
         return model_id in self._loaded
 
+    def runtime_of(self, model_id: str) -> Runtime | None:
+        """The model's runtime while it is loaded (for read-only uses: token counts)."""
+        resident = self._loaded.get(model_id)
+        return resident.runtime if resident is not None else None
+
     def loaded(self) -> list[Resident]:
         return list(self._loaded.values())
 

@@ -81,5 +81,11 @@ class Runtime(Protocol):
         ...
 
 
+class CountsTokens(Protocol):
+    """Text runtimes also count tokens with their own tokenizer (None: not loaded)."""
+
+    def count_tokens(self, text: str) -> int | None: ...
+
+
 class RuntimeFactory(Protocol):
     def __call__(self, spec: ModelSpec) -> Runtime: ...

@@ -58,6 +58,11 @@ class LlamaCppRuntime:
             self._template = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._llm = llm
 
+    def count_tokens(self, text: str) -> int | None:
+        """llama.cpp's count for ``text``, or None when not loaded."""
+        llm = self._llm
+        return None if llm is None else len(llm.tokenize(text.encode(), add_bos=False))
+
     def unload(self) -> None:
         llm, self._llm, self._template = self._llm, None, None
         if llm is not None:

@@ -71,6 +71,11 @@ class TransformersRuntime:
         self._model, self._tokenizer = model, tokenizer
         self._loaded_bytes = module_bytes([model])
 
+    def count_tokens(self, text: str) -> int | None:
+        """The tokenizer's count, or None when not loaded."""
+        tokenizer = self._tokenizer
+        return None if tokenizer is None else len(tokenizer.encode(text, add_special_tokens=False))
+
     def unload(self) -> None:
         self._model = self._tokenizer = None
         self._loaded_bytes = 0

@@ -1,0 +1,129 @@
+"""The caller's sessions (API.md §5). Generation in a session (``…/generate``,
+``…/regenerate``) has its own module."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from pluggably.api.deps import Artifacts, ContainerDep, DbSession, Reader, Writer
+from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.sessions.schemas import (
+    SessionCreate,
+    SessionDetail,
+    SessionInfo,
+    SessionList,
+    SessionStatus,
+    SessionSummary,
+    SessionUpdate,
+)
+from pluggably.sessions.service import SessionService
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRORS)
+NOT_FOUND = error_responses(404)
+
+
+def _sessions(container: ContainerDep) -> SessionService:
+    return container.sessions
+
+
+Sessions = Annotated[SessionService, Depends(_sessions)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionInfo)
+async def create_session(
+    body: SessionCreate, principal: Writer, session: DbSession, sessions: Sessions
+) -> SessionInfo:
+    """Start a session. Without a title it takes one from its first prompt."""
+    chat = await sessions.create(session, principal.user_id, body)
+    return SessionInfo.model_validate(chat)
+
+
+@router.get("", response_model=SessionList)
+async def list_sessions(
+    principal: Reader,
+    session: DbSession,
+    sessions: Sessions,
+    status: SessionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> SessionList:
+    """The caller's sessions, newest activity first; ``next_cursor`` pages on."""
+    rows, next_cursor = await sessions.page(
+        session, principal.user_id, status=status, cursor=cursor, limit=limit
+    )
+    return SessionList(
+        sessions=[SessionSummary.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/{session_id}", response_model=SessionDetail, responses=NOT_FOUND)
+async def get_session(
+    session_id: str,
+    principal: Reader,
+    session: DbSession,
+    sessions: Sessions,
+    artifacts: Artifacts,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=1000, description="Only the newest this many messages (default: all)."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        Query(max_length=40, description="Only messages older than this message id."),
+    ] = None,
+) -> SessionDetail:
+    """The session with its messages, oldest first; artifact links are freshly signed.
+    For long histories, page backwards with ``limit`` and ``before=next_before``."""
+    return await sessions.detail(
+        session, principal.user_id, session_id, artifacts, limit=limit, before=before
+    )
+
+
+@router.put("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND)
+async def update_session(
+    session_id: str, body: SessionUpdate, principal: Writer, session: DbSession, sessions: Sessions
+) -> SessionInfo:
+    """Change the title and/or system prompt; fields not sent are kept. A title set
+    here is never replaced by the automatic one; ``title: null`` removes it."""
+    chat = await sessions.update(session, principal.user_id, session_id, body)
+    return SessionInfo.model_validate(chat)
+
+
+@router.patch("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND)
+async def patch_session(
+    session_id: str, body: SessionUpdate, principal: Writer, session: DbSession, sessions: Sessions
+) -> SessionInfo:
+    """The same as PUT: only the fields sent change."""
+    chat = await sessions.update(session, principal.user_id, session_id, body)
+    return SessionInfo.model_validate(chat)
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def delete_session(
+    session_id: str,
+    principal: Writer,
+    session: DbSession,
+    sessions: Sessions,
+    purge: Annotated[
+        bool, Query(description="Delete the session and its messages instead of closing it.")
+    ] = False,
+) -> Response:
+    """Close the session: it keeps its messages and state tokens but takes no new
+    turns. With ``purge=true`` it is deleted with its messages."""
+    if purge:
+        await sessions.purge(session, principal.user_id, session_id)
+    else:
+        await sessions.close(session, principal.user_id, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{session_id}/reset", response_model=SessionInfo, responses=error_responses(400, 404))
+async def reset_session(
+    session_id: str, principal: Writer, session: DbSession, sessions: Sessions
+) -> SessionInfo:
+    """Clear the messages and state tokens; keep the title and system prompt.
+    A closed session keeps its history: 400 ``session_closed``."""
+    chat = await sessions.reset(session, principal.user_id, session_id)
+    return SessionInfo.model_validate(chat)

@@ -1,0 +1,135 @@
+"""A generation inside a session: the conversation it continues (or re-answers), and
+the turns it leaves behind.
+
+- The user's turn is stored when the request is accepted, in the same transaction
+  that reads the history: it is never lost, whatever happens to the answer.
+- The answer is stored when it completes, with its final text (streamed or not) and
+  the artifacts it produced; a cancelled answer keeps its partial text, marked
+  ``cancelled``; a failed one stores nothing.
+- Regenerate re-answers the last user turn: ``append`` adds the new answer after the
+  old one; ``replace`` removes the old answer only once the new one has succeeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pluggably.db import Database
+from pluggably.errors import InvalidParameter
+from pluggably.generation import inputs
+from pluggably.generation.context import history_messages
+from pluggably.generation.schemas import GenerateRequest, Output
+from pluggably.providers.base import Message
+from pluggably.sessions.models import ChatSession
+from pluggably.sessions.service import SessionService
+
+RegenerateMode = Literal["replace", "append"]
+
+
+@dataclass
+class Turn:
+    """What a plan needs to know of its session."""
+
+    chat_id: str
+    messages: list[Message]  # system prompt + history + the new turn, untrimmed
+    replace_ids: list[str] = field(default_factory=list)
+    state_tokens: dict[str, Any] | None = None
+    regenerate: bool = False
+    model: str | None = None  # regenerate: the model that answered last
+    chat: ChatSession | None = None  # the row, while the preparing transaction is open
+
+
+class SessionTurns:
+    def __init__(self, sessions: SessionService, db: Database) -> None:
+        self.sessions = sessions
+        self.db = db
+
+    async def open(
+        self,
+        db_session: AsyncSession,
+        user_id: str,
+        body: GenerateRequest,
+        regenerate: RegenerateMode | None,
+    ) -> Turn:
+        assert body.session_id is not None
+        chat = await self.sessions.for_generation(db_session, user_id, body.session_id)
+        history = await self.sessions.history(db_session, chat.id)
+        system_prompt = body.system_prompt or chat.system_prompt
+        system = [Message("system", system_prompt)] if system_prompt else []
+        if regenerate is not None:
+            last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=None)
+            if last_user is None:
+                raise InvalidParameter("The session has no user message to answer again.")
+            after = history[last_user + 1 :]
+            answered = [m for m in after if m.role == "assistant"]
+            return Turn(
+                chat_id=chat.id,
+                chat=chat,
+                messages=system + history_messages(history[: last_user + 1]),
+                replace_ids=[m.id for m in answered] if regenerate == "replace" else [],
+                state_tokens=chat.state_tokens,
+                regenerate=True,
+                model=answered[-1].model if answered else None,
+            )
+        new = [m for m in inputs.conversation(body) if m.role != "system"]
+        return Turn(
+            chat_id=chat.id,
+            chat=chat,
+            messages=system + history_messages(history) + new,
+            state_tokens=body.state_tokens if body.state_tokens is not None else chat.state_tokens,
+        )
+
+    async def accept(
+        self, db_session: AsyncSession, turn: Turn, body: GenerateRequest, modality: str
+    ) -> None:
+        """Store the new user turn(s) (not for regenerate) and the state tokens, in the
+        transaction that opened the turn."""
+        chat = turn.chat
+        assert chat is not None
+        turn.chat = None  # the row belongs to that transaction only
+        if not turn.regenerate:
+            for message in inputs.conversation(body):
+                if message.role != "system":
+                    await self.sessions.append(
+                        db_session, chat, role=message.role, content=message.text, modality=modality
+                    )
+        if body.state_tokens is not None:
+            await self.sessions.set_state_tokens(db_session, chat, body.state_tokens)
+
+    async def answered(
+        self,
+        turn: Turn,
+        *,
+        model: str,
+        provider: str,
+        modality: str,
+        output: Output,
+        finish_reason: str,
+        request_id: str,
+    ) -> None:
+        """Store the answer; a successful regenerate-replace drops the old answer."""
+        async with self.db.session() as db_session:
+            chat = await db_session.get(ChatSession, turn.chat_id)
+            if chat is None:  # purged while the answer was produced
+                return
+            if finish_reason != "cancelled":
+                for message_id in turn.replace_ids:
+                    await self.sessions.remove(db_session, chat, message_id)
+            await self.sessions.append(
+                db_session,
+                chat,
+                role="assistant",
+                content=output.text or "",
+                modality=modality,
+                model=model,
+                provider=provider,
+                artifacts=[
+                    {"id": a.id, "type": a.type, "content_type": a.content_type}
+                    for a in output.artifacts
+                ],
+                finish_reason=finish_reason,
+                request_id=request_id,
+            )

@@ -1,0 +1,1 @@
+"""Sessions: a user's multi-turn conversations and their messages."""

@@ -1,0 +1,53 @@
+"""Sessions and messages. A session belongs to one user; its messages are stored in
+order (``seq``), each with its own id and timestamp. ``message_count`` and
+``last_used_at`` live on the session row so that listing needs no per-row query."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pluggably.db.base import Base, UTCDateTime, utcnow
+from pluggably.ids import new_id
+
+
+class ChatSession(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_activity", "user_id", "last_used_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ses"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str | None] = mapped_column(String(200))
+    # True once a user set the title: an explicit title is never replaced by the automatic one.
+    title_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # active|closed
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    state_tokens: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SessionMessage(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_session_seq", "session_id", "seq", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # order within the session
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant | system
+    content: Mapped[str] = mapped_column(Text, default="")
+    modality: Mapped[str] = mapped_column(String(16), default="text")
+    model: Mapped[str | None] = mapped_column(String(300))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    # [{id, type, content_type}] of the artifacts this turn produced (links are signed on read).
+    artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # stop | length | cancelled (partial text kept) | error; None for user turns.
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

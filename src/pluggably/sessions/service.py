@@ -1,0 +1,366 @@
+"""Sessions: a user's conversations, their messages and their lifecycle.
+
+Everything is owner-scoped: another user's session is ``session_not_found``, never
+``forbidden``. Methods flush; the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from pluggably.artifacts.service import ArtifactInfo, ArtifactService
+from pluggably.db import Database, utcnow
+from pluggably.errors import SessionClosed, SessionNotFound, ValidationFailed
+from pluggably.observability.logging import get_logger
+from pluggably.periodic import every
+from pluggably.sessions.models import ChatSession, SessionMessage
+from pluggably.sessions.repository import SessionRepository
+from pluggably.sessions.schemas import (
+    MessageInfo,
+    Role,
+    SessionCreate,
+    SessionDetail,
+    SessionInfo,
+    SessionUpdate,
+)
+
+log = get_logger("pluggably.sessions")
+
+TITLE_CHARS = 50
+RETENTION_BATCH = 500
+_SPACE = re.compile(r"\s")
+
+
+def auto_title(prompt: str) -> str:
+    """The title an untitled session takes from its first prompt: the first non-empty
+    line, at most 50 characters, cut at a word boundary (a single longer word is cut
+    at 50). No ellipsis is added. Empty when the prompt has no visible text."""
+    line = next((s.strip() for s in prompt.splitlines() if s.strip()), "")
+    if len(line) <= TITLE_CHARS:
+        return line
+    # One character more than fits: a space there means the first 50 end a word.
+    head = line[: TITLE_CHARS + 1]
+    spaces = [m.start() for m in _SPACE.finditer(head)]
+    return (head[: spaces[-1]] if spaces else head[:TITLE_CHARS]).rstrip()
+
+
+# Cursors: keyset on (last_used_at desc, id desc), opaque to clients.
+def encode_cursor(last: ChatSession) -> str:
+    raw = json.dumps({"t": last.last_used_at.isoformat(), "id": last.id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(data, dict) or set(data) != {"t", "id"}:
+            raise TypeError
+        moment, last_id = datetime.fromisoformat(data["t"]), data["id"]
+        if moment.tzinfo is None or not isinstance(last_id, str):
+            raise TypeError
+        return moment, last_id
+    except (ValueError, TypeError, binascii.Error):
+        raise ValidationFailed(
+            "The cursor is not valid; use next_cursor from the previous page.",
+            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "cursor"}],
+        ) from None
+
+
+def _not_found(session_id: str) -> SessionNotFound:
+    return SessionNotFound(f"No session '{session_id}'; see GET /v1/sessions.")
+
+
+def _info(chat: ChatSession) -> dict[str, Any]:
+    return SessionInfo.model_validate(chat).model_dump()
+
+
+class SessionService:
+    # routes
+    async def create(
+        self, db_session: AsyncSession, user_id: str, body: SessionCreate
+    ) -> ChatSession:
+        now = utcnow()
+        chat = ChatSession(
+            user_id=user_id,
+            title=body.title,
+            title_explicit=body.title is not None,
+            system_prompt=body.system_prompt,
+            status="active",
+            message_count=0,
+            next_seq=0,
+            created_at=now,
+            last_used_at=now,
+        )
+        await SessionRepository(db_session).add(chat)
+        return chat
+
+    async def page(
+        self,
+        db_session: AsyncSession,
+        user_id: str,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[ChatSession], str | None]:
+        """One page, newest activity first, in one query; next_cursor or None."""
+        rows = await SessionRepository(db_session).page(
+            user_id, status=status, after=decode_cursor(cursor), limit=limit + 1
+        )
+        page = list(rows[:limit])
+        return page, encode_cursor(page[-1]) if len(rows) > limit else None
+
+    async def get(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
+        chat = await SessionRepository(db_session).owned(user_id, session_id)
+        if chat is None:
+            raise _not_found(session_id)
+        return chat
+
+    async def detail(
+        self,
+        db_session: AsyncSession,
+        user_id: str,
+        session_id: str,
+        artifacts: ArtifactService,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+    ) -> SessionDetail:
+        """The session with its messages, oldest first: all of them, or the newest
+        ``limit`` before message ``before``. Artifact links are signed now."""
+        repo = SessionRepository(db_session)
+        chat = await self.get(db_session, user_id, session_id)
+        before_seq = None
+        if before is not None:
+            before_seq = await repo.message_seq(chat.id, before)
+            if before_seq is None:
+                raise ValidationFailed(
+                    f"Session '{session_id}' has no message '{before}'.",
+                    details=[{"loc": ["query", "before"], "msg": "unknown message", "type": "id"}],
+                )
+        next_before = None
+        if limit is None and before_seq is None:
+            messages = list(await repo.messages(chat.id))
+        else:
+            window = list(
+                await repo.newest_messages(
+                    chat.id, limit=(limit or chat.message_count) + 1, before_seq=before_seq
+                )
+            )
+            if limit is not None and len(window) > limit:
+                window = window[:limit]
+                next_before = window[-1].id
+            messages = window[::-1]
+        infos = await self._message_infos(repo, user_id, messages, artifacts)
+        return SessionDetail(**_info(chat), messages=infos, next_before=next_before)
+
+    async def _message_infos(
+        self,
+        repo: SessionRepository,
+        user_id: str,
+        messages: Sequence[SessionMessage],
+        artifacts: ArtifactService,
+    ) -> list[MessageInfo]:
+        wanted = [ref["id"] for m in messages for ref in _refs(m)]
+        now = artifacts.clock()
+        found: dict[str, ArtifactInfo] = {}
+        if wanted:
+            for row in await repo.artifacts(user_id, wanted):
+                if row.expires_at > now:
+                    found[row.id] = artifacts.info(row)
+        return [
+            MessageInfo(
+                id=m.id,
+                role=cast(Role, m.role),
+                content=m.content,
+                modality=m.modality,
+                model=m.model,
+                provider=m.provider,
+                artifacts=[found[ref["id"]] for ref in _refs(m) if ref["id"] in found],
+                created_at=m.created_at,
+            )
+            for m in messages
+        ]
+
+    async def update(
+        self, db_session: AsyncSession, user_id: str, session_id: str, body: SessionUpdate
+    ) -> ChatSession:
+        """Only the fields sent change; a title set here is explicit (never replaced by
+        the automatic one), a null title lets the next prompt title the session."""
+        chat = await self.get(db_session, user_id, session_id)
+        if "title" in body.model_fields_set:
+            chat.title = body.title
+            chat.title_explicit = body.title is not None
+        if "system_prompt" in body.model_fields_set:
+            chat.system_prompt = body.system_prompt
+        await db_session.flush()
+        return chat
+
+    async def close(self, db_session: AsyncSession, user_id: str, session_id: str) -> None:
+        """Close, keeping messages and state tokens; closing again changes nothing."""
+        chat = await self.get(db_session, user_id, session_id)
+        if chat.status != "closed":
+            chat.status = "closed"
+            chat.closed_at = utcnow()
+            await db_session.flush()
+
+    async def purge(self, db_session: AsyncSession, user_id: str, session_id: str) -> None:
+        chat = await self.get(db_session, user_id, session_id)
+        await SessionRepository(db_session).delete_sessions([chat.id])
+
+    async def reset(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
+        """Forget the conversation (messages, state tokens); keep title and system prompt.
+        A closed session keeps its history for audit: resetting it is refused."""
+        chat = await self.get(db_session, user_id, session_id)
+        if chat.status == "closed":
+            raise SessionClosed(f"Session '{session_id}' is closed; its history is kept.")
+        await SessionRepository(db_session).clear_messages(chat.id)
+        chat.message_count = 0
+        chat.state_tokens = None
+        await db_session.flush()
+        return chat
+
+    # generation (POST /v1/sessions/{id}/generate and /regenerate)
+    async def for_generation(
+        self, db_session: AsyncSession, user_id: str, session_id: str
+    ) -> ChatSession:
+        """The caller's active session: SessionNotFound when it is missing or someone
+        else's, SessionClosed when it is closed."""
+        chat = await self.get(db_session, user_id, session_id)
+        if chat.status == "closed":
+            raise SessionClosed(f"Session '{session_id}' is closed; start a new one.")
+        return chat
+
+    async def history(self, db_session: AsyncSession, session_id: str) -> list[SessionMessage]:
+        """Every message of the session, oldest first."""
+        return list(await SessionRepository(db_session).messages(session_id))
+
+    async def append(
+        self,
+        db_session: AsyncSession,
+        chat: ChatSession,
+        *,
+        role: str,
+        content: str,
+        modality: str = "text",
+        model: str | None = None,
+        provider: str | None = None,
+        artifacts: list[dict[str, Any]] | None = None,
+        finish_reason: str | None = None,
+        request_id: str | None = None,
+    ) -> SessionMessage:
+        """Add one message at the end. ``chat`` is updated in memory (next_seq,
+        message_count, last_used_at, an automatic title); it need not belong to
+        ``db_session``. ``artifacts``: ``[{id, type, content_type}]``."""
+        repo = SessionRepository(db_session)
+        now = utcnow()
+        claimed = await repo.claim_seq(chat.id, now)
+        if claimed is None:
+            raise _not_found(chat.id)
+        seq, count = claimed
+        message = SessionMessage(
+            session_id=chat.id,
+            seq=seq,
+            role=role,
+            content=content,
+            modality=modality,
+            model=model,
+            provider=provider,
+            artifacts=[dict(a) for a in artifacts or []],
+            finish_reason=finish_reason,
+            request_id=request_id,
+            created_at=now,
+        )
+        await repo.add(message)
+        _committed(chat, next_seq=seq + 1, message_count=count, last_used_at=now)
+        if role == "user" and chat.title is None and not chat.title_explicit:
+            title = auto_title(content)
+            if title and await repo.set_auto_title(chat.id, title):
+                _committed(chat, title=title)
+        return message
+
+    async def remove(self, db_session: AsyncSession, chat: ChatSession, message_id: str) -> None:
+        """Delete one message of ``chat``; a message already gone is not an error."""
+        repo = SessionRepository(db_session)
+        if await repo.delete_message(chat.id, message_id):
+            count = await repo.count_removed(chat.id, 1)
+            if count is not None:
+                _committed(chat, message_count=count)
+
+    async def set_state_tokens(
+        self, db_session: AsyncSession, chat: ChatSession, tokens: dict[str, Any] | None
+    ) -> None:
+        await SessionRepository(db_session).set_state_tokens(chat.id, tokens)
+        _committed(chat, state_tokens=tokens)
+
+    # retention
+    async def apply_retention(
+        self,
+        db_session: AsyncSession,
+        *,
+        closed_days: int | None,
+        idle_days: int | None,
+        now: datetime | None = None,
+        batch: int = RETENTION_BATCH,
+    ) -> int:
+        """Purge closed sessions closed more than ``closed_days`` ago, then active
+        sessions unused for more than ``idle_days``; None disables a rule. How many
+        sessions were deleted."""
+        now = now or utcnow()
+        repo = SessionRepository(db_session)
+        removed = 0
+        rules = [(closed_days, repo.closed_before), (idle_days, repo.idle_since)]
+        for days, select_ids in rules:
+            if days is None:
+                continue
+            cutoff = now - timedelta(days=days)
+            while ids := await select_ids(cutoff, batch):
+                removed += await repo.delete_sessions(ids)
+                if len(ids) < batch:
+                    break
+        return removed
+
+    async def run_retention_loop(
+        self,
+        db: Database,
+        *,
+        closed_days: int | None,
+        idle_days: int | None,
+        interval_s: float,
+    ) -> None:
+        """Apply the retention policy every ``interval_s`` seconds until cancelled;
+        returns at once when both rules are off."""
+        if closed_days is None and idle_days is None:
+            return
+
+        async def once() -> None:
+            async with db.session() as db_session:
+                removed = await self.apply_retention(
+                    db_session, closed_days=closed_days, idle_days=idle_days
+                )
+            if removed:
+                log.info("sessions_expired", count=removed)
+
+        await every(interval_s, "session_retention", once)
+
+
+def _refs(message: SessionMessage) -> list[dict[str, Any]]:
+    """The message's artifact references that carry an id (stored JSON, read defensively)."""
+    refs = message.artifacts or []
+    return [r for r in refs if isinstance(r, dict) and isinstance(r.get("id"), str)]
+
+
+def _committed(chat: ChatSession, **values: Any) -> None:
+    """Mirror what an UPDATE already wrote, without marking the row dirty."""
+    for name, value in values.items():
+        set_committed_value(chat, name, value)
