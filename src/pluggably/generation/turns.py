@@ -18,15 +18,17 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import Database
-from pluggably.errors import InvalidParameter
+from pluggably.errors import InvalidParameter, SessionNotFound
 from pluggably.generation import inputs
 from pluggably.generation.context import history_messages
 from pluggably.generation.schemas import GenerateRequest, Output
+from pluggably.observability.logging import get_logger
 from pluggably.providers.base import Message
 from pluggably.sessions.models import ChatSession
 from pluggably.sessions.service import SessionService
 
 RegenerateMode = Literal["replace", "append"]
+log = get_logger("pluggably.sessions")
 
 
 @dataclass
@@ -111,10 +113,27 @@ class SessionTurns:
         request_id: str,
     ) -> None:
         """Store the answer; a successful regenerate-replace drops the old answer."""
+        try:
+            await self._store_answer(
+                turn, model, provider, modality, output, finish_reason, request_id
+            )
+        except SessionNotFound:  # purged while the answer was produced
+            log.info("session_gone_before_answer", session_id=turn.chat_id)
+
+    async def _store_answer(
+        self,
+        turn: Turn,
+        model: str,
+        provider: str,
+        modality: str,
+        output: Output,
+        finish_reason: str,
+        request_id: str,
+    ) -> None:
         async with self.db.session() as db_session:
             chat = await db_session.get(ChatSession, turn.chat_id)
-            if chat is None:  # purged while the answer was produced
-                return
+            if chat is None:
+                raise SessionNotFound(turn.chat_id)
             if finish_reason != "cancelled":
                 for message_id in turn.replace_ids:
                     await self.sessions.remove(db_session, chat, message_id)
