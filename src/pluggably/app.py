@@ -16,12 +16,14 @@ from fastapi import FastAPI
 
 from pluggably import __version__
 from pluggably.api import (
+    anthropic_compat,
     artifacts,
     generate,
     invites,
     jobs,
     lifecycle,
     models,
+    openai_compat,
     ops,
     provider_keys,
     providers,
@@ -211,6 +213,8 @@ def create_app(settings: Settings) -> FastAPI:
         sessions.router,
         session_generate.router,
         providers.router,
+        openai_compat.router,
+        anthropic_compat.router,
     ):
         app.include_router(router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,18 @@ _HTTP_CODES = {
 }
 
 
+# Compatibility surfaces (API.md §8) answer errors in their own API's shape: a path
+# prefix and a function of (status, code, message, details) -> body.
+ErrorFormat = Callable[[int, str, str, Any], dict[str, Any]]
+_FORMATS: list[tuple[str, ErrorFormat]] = []
+
+
+def register_error_format(prefix: str, render: ErrorFormat) -> None:
+    """Errors of requests under ``prefix`` are rendered by ``render`` (once per prefix)."""
+    _FORMATS[:] = [(p, r) for p, r in _FORMATS if p != prefix]
+    _FORMATS.append((prefix, render))
+
+
 def error_response(
     status: int,
     code: str,
@@ -36,15 +49,20 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     ctx = current()
-    body = {
-        "detail": {
-            "code": code,
-            "message": message,
-            "details": details,
-            "request_id": ctx.request_id if ctx else None,
-            "retry_after": retry_after,
+    render = next((r for p, r in _FORMATS if ctx and ctx.path.startswith(p)), None)
+    body = (
+        render(status, code, message, details)
+        if render is not None
+        else {
+            "detail": {
+                "code": code,
+                "message": message,
+                "details": details,
+                "request_id": ctx.request_id if ctx else None,
+                "retry_after": retry_after,
+            }
         }
-    }
+    )
     out_headers = dict(headers or {})
     if retry_after is not None:
         out_headers["Retry-After"] = str(retry_after)

@@ -57,7 +57,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        ctx = RequestContext(request_id=_request_id(headers))
+        ctx = RequestContext(request_id=_request_id(headers), path=scope["path"])
         token = set_current(ctx)
         structlog.contextvars.bind_contextvars(request_id=ctx.request_id)
         state: dict[str, Any] = {"status": 500, "started": False}

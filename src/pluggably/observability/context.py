@@ -11,6 +11,7 @@ from dataclasses import dataclass
 class RequestContext:
     request_id: str
     principal_id: str | None = None
+    path: str = ""
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("pluggably_request", default=None)
