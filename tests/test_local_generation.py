@@ -222,7 +222,10 @@ async def test_busy_model_queues_202_positions_and_cancel(
             return bool(record.json()["status"] == "completed")
 
         await wait_for(served, 30)
-        result = (await client.get(second["result_url"], headers=ADMIN)).json()["result"]
+        record = (await client.get(second["result_url"], headers=ADMIN)).json()
+        result = record["result"]
+        assert result is not None, record
+        assert result["usage"], result
         assert result["usage"]["completion_tokens"] == 4
         watched = await events  # the 202'd request, followed from its queue to its end
         assert watched[0] == {

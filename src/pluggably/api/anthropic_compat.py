@@ -1,7 +1,192 @@
-"""Anthropic-compatible surface under /anthropic/v1 (API.md §8). Being written."""
+"""Anthropic-compatible surface under /anthropic/v1 (API.md §8): ``POST /messages``,
+plain and streamed, over the native generation (same routing, queueing, fallbacks,
+records and metrics). Base URL for the Anthropic SDKs: ``http://host:8080/anthropic``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from typing import Any
 
-router = APIRouter(prefix="/anthropic/v1", tags=["anthropic-compatible"])
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from pluggably.api.deps import ContainerDep, Writer
+from pluggably.api.errors import error_response, register_error_format
+from pluggably.api.sse import sse_response
+from pluggably.compat.anthropic_shapes import (
+    AnthropicError,
+    AnthropicMessage,
+    AnthropicMessagesRequest,
+    StreamTranslator,
+    error_body,
+    generate_request,
+    message_id,
+    message_of,
+    parameter_problems,
+    problems,
+    status_of,
+)
+from pluggably.errors import InvalidJson, InvalidParameter, ValidationFailed
+from pluggably.generation.plan import Plan
+from pluggably.generation.schemas import GenerateResponse
+from pluggably.generation.service import GenerationService
+from pluggably.observability.context import current
+
+PREFIX = "/anthropic/"
+
+
+def _render(status: int, _code: str, message: str, _details: Any) -> dict[str, Any]:
+    ctx = current()
+    return error_body(status, message, ctx.request_id if ctx else None)
+
+
+register_error_format(PREFIX, _render)
+
+
+class _AnthropicRoute(APIRoute):
+    """Anthropic answers a malformed request with 400 ``invalid_request_error`` (the SDKs
+    raise ``BadRequestError``), where the native API says 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                if any(e.get("type") == "json_invalid" for e in exc.errors()):
+                    raise InvalidJson() from None
+                raise InvalidParameter(problems(exc.errors())) from None
+            except ValidationFailed as exc:  # parameters against the model's schema
+                raise InvalidParameter(parameter_problems(exc.details)) from None
+
+        return handle
+
+
+router = APIRouter(
+    prefix="/anthropic/v1", tags=["anthropic-compatible"], route_class=_AnthropicRoute
+)
+
+_ERRORS = {
+    400: "invalid_request_error: malformed body, missing max_tokens, bad parameter",
+    401: "authentication_error: missing or invalid credential",
+    403: "permission_error: the credential lacks the write scope",
+    404: "not_found_error: unknown model",
+    413: "request_too_large",
+    422: "invalid_request_error: NUL characters in the request",
+    429: "rate_limit_error: this gateway's or the upstream's limit; Retry-After set",
+    500: "api_error",
+    502: "api_error: the upstream answered with an error",
+    503: "overloaded_error: backend unavailable, queue full, model loading",
+    504: "timeout_error",
+}
+MESSAGES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/event-stream": {}},
+        "description": "The message, or with stream=true Anthropic's named SSE events: "
+        "message_start, content_block_start, ping, content_block_delta (text_delta)…, "
+        "content_block_stop, message_delta (stop_reason, usage), message_stop; or error.",
+    },
+    **{status: {"model": AnthropicError, "description": text} for status, text in _ERRORS.items()},
+}
+
+
+@router.post(
+    "/messages",
+    response_model=AnthropicMessage,
+    responses=MESSAGES_RESPONSES,
+    summary="Create a message (Anthropic Messages API)",
+)
+async def create_message(
+    body: AnthropicMessagesRequest, principal: Writer, container: ContainerDep
+) -> AnthropicMessage | Response:
+    """Answered by the model the native route would pick for ``model`` (registry id,
+    ``provider:model`` or a bare vendor model name). A busy local model is waited for,
+    silently; credentials go in ``x-api-key`` or ``Authorization: Bearer``."""
+    service = container.generation
+    plan = await service.prepare(principal, generate_request(body))
+    if body.stream:
+        return await _stream(service, plan)
+    result = await service.generate(plan, wait=True)
+    assert isinstance(result, GenerateResponse)  # wait=True never answers 202
+    return message_of(result)
+
+
+async def _stream(service: GenerationService, plan: Plan) -> Response:
+    """Upstream failures that happen before the first token (every fallback tried)
+    become a plain HTTP error, which the SDKs retry or raise as they would for Anthropic;
+    later ones are an ``error`` event."""
+    frames = service.stream(plan)
+    first = await anext(frames, None)
+    if first is not None and first.get("event") == "error":
+        await _aclose(frames)
+        code = str(first.get("code"))
+        return error_response(status_of(code), code, str(first.get("message")))
+    translator = StreamTranslator(message_id(plan.request_id))
+    response = sse_response(_events(translator, first, frames))
+    response.body_iterator = _NamedEvents(response.body_iterator, frames)
+    return response
+
+
+async def _events(
+    translator: StreamTranslator,
+    first: dict[str, Any] | None,
+    frames: AsyncIterator[dict[str, Any]],
+) -> AsyncIterator[dict[str, Any]]:
+    try:
+        if first is not None:
+            for event in translator.events(first):
+                yield event
+        async for frame in frames:
+            for event in translator.events(frame):
+                yield event
+        if not translator.finished:  # the native stream ends quietly only when cancelled
+            yield translator.error("cancelled", "The request was cancelled.")
+    finally:
+        await _aclose(frames)
+
+
+class _NamedEvents:
+    """``sse_response``'s ``data:`` frames as Anthropic's named events (``event: <type>``
+    lines, which the SDKs dispatch on), without the native ``[DONE]``. Keep-alive
+    comments pass through. Closing it closes the native stream even if it never ran."""
+
+    def __init__(
+        self,
+        frames: AsyncIterable[str | bytes | memoryview],
+        source: AsyncIterator[dict[str, Any]],
+    ) -> None:
+        self._frames = aiter(frames)
+        self._source = source
+
+    def __aiter__(self) -> _NamedEvents:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            chunk = await anext(self._frames)
+            raw = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+            if not raw.startswith(b"data: "):
+                return raw
+            payload = raw.removeprefix(b"data: ").strip()
+            if payload == b"[DONE]":
+                continue
+            data = json.loads(payload)
+            if "event" in data:  # written by sse.py itself: an internal failure, a cancel
+                data = error_body(status_of(str(data.get("code"))), str(data.get("message")))
+            text = json.dumps(data, separators=(",", ":"))
+            return f"event: {data['type']}\ndata: {text}\n\n".encode()
+
+    async def aclose(self) -> None:
+        try:
+            await _aclose(self._frames)
+        finally:
+            await _aclose(self._source)
+
+
+async def _aclose(iterator: object) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,7 +1,326 @@
-"""OpenAI-compatible surface under /openai/v1 (API.md §8). Being written."""
+"""OpenAI-compatible surface under /openai/v1 (API.md §8): chat completions (JSON and
+SSE), legacy completions, image generations and the model list, for the official
+SDKs and the tools built on them.
+
+Each request becomes a /v1/generate request and goes through the same service:
+same credentials, routing, fallbacks, request records and metrics. OpenAI clients
+cannot follow a 202, so a request for a busy local model waits for its turn (a
+stream says nothing but ``: keep-alive`` meanwhile). Errors come in OpenAI's shape,
+bad input as 400 like OpenAI's own API."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
-router = APIRouter(prefix="/openai/v1", tags=["openai-compatible"])
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
+from pluggably.api.errors import register_error_format
+from pluggably.api.sse import sse_response
+from pluggably.auth.principal import Principal
+from pluggably.compat.openai_shapes import (
+    OpenAIChatCompletion,
+    OpenAIChatCompletionRequest,
+    OpenAICompletionRequest,
+    OpenAIErrorResponse,
+    OpenAIImageData,
+    OpenAIImageGenerationRequest,
+    OpenAIImagesResponse,
+    OpenAIModelObject,
+    OpenAIModelPage,
+    OpenAITextCompletion,
+)
+from pluggably.compat.openai_translate import (
+    ChunkWriter,
+    chat_completion,
+    chat_request,
+    completion_prompt,
+    completion_request,
+    error_body,
+    image_request,
+    invalid,
+    stream_error,
+    text_completion,
+    validation_details,
+)
+from pluggably.container import Container
+from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
+from pluggably.generation.plan import Plan
+from pluggably.generation.schemas import GenerateResponse
+from pluggably.providers.catalog import remote_models, survey
+
+PREFIX = "/openai/v1"
+# Frames the native SSE layer adds by itself; ours never carry an "event" key.
+_NATIVE_ERROR = b'data: {"event":"error"'
+# Everything under /openai/ (unknown routes included) answers errors in OpenAI's shape.
+register_error_format("/openai/", error_body)
+
+_ERROR_TEXT = {
+    400: "Bad request (`invalid_parameter`, `invalid_json`, `feature_not_supported`, …)",
+    401: "Missing or invalid credential (`unauthorized`)",
+    403: "Credential lacks the scope (`forbidden`)",
+    404: "Unknown model or route (`model_not_found`, `not_found`)",
+    413: "Body too large (`payload_too_large`)",
+    422: "Malformed path or query (`validation_error`)",
+    429: "Rate limited (`rate_limited`); `Retry-After` set",
+    500: "Unexpected error (`internal_error`)",
+    502: "The provider answered with an error (`upstream_error`)",
+    503: "Unavailable (`backend_unavailable`, `queue_full`, …); `Retry-After` set",
+    504: "Timed out (`timeout`)",
+}
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorResponse, "description": text}
+    for status, text in _ERROR_TEXT.items()
+}
+
+
+class OpenAIRoute(APIRoute):
+    """Invalid input answers 400 naming the field (``param``), as OpenAI's API does
+    and its SDKs expect (``BadRequestError``); the native surface says 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                if any(e.get("type") == "json_invalid" for e in errors):
+                    raise InvalidJson() from None
+                raise invalid(validation_details(errors)) from None
+            except ValidationFailed as exc:  # parameters against the model's schema
+                details = exc.details if isinstance(exc.details, list) else []
+                raise invalid(details, None if details else exc.message) from None
+
+        return run
+
+
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["openai-compatible"],
+    route_class=OpenAIRoute,
+    responses=OPENAI_ERRORS,
+)
+
+
+def _streamed(description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"text/event-stream": {}}, "description": description}}
+
+
+@router.post(
+    "/chat/completions",
+    response_model=OpenAIChatCompletion,
+    responses=_streamed(
+        "A chat.completion, or with `stream` an SSE stream of chat.completion.chunk objects "
+        "(role, content deltas, finish_reason, usage with `stream_options.include_usage`; "
+        "an error object on failure), then `[DONE]`."
+    ),
+)
+async def chat_completions(
+    body: OpenAIChatCompletionRequest, principal: Writer, container: ContainerDep
+) -> OpenAIChatCompletion | StreamingResponse:
+    """OpenAI chat completions over any model /v1/generate serves (``local/…`` registry
+    ids, ``provider:model``, vendor names, ``auto``). Text and ``image_url`` (data: URL)
+    parts; ``n`` must be 1."""
+    plan = await container.generation.prepare(principal, chat_request(body))
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        writer = ChunkWriter("chat", plan.request_id, include_usage=include_usage)
+        return _openai_sse(_relay(container, plan, writer))
+    return chat_completion(await _answer(container, plan))
+
+
+@router.post(
+    "/completions",
+    response_model=OpenAITextCompletion,
+    responses=_streamed("A text_completion, or with `stream` SSE chunks, then `[DONE]`."),
+)
+async def completions(
+    body: OpenAICompletionRequest, principal: Writer, container: ContainerDep
+) -> OpenAITextCompletion | StreamingResponse:
+    """Legacy completions: one prompt in, its continuation out (``echo`` puts the prompt
+    in front). The prompt goes through the same path as a one-turn chat."""
+    native = completion_request(body)
+    echo = completion_prompt(body) if body.echo else None
+    plan = await container.generation.prepare(principal, native)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        writer = ChunkWriter("text", plan.request_id, include_usage=include_usage, echo=echo)
+        return _openai_sse(_relay(container, plan, writer))
+    return text_completion(await _answer(container, plan), echo)
+
+
+@router.post(
+    "/images/generations", response_model=OpenAIImagesResponse, response_model_exclude_none=True
+)
+async def images_generations(
+    body: OpenAIImageGenerationRequest, principal: Writer, container: ContainerDep, request: Request
+) -> OpenAIImagesResponse:
+    """Images from any image model (``openai:dall-e-3``, local diffusers models, …).
+    ``size`` is ``WxH``; ``response_format`` ``url`` answers signed artifact links
+    (default, except for gpt-image models), ``b64_json`` the PNG inline."""
+    plan = await container.generation.prepare(principal, image_request(body))
+    response = await _answer(container, plan)
+    fmt = body.response_format or ("b64_json" if "gpt-image" in (body.model or "") else "url")
+    if fmt == "b64_json":
+        data = [OpenAIImageData(b64_json=b64) for b64 in await _images_b64(container, response)]
+    else:
+        urls = await _image_urls(container, principal, response)
+        data = [OpenAIImageData(url=_absolute(request, url)) for url in urls]
+    return OpenAIImagesResponse(created=int(time.time()), data=data)
+
+
+@router.get("/models", response_model=OpenAIModelPage)
+async def list_models(
+    principal: Reader, session: DbSession, container: ContainerDep
+) -> OpenAIModelPage:
+    """The models this caller can use: registry models, then the provider models their
+    credentials reach (``provider:model``), in OpenAI's list shape."""
+    return OpenAIModelPage(data=await _catalog(session, principal, container))
+
+
+@router.get("/models/{model_id:path}", response_model=OpenAIModelObject)
+async def retrieve_model(
+    model_id: str, principal: Reader, session: DbSession, container: ContainerDep
+) -> OpenAIModelObject:
+    for model in await _catalog(session, principal, container):
+        if model.id == model_id:
+            return model
+    raise ModelNotFound(f"The model '{model_id}' does not exist or you do not have access to it.")
+
+
+# helpers
+async def _answer(container: Container, plan: Plan) -> GenerateResponse:
+    result = await container.generation.generate(plan, wait=True)
+    assert isinstance(result, GenerateResponse)  # wait=True never answers 202
+    return result
+
+
+async def _relay(
+    container: Container, plan: Plan, writer: ChunkWriter
+) -> AsyncIterator[dict[str, Any]]:
+    """The native stream as OpenAI chunks."""
+    frames = cast(AsyncGenerator[dict[str, Any], None], container.generation.stream(plan))
+    try:
+        async for frame in frames:
+            for chunk in writer.feed(frame):
+                yield chunk
+    finally:
+        await frames.aclose()
+
+
+def _openai_sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """The SSE layer of the native route (keep-alives, disconnects); the error frames it
+    adds itself (a cancel through POST /v1/requests/{id}/cancel, a failure below) come
+    out as OpenAI error objects too."""
+    response = sse_response(events)
+    response.body_iterator = _native_errors_as_openai(response.body_iterator)
+    return response
+
+
+async def _native_errors_as_openai(
+    frames: AsyncIterable[str | bytes | memoryview],
+) -> AsyncIterator[str | bytes | memoryview]:
+    try:
+        async for frame in frames:
+            if isinstance(frame, bytes) and frame.startswith(_NATIVE_ERROR):
+                native = json.loads(frame.removeprefix(b"data: "))
+                error = stream_error(str(native.get("code")), str(native.get("message")))
+                frame = f"data: {json.dumps(error, separators=(',', ':'))}\n\n".encode()
+            yield frame
+    finally:
+        aclose = getattr(frames, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _absolute(request: Request, url: str) -> str:
+    """Artifact links are root-relative without a public base URL; OpenAI clients
+    fetch them as they are, so they get this server's address in front."""
+    return f"{str(request.base_url).rstrip('/')}{url}" if url.startswith("/") else url
+
+
+def _image_type(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/gif" if data.startswith(b"GIF8") else "image/png"
+
+
+async def _image_urls(
+    container: Container, principal: Principal, response: GenerateResponse
+) -> list[str]:
+    """Signed links: the artifacts the response already has, else the inline images
+    stored now (owned by the caller, tied to the request)."""
+    stored = [a.url for a in response.output.artifacts if a.type == "image"]
+    if stored or not response.output.images:
+        return stored
+    async with container.db.session() as session:
+        for b64 in response.output.images:
+            data = base64.b64decode(b64)
+            info = await container.artifacts.save(
+                session,
+                owner_id=principal.user_id,
+                data=data,
+                type="image",
+                content_type=_image_type(data),
+                request_id=response.request_id,
+            )
+            stored.append(info.url)
+    return stored
+
+
+async def _images_b64(container: Container, response: GenerateResponse) -> list[str]:
+    """The images inline; ones that were too large to inline are read back from their
+    artifacts (through their own signed links)."""
+    if response.output.images:
+        return list(response.output.images)
+    out = []
+    async with container.db.session() as session:
+        for artifact in (a for a in response.output.artifacts if a.type == "image"):
+            query = parse_qs(urlsplit(artifact.url).query)
+            download = await container.artifacts.open(
+                session, artifact.id, int(query["expires"][0]), query["sig"][0]
+            )
+            data = b"".join([chunk async for chunk in download.chunks])
+            out.append(base64.b64encode(data).decode())
+    return out
+
+
+async def _catalog(
+    session: AsyncSession, principal: Principal, container: Container
+) -> list[OpenAIModelObject]:
+    local = sorted(
+        (
+            OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
+            for m in await container.registry.all(session)
+            if m.status == "available"
+        ),
+        key=lambda m: m.id,
+    )
+    user = await container.accounts.profile(session, principal)
+    views = await survey(
+        session,
+        principal,
+        user.username,
+        container.providers,
+        container.credentials,
+        container.generation.discovery,
+        discover=True,
+    )
+    remote = [
+        OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
+        for m in remote_models(views, locked=False)
+    ]
+    return local + remote

@@ -153,7 +153,10 @@ class RequestRecords:
     async def get(self, session: AsyncSession, user_id: str, request_id: str) -> RequestRecord:
         """The record as it is now: queued changes not yet written are applied in memory
         (a read never writes: the caller's transaction must not wait on the writer)."""
+        # Everything not yet committed, taken before the read below awaits: a batch may
+        # move from the queue to the writer (and commit) meanwhile.
         writing_inserts, writing_updates = self._writing
+        queued_updates = list(self._updates)
         pending = self._inserts.get(request_id) or writing_inserts.get(request_id)
         record: RequestRecord | None
         if pending is not None:
@@ -162,7 +165,7 @@ class RequestRecords:
             record = await session.get(RequestRecord, request_id)
             if record is not None:
                 session.expunge(record)  # shown updated, never flushed from here
-        changes = [v for rid, v in [*writing_updates, *self._updates] if rid == request_id]
+        changes = [v for rid, v in [*writing_updates, *queued_updates] if rid == request_id]
         if record is not None:
             for values in changes:
                 for key, value in values.items():

@@ -1,0 +1,221 @@
+"""Typed events of the server's SSE streams (API.md §3): generation frames, request
+status changes, download job progress; and the reading of ``data:`` frames."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, Iterable
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+from pluggably.client.errors import PluggablyError, ProtocolError, error_class
+from pluggably.generation.schemas import Accepted, GenerateResponse, Modality
+
+RequestState = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Queued(_Event):
+    """Waiting in a local model's queue (sent again when the position changes)."""
+
+    event: Literal["queued"] = "queued"
+    request_id: str
+    queue_position: int | None = None
+    estimated_wait_ms: int | None = None
+
+
+class Loading(_Event):
+    """The model is being loaded before it can answer."""
+
+    event: Literal["loading"] = "loading"
+    request_id: str | None = None
+    model: str
+
+
+class ModelSelected(_Event):
+    """The model that answers (after any fallbacks)."""
+
+    event: Literal["model_selected"] = "model_selected"
+    request_id: str
+    model: str
+    provider: str
+    modality: Modality
+    fallback_used: bool
+    fallback_reason: str | None = None
+
+
+class TextDelta(_Event):
+    """The next piece of generated text."""
+
+    event: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class Complete(_Event):
+    """The end of a successful generation: the response, whose ``output.text`` is None
+    in a stream (the text came as deltas; ``collect`` puts it back)."""
+
+    event: Literal["complete"] = "complete"
+    response: GenerateResponse
+
+
+class StreamError(_Event):
+    """The generation failed; the stream ends after this event."""
+
+    event: Literal["error"] = "error"
+    code: str
+    message: str
+
+    def exception(self) -> PluggablyError:
+        return error_class(self.code, None)(self.message, code=self.code)
+
+
+class StatusChanged(_Event):
+    """A request's status (``GET /v1/requests/{id}/events``)."""
+
+    event: Literal["status"] = "status"
+    request_id: str
+    status: RequestState
+
+
+class UnknownEvent(_Event):
+    """A frame this client does not know (a newer server): its JSON as is."""
+
+    event: Literal["unknown"] = "unknown"
+    data: dict[str, Any]
+
+
+StreamEvent: TypeAlias = (
+    Queued
+    | Loading
+    | ModelSelected
+    | TextDelta
+    | Complete
+    | StreamError
+    | StatusChanged
+    | UnknownEvent
+)
+
+_BY_NAME: dict[
+    str,
+    type[Queued] | type[Loading] | type[ModelSelected] | type[StreamError] | type[StatusChanged],
+] = {
+    "queued": Queued,
+    "loading": Loading,
+    "model_selected": ModelSelected,
+    "error": StreamError,
+    "status": StatusChanged,
+}
+
+
+def parse_event(frame: dict[str, Any]) -> StreamEvent:
+    """The typed event of one JSON frame of a generation or request stream."""
+    if "choices" in frame:  # the OpenAI chunk shape of text deltas
+        choices = frame["choices"] or [{}]
+        return TextDelta(text=str((choices[0].get("delta") or {}).get("content") or ""))
+    name = frame.get("event")
+    if name == "complete":
+        body = {k: v for k, v in frame.items() if k != "event"}
+        return Complete(response=GenerateResponse.model_validate(body))
+    cls = _BY_NAME.get(name) if isinstance(name, str) else None
+    if cls is None:
+        return UnknownEvent(data=frame)
+    return cls.model_validate(frame)
+
+
+def events_from_json(status_code: int, data: Any) -> list[StreamEvent]:
+    """What a JSON answer to a streaming request means as events: image and 3D
+    generation ignore ``stream`` (200, the response), and a busy local model queues
+    the request (202; follow it with ``events(request_id)`` or ``wait_for``)."""
+    if status_code == 202:
+        accepted = Accepted.model_validate(data)
+        return [
+            Queued(
+                request_id=accepted.request_id,
+                queue_position=accepted.queue_position,
+                estimated_wait_ms=accepted.estimated_wait_ms,
+            )
+        ]
+    response = GenerateResponse.model_validate(data)
+    return [
+        ModelSelected(
+            request_id=response.request_id,
+            model=response.model,
+            provider=response.provider,
+            modality=response.modality,
+            fallback_used=response.selection.fallback_used,
+            fallback_reason=response.selection.fallback_reason,
+        ),
+        Complete(response=response),
+    ]
+
+
+class SSEDecoder:
+    """Feed it the lines of an event stream: it answers each complete frame's JSON,
+    ``DONE`` at ``[DONE]``, and None for everything else (comments, partial frames)."""
+
+    DONE: Any = object()
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Any:
+        if line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+            return None
+        if line or not self._data:  # ': keep-alive', other fields, or an empty frame
+            return None
+        payload, self._data = "\n".join(self._data), []
+        if payload == "[DONE]":
+            return self.DONE
+        try:
+            frame = json.loads(payload)
+        except ValueError:
+            raise ProtocolError(
+                f"the server sent an unreadable event: {payload[:80]!r}", code="bad_event"
+            ) from None
+        if not isinstance(frame, dict):
+            raise ProtocolError(f"unexpected event: {payload[:80]!r}", code="bad_event")
+        return frame
+
+
+def _assemble(response: GenerateResponse | None, parts: list[str]) -> GenerateResponse:
+    if response is None:
+        raise ProtocolError("the stream ended without a result", code="incomplete_stream")
+    if response.output.text is None and parts:
+        output = response.output.model_copy(update={"text": "".join(parts)})
+        response = response.model_copy(update={"output": output})
+    return response
+
+
+def collect(events: Iterable[StreamEvent]) -> GenerateResponse:
+    """Consume a generation stream: the final response with the streamed text in
+    ``output.text``; a ``StreamError`` is raised as its ``PluggablyError``."""
+    parts: list[str] = []
+    response: GenerateResponse | None = None
+    for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Complete):
+            response = event.response
+        elif isinstance(event, StreamError):
+            raise event.exception()
+    return _assemble(response, parts)
+
+
+async def acollect(events: AsyncIterable[StreamEvent]) -> GenerateResponse:
+    """``collect`` for an async stream."""
+    parts: list[str] = []
+    response: GenerateResponse | None = None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Complete):
+            response = event.response
+        elif isinstance(event, StreamError):
+            raise event.exception()
+    return _assemble(response, parts)

@@ -1,0 +1,1 @@
+"""Wire shapes and translation for the compatibility surfaces (API.md §8)."""

@@ -1,0 +1,173 @@
+"""OpenAI's wire shapes, as far as /openai/v1 serves them: requests (typed loosely,
+ranges are checked against the model's parameter schema like on /v1/generate) and
+responses (what the official SDKs parse). Unknown request fields are ignored, as
+most OpenAI-compatible servers do; fields that ask for something this gateway
+cannot honour (``n`` > 1, tools, logprobs, …) are refused with a clear 400."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# requests
+class OpenAIStreamOptions(_Loose):
+    include_usage: bool | None = None
+
+
+class OpenAIResponseFormat(_Loose):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class OpenAIImageURL(_Loose):
+    url: str = Field(max_length=30_000_000, description="a data: URL (base64)")
+    detail: str | None = None
+
+
+class OpenAITextPart(_Loose):
+    type: Literal["text"]
+    text: str = Field(max_length=1_000_000)
+
+
+class OpenAIImagePart(_Loose):
+    type: Literal["image_url"]
+    image_url: OpenAIImageURL
+
+
+OpenAIContentPart = Annotated[OpenAITextPart | OpenAIImagePart, Field(discriminator="type")]
+
+
+class OpenAIChatMessageIn(_Loose):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[OpenAIContentPart] | None = None
+    name: str | None = None
+
+
+class OpenAISamplingRequest(_Loose):
+    model: str = Field(min_length=1, max_length=300, examples=["openai:gpt-4o-mini"])
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, description="Only 1 is supported.")
+    stream: bool | None = False
+    stream_options: OpenAIStreamOptions | None = None
+    logprobs: Any = None
+    user: str | None = None
+
+
+class OpenAIChatCompletionRequest(OpenAISamplingRequest):
+    messages: list[OpenAIChatMessageIn] = Field(min_length=1, max_length=2000)
+    max_completion_tokens: int | None = None
+    response_format: OpenAIResponseFormat | None = None
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+
+
+class OpenAICompletionRequest(OpenAISamplingRequest):
+    prompt: str | list[str] = Field(description="One prompt (a list of one string is accepted).")
+    echo: bool | None = False
+    suffix: str | None = None
+    best_of: int | None = None
+
+
+class OpenAIImageGenerationRequest(_Loose):
+    prompt: str = Field(min_length=1, max_length=32_000)
+    model: str | None = Field(default=None, max_length=300, examples=["openai:dall-e-3"])
+    n: int | None = 1
+    size: str | None = Field(default=None, examples=["1024x1024"], description="WxH or auto")
+    response_format: Literal["url", "b64_json"] | None = None
+    stream: bool | None = False
+    quality: str | None = None
+    style: str | None = None
+    user: str | None = None
+
+
+# responses
+class OpenAIUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class OpenAIAssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    refusal: str | None = None
+
+
+class OpenAIChatChoice(BaseModel):
+    index: int = 0
+    message: OpenAIAssistantMessage
+    logprobs: None = None
+    finish_reason: str
+
+
+class OpenAIChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[OpenAIChatChoice]
+    usage: OpenAIUsage | None
+    system_fingerprint: str | None = None
+
+
+class OpenAICompletionChoice(BaseModel):
+    text: str
+    index: int = 0
+    logprobs: None = None
+    finish_reason: str
+
+
+class OpenAITextCompletion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[OpenAICompletionChoice]
+    usage: OpenAIUsage | None
+
+
+class OpenAIImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+class OpenAIImagesResponse(BaseModel):
+    created: int
+    data: list[OpenAIImageData]
+
+
+class OpenAIModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class OpenAIModelPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModelObject]
+
+
+class OpenAIErrorObject(BaseModel):
+    message: str
+    type: str = Field(examples=["invalid_request_error"])
+    param: str | None = None
+    code: str | None = Field(default=None, examples=["model_not_found"])
+
+
+class OpenAIErrorResponse(BaseModel):
+    """Every error under /openai/v1, in OpenAI's shape; ``code`` is the gateway's code
+    of API.md §2."""
+
+    error: OpenAIErrorObject
