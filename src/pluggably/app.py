@@ -197,7 +197,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    # Generation first: routes are matched in order, and it is the hot path.
     for router in (
+        generate.router,
         ops.router,
         users.router,
         tokens.router,
@@ -209,7 +211,6 @@ def create_app(settings: Settings) -> FastAPI:
         jobs.router,
         storage.router,
         artifacts.router,
-        generate.router,
         sessions.router,
         session_generate.router,
         providers.router,

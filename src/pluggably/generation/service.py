@@ -60,6 +60,7 @@ from pluggably.providers.base import (
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.discovery import Discovery
 from pluggably.providers.errors import is_retryable
+from pluggably.registry.models import Model
 from pluggably.registry.param_schemas import default_schema
 from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns
@@ -142,7 +143,7 @@ class GenerationService:
             targets = [targets[i] for i in order]
             first = targets[0]
             if first.provider == LOCAL:
-                modality, schema = await self._local_model(session, body, first, specs)
+                modality, local_row = await self._local_model(session, body, first, specs)
                 if body.while_loading == "fallback" and not self._loaded(first):
                     default = await self.router.local_default(session, modality)
                     if default is not None and default != first:
@@ -150,15 +151,21 @@ class GenerationService:
                         self._load_in_background(specs[first.model])
                         loading, targets = first.label, [default, *targets[1:]]
             else:
-                modality = modality_of(body, first)
-                schema = default_schema(first.label, modality)
+                modality, local_row = modality_of(body, first), None
             for target in targets[1:]:
                 if target.provider == LOCAL and target.model not in specs:
                     try:
                         await self._local_model(session, body, target, specs)
                     except GatewayError:  # an unusable local fallback is skipped
                         targets = [t for t in targets if t != target]
-            parameters = validate_parameters(body.parameters, schema)
+            parameters: dict[str, Any] = {}
+            if body.parameters:  # most requests have none: no schema to read or compile
+                schema = (
+                    await self.registry.parameter_schema(session, local_row)
+                    if local_row is not None and self.registry is not None
+                    else default_schema(first.label, modality)
+                )
+                parameters = validate_parameters(body.parameters, schema)
             if turn is not None:
                 if modality == "text":
                     messages = self._fit(messages, targets[0], parameters)
@@ -190,8 +197,8 @@ class GenerationService:
 
     async def _local_model(
         self, session: Any, body: GenerateRequest, target: Target, specs: dict[str, ModelSpec]
-    ) -> tuple[str, dict[str, Any]]:
-        """A local target's files (into ``specs``), modality and parameter schema."""
+    ) -> tuple[str, Model]:
+        """A local target's files (into ``specs``), modality and registry row."""
         if self.local is None or self.registry is None:
             raise ProviderNotConfigured("Local models are not enabled here.")
         model = await self.registry.get(session, target.model)
@@ -206,7 +213,7 @@ class GenerationService:
             window = min(window or self.local_context_tokens, self.local_context_tokens)
         self._windows[model.id] = int(window or DEFAULT_WINDOW)
         check_available(spec)  # a missing runtime library: 400 before anything runs
-        return model.modality, await self.registry.parameter_schema(session, model)
+        return model.modality, model
 
     def _loaded(self, target: Target) -> bool:
         return self.local is not None and self.local.scheduler.is_loaded(target.model)
