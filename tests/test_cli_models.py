@@ -123,6 +123,10 @@ def test_pull_list_jobs_and_rm(live: Live) -> None:
     pulled = cli(models_app, live, "pull", TINY[0], "--file", TINY[1])
     assert pulled.exit_code == 0, pulled.output
     assert f"model {model_id} is ready" in pulled.stdout
+    # The progress bar is on stderr (its last state when that is not a terminal).
+    bar = next(line for line in pulled.stderr.splitlines() if line.startswith(model_id))
+    assert "1.0/1.0 MB" in bar
+    assert bar.rstrip().endswith("completed")
 
     listed = cli(models_app, live, "list", "--json")
     assert listed.exit_code == 0, listed.output
@@ -145,7 +149,7 @@ def test_pull_list_jobs_and_rm(live: Live) -> None:
     again = cli(models_app, live, "rm", model_id, "--yes")
     assert again.exit_code == 1
     assert again.stderr.startswith("pluggably: ")
-    assert again.stderr.rstrip().endswith("(model_not_found)")
+    assert again.stderr.rstrip().endswith("(HTTP 404, model_not_found)")
 
 
 def test_server_errors_are_one_line_with_their_code(live: Live) -> None:
@@ -154,12 +158,12 @@ def test_server_errors_are_one_line_with_their_code(live: Live) -> None:
     assert missing.stderr.count("\n") == 1
     assert missing.stderr.startswith("pluggably: ")
     assert "has no model 'acme/does-not-exist'" in missing.stderr  # the server's own message
-    assert missing.stderr.rstrip().endswith("(model_not_found)")
+    assert missing.stderr.rstrip().endswith("(HTTP 404, model_not_found)")
     assert missing.exception is None or isinstance(missing.exception, SystemExit)
 
     denied = cli(models_app, live, "list", token="not-a-valid-token")
     assert denied.exit_code == 1
-    assert denied.stderr.rstrip().endswith("(unauthorized)")
+    assert denied.stderr.rstrip().endswith("(HTTP 401, unauthorized)")
 
     bad = cli(models_app, live, "pull", TINY[0], "--sha256", "xyz")
     assert bad.exit_code == 2  # a usage error, refused before any request

@@ -4,6 +4,8 @@ OpenAI simulator answers generation, the loopback hub downloads."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,6 +58,18 @@ async def client_of(app: FastAPI, **auth: str) -> AsyncIterator[AsyncClient]:
         credentials = auth or {"api_key": ADMIN_KEY}
         async with AsyncClient("http://testserver", transport=transport, **credentials) as client:
             yield client
+
+
+def test_the_client_imports_none_of_the_server_machinery() -> None:
+    """Its schemas live apart from the routes: a script that imports the client does
+    not load the web framework, the database layer or the hub client."""
+    code = (
+        "import sys, pluggably.client; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(run.stdout.split())
+    assert loaded & {"fastapi", "starlette", "sqlalchemy", "alembic", "huggingface_hub"} == set()
 
 
 def test_the_client_covers_every_native_route(tmp_path: Path) -> None:

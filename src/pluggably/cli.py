@@ -12,8 +12,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from pluggably import __version__
+from pluggably.cli_chat import chat
+from pluggably.cli_generate import generate
 from pluggably.cli_jobs import jobs_app
 from pluggably.cli_models import models_app
+from pluggably.cli_requests import requests_app
 from pluggably.config import Settings, load_settings
 from pluggably.errors import ConfigError, GatewayError
 
@@ -36,6 +39,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(models_app, name="models")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(requests_app, name="requests")
+app.command("generate")(generate)
+app.command("chat")(chat)
 
 
 def _fail(message: str) -> typer.Exit:

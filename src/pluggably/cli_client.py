@@ -1,150 +1,160 @@
-"""The HTTP side of the CLI: one small client of a running Pluggably server, its
-error mapping (one line, no traceback) and SSE reading."""
+"""Where the remote commands connect: the server URL and the credential.
+
+Each comes from the first of: the command's flags (``--server``, ``--token`` or its
+alias ``--api-key``; after the group or after the command), the environment
+(``PLUGGABLY_SERVER_URL`` or its older name ``PLUGGABLY_URL``; ``PLUGGABLY_TOKEN``,
+then ``PLUGGABLY_API_KEY``), the config file, the default (``http://127.0.0.1:8080``,
+no credential).
+
+The config file is TOML, ``$XDG_CONFIG_HOME/pluggably/cli.toml``
+(``~/.config/pluggably/cli.toml``) or the file ``PLUGGABLY_CLI_CONFIG`` names::
+
+    server = "http://gpu-box:8080"
+    token = "plg_..."        # or api_key = "..."
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-import httpx
 import typer
 
-from pluggably import __version__
+DEFAULT_URL = "http://127.0.0.1:8080"
+SERVER_ENV = ("PLUGGABLY_SERVER_URL", "PLUGGABLY_URL")
+TOKEN_ENV = ("PLUGGABLY_TOKEN", "PLUGGABLY_API_KEY")
+CONFIG_ENV = "PLUGGABLY_CLI_CONFIG"
+FILE_KEYS = frozenset({"server", "token", "api_key"})
 
-EVENTS_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+class UsageError(Exception):
+    """A bad flag, environment variable or config file: one line on stderr, exit 2."""
 
 
 @dataclass(frozen=True)
-class Target:
+class Flags:
+    """What the group's flags said (``pluggably models --server URL list``)."""
+
+    server: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
     server: str
     token: str | None
+    server_from: str  # "--server", "PLUGGABLY_SERVER_URL", the config file, or "default"
 
 
-class CliError(Exception):
-    """A failure to report as one line on stderr; never a traceback."""
+def config_path(env: Mapping[str, str]) -> Path:
+    named = env.get(CONFIG_ENV)
+    if named:
+        return Path(named).expanduser()
+    from platformdirs import user_config_path
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-# -- where to connect ---------------------------------------------------------------------
+    return user_config_path("pluggably", appauthor=False) / "cli.toml"
 
 
-# -- HTTP -----------------------------------------------------------------------------------
+def check_url(value: str, where: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise UsageError(f"{where}: {value!r} is not an http:// or https:// URL")
+    return value.rstrip("/")
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def _string(data: dict[str, Any], key: str, path: Path) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"config file {path}: {key} must be a string")
+    return value or None
 
 
-class Api:
-    """One server: its base URL and credential, with its error envelope turned into CliError."""
-
-    def __init__(self, target: Target) -> None:
-        headers = {"User-Agent": f"pluggably-cli/{__version__}"}
-        if target.token:
-            headers["Authorization"] = f"Bearer {target.token}"
-        self.target = target
-        self._client = httpx.Client(
-            base_url=target.server, headers=headers, timeout=REQUEST_TIMEOUT
-        )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
-    ) -> Any:
-        """The decoded JSON answer (None for an empty one), or CliError."""
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self._client.request(method, path, params=clean, json=body)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-        self._check(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CliError(
-                f"the server at {self.target.server} did not answer JSON; is it a Pluggably server?"
-            ) from None
-
-    def events(self, path: str) -> Iterator[dict[str, Any]]:
-        """The ``data:`` frames of an SSE stream until ``[DONE]``; comments are keep-alives."""
-        try:
-            with self._client.stream(
-                "GET", path, timeout=EVENTS_TIMEOUT, headers={"Accept": "text/event-stream"}
-            ) as response:
-                if not response.is_success:
-                    response.read()
-                    self._check(response)
-                yield from _sse_frames(response.iter_lines())
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-
-    def _unreachable(self, exc: httpx.TransportError) -> CliError:
-        server = self.target.server
-        if isinstance(exc, httpx.ConnectError):
-            hint = "is `pluggably serve` running? set --server or PLUGGABLY_URL"
-            return CliError(
-                f"cannot connect to the server at {server} ({_one_line(str(exc))}); {hint}"
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return CliError(f"the server at {server} did not answer in time")
-        return CliError(
-            f"the connection to {server} failed: {_one_line(str(exc)) or type(exc).__name__}"
-        )
-
-    def _check(self, response: httpx.Response) -> None:
-        if response.is_success:
-            return
-        try:
-            detail = response.json()["detail"]
-            message, code = str(detail["message"]), str(detail["code"])
-        except (ValueError, KeyError, TypeError):
-            raise CliError(
-                f"HTTP {response.status_code} from {self.target.server}{response.request.url.path}"
-            ) from None
-        if code == "validation_error" and isinstance(detail.get("details"), list):
-            # The envelope's message names the fields; their reasons are in details.
-            reasons = [str(d.get("msg", "")) for d in detail["details"] if isinstance(d, dict)]
-            message = f"{message} {'; '.join(r for r in reasons if r)}".strip()
-        if code == "unauthorized" and not self.target.token:
-            message += " Pass --token or set PLUGGABLY_TOKEN."
-        raise CliError(f"{_one_line(message)} ({code})")
-
-
-def _sse_frames(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    data: list[str] = []
-    for line in lines:
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif not line and data:  # a blank line ends an event
-            payload, data = "\n".join(data), []
-            if payload == "[DONE]":
-                return
-            try:
-                yield json.loads(payload)
-            except ValueError:
-                raise CliError(f"the server sent an unreadable event: {payload[:80]!r}") from None
-        # other lines: ': keep-alive' comments and fields we do not use (event:, id:, retry:)
-
-
-@contextmanager
-def _api(target: Target) -> Iterator[Api]:
-    """The client for one command; any CliError inside ends it with one line and exit 1."""
-    api = Api(target)
+def read_config(path: Path, *, named: bool) -> dict[str, str]:
+    """The file's settings; a missing default file is no settings, a missing named one
+    an error."""
     try:
-        yield api
-    except CliError as exc:
-        typer.echo(f"pluggably: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    finally:
-        api.close()
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if named:
+            raise UsageError(f"config file {path} (from {CONFIG_ENV}) does not exist") from None
+        return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - FILE_KEYS)
+    if unknown:
+        known = ", ".join(sorted(FILE_KEYS))
+        raise UsageError(f"config file {path}: unknown key {unknown[0]!r} (known: {known})")
+    settings = {k: v for k in sorted(FILE_KEYS) if (v := _string(data, k, path))}
+    if ("token" in settings or "api_key" in settings) and _readable_by_others(path):
+        typer.echo(
+            f"pluggably: warning: {path} holds a credential and others can read it; "
+            f"chmod 600 {path}",
+            err=True,
+        )
+    return settings
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
+    for name in names:
+        if env.get(name):
+            return env[name], name
+    return None
+
+
+def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Connection:
+    """The connection for these flags: flags > environment > config file > default."""
+    env = os.environ if env is None else env
+    path = config_path(env)
+    file = read_config(path, named=bool(env.get(CONFIG_ENV)))
+
+    if flags.server:
+        server, server_from = flags.server, "--server"
+    elif found := _first_env(env, SERVER_ENV):
+        server, server_from = found
+    elif "server" in file:
+        server, server_from = file["server"], f"config file {path}"
+    else:
+        server, server_from = DEFAULT_URL, "default"
+    server = check_url(server, server_from)
+
+    token = flags.token
+    if not token and (found := _first_env(env, TOKEN_ENV)):
+        token = found[0]
+    if not token:
+        token = file.get("token") or file.get("api_key")
+    return Connection(server, token, server_from)
+
+
+# -- options ----------------------------------------------------------------------------------
+
+_SERVER_HELP = "Server URL (else $PLUGGABLY_SERVER_URL, cli.toml, http://127.0.0.1:8080)."
+_CREDENTIAL_HELP = (
+    "API token, login token or admin key (else $PLUGGABLY_TOKEN, $PLUGGABLY_API_KEY, cli.toml)."
+)
+
+Server = Annotated[str | None, typer.Option("--server", show_default=False, help=_SERVER_HELP)]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", "--api-key", show_default=False, help=_CREDENTIAL_HELP),
+]
+
+
+def connection(ctx: typer.Context, server: str | None, token: str | None) -> Connection:
+    """The command's connection: its own flags, then its group's, then the rest."""
+    group = ctx.find_object(Flags) or Flags()
+    return resolve(Flags(server or group.server, token or group.token))

@@ -2,69 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pluggably.cli_client import Target, _api
-from pluggably.cli_models import (
-    DEFAULT_URL,
-    AsJson,
-    GroupServer,
-    GroupToken,
-    Server,
-    Token,
-    _print_json,
-    _size,
-    _target,
-)
+from pluggably.cli_client import Flags, Server, Token
+from pluggably.cli_common import AsJson, emit_json, remote, size, when
+from pluggably.downloads.schemas import DownloadJobInfo
 
 jobs_app = typer.Typer(help="Download jobs on a running server (admin).")
 
 
-def _jobs_table(jobs: list[dict[str, Any]]) -> Table:
+def _jobs_table(jobs: list[DownloadJobInfo]) -> Table:
     table = Table("job", "model", "status", "progress", "size", "updated", "error")
     for j in jobs:
-        pct = j.get("progress_pct")
-        error = j.get("error") or {}
+        pct = j.progress_pct
         table.add_row(
-            j["job_id"],
-            Text(j["model_id"]),
-            j["status"],
+            j.job_id,
+            Text(j.model_id),
+            j.status,
             f"{pct:.0f}%" if pct is not None else "-",
-            _size(j.get("bytes_total")),
-            str(j.get("updated_at", ""))[:19].replace("T", " "),
-            Text(error.get("message", "")),
+            size(j.bytes_total),
+            when(j.updated_at.isoformat()),
+            Text(j.error.message if j.error else ""),
         )
     return table
 
 
-def _list_jobs(target: Target, as_json: bool) -> None:
-    with _api(target) as api:
-        jobs = api.call("GET", "/v1/jobs")["jobs"]
+def _list_jobs(ctx: typer.Context, server: str | None, token: str | None, as_json: bool) -> None:
+    with remote(ctx, server, token) as client:
+        jobs = client.jobs.list()
     if as_json:
-        _print_json({"jobs": jobs})
-    elif not jobs:
+        emit_json(jobs)
+    elif not jobs.jobs:
         typer.echo("no download jobs")
     else:
-        Console().print(_jobs_table(jobs))
+        Console().print(_jobs_table(jobs.jobs))
 
 
 @jobs_app.callback(invoke_without_command=True)
 def jobs_main(
-    ctx: typer.Context,
-    as_json: AsJson = False,
-    server: GroupServer = DEFAULT_URL,
-    token: GroupToken = None,
+    ctx: typer.Context, as_json: AsJson = False, server: Server = None, token: Token = None
 ) -> None:
     """Download jobs on a running server (admin). Without a command: list them."""
-    ctx.obj = Target(server, token)
+    ctx.obj = Flags(server, token)
     if ctx.invoked_subcommand is None:
-        _list_jobs(ctx.obj, as_json)
+        _list_jobs(ctx, None, None, as_json)
 
 
 @jobs_app.command("list")
@@ -72,20 +58,23 @@ def jobs_list(
     ctx: typer.Context, as_json: AsJson = False, server: Server = None, token: Token = None
 ) -> None:
     """List download jobs, newest first."""
-    _list_jobs(_target(ctx, server, token), as_json)
+    _list_jobs(ctx, server, token, as_json)
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(help="The job's id (see `pluggably jobs`).")],
+    as_json: AsJson = False,
     server: Server = None,
     token: Token = None,
 ) -> None:
     """Cancel a download: the transfer stops and the job ends cancelled."""
-    with _api(_target(ctx, server, token)) as api:
-        job = api.call("DELETE", f"/v1/jobs/{quote(job_id, safe='')}")
-    if job["status"] == "cancelled":
+    with remote(ctx, server, token) as client:
+        job = client.jobs.cancel(job_id)
+    if as_json:
+        emit_json(job)
+    elif job.status == "cancelled":
         typer.echo(f"job {job_id} cancelled")
     else:  # it ended before the cancel arrived
-        typer.echo(f"job {job_id} is {job['status']}; nothing to cancel")
+        typer.echo(f"job {job_id} is {job.status}; nothing to cancel")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.schemas_generate import CancelResult, RequestDetails, RequestStatus
 from pluggably.api.sse import sse_response
 from pluggably.container import Container
 from pluggably.generation.live import LiveRequest
@@ -64,21 +63,6 @@ async def respond(
     return result
 
 
-class RequestStatus(BaseModel):
-    request_id: str
-    status: Literal["queued", "running", "completed", "failed", "cancelled"]
-    queue_position: int | None
-    model: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: dict[str, str] | None
-
-
-class RequestDetails(RequestStatus):
-    result: dict[str, Any] | None
-
-
 def _status(record: RequestRecord, live: LiveRequest | None) -> dict[str, Any]:
     """The stored record; while the request is in flight here, its live state."""
     in_flight = live is not None and record.status == "running"
@@ -117,13 +101,6 @@ async def request_details(
     record = await container.records.get(session, principal.user_id, request_id)
     live = container.generation.live.get(request_id, principal.user_id)
     return RequestDetails.model_validate({**_status(record, live), "result": record.response})
-
-
-class CancelResult(BaseModel):
-    request_id: str
-    cancelled: bool
-    status: Literal["queued", "running", "completed", "failed", "cancelled"]
-    partial_output: dict[str, Any] | None
 
 
 @router.post(

@@ -5,14 +5,13 @@ otherwise take ``/v1/models/loaded``."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import BaseModel
 
 from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.schemas_lifecycle import LoadedList, LoadedModel, LoadRequest, Residency
 from pluggably.container import Container
 from pluggably.errors import Conflict
 from pluggably.observability.logging import get_logger
@@ -20,31 +19,6 @@ from pluggably.runtimes.base import ModelSpec
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)
 log = get_logger("pluggably.lifecycle")
-
-
-class LoadedModel(BaseModel):
-    model_id: str
-    runtime: str
-    loaded_at: datetime
-    last_used_at: datetime
-    pinned: bool
-    memory_bytes: int
-    in_flight: int
-    queue_depth: int
-    expires_at: datetime | None
-
-
-class LoadedList(BaseModel):
-    models: list[LoadedModel]
-
-
-class LoadRequest(BaseModel):
-    wait: bool = False
-
-
-class Residency(BaseModel):
-    model_id: str
-    status: Literal["loading", "loaded", "unloaded"]
 
 
 @router.get("/loaded", response_model=LoadedList)

@@ -11,8 +11,15 @@ from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Downloads, Re
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest
 from pluggably.providers.catalog import remote_models, survey
-from pluggably.registry.schemas import Modality, ModelInfo, ModelList, ModelStatus, ModelStatusName
-from pluggably.registry.search import SearchPage, search
+from pluggably.registry.schemas import (
+    Modality,
+    ModelInfo,
+    ModelList,
+    ModelStatus,
+    ModelStatusName,
+    SearchPage,
+)
+from pluggably.registry.search import search
 from pluggably.registry.service import decode_catalog_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)

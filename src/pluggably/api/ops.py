@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
 
 from pluggably import __version__
 from pluggably.api.deps import ContainerDep, MetricsAccess, Reader
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.schemas_ops import Features, Health, Ready, Version
 from pluggably.errors import NotReady
 from pluggably.runtimes.factory import available
 from pluggably.startup import Readiness
 
 router = APIRouter(tags=["operations"])
-
-
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-
-
-class Ready(BaseModel):
-    status: Literal["ready"] = "ready"
-
-
-class Version(BaseModel):
-    version: str
 
 
 @router.get("/health", response_model=Health)
@@ -73,14 +59,6 @@ async def metrics(container: ContainerDep, _access: MetricsAccess) -> Response:
     container.metrics.storage_used.set(await container.quota.recent_used_bytes())
     container.metrics.storage_limit.set(container.quota.limit_bytes or 0)
     return Response(container.metrics.render(), media_type=container.metrics.content_type)
-
-
-class Features(BaseModel):
-    local_models_enabled: bool
-    runtimes: dict[str, bool]
-    artifacts_backend: str
-    streaming: bool = True
-    providers: list[str]
 
 
 @router.get("/v1/features", response_model=Features, responses=AUTH_ERRORS)

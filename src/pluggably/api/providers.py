@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS
+from pluggably.api.schemas_providers import ProviderInfo, ProviderList
 from pluggably.credentials.providers import KNOWN_PROVIDERS
 from pluggably.providers.catalog import survey
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
-
-
-class ProviderInfo(BaseModel):
-    name: str
-    configured: bool
-    supported_modalities: list[str]
-    credential_types: list[str]
-    default_model: str | None
-    models_discovered: list[str] | None = None
-    credits_status: dict[str, object] | None = None
-
-
-class ProviderList(BaseModel):
-    providers: list[ProviderInfo]
 
 
 @router.get("/v1/providers", response_model=ProviderList)

@@ -3,29 +3,17 @@ again. Same responses as POST /v1/generate (JSON, SSE with ``stream``, 202 queue
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from pluggably.api.deps import ContainerDep, Writer
 from pluggably.api.generate import GENERATE_RESPONSES, respond
 from pluggably.api.schemas import AUTH_ERRORS
+from pluggably.api.schemas_generate import RegenerateRequest
 from pluggably.errors import InvalidParameter
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRORS)
-
-
-class RegenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(default=None, max_length=300)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    mode: Literal["replace", "append"] = "replace"
-    stream: bool = False
-    wait: bool = False
 
 
 @router.post(

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from pluggably.api.deps import AdminUser, ContainerDep, DbSession
 from pluggably.api.schemas import AUTH_ERRORS
-from pluggably.storage.retention import CleanupReport
+from pluggably.api.schemas_storage import CleanupRequest, StorageReport, StoredModel
+from pluggably.storage.schemas import CleanupReport
 
 router = APIRouter(prefix="/v1/storage", tags=["storage"], responses=AUTH_ERRORS)
-
-
-class StoredModel(BaseModel):
-    id: str
-    size_bytes: int | None
-    last_used_at: datetime | None
-    pinned: bool
-
-
-class StorageReport(BaseModel):
-    limit_bytes: int | None
-    used_bytes: int
-    free_bytes: int
-    models: list[StoredModel]
-
-
-class CleanupRequest(BaseModel):
-    dry_run: bool = False
 
 
 @router.get("", response_model=StorageReport)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel
 
 from pluggably.api.deps import Accounts, ContainerDep, CurrentPrincipal, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.schemas_users import StatusMessage
 from pluggably.users.schemas import (
     ChangePasswordRequest,
     LoginRequest,
@@ -23,10 +21,6 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-class StatusMessage(BaseModel):
-    status: Literal["logged_out", "password_changed"]
 
 
 @router.post(

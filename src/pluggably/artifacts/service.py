@@ -13,13 +13,13 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, cast, get_args
+from typing import cast, get_args
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.models import Artifact
 from pluggably.artifacts.repository import ArtifactRepository
+from pluggably.artifacts.schemas import ArtifactInfo, ArtifactType
 from pluggably.artifacts.signing import UrlSigner
 from pluggably.artifacts.stores import ArtifactStore, ObjectMissing
 from pluggably.credentials.keys import Keyring
@@ -31,7 +31,6 @@ from pluggably.periodic import every
 
 log = get_logger("pluggably.artifacts")
 
-ArtifactType = Literal["image", "mesh", "preview"]
 # type/subtype with optional parameters; nothing that could split a header.
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?")
 _EXTENSIONS = {
@@ -48,17 +47,6 @@ _EXTENSIONS = {
     "text/plain": "txt",
 }
 CLEANUP_BATCH = 500
-
-
-class ArtifactInfo(BaseModel):
-    """One entry of ``output.artifacts[]`` (API.md §3)."""
-
-    id: str
-    type: ArtifactType
-    url: str
-    content_type: str
-    size_bytes: int
-    expires_at: datetime
 
 
 @dataclass(frozen=True)

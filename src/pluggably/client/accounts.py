@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pluggably.api.users import StatusMessage
+from pluggably.api.schemas_users import StatusMessage
 from pluggably.client.binding import Bound, S, operation
 from pluggably.client.calls import UNSET, Call, Route, dump, fields, model, nothing
 from pluggably.credentials.schemas import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pluggably.api.lifecycle import LoadedList, Residency
-from pluggably.api.storage import StorageReport
+from pluggably.api.schemas_lifecycle import LoadedList, Residency
+from pluggably.api.schemas_storage import StorageReport
 from pluggably.client.binding import Bound, S, operation, stream_operation
 from pluggably.client.calls import Call, Route, StreamCall, dump, model, nothing, query_params
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, JobList, JobStatus
@@ -16,9 +16,9 @@ from pluggably.registry.schemas import (
     ModelStatus,
     ModelStatusName,
     ParameterSchema,
+    SearchPage,
 )
-from pluggably.registry.search import SearchPage
-from pluggably.storage.retention import CleanupReport
+from pluggably.storage.schemas import CleanupReport
 
 
 def _download_request(

@@ -14,8 +14,8 @@ from typing import Any, Unpack
 import httpx
 
 from pluggably import __version__
-from pluggably.api.ops import Features, Health, Ready, Version
-from pluggably.api.providers import ProviderList
+from pluggably.api.schemas_ops import Features, Health, Ready, Version
+from pluggably.api.schemas_providers import ProviderList
 from pluggably.client.accounts import Invites, ProviderKeys, Tokens, Users
 from pluggably.client.binding import Bound, S, operation, routes_of, stream_operation
 from pluggably.client.calls import (

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from pluggably.api.generate import CancelResult, RequestDetails, RequestStatus
+from pluggably.api.schemas_generate import CancelResult, RequestDetails, RequestStatus
 from pluggably.client.binding import Bound, S, operation, stream_operation
 from pluggably.client.calls import Call, Route, StreamCall, content, dump, model
 from pluggably.client.errors import PluggablyError, RequestFailedError, error_class

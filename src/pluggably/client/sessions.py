@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal, Unpack
 
-from pluggably.api.session_generate import RegenerateRequest
+from pluggably.api.schemas_generate import RegenerateRequest
 from pluggably.client.binding import (
     Bound,
     Handle,

@@ -90,3 +90,33 @@ class ParameterSchema(BaseModel):
     schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
 
     model_config = {"populate_by_name": True}
+
+
+# -- Hugging Face search (GET /v1/models/search) --
+
+
+class GgufFile(BaseModel):
+    filename: str
+    size_bytes: int | None
+
+
+class SearchResult(BaseModel):
+    id: str
+    name: str
+    author: str | None
+    tags: list[str]
+    modality_hints: list[str]
+    pipeline_tag: str | None
+    downloads: int | None
+    likes: int | None
+    last_modified: datetime | None
+    gated: bool
+    files: list[GgufFile] | None = Field(
+        default=None, description="GGUF quantizations with sizes (GGUF repos only)."
+    )
+    download_source: dict[str, Any]
+
+
+class SearchPage(BaseModel):
+    results: list[SearchResult]
+    next_cursor: str | None

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from datetime import datetime
-from typing import Any
 
 from huggingface_hub.hf_api import ModelInfo as HubModelInfo
-from pydantic import BaseModel, Field
 
 from pluggably.errors import ValidationFailed
 from pluggably.registry.hub import HubClient
+from pluggably.registry.schemas import GgufFile, SearchPage, SearchResult
 
 PIPELINES = {
     "text": ["text-generation"],
@@ -22,33 +20,6 @@ PIPELINES = {
 _HINTS = {tag: modality for modality, tags in PIPELINES.items() for tag in tags}
 MAX_GGUF_DETAILS = 20
 MAX_OFFSET = 1000
-
-
-class GgufFile(BaseModel):
-    filename: str
-    size_bytes: int | None
-
-
-class SearchResult(BaseModel):
-    id: str
-    name: str
-    author: str | None
-    tags: list[str]
-    modality_hints: list[str]
-    pipeline_tag: str | None
-    downloads: int | None
-    likes: int | None
-    last_modified: datetime | None
-    gated: bool
-    files: list[GgufFile] | None = Field(
-        default=None, description="GGUF quantizations with sizes (GGUF repos only)."
-    )
-    download_source: dict[str, Any]
-
-
-class SearchPage(BaseModel):
-    results: list[SearchResult]
-    next_cursor: str | None
 
 
 def _offset(cursor: str | None) -> int:

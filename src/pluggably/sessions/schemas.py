@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pluggably.artifacts.service import ArtifactInfo
+from pluggably.artifacts.schemas import ArtifactInfo
 
 SessionStatus = Literal["active", "closed"]
 Role = Literal["user", "assistant", "system"]

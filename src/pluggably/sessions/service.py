@@ -16,7 +16,8 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from pluggably.artifacts.service import ArtifactInfo, ArtifactService
+from pluggably.artifacts.schemas import ArtifactInfo
+from pluggably.artifacts.service import ArtifactService
 from pluggably.db import Database, utcnow
 from pluggably.errors import SessionClosed, SessionNotFound, ValidationFailed
 from pluggably.observability.logging import get_logger

@@ -17,26 +17,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import utcnow
 from pluggably.registry.service import RegistryService
 from pluggably.storage.quota import Quota, tree_size
-
-
-class Removed(BaseModel):
-    kind: str  # "staging" | "model"
-    id: str
-    bytes: int
-    reason: str
-
-
-class CleanupReport(BaseModel):
-    dry_run: bool
-    removed: list[Removed]
-    freed_bytes: int
-    used_bytes_after: int
+from pluggably.storage.schemas import CleanupReport, Removed
 
 
 @dataclass

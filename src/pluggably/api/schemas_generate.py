@@ -1,0 +1,44 @@
+"""Bodies of the request routes (``api/generate.py``) and of regenerate
+(``api/session_generate.py``); the generate request and response themselves are in
+``generation/schemas.py``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RequestState = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class RequestStatus(BaseModel):
+    request_id: str
+    status: RequestState
+    queue_position: int | None
+    model: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: dict[str, str] | None
+
+
+class RequestDetails(RequestStatus):
+    result: dict[str, Any] | None
+
+
+class CancelResult(BaseModel):
+    request_id: str
+    cancelled: bool
+    status: RequestState
+    partial_output: dict[str, Any] | None
+
+
+class RegenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, max_length=300)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["replace", "append"] = "replace"
+    stream: bool = False
+    wait: bool = False

@@ -1,0 +1,25 @@
+"""Bodies of the model storage routes (``api/storage.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class StoredModel(BaseModel):
+    id: str
+    size_bytes: int | None
+    last_used_at: datetime | None
+    pinned: bool
+
+
+class StorageReport(BaseModel):
+    limit_bytes: int | None
+    used_bytes: int
+    free_bytes: int
+    models: list[StoredModel]
+
+
+class CleanupRequest(BaseModel):
+    dry_run: bool = False
