@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
@@ -39,7 +39,7 @@ GENERATE_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/generate", response_model=GenerateResponse, responses=GENERATE_RESPONSES)
 async def generate(
     body: GenerateRequest, principal: Writer, container: ContainerDep
-) -> GenerateResponse | StreamingResponse | JSONResponse:
+) -> Response:
     """The answer (200), an SSE stream for text with ``stream``, or 202 ``queued`` when a
     local model is busy and ``wait`` is false (the request keeps its place and runs
     server-side: follow ``Location``)."""
@@ -49,7 +49,7 @@ async def generate(
 
 async def respond(
     container: Container, plan: Plan, stream: bool, wait: bool
-) -> GenerateResponse | StreamingResponse | JSONResponse:
+) -> Response:
     service = container.generation
     if stream and plan.modality == "text":
         return sse_response(service.stream(plan))
@@ -60,7 +60,9 @@ async def respond(
             status_code=202,
             headers={"Location": f"/v1/requests/{result.request_id}"},
         )
-    return result
+    # Serialized once here: handing the model back to FastAPI would validate it again
+    # against response_model (the documented schema stays the same).
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 def _status(record: RequestRecord, live: LiveRequest | None) -> dict[str, Any]:

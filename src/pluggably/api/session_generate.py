@@ -3,8 +3,7 @@ again. Same responses as POST /v1/generate (JSON, SSE with ``stream``, 202 queue
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Response
 
 from pluggably.api.deps import ContainerDep, Writer
 from pluggably.api.generate import GENERATE_RESPONSES, respond
@@ -21,7 +20,7 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRO
 )
 async def session_generate(
     session_id: str, body: GenerateRequest, principal: Writer, container: ContainerDep
-) -> GenerateResponse | StreamingResponse | JSONResponse:
+) -> Response:
     """The next turn: the session's system prompt and history (trimmed oldest-first to
     the model's window) come before this request's input; the user turn is stored at
     once, the answer when it completes."""
@@ -37,7 +36,7 @@ async def session_generate(
 )
 async def session_regenerate(
     session_id: str, body: RegenerateRequest, principal: Writer, container: ContainerDep
-) -> GenerateResponse | StreamingResponse | JSONResponse:
+) -> Response:
     """Answer the last user message again, by default with the model that answered it.
     ``replace`` swaps the last answer only once the new one succeeded (a failure leaves
     the history as it was); ``append`` keeps both. Empty session: 400; closed: 400
