@@ -62,6 +62,18 @@ async def test_wrong_method_is_405_envelope(client: httpx.AsyncClient) -> None:
     assert response.headers["allow"] == "GET"
 
 
+async def test_405_allows_every_method_of_the_resource(client: httpx.AsyncClient) -> None:
+    """FastAPI makes one route per method; the 405 names the resource's methods, not
+    only those of the first route whose path matched (RFC 9110)."""
+    response = await client.put("/v1/jobs/job_x")
+    assert_envelope(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "DELETE, GET"
+    # A fixed sub-route is its own resource, though /v1/models/{id} would match too.
+    response = await client.put("/v1/models/org/m/load")
+    assert_envelope(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
 async def test_malformed_json_is_400_invalid_json(probe_client: httpx.AsyncClient) -> None:
     response = await probe_client.post(
         "/_probe/echo", content=b'{"name": "x", ', headers={"content-type": "application/json"}

@@ -25,6 +25,8 @@ _HTTP_CODES = {
     422: "validation_error",
     429: "rate_limited",
 }
+# The keys of an OpenAPI path item that are methods.
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 # Compatibility surfaces (API.md §8) answer errors in their own API's shape: a path
@@ -101,8 +103,22 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """The methods of the resource a 405 answers for (RFC 9110 §15.5.6), as documented.
+    Starlette lists only those of the first route whose path matched, and FastAPI makes
+    one route per method: GET /v1/jobs/{job_id} alone would hide its DELETE."""
+    template = getattr(request.scope.get("route"), "path_format", None)
+    documented = request.app.openapi()["paths"].get(template) if template else None
+    if not documented:
+        return None
+    return ", ".join(sorted(m.upper() for m in documented if m in _HTTP_METHODS)) or None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allow := _allowed_methods(request)) is not None:
+        headers["Allow"] = allow
     code = _HTTP_CODES.get(exc.status_code, "internal_error")
     message = (
         {
@@ -114,7 +130,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         if code != "validation_error"
         else str(exc.detail)
     )
-    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    return error_response(exc.status_code, code, message, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

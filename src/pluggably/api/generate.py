@@ -37,9 +37,7 @@ GENERATE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/v1/generate", response_model=GenerateResponse, responses=GENERATE_RESPONSES)
-async def generate(
-    body: GenerateRequest, principal: Writer, container: ContainerDep
-) -> Response:
+async def generate(body: GenerateRequest, principal: Writer, container: ContainerDep) -> Response:
     """The answer (200), an SSE stream for text with ``stream``, or 202 ``queued`` when a
     local model is busy and ``wait`` is false (the request keeps its place and runs
     server-side: follow ``Location``)."""
@@ -47,9 +45,7 @@ async def generate(
     return await respond(container, plan, body.stream, body.wait)
 
 
-async def respond(
-    container: Container, plan: Plan, stream: bool, wait: bool
-) -> Response:
+async def respond(container: Container, plan: Plan, stream: bool, wait: bool) -> Response:
     service = container.generation
     if stream and plan.modality == "text":
         return sse_response(service.stream(plan))
