@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class StoredModel(BaseModel):
@@ -22,4 +22,5 @@ class StorageReport(BaseModel):
 
 
 class CleanupRequest(BaseModel):
-    dry_run: bool = False
+    # Strict: a destructive switch takes true/false only, never 0 or "no".
+    dry_run: bool = Field(default=False, strict=True)
