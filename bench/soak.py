@@ -519,7 +519,7 @@ def _markdown(r: dict[str, Any]) -> str:
         f"Command: `{r['command']}` ({r['elapsed_s']} s in all). Upstream: {r['upstream']}; "
         "the real `pluggably serve` (SQLite); client: this process, one httpx.AsyncClient per "
         "worker; all three share the CPUs. Every stream read to `[DONE]` and checked. "
-        f"Other processes on the machine used {r['others_cpu_pct_mean']} % of a CPU on "
+        f"Other processes on the machine used {max(r['others_cpu_pct_mean'], 0)} % of a CPU on "
         "average during the measured phase.",
         "",
         "| measured phase | value |",
@@ -567,7 +567,7 @@ def _markdown(r: dict[str, Any]) -> str:
             f"| {s['tcp_to_upstream']} | {s['time_wait_to_upstream']} | {s['tcp_close_wait']} "
             f"| {s['threads']} | {s['gateway_cpu_pct']:.0f} ({s['gateway_sys_pct']:.0f}) / "
             f"{s['client_cpu_pct']:.0f} / {s['upstream_cpu_pct']:.0f} "
-            f"/ {s['others_cpu_pct']:.0f} |"
+            f"/ {max(s['others_cpu_pct'], 0):.0f} |"
         )
         previous = s
     phases = ", ".join(

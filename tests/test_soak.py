@@ -124,7 +124,7 @@ async def settle(base: str, port: int, gateway: psutil.Process, tally: Tally) ->
             break
         await asyncio.sleep(0.1)
     assert client_connections(gateway, port) == 0
-    return gateway.num_fds()
+    return int(gateway.num_fds())
 
 
 def in_flight(base: str) -> float:

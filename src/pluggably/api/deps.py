@@ -24,7 +24,9 @@ from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    """``async``: FastAPI runs plain-``def`` dependencies in its thread pool, a thread hop
+    on every request for what is an attribute read."""
     container: Container | None = getattr(request.app.state, "container", None)
     if container is None:
         raise NotReady("The server is still starting.", retry_after=1)
@@ -108,31 +110,31 @@ async def require_admin(
     return principal
 
 
-def _accounts(container: ContainerDep) -> AccountService:
+async def _accounts(container: ContainerDep) -> AccountService:
     return container.accounts
 
 
-def _tokens(container: ContainerDep) -> TokenService:
+async def _tokens(container: ContainerDep) -> TokenService:
     return container.tokens
 
 
-def _invites(container: ContainerDep) -> InviteService:
+async def _invites(container: ContainerDep) -> InviteService:
     return container.invites
 
 
-def _credentials(container: ContainerDep) -> CredentialService:
+async def _credentials(container: ContainerDep) -> CredentialService:
     return container.credentials
 
 
-def _registry(container: ContainerDep) -> RegistryService:
+async def _registry(container: ContainerDep) -> RegistryService:
     return container.registry
 
 
-def _downloads(container: ContainerDep) -> DownloadManager:
+async def _downloads(container: ContainerDep) -> DownloadManager:
     return container.downloads
 
 
-def _artifacts(container: ContainerDep) -> ArtifactService:
+async def _artifacts(container: ContainerDep) -> ArtifactService:
     return container.artifacts
 
 
