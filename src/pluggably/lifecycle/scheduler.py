@@ -226,13 +226,15 @@ class Scheduler:
         try:
             queue_ms = (self.clock() - started) * 1000
             loading_started = self.clock()
-            if spec.model_id not in self._loaded and on_loading is not None:
+            was_loaded = spec.model_id in self._loaded
+            if not was_loaded and on_loading is not None:
                 on_loading()
             resident = await self.ensure_loaded(spec, wait_for_room=wait_for_room)
             while self._loaded.get(spec.model_id) is not resident or resident.draining:
                 # Unloaded (forced) between its load and this request taking it.
                 resident = await self.ensure_loaded(spec, wait_for_room=wait_for_room)
-            load_ms = (self.clock() - loading_started) * 1000
+            # Only a request that waited for a load reports load time.
+            load_ms = 0.0 if was_loaded else (self.clock() - loading_started) * 1000
             resident.in_flight += 1
             serving = self.clock()
             try:
