@@ -9,12 +9,22 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from pluggably.errors import ValidationFailed
+from pluggably.registry.param_schemas import default_schema
+
+
+def validate_default(parameters: dict[str, Any], label: str, modality: str) -> dict[str, Any]:
+    """``validate_parameters`` against the default schema of a provider model, whose
+    validator is built once per (model, modality) rather than on every request."""
+    return _check(parameters, _default_validator(label, modality))
 
 
 def validate_parameters(parameters: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """The parameters with schema defaults left out (the upstream has its own), or a
     422 listing every offending field."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    return _check(parameters, _validator(json.dumps(schema, sort_keys=True)))
+
+
+def _check(parameters: dict[str, Any], validator: Draft202012Validator) -> dict[str, Any]:
     problems = sorted(validator.iter_errors(parameters), key=lambda e: list(e.path))
     if not problems:
         return dict(parameters)
@@ -33,6 +43,11 @@ def validate_parameters(parameters: dict[str, Any], schema: dict[str, Any]) -> d
         f"Invalid parameters for this model: {names}. See GET /v1/schema?model=<id>.",
         details=details,
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _default_validator(label: str, modality: str) -> Draft202012Validator:
+    return Draft202012Validator(default_schema(label, modality))
 
 
 @functools.lru_cache(maxsize=256)

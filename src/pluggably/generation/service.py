@@ -27,7 +27,7 @@ from pluggably.generation.context import DEFAULT_WINDOW, estimate_tokens, fit, p
 from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.local_calls import completion_of, local_events, notice_frame, usage_of
 from pluggably.generation.outputs import build_output
-from pluggably.generation.params import validate_parameters
+from pluggably.generation.params import validate_default, validate_parameters
 from pluggably.generation.plan import (
     Plan,
     as_gateway_error,
@@ -61,7 +61,6 @@ from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.discovery import Discovery
 from pluggably.providers.errors import is_retryable
 from pluggably.registry.models import Model
-from pluggably.registry.param_schemas import default_schema
 from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import LOCAL, Router, Target, modality_of
@@ -160,12 +159,11 @@ class GenerationService:
                         targets = [t for t in targets if t != target]
             parameters: dict[str, Any] = {}
             if body.parameters:  # most requests have none: no schema to read or compile
-                schema = (
-                    await self.registry.parameter_schema(session, local_row)
-                    if local_row is not None and self.registry is not None
-                    else default_schema(first.label, modality)
-                )
-                parameters = validate_parameters(body.parameters, schema)
+                if local_row is not None and self.registry is not None:
+                    schema = await self.registry.parameter_schema(session, local_row)
+                    parameters = validate_parameters(body.parameters, schema)
+                else:
+                    parameters = validate_default(body.parameters, first.label, modality)
             if turn is not None:
                 if modality == "text":
                     messages = self._fit(messages, targets[0], parameters)
