@@ -37,8 +37,10 @@ typecheck: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
+# The benchmark suite (about 10 minutes; LiteLLM's proxy is installed into
+# bench/.venv-litellm on first use): bench/results/suite.{json,md}
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ Run:  .venv/bin/python bench/local_inference.py [--runs 5] [--max-tokens 128]
   the slot). Reported: t1 - t0 (includes the cancel request's own round trip).
 - Position change -> frame: A runs, B (position 1) and C (position 2) wait, streaming;
   POST B's cancel at t0; t1 = C's `queued` frame with position 1. Reported: t1 - t0.
-Results go to bench/results/local_inference.{json,md}.
+Results go to bench/results/local_inference.{json,md} (or --out).
 """
 
 from __future__ import annotations
@@ -212,6 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as name:
@@ -239,9 +240,6 @@ def main() -> None:
         "command": "python bench/local_inference.py " + " ".join(sys.argv[1:]),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    out = {"meta": meta, **result}
-    results = ROOT / "bench" / "results"
-    (results / "local_inference.json").write_text(json.dumps(out, indent=2) + "\n")
     s, q = result["speed"], result["queue"]
     goals = [
         ("tokens/s through the gateway ≥ 0.95 x direct", s["ratio"], s["ratio"] >= 0.95),
@@ -256,6 +254,14 @@ def main() -> None:
             q["position_change_to_frame_max_ms"] < 100,
         ),
     ]
+    out = {
+        "meta": meta,
+        **result,
+        "goals": [{"goal": g, "value": v, "pass": ok} for g, v, ok in goals],
+    }
+    results = args.out
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "local_inference.json").write_text(json.dumps(out, indent=2) + "\n")
     lines = [
         "# Local inference benchmark",
         "",
