@@ -175,6 +175,10 @@ class ArtifactService:
         except ObjectMissing:
             log.warning("artifact_object_missing", artifact_id=artifact.id)
             raise ArtifactNotFound("This artifact's data is no longer stored.") from None
+        except ValueError:
+            # The store refused the key: it leads outside its root (a planted symlink).
+            log.warning("artifact_key_refused", artifact_id=artifact.id)
+            raise ArtifactNotFound("This artifact's data is no longer stored.") from None
         return ArtifactDownload(
             artifact_id=artifact.id,
             content_type=artifact.content_type,

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pluggably.errors import UnsupportedProvider, ValidationFailed
+from pluggably.netguard import is_public_address
 
 API_KEY, ENDPOINT_KEY, OAUTH_TOKEN, SERVICE_ACCOUNT = (
     "api_key",
@@ -59,7 +60,7 @@ def check_endpoint(url: str | None) -> str:
     if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
         raise _invalid("endpoint", "endpoint must be a public host.")
     address = _ip_literal(host)
-    if address is not None and not address.is_global:
+    if address is not None and not is_public_address(address):
         raise _invalid("endpoint", "endpoint must be a public host.")
     return url.rstrip("/")
 

@@ -44,6 +44,16 @@ class DownloadSource(_Strict):
         default=None, max_length=500, description="One file of the repo (e.g. a GGUF quantization)."
     )
 
+    @field_validator("id", "revision")
+    @classmethod
+    def _no_dot_segments(cls, value: str | None) -> str | None:
+        # Both go into hub URLs: '..' would climb to another hub route (or another repo).
+        if value is not None and (
+            value.startswith("/") or {".", ".."} & set(value.split("/")) or "//" in value
+        ):
+            raise ValueError("no '.'/'..' segments, leading or empty segments")
+        return value
+
     @model_validator(mode="after")
     def _has_location(self) -> DownloadSource:
         if self.type == "huggingface" and not self.id:

@@ -184,7 +184,7 @@ def _choose_files(names: list[str], wanted: str | None) -> list[str]:
 
 async def plan_url(body: DownloadRequest, *, allow_private: bool) -> Plan:
     url = body.source.uri or ""
-    await check_public_url(url, allow_private=allow_private)
+    await check_public_url(url, allow_private=allow_private, purpose="download")
     parts = urlsplit(url)
     filename = safe_segment(unquote(PurePosixPath(parts.path).name))
     if not filename.lower().endswith(".gguf"):
