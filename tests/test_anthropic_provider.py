@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from fastapi import FastAPI
 
 from pluggably.app import create_app
@@ -21,6 +22,7 @@ from pluggably.providers.anthropic import JSON_INSTRUCTION, AnthropicProvider
 from pluggably.providers.base import Delta, Message, ProviderCall
 from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, running
 from tests.fixtures.anthropic_sim import AnthropicSim
+from tests.fixtures.canned import canned, upstream
 from tests.fixtures.openai_sim import OpenAISim, make_png
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -302,6 +304,9 @@ def _keys(sim: AnthropicSim) -> None:
     sim.valid_keys = {"sk-ant-someone-else"}
 
 
+CLOSED = "it closed the connection without an answer"
+
+
 def _down(sim: AnthropicSim) -> None:
     sim.down = True
 
@@ -361,7 +366,12 @@ def _heal(sim: AnthropicSim) -> None:
             "backend_unavailable",
             f"{WHO} sent a malformed answer: not JSON.",
         ),
-        (_down, 503, "backend_unavailable", f"{WHO} is unreachable (RemoteProtocolError)."),
+        (
+            _down,
+            503,
+            "backend_unavailable",
+            f"{WHO} is unreachable ({CLOSED}).",
+        ),
         (_hung, 504, "timeout", f"{WHO} did not answer in time."),
     ],
     ids=["bad-key", "404", "429", "500", "529-overloaded", "400", "garbage", "down", "hung"],
@@ -411,7 +421,7 @@ async def test_stream_broken_after_two_deltas(
             {
                 "event": "error",
                 "code": "backend_unavailable",
-                "message": f"{WHO} is unreachable (RemoteProtocolError).",
+                "message": f"{WHO} is unreachable (the answer was cut off).",
             },
             "[DONE]",
         ]
@@ -524,7 +534,7 @@ async def test_list_models_pages_through_the_cursor(anthropic_sim: AnthropicSim)
     extra = [f"claude-test-{i:03d}" for i in range(150)]
     for model_id in extra:
         anthropic_sim.add_model(model_id)
-    async with httpx.AsyncClient() as client:
+    async with upstream() as client:
         provider = AnthropicProvider("anthropic", client, anthropic_sim.url + "/")
         models = await provider.list_models({"api_key": SERVER_KEY})
         assert models == sorted(
@@ -553,9 +563,7 @@ async def test_list_models_pages_through_the_cursor(anthropic_sim: AnthropicSim)
         anthropic_sim.valid_keys, anthropic_sim.down = None, True
         with pytest.raises(BackendUnavailable) as unreachable:
             await provider.list_models({"api_key": SERVER_KEY})
-        assert (
-            unreachable.value.message == "anthropic (models) is unreachable (RemoteProtocolError)."
-        )
+        assert unreachable.value.message == f"anthropic (models) is unreachable ({CLOSED})."
 
 
 async def test_stream_that_ends_without_message_stop_is_malformed() -> None:
@@ -566,14 +574,14 @@ async def test_stream_that_ends_without_message_stop_is_malformed() -> None:
     ]
     body = "".join(f"event: {f['type']}\ndata: {json.dumps(f)}\n\n" for f in frames)
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=body)
+    def answer() -> web.Response:
+        return web.Response(text=body, content_type="text/event-stream")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        provider = AnthropicProvider("anthropic", client, "http://anthropic.test")
+    async with canned(answer) as url, upstream() as client:
+        provider = AnthropicProvider("anthropic", client, url)
         call = ProviderCall(BARE, [Message("user", "x")])
-        upstream = provider.stream(call, {"api_key": SERVER_KEY})
-        assert await anext(upstream) == Delta("a ")
+        answer_stream = provider.stream(call, {"api_key": SERVER_KEY})
+        assert await anext(answer_stream) == Delta("a ")
         with pytest.raises(BackendUnavailable) as ended:
-            await anext(upstream)
+            await anext(answer_stream)
         assert ended.value.message == f"{WHO} sent a malformed answer: the stream ended early."

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from fastapi import FastAPI
 
 from pluggably.app import create_app
@@ -37,6 +38,7 @@ from tests.conftest import (
     running,
     sse_frames,
 )
+from tests.fixtures.canned import canned, upstream
 from tests.fixtures.gemini_sim import GeminiSim
 from tests.fixtures.openai_sim import OpenAISim, make_png
 
@@ -392,7 +394,7 @@ async def test_fallback_from_google_to_an_openai_compatible_backup(
 async def test_list_models_pages_and_filters(gemini_sim: GeminiSim) -> None:
     gemini_sim.add_model("gemini-1.5-pro")
     gemini_sim.add_model("text-embedding-004", supportedGenerationMethods=["embedContent"])
-    async with httpx.AsyncClient() as http:
+    async with upstream() as http:
         provider = GoogleProvider("google", http, gemini_sim.url + "/")
         provider.page_size = 2
         listed = await provider.list_models({"api_key": SERVER_KEY})
@@ -420,9 +422,10 @@ async def test_list_models_pages_and_filters(gemini_sim: GeminiSim) -> None:
             await provider.list_models({"api_key": SERVER_KEY})
 
 
-def mock_provider(handler: Callable[[httpx.Request], httpx.Response]) -> GoogleProvider:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return GoogleProvider("google", http, "http://gemini.test")
+@asynccontextmanager
+async def mock_provider(answer: Callable[[], web.Response]) -> AsyncIterator[GoogleProvider]:
+    async with canned(answer) as url, upstream() as http:
+        yield GoogleProvider("google", http, url)
 
 
 CALL = ProviderCall("gemini-2.0-flash", [Message("user", "hi")])
@@ -433,8 +436,7 @@ async def test_blocked_prompts_are_invalid_parameter() -> None:
         {"promptFeedback": {"blockReason": "SAFETY"}},
         {"candidates": [{"content": {"parts": [], "role": "model"}, "finishReason": "SAFETY"}]},
     ]
-    provider = mock_provider(lambda request: httpx.Response(200, json=answers.pop(0)))
-    async with provider.client:
+    async with mock_provider(lambda: web.json_response(answers.pop(0))) as provider:
         with pytest.raises(InvalidParameter, match=r"google \(gemini-2.0-flash\) blocked"):
             await provider.complete(CALL, {"api_key": SERVER_KEY})
         with pytest.raises(InvalidParameter, match="SAFETY"):
@@ -460,12 +462,9 @@ async def test_stream_details_the_simulator_does_not_send() -> None:
         },
     ]
     body = "".join(f"data: {json.dumps(f)}\r\n\r\n" for f in frames)
-    provider = mock_provider(
-        lambda request: httpx.Response(
-            200, text=body, headers={"content-type": "text/event-stream"}
-        )
-    )
-    async with provider.client:
+    async with mock_provider(
+        lambda: web.Response(text=body, content_type="text/event-stream")
+    ) as provider:
         items = [item async for item in provider.stream(CALL, {"oauth_token": "ya29.abcdefgh"})]
     assert items == [Delta("Hel"), Delta("lo"), StreamEnd("stop", Usage(1, 5))]
 
@@ -473,8 +472,7 @@ async def test_stream_details_the_simulator_does_not_send() -> None:
 async def test_errors_inside_a_stream_and_retry_info() -> None:
     error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
     body = f"data: {json.dumps(error)}\n\n"
-    provider = mock_provider(lambda request: httpx.Response(200, text=body))
-    async with provider.client:
+    async with mock_provider(lambda: web.Response(text=body)) as provider:
         with pytest.raises(BackendUnavailable, match="overloaded"):
             async for _ in provider.stream(CALL, {"api_key": SERVER_KEY}):
                 pass
@@ -487,8 +485,8 @@ async def test_errors_inside_a_stream_and_retry_info() -> None:
         }
     }
     raw = json.dumps(quota).encode()
-    limited = google.from_status("google", "m", 429, httpx.Headers(), raw)
+    limited = google.from_status("google", "m", 429, {}, raw)
     assert isinstance(limited, RateLimited)
     assert limited.retry_after == 12
-    unknown = google.from_status("google", "m", 404, httpx.Headers(), b"<html>404</html>")
+    unknown = google.from_status("google", "m", 404, {}, b"<html>404</html>")
     assert isinstance(unknown, ModelNotFound)

@@ -302,6 +302,11 @@ class Settings(BaseSettings):
     upstream_timeout_s: float = Field(
         default=120.0, gt=0, description="Read timeout for provider calls."
     )
+    upstream_proxy: str | None = Field(
+        default=None,
+        description="HTTP proxy for provider calls (http://host:port); the HTTP(S)_PROXY "
+        "environment variables are not read.",
+    )
     server_keys_allowed: list[str] = Field(
         default_factory=list,
         description="Who may use server-wide provider keys: usernames, '@admins', or '*'.",

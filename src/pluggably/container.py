@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from pluggably.artifacts.service import ArtifactService
 from pluggably.artifacts.stores import ArtifactStore, LocalArtifactStore, S3ArtifactStore
 from pluggably.auth.external import ExternalJwtDecoder
@@ -31,7 +29,7 @@ from pluggably.lifecycle.local import LocalBackend
 from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.directory import ProviderDirectory
-from pluggably.providers.pool import ShardedClient
+from pluggably.providers.upstream import Upstream
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
 from pluggably.routing.resolve import Router
@@ -64,7 +62,7 @@ class Container:
     quota: Quota
     downloads: DownloadManager
     retention: Retention
-    http: httpx.AsyncClient
+    http: Upstream
     providers: ProviderDirectory
     records: RequestRecords
     generation: GenerationService
@@ -131,13 +129,8 @@ def build_container(
         ),
         metrics,
     )
-    # One client for every provider call (connections reused across requests), sharded
-    # into small pools: see providers/pool.py.
-    http = ShardedClient(
-        16,
-        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
-    )
+    # One client for every provider call (connections reused across requests).
+    http = Upstream(timeout_s=settings.upstream_timeout_s, proxy=settings.upstream_proxy)
     providers = ProviderDirectory(http, settings.providers, settings.endpoints)
     records = RequestRecords(db)
     sessions = SessionService()

@@ -7,10 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
-from pluggably.providers import errors, http
+from pluggably.providers import errors
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -21,6 +19,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.sse import Event, events
+from pluggably.providers.upstream import Upstream
 
 API_VERSION = "2023-06-01"
 # Anthropic has no default: every request must say how many tokens it may produce.
@@ -142,7 +141,7 @@ class _StreamState:
 class AnthropicProvider:
     modalities = frozenset({"text"})
 
-    def __init__(self, name: str, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, name: str, client: Upstream, base_url: str) -> None:
         self.name = name
         self.client = client
         self.base_url = base_url.rstrip("/")
@@ -159,28 +158,13 @@ class AnthropicProvider:
         }
         return f"{base.rstrip('/')}{path}", headers
 
-    async def _request(
-        self, method: str, url: str, headers: dict[str, str], model: str, **kwargs: Any
-    ) -> Any:
-        """One plain (unstreamed) call: the parsed JSON body, or the mapped error."""
-        try:
-            response = await self.client.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, model, exc) from None
-        if response.status_code >= 400:
-            raise errors.from_status(
-                self.name, model, response.status_code, response.headers, response.content
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise errors.malformed(self.name, model, "not JSON") from None
-
     # the protocol
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
         url, headers = self._url(credential, "/v1/messages")
         body = messages_body(call, stream=False)
-        data = await self._request("POST", url, headers, call.model, json=body)
+        data = await self.client.json(
+            "POST", url, provider=self.name, model=call.model, headers=headers, body=body
+        )
         try:
             blocks = data["content"]
             text = "".join(b["text"] for b in blocks if b.get("type") == "text")
@@ -197,19 +181,21 @@ class AnthropicProvider:
         self, call: ProviderCall, credential: Credential
     ) -> AsyncIterator[Delta | StreamEnd]:
         url, headers = self._url(credential, "/v1/messages")
-        request = self.client.build_request(
-            "POST", url, json=messages_body(call, stream=True), headers=headers
-        )
-        async for item in http.stream(
-            self.client, request, self.name, call.model, lambda r: self._frames(call, r)
+        async for item in self.client.stream(
+            url,
+            provider=self.name,
+            model=call.model,
+            headers=headers,
+            body=messages_body(call, stream=True),
+            frames=lambda lines: self._frames(call, lines),
         ):
             yield item
 
     async def _frames(
-        self, call: ProviderCall, response: httpx.Response
+        self, call: ProviderCall, lines: AsyncIterator[str]
     ) -> AsyncIterator[Delta | StreamEnd]:
         state = _StreamState()
-        async for event in events(response):
+        async for event in events(lines):
             text = self._apply(call, event, state)
             if text:
                 yield Delta(text)
@@ -261,10 +247,12 @@ class AnthropicProvider:
         ids: list[str] = []
         after: str | None = None
         for _ in range(MAX_MODEL_PAGES):
-            params: dict[str, Any] = {"limit": MODELS_PAGE_SIZE}
+            params = {"limit": str(MODELS_PAGE_SIZE)}
             if after is not None:
                 params["after_id"] = after
-            page = await self._request("GET", url, headers, "models", params=params)
+            page = await self.client.json(
+                "GET", url, provider=self.name, model="models", headers=headers, params=params
+            )
             try:
                 ids += [str(m["id"]) for m in page["data"]]
                 last = page.get("last_id") if page.get("has_more") else None

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from pluggably.config import EndpointSettings, ProviderSettings
 from pluggably.providers.anthropic import AnthropicProvider
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.google import GoogleProvider
 from pluggably.providers.openai_compat import OpenAICompatProvider
+from pluggably.providers.upstream import Upstream
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ PREFIXES = {
 class ProviderDirectory:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Upstream,
         providers: dict[str, ProviderSettings],
         endpoints: dict[str, EndpointSettings],
     ) -> None:

@@ -6,9 +6,10 @@ loop move on to the next candidate; the others end the request."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from pluggably.errors import (
     BackendUnavailable,
@@ -36,7 +37,7 @@ def is_retryable(exc: GatewayError) -> bool:
     return isinstance(exc, RETRYABLE)
 
 
-def _retry_after(headers: httpx.Headers) -> int | None:
+def _retry_after(headers: Mapping[str, str]) -> int | None:
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -59,7 +60,7 @@ def upstream_message(body: bytes) -> str | None:
 
 
 def from_status(
-    provider: str, model: str, status: int, headers: httpx.Headers, body: bytes
+    provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
 ) -> GatewayError:
     who = f"{provider} ({model})"
     detail = upstream_message(body)
@@ -87,11 +88,30 @@ def from_status(
     return UpstreamError(f"{who} answered HTTP {status}{said}.")
 
 
-def from_transport(provider: str, model: str, exc: httpx.HTTPError) -> GatewayError:
+def from_transport(provider: str, model: str, exc: BaseException) -> GatewayError:
+    """A failure below HTTP, said in words a user can act on (no exception names)."""
     who = f"{provider} ({model})"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return Timeout(f"{who} did not answer in time.")
-    return BackendUnavailable(f"{who} is unreachable ({type(exc).__name__}).", retry_after=5)
+    return BackendUnavailable(f"{who} is unreachable ({_transport_reason(exc)}).", retry_after=5)
+
+
+def _transport_reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name does not resolve"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "the TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "the connection was refused"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "it closed the connection without an answer"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "it sent something that is not HTTP"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "its URL is not valid"
+    return "the connection failed"
 
 
 def malformed(provider: str, model: str, what: str) -> GatewayError:

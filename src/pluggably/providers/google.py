@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from pluggably.errors import (
     FeatureNotSupported,
@@ -18,7 +16,7 @@ from pluggably.errors import (
     InvalidParameter,
     ProviderNotConfigured,
 )
-from pluggably.providers import errors, http
+from pluggably.providers import errors
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -29,6 +27,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.sse import events
+from pluggably.providers.upstream import Upstream
 
 API_VERSION = "v1beta"
 # SAFETY, RECITATION, OTHER, … end the answer without being a length cut.
@@ -178,7 +177,7 @@ def _retry_delay(error: dict[str, Any]) -> str | None:
 
 
 def from_status(
-    provider: str, model: str, status: int, headers: httpx.Headers, body: bytes
+    provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
 ) -> GatewayError:
     """errors.from_status, after two Google peculiarities are translated."""
     error = _google_error(body)
@@ -190,8 +189,7 @@ def from_status(
         # The wait is often given only as a RetryInfo detail ("7s"), not as a header.
         delay = _retry_delay(error)
         if delay is not None:
-            headers = headers.copy()
-            headers["retry-after"] = delay
+            headers = {"retry-after": delay}
     return errors.from_status(provider, model, status, headers, body)
 
 
@@ -199,7 +197,7 @@ class GoogleProvider:
     modalities = frozenset({"text"})
     page_size = 1000  # the most GET models hands out at once
 
-    def __init__(self, name: str, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, name: str, client: Upstream, base_url: str) -> None:
         self.name = name
         self.client = client
         self.base_url = base_url.rstrip("/")
@@ -232,18 +230,18 @@ class GoogleProvider:
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
         headers = self._headers(credential)
         url = self._url(call.model, "generateContent")
+        data = await self.client.json(
+            "POST",
+            url,
+            provider=self.name,
+            model=call.model,
+            headers=headers,
+            body=generate_body(call),
+            from_status=from_status,
+        )
         try:
-            response = await self.client.post(url, json=generate_body(call), headers=headers)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, call.model, exc) from None
-        if response.status_code >= 400:
-            raise from_status(
-                self.name, call.model, response.status_code, response.headers, response.content
-            )
-        try:
-            data = response.json()
             chunk = _chunk(data, self._who(call.model))
-        except (ValueError, TypeError, AttributeError, KeyError):
+        except (TypeError, AttributeError, KeyError):
             raise errors.malformed(self.name, call.model, "not a GenerateContentResponse") from None
         if not chunk.has_candidate:
             raise errors.malformed(self.name, call.model, "no candidates")
@@ -260,26 +258,26 @@ class GoogleProvider:
     ) -> AsyncIterator[Delta | StreamEnd]:
         headers = self._headers(credential)
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        request = self.client.build_request("POST", url, json=generate_body(call), headers=headers)
-        async for item in http.stream(
-            self.client,
-            request,
-            self.name,
-            call.model,
-            lambda r: self._frames(call, r),
+        async for item in self.client.stream(
+            url,
+            provider=self.name,
+            model=call.model,
+            headers=headers,
+            body=generate_body(call),
+            frames=lambda lines: self._frames(call, lines),
             from_status=from_status,
         ):
             yield item
 
     async def _frames(
-        self, call: ProviderCall, response: httpx.Response
+        self, call: ProviderCall, lines: AsyncIterator[str]
     ) -> AsyncIterator[Delta | StreamEnd]:
         """Every frame is a whole GenerateContentResponse; there is no [DONE]: only a
         finishReason tells a finished stream from a cut one."""
         finish: str | None = None
         usage: Usage | None = None
         any_text = False
-        async for event in events(response):
+        async for event in events(lines):
             try:
                 data = json.loads(event.data)
             except ValueError:
@@ -306,7 +304,7 @@ class GoogleProvider:
         error = data["error"]
         code = error.get("code") if isinstance(error, dict) else None
         if isinstance(code, int) and code >= 400:
-            return from_status(self.name, call.model, code, httpx.Headers(), raw.encode())
+            return from_status(self.name, call.model, code, {}, raw.encode())
         message = errors.upstream_message(raw.encode()) or "error frame"
         return errors.malformed(self.name, call.model, message)
 
@@ -332,18 +330,15 @@ class GoogleProvider:
 
     async def _get_models(self, headers: dict[str, str], params: dict[str, str]) -> Any:
         url = f"{self.base_url}/{API_VERSION}/models"
-        try:
-            response = await self.client.get(url, headers=headers, params=params)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, "models", exc) from None
-        if response.status_code >= 400:
-            raise from_status(
-                self.name, "models", response.status_code, response.headers, response.content
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            raise errors.malformed(self.name, "models", "not JSON") from None
+        data = await self.client.json(
+            "GET",
+            url,
+            provider=self.name,
+            model="models",
+            headers=headers,
+            params=params,
+            from_status=from_status,
+        )
         if not isinstance(data, dict):
             raise errors.malformed(self.name, "models", "no model list")
         return data

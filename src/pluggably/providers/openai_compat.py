@@ -9,11 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from pluggably.errors import ProviderNotConfigured
 from pluggably.netguard import check_public_url
-from pluggably.providers import errors, http
+from pluggably.providers import errors
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -24,6 +22,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.sse import events
+from pluggably.providers.upstream import Upstream
 
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "stop", "tool_calls": "stop"}
 AZURE_API_VERSION = "2024-10-21"
@@ -71,7 +70,7 @@ class OpenAICompatProvider:
     def __init__(
         self,
         name: str,
-        client: httpx.AsyncClient,
+        client: Upstream,
         base_url: str | None,
         *,
         azure: bool = False,
@@ -113,18 +112,9 @@ class OpenAICompatProvider:
     ) -> Any:
         await self._guard(credential)
         url, headers = self._url(credential, call.model, path)
-        try:
-            response = await self.client.post(url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, call.model, exc) from None
-        if response.status_code >= 400:
-            raise errors.from_status(
-                self.name, call.model, response.status_code, response.headers, response.content
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise errors.malformed(self.name, call.model, "not JSON") from None
+        return await self.client.json(
+            "POST", url, provider=self.name, model=call.model, headers=headers, body=body
+        )
 
     # the protocol
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
@@ -168,19 +158,21 @@ class OpenAICompatProvider:
     ) -> AsyncIterator[Delta | StreamEnd]:
         await self._guard(credential)
         url, headers = self._url(credential, call.model, "/chat/completions")
-        request = self.client.build_request(
-            "POST", url, json=chat_body(call, stream=True), headers=headers
-        )
-        async for item in http.stream(
-            self.client, request, self.name, call.model, lambda r: self._frames(call, r)
+        async for item in self.client.stream(
+            url,
+            provider=self.name,
+            model=call.model,
+            headers=headers,
+            body=chat_body(call, stream=True),
+            frames=lambda lines: self._frames(call, lines),
         ):
             yield item
 
     async def _frames(
-        self, call: ProviderCall, response: httpx.Response
+        self, call: ProviderCall, lines: AsyncIterator[str]
     ) -> AsyncIterator[Delta | StreamEnd]:
         finish, usage, done = "stop", None, False
-        async for event in events(response):
+        async for event in events(lines):
             if event.data == "[DONE]":
                 done = True
                 break
@@ -209,15 +201,10 @@ class OpenAICompatProvider:
 
     async def list_models(self, credential: Credential) -> list[str]:
         url, headers = self._url(credential, "models", "/models")
+        data = await self.client.json(
+            "GET", url, provider=self.name, model="models", headers=headers
+        )
         try:
-            response = await self.client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(self.name, "models", exc) from None
-        if response.status_code >= 400:
-            raise errors.from_status(
-                self.name, "models", response.status_code, response.headers, response.content
-            )
-        try:
-            return sorted(str(m["id"]) for m in response.json()["data"])
-        except (ValueError, KeyError, TypeError):
+            return sorted(str(m["id"]) for m in data["data"])
+        except (KeyError, TypeError):
             raise errors.malformed(self.name, "models", "no model list") from None

@@ -1,11 +1,9 @@
-"""Reading server-sent events from an upstream response, line by line."""
+"""Reading server-sent events from the lines of an upstream response."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-
-import httpx
 
 
 @dataclass(frozen=True)
@@ -14,12 +12,12 @@ class Event:
     data: str
 
 
-async def events(response: httpx.Response) -> AsyncIterator[Event]:
+async def events(lines: AsyncIterable[str]) -> AsyncIterator[Event]:
     """Yield each event (``event:``/``data:`` lines up to a blank line); comments and
     other fields are skipped. Multi-line data is joined with newlines."""
     name: str | None = None
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in lines:
         if not line:
             if data:
                 yield Event(name, "\n".join(data))
