@@ -62,10 +62,17 @@ def _safe_url(settings: Settings) -> str:
 
 async def _migrate(settings: Settings) -> None:
     from pluggably.db import Database, migrate
+    from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
     db = Database(settings.resolved_database_url)
     try:
         await migrate.upgrade(db.engine)
+        # The lifespan's first writes (both idempotent): a database that can be read
+        # but not written (SQLite write-locked by another process) fails here, in one
+        # line, rather than in the server's startup with a traceback.
+        async with db.session() as session:
+            await ensure_admin_user(session)
+            await forget_expired_revocations(session)
     finally:
         await db.dispose()
 

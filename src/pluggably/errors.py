@@ -176,6 +176,15 @@ class BackendUnavailable(GatewayError):
     default_message = "A backend this request needs is unavailable."
 
 
+class DatabaseUnavailable(GatewayError):
+    """The database did not answer: locked by another process, or unreachable. Nothing
+    was changed; the same request can be sent again."""
+
+    code = "database_unavailable"
+    status = 503
+    default_message = "The database is unavailable or busy; try again shortly."
+
+
 class QueueFull(GatewayError):
     code = "queue_full"
     status = 503

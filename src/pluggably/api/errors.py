@@ -10,8 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pluggably.errors import GatewayError
+from pluggably.db.engine import DATABASE_DOWN
+from pluggably.errors import DatabaseUnavailable, GatewayError
 from pluggably.observability.context import current
+from pluggably.observability.logging import get_logger
+
+log = get_logger("pluggably.api")
 
 # Statuses Starlette raises by itself (routing, body parsing) and their codes.
 _HTTP_CODES = {
@@ -133,7 +137,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=headers)
 
 
+# The database did not answer (DATABASE_DOWN): the request's unit of work was rolled
+# back, and the client may send it again. A 503 of its own, not an internal error.
+DATABASE_RETRY_AFTER_S = 2
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    log.warning("database_unavailable", error_type=type(exc).__name__, reason=reason[:200])
+    return render_gateway_error(DatabaseUnavailable(retry_after=DATABASE_RETRY_AFTER_S))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -29,7 +29,10 @@ _DESCRIPTIONS = {
     422: "Validation failed (`validation_error`); `details` lists `{loc, msg, type}`",
     429: "Rate limited (`rate_limited`); `Retry-After` set",
     500: "Unexpected error (`internal_error`)",
-    503: "Unavailable (`not_ready`, `backend_unavailable`, …); `Retry-After` set",
+    503: (
+        "Unavailable (`not_ready`, `backend_unavailable`, `database_unavailable`, …); "
+        "`Retry-After` set"
+    ),
 }
 
 

@@ -86,7 +86,8 @@ class UpstreamError(ServerError):
 
 
 class UnavailableError(ServerError):
-    """503: ``backend_unavailable``, ``model_loading``, ``not_ready``, …"""
+    """503: ``backend_unavailable``, ``database_unavailable``, ``model_loading``,
+    ``not_ready``, …"""
 
 
 class QueueFullError(UnavailableError):

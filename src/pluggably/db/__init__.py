@@ -2,6 +2,6 @@
 
 from pluggably.db import migrate
 from pluggably.db.base import Base, UTCDateTime, utcnow
-from pluggably.db.engine import Database
+from pluggably.db.engine import DATABASE_DOWN, Database
 
-__all__ = ["Base", "Database", "UTCDateTime", "migrate", "utcnow"]
+__all__ = ["DATABASE_DOWN", "Base", "Database", "UTCDateTime", "migrate", "utcnow"]

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,20 +16,49 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# The database did not answer for a reason that passes: SQLite locked by another
+# process past the busy timeout, PostgreSQL unreachable or its connection cut, the
+# pool exhausted. Nothing was written; the same work may be tried again.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: a server that does not answer at all
+
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if url.startswith("postgresql"):
-        # A network database can drop idle connections: check them on checkout.
+        # A network database can drop idle connections: check them on checkout. A
+        # server that does not answer at all fails a new connection in 10 s, not 60.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
     else:
         # SQLite: aiosqlite serialises each connection on a thread; a short busy wait
-        # rides over another connection's write lock instead of failing at once.
-        kwargs["connect_args"] = {"timeout": 15}
+        # rides over another connection's write lock instead of failing at once. A
+        # `?timeout=` in the URL (seconds) sets this wait instead.
+        if "timeout" not in make_url(url).query:
+            kwargs["connect_args"] = {"timeout": 15}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine, "do_connect", _connect_or_operational_error)
     return engine
+
+
+def _connect_or_operational_error(
+    dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]
+) -> Any:
+    """asyncpg raises plain OSError / TimeoutError when the server cannot be reached
+    (refused, reset during the handshake, no answer); SQLAlchemy passes those through
+    unwrapped. As OperationalError they are what they are: the database is down."""
+    try:
+        return dialect.loaded_dbapi.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as exc:
+        raise sa_exc.OperationalError("connect", None, exc) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

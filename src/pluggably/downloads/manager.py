@@ -246,6 +246,8 @@ class DownloadManager:
             full = exc.errno == errno.ENOSPC
             error = StorageFull("The disk filled up during the download.") if full else None
             log.exception("download_failed", job_id=job_id)
+            if full:  # the partial file holds the space everything else now lacks
+                await asyncio.to_thread(shutil.rmtree, staging, True)
             await self._finish(
                 job_id,
                 run,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.db import Database, utcnow
+from pluggably.db import DATABASE_DOWN, Database, utcnow
 from pluggably.errors import RequestNotFound
 from pluggably.generation.models import RequestRecord
 from pluggably.ids import new_id
@@ -25,6 +25,7 @@ from pluggably.observability.logging import get_logger
 
 log = get_logger("pluggably.records")
 BATCH_INTERVAL_S = 0.02
+RETRY_INTERVAL_S = 0.5  # after the database did not take a batch (DATABASE_DOWN)
 
 
 class RequestRecords:
@@ -66,6 +67,12 @@ class RequestRecords:
             self._wake.clear()
             try:
                 await self.flush()
+            except DATABASE_DOWN as exc:
+                # Locked by another process or unreachable: the batch was put back;
+                # try again shortly rather than drop the rows (or spin on the error).
+                log.warning("request_records_flush_retry", error=type(exc).__name__)
+                self._wake.set()
+                await asyncio.sleep(RETRY_INTERVAL_S)
             except Exception:
                 log.exception("request_records_flush_failed")
 
@@ -131,6 +138,12 @@ class RequestRecords:
                             .where(RequestRecord.id == request_id)
                             .values(**values)
                         )
+            except DATABASE_DOWN:
+                # Nothing was written: the batch goes back in front of what came since
+                # (a finish() meanwhile queued an update, which must apply after it).
+                self._inserts = {**inserts, **self._inserts}
+                self._updates = updates + self._updates
+                raise
             finally:
                 self._writing = ({}, [])
 
