@@ -726,11 +726,10 @@ async def test_no_credit_left_falls_back_to_a_free_model(
 
 
 def test_azure_deployment_names_cannot_rewrite_the_path() -> None:
-    import httpx as _httpx
-
     from pluggably.providers.openai_compat import OpenAICompatProvider
+    from pluggably.providers.upstream import Upstream
 
-    provider = OpenAICompatProvider("azure", _httpx.AsyncClient(), None, azure=True)
+    provider = OpenAICompatProvider("azure", Upstream(timeout_s=1), None, azure=True)
     url, headers = provider._url(
         {"api_key": "k" * 10, "endpoint": "https://res.openai.azure.com"},
         "x/../../../v1/models#",

@@ -5,7 +5,7 @@ records and metrics). Base URL for the Anthropic SDKs: ``http://host:8080/anthro
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from pluggably.api.deps import ContainerDep, Writer
 from pluggably.api.errors import error_response, register_error_format
-from pluggably.api.sse import sse_response
+from pluggably.api.sse import SSEFormat, sse_response
 from pluggably.compat.anthropic_shapes import (
     AnthropicError,
     AnthropicMessage,
@@ -125,9 +125,7 @@ async def _stream(service: GenerationService, plan: Plan) -> Response:
         code = str(first.get("code"))
         return error_response(status_of(code), code, str(first.get("message")))
     translator = StreamTranslator(message_id(plan.request_id))
-    response = sse_response(_events(translator, first, frames))
-    response.body_iterator = _NamedEvents(response.body_iterator, frames)
-    return response
+    return sse_response(_events(translator, first, frames), fmt=_SSE, source=frames)
 
 
 async def _events(
@@ -148,42 +146,18 @@ async def _events(
         await _aclose(frames)
 
 
-class _NamedEvents:
-    """``sse_response``'s ``data:`` frames as Anthropic's named events (``event: <type>``
-    lines, which the SDKs dispatch on), without the native ``[DONE]``. Keep-alive
-    comments pass through. Closing it closes the native stream even if it never ran."""
+def _named_event(data: dict[str, Any]) -> bytes:
+    text = json.dumps(data, separators=(",", ":"))
+    return f"event: {data['type']}\ndata: {text}\n\n".encode()
 
-    def __init__(
-        self,
-        frames: AsyncIterable[str | bytes | memoryview],
-        source: AsyncIterator[dict[str, Any]],
-    ) -> None:
-        self._frames = aiter(frames)
-        self._source = source
 
-    def __aiter__(self) -> _NamedEvents:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while True:
-            chunk = await anext(self._frames)
-            raw = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
-            if not raw.startswith(b"data: "):
-                return raw
-            payload = raw.removeprefix(b"data: ").strip()
-            if payload == b"[DONE]":
-                continue
-            data = json.loads(payload)
-            if "event" in data:  # written by sse.py itself: an internal failure, a cancel
-                data = error_body(status_of(str(data.get("code"))), str(data.get("message")))
-            text = json.dumps(data, separators=(",", ":"))
-            return f"event: {data['type']}\ndata: {text}\n\n".encode()
-
-    async def aclose(self) -> None:
-        try:
-            await _aclose(self._frames)
-        finally:
-            await _aclose(self._source)
+# Anthropic's named events (``event: <type>`` lines, which the SDKs dispatch on), the
+# SSE layer's own failures as Anthropic error events, and no ``[DONE]``.
+_SSE = SSEFormat(
+    encode=_named_event,
+    error=lambda code, message: error_body(status_of(code), message),
+    done=b"",
+)
 
 
 async def _aclose(iterator: object) -> None:

@@ -11,9 +11,8 @@ bad input as 400 like OpenAI's own API."""
 from __future__ import annotations
 
 import base64
-import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.errors import register_error_format
-from pluggably.api.sse import sse_response
+from pluggably.api.sse import SSEFormat, sse_response
 from pluggably.auth.principal import Principal
 from pluggably.compat.openai_shapes import (
     OpenAIChatCompletion,
@@ -59,8 +58,8 @@ from pluggably.generation.schemas import GenerateResponse
 from pluggably.providers.catalog import remote_models, survey
 
 PREFIX = "/openai/v1"
-# Frames the native SSE layer adds by itself; ours never carry an "event" key.
-_NATIVE_ERROR = b'data: {"event":"error"'
+# The SSE layer's own failures (a cancel, a bug below) as OpenAI error chunks.
+_SSE = SSEFormat(error=stream_error)
 # Everything under /openai/ (unknown routes included) answers errors in OpenAI's shape.
 register_error_format("/openai/", error_body)
 
@@ -220,28 +219,8 @@ async def _relay(
 
 
 def _openai_sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    """The SSE layer of the native route (keep-alives, disconnects); the error frames it
-    adds itself (a cancel through POST /v1/requests/{id}/cancel, a failure below) come
-    out as OpenAI error objects too."""
-    response = sse_response(events)
-    response.body_iterator = _native_errors_as_openai(response.body_iterator)
-    return response
-
-
-async def _native_errors_as_openai(
-    frames: AsyncIterable[str | bytes | memoryview],
-) -> AsyncIterator[str | bytes | memoryview]:
-    try:
-        async for frame in frames:
-            if isinstance(frame, bytes) and frame.startswith(_NATIVE_ERROR):
-                native = json.loads(frame.removeprefix(b"data: "))
-                error = stream_error(str(native.get("code")), str(native.get("message")))
-                frame = f"data: {json.dumps(error, separators=(',', ':'))}\n\n".encode()
-            yield frame
-    finally:
-        aclose = getattr(frames, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    """The SSE layer of the native route (keep-alives, disconnects), with OpenAI chunks."""
+    return sse_response(events, fmt=_SSE)
 
 
 def _absolute(request: Request, url: str) -> str:

@@ -1,12 +1,13 @@
 """Server-sent events: ``data: <json>`` frames, ``: keep-alive`` comments while idle,
-and a final ``data: [DONE]``."""
+and a final ``data: [DONE]`` (or a compatibility surface's own shapes)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -18,68 +19,134 @@ from pluggably.observability.logging import get_logger
 
 log = get_logger("pluggably.sse")
 KEEPALIVE_S = 15.0
-INTERNAL_ERROR_FRAME = {
-    "event": "error",
-    "code": "internal_error",
-    "message": "The stream failed on this server; the request id is in the logs.",
-}
-CANCELLED_FRAME = {"event": "error", "code": "cancelled", "message": "The request was cancelled."}
+INTERNAL_ERROR = "The stream failed on this server; the request id is in the logs."
+CANCELLED = "The request was cancelled."
+KEEPALIVE = b": keep-alive\n\n"
 
 
-def _frame(item: BaseModel | dict[str, Any]) -> bytes:
+def _data(item: BaseModel | dict[str, Any]) -> bytes:
     data = item.model_dump(mode="json") if isinstance(item, BaseModel) else item
     return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _frames(
-    events: AsyncIterator[BaseModel | dict[str, Any]], keepalive_s: float
-) -> AsyncIterator[bytes]:
+def _native_error(code: str, message: str) -> dict[str, Any]:
+    return {"event": "error", "code": code, "message": message}
+
+
+@dataclass(frozen=True)
+class SSEFormat:
+    """How a stream's items are written: the native API's ``data:`` frames ending with
+    ``[DONE]``, or a compatibility surface's own shapes. ``error`` builds the item for
+    the failures this layer reports itself (a cancel, a bug below)."""
+
+    encode: Callable[[Any], bytes] = _data
+    error: Callable[[str, str], Any] = _native_error
+    done: bytes = b"data: [DONE]\n\n"
+
+
+NATIVE = SSEFormat()
+
+
+class _Frames:
     """Frames from ``events``, with keep-alive comments while it is quiet.
 
     A producer task drains ``events`` into a queue, so waiting with a timeout never
-    interrupts the event source itself; closing this generator cancels the producer,
-    which closes the source (and with it any upstream call) in the producer's task."""
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+    interrupts the event source itself. Whatever the queue holds when the writer gets
+    to it goes out as one chunk (one write through the ASGI stack instead of one per
+    token when the upstream sends faster than the client is written to); a token that
+    arrives alone is still written at once. Closing this iterator cancels the producer,
+    which closes the source (and with it any upstream call) in the producer's task, and
+    closes the source (and ``source``, what the source reads from) even when the stream
+    never started."""
 
-    async def produce() -> None:
+    def __init__(
+        self, events: AsyncIterator[Any], keepalive_s: float, fmt: SSEFormat, source: object
+    ) -> None:
+        self._events = events
+        self._source = source
+        self._chunks = self._run(keepalive_s, fmt)
+
+    def __aiter__(self) -> _Frames:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
         try:
-            async for item in events:
+            await self._chunks.aclose()
+        finally:
+            try:
+                await _aclose(self._events)
+            finally:
+                await _aclose(self._source)
+
+    async def _produce(self, queue: asyncio.Queue[tuple[str, Any]], fmt: SSEFormat) -> None:
+        try:
+            async for item in self._events:
                 await queue.put(("item", item))
             await queue.put(("end", None))
         except asyncio.CancelledError:
             # Cancelled from elsewhere (POST …/cancel): tell the client, then end. When the
             # consumer itself cancels us on its way out, nobody reads these: harmless.
             with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(("item", CANCELLED_FRAME))
+                queue.put_nowait(("item", fmt.error("cancelled", CANCELLED)))
                 queue.put_nowait(("end", None))
             raise
         except Exception as exc:  # delivered to the consumer, which re-raises it
             await queue.put(("error", exc))
         finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _aclose(self._events)
 
-    producer = asyncio.create_task(produce())
-    try:
-        while True:
-            try:
-                kind, value = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            if kind == "end":
-                break
+    async def _run(self, keepalive_s: float, fmt: SSEFormat) -> AsyncGenerator[bytes, None]:
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+        producer = asyncio.create_task(self._produce(queue, fmt))
+        try:
+            while True:
+                if queue.empty():
+                    try:
+                        async with asyncio.timeout(keepalive_s):
+                            entry = await queue.get()
+                    except TimeoutError:
+                        yield KEEPALIVE
+                        continue
+                else:
+                    entry = queue.get_nowait()
+                chunk, ended = _batch(entry, queue, fmt)
+                yield chunk
+                if ended:
+                    break
+        finally:
+            producer.cancel()
+            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                await producer
+
+
+def _batch(
+    entry: tuple[str, Any], queue: asyncio.Queue[tuple[str, Any]], fmt: SSEFormat
+) -> tuple[bytes, bool]:
+    """``entry`` and every entry already queued behind it, as one chunk; and whether
+    the stream ended in it."""
+    parts: list[bytes] = []
+    while True:
+        kind, value = entry
+        if kind == "item":
+            parts.append(fmt.encode(value))
+        else:
             if kind == "error":  # a bug below: the client still gets a clean ending
                 log.error("sse_source_failed", error=type(value).__name__)
-                yield _frame(INTERNAL_ERROR_FRAME)
-                break
-            yield _frame(value)
-        yield b"data: [DONE]\n\n"
-    finally:
-        producer.cancel()
-        with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
-            await producer
+                parts.append(fmt.encode(fmt.error("internal_error", INTERNAL_ERROR)))
+            parts.append(fmt.done)
+            return b"".join(parts), True
+        if queue.empty():
+            return b"".join(parts), False
+        entry = queue.get_nowait()
+
+
+async def _aclose(iterator: object) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class SSEResponse(StreamingResponse):
@@ -106,16 +173,17 @@ class SSEResponse(StreamingResponse):
             finally:
                 group.cancel_scope.cancel()
                 with anyio.CancelScope(shield=True):
-                    aclose = getattr(self.body_iterator, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
+                    await _aclose(self.body_iterator)
 
 
 def sse_response(
-    events: AsyncIterator[BaseModel | dict[str, Any]], keepalive_s: float = KEEPALIVE_S
+    events: AsyncIterator[Any],
+    keepalive_s: float = KEEPALIVE_S,
+    fmt: SSEFormat = NATIVE,
+    source: object = None,
 ) -> StreamingResponse:
     return SSEResponse(
-        _frames(events, keepalive_s),
+        _Frames(events, keepalive_s, fmt, source),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

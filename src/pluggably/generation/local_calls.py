@@ -4,7 +4,8 @@ its events as SSE frames, its result as a Completion."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from pluggably.generation.plan import Plan
@@ -16,19 +17,22 @@ from pluggably.runtimes.base import LocalCall, LocalResult
 
 async def local_events(
     local: LocalBackend, plan: Plan, target: Target
-) -> AsyncIterator[LocalEvent]:
+) -> AsyncGenerator[LocalEvent, None]:
     """The target's events; the plan keeps the queue position and timings."""
     spec = plan.local_specs[target.model]
     call = LocalCall(plan.messages, plan.parameters, plan.modality)
-    async for event in local.run(spec, call, plan.request_id):
-        if isinstance(event, Queued):
-            plan.position = event.position
-            plan.queued.set()
-        else:
-            plan.position = None
-        if isinstance(event, LocalEnd):
-            plan.queue_ms, plan.load_ms = round(event.queue_ms, 2), round(event.load_ms, 2)
-        yield event
+    # Closed with this generator (not left to the garbage collector): that is what gives
+    # the model's slot back when a consumer stops at the end event.
+    async with contextlib.aclosing(local.run(spec, call, plan.request_id)) as events:
+        async for event in events:
+            if isinstance(event, Queued):
+                plan.position = event.position
+                plan.queued.set()
+            else:
+                plan.position = None
+            if isinstance(event, LocalEnd):
+                plan.queue_ms, plan.load_ms = round(event.queue_ms, 2), round(event.load_ms, 2)
+            yield event
 
 
 def notice_frame(plan: Plan, target: Target, event: Queued | Loading) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -320,16 +321,19 @@ class GenerationService:
     async def _complete(self, plan: Plan, target: Target, live: LiveRequest) -> Completion:
         """A local target's JSON answer; its queue positions and text reach listeners."""
         assert self.local is not None
-        async for event in local_events(self.local, plan, target):
-            if isinstance(event, Queued | Loading):
-                live.status = "queued" if isinstance(event, Queued) else "running"
-                live.position = plan.position
-                live.publish(notice_frame(plan, target, event))
-            elif isinstance(event, LocalEnd):
-                return completion_of(event.result)
-            else:
-                live.status, live.position = "running", None
-                self.live.delta(plan.request_id, event.text)
+        # Closed on the way out, not left to the garbage collector: closing it is what
+        # gives the model's slot back.
+        async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
+            async for event in events:
+                if isinstance(event, Queued | Loading):
+                    live.status = "queued" if isinstance(event, Queued) else "running"
+                    live.position = plan.position
+                    live.publish(notice_frame(plan, target, event))
+                elif isinstance(event, LocalEnd):
+                    return completion_of(event.result)
+                else:
+                    live.status, live.position = "running", None
+                    self.live.delta(plan.request_id, event.text)
         raise Conflict("The local model ended without an answer.")  # pragma: no cover
 
     async def _generate(self, plan: Plan, live: LiveRequest) -> GenerateResponse:
@@ -485,11 +489,12 @@ class GenerationService:
         self, plan: Plan, target: Target
     ) -> AsyncIterator[Queued | Loading | Delta | StreamEnd]:
         assert self.local is not None
-        async for event in local_events(self.local, plan, target):
-            if isinstance(event, LocalEnd):
-                yield StreamEnd(event.result.finish_reason, usage_of(event.result))
-            else:
-                yield event
+        async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
+            async for event in events:
+                if isinstance(event, LocalEnd):
+                    yield StreamEnd(event.result.finish_reason, usage_of(event.result))
+                else:
+                    yield event
 
     async def _relay(
         self,

@@ -11,7 +11,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ class LocalBackend:
 
     async def run(
         self, spec: ModelSpec, call: LocalCall, request_id: str
-    ) -> AsyncIterator[LocalEvent]:
+    ) -> AsyncGenerator[LocalEvent, None]:
         notices: asyncio.Queue[Queued | Loading] = asyncio.Queue()
         scheduler = self.scheduler
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -181,15 +182,17 @@ class AnthropicProvider:
         self, call: ProviderCall, credential: Credential
     ) -> AsyncIterator[Delta | StreamEnd]:
         url, headers = self._url(credential, "/v1/messages")
-        async for item in self.client.stream(
+        items = self.client.stream(
             url,
             provider=self.name,
             model=call.model,
             headers=headers,
             body=messages_body(call, stream=True),
             frames=lambda lines: self._frames(call, lines),
-        ):
-            yield item
+        )
+        async with contextlib.aclosing(items):  # closes the upstream response with us
+            async for item in items:
+                yield item
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -258,7 +259,7 @@ class GoogleProvider:
     ) -> AsyncIterator[Delta | StreamEnd]:
         headers = self._headers(credential)
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        async for item in self.client.stream(
+        items = self.client.stream(
             url,
             provider=self.name,
             model=call.model,
@@ -266,8 +267,10 @@ class GoogleProvider:
             body=generate_body(call),
             frames=lambda lines: self._frames(call, lines),
             from_status=from_status,
-        ):
-            yield item
+        )
+        async with contextlib.aclosing(items):  # closes the upstream response with us
+            async for item in items:
+                yield item
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]

@@ -4,6 +4,7 @@ servers (vLLM, llama.cpp server, Ollama, …)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -158,15 +159,17 @@ class OpenAICompatProvider:
     ) -> AsyncIterator[Delta | StreamEnd]:
         await self._guard(credential)
         url, headers = self._url(credential, call.model, "/chat/completions")
-        async for item in self.client.stream(
+        items = self.client.stream(
             url,
             provider=self.name,
             model=call.model,
             headers=headers,
             body=chat_body(call, stream=True),
             frames=lambda lines: self._frames(call, lines),
-        ):
-            yield item
+        )
+        async with contextlib.aclosing(items):  # closes the upstream response with us
+            async for item in items:
+                yield item
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]

@@ -18,7 +18,7 @@ the server is closing."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -116,7 +116,7 @@ class Upstream:
         body: Any,
         frames: Frames[T],
         from_status: StatusMapper = errors.from_status,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """What ``frames`` reads from the lines of a streamed POST, with HTTP and
         transport failures mapped to gateway errors. However it ends, the connection is
         released: back to the pool when the body was read to its end, closed otherwise
