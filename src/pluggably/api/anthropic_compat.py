@@ -4,10 +4,10 @@ records and metrics). Base URL for the Anthropic SDKs: ``http://host:8080/anthro
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -147,8 +147,7 @@ async def _events(
 
 
 def _named_event(data: dict[str, Any]) -> bytes:
-    text = json.dumps(data, separators=(",", ":"))
-    return f"event: {data['type']}\ndata: {text}\n\n".encode()
+    return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 # Anthropic's named events (``event: <type>`` lines, which the SDKs dispatch on), the

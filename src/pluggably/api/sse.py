@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import orjson
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -26,7 +26,7 @@ KEEPALIVE = b": keep-alive\n\n"
 
 def _data(item: BaseModel | dict[str, Any]) -> bytes:
     data = item.model_dump(mode="json") if isinstance(item, BaseModel) else item
-    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 def _native_error(code: str, message: str) -> dict[str, Any]:

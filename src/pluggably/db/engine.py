@@ -83,14 +83,21 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits when the block succeeds, rolls back otherwise."""
-        async with self.sessions() as session:
-            try:
-                yield session
+        """A unit of work: commits when the block succeeds, rolls back otherwise. A block
+        that never touched the database (every lookup served from a cache) costs no
+        commit and no close: each is a greenlet round trip."""
+        session = self.sessions()
+        try:
+            yield session
+            if session.in_transaction():
                 await session.commit()
-            except BaseException:
+        except BaseException:
+            if session.in_transaction():
                 await session.rollback()
-                raise
+            raise
+        finally:
+            if session.in_transaction() or session.identity_map:
+                await session.close()
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109
         """True when the database answers a trivial query within ``timeout`` seconds."""

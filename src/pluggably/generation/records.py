@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import DATABASE_DOWN, Database, utcnow
@@ -26,6 +26,20 @@ from pluggably.observability.logging import get_logger
 log = get_logger("pluggably.records")
 BATCH_INTERVAL_S = 0.02
 RETRY_INTERVAL_S = 0.5  # after the database did not take a batch (DATABASE_DOWN)
+# Every row of a multi-row INSERT names the same columns; those a request never set
+# are NULL.
+_EMPTY_ROW: dict[str, Any] = dict.fromkeys(
+    (
+        "model",
+        "provider",
+        "error_code",
+        "error_message",
+        "prompt_tokens",
+        "completion_tokens",
+        "response",
+        "finished_at",
+    )
+)
 
 
 class RequestRecords:
@@ -130,8 +144,9 @@ class RequestRecords:
             self._writing = (inserts, updates)
             try:
                 async with self.db.session() as session:
-                    session.add_all(RequestRecord(**values) for values in inserts.values())
-                    await session.flush()
+                    if inserts:  # one multi-row INSERT (Core: no unit of work per row)
+                        rows = [_EMPTY_ROW | values for values in inserts.values()]
+                        await session.execute(insert(RequestRecord), rows)
                     for request_id, values in updates:
                         await session.execute(
                             update(RequestRecord)

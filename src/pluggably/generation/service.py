@@ -621,16 +621,14 @@ class GenerationService:
             self.discovery.observe(plan.principal.user_id, target.provider, None)
         elif self.registry is not None:
             await self.registry.touch(self.db, target.model)
-        m = self.metrics
-        m.generation_requests.labels(target.provider, self._model_label(target)).inc()
-        m.generation_latency.labels(target.provider).observe(response.timings.total_ms / 1000)
+        m, provider = self.metrics, target.provider
+        m.child(m.generation_requests, provider, self._model_label(target)).inc()
+        m.child(m.generation_latency, provider).observe(response.timings.total_ms / 1000)
         if response.timings.first_token_ms is not None:
-            m.generation_ttft.labels(target.provider).observe(
-                response.timings.first_token_ms / 1000
-            )
+            m.child(m.generation_ttft, provider).observe(response.timings.first_token_ms / 1000)
         if response.usage:
-            m.generation_tokens.labels(target.provider, "prompt").inc(response.usage.prompt_tokens)
-            m.generation_tokens.labels(target.provider, "completion").inc(
+            m.child(m.generation_tokens, provider, "prompt").inc(response.usage.prompt_tokens)
+            m.child(m.generation_tokens, provider, "completion").inc(
                 response.usage.completion_tokens
             )
         await self._record_turn(plan, target, response.output, response.finish_reason)

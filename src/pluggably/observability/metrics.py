@@ -3,6 +3,8 @@ several apps in one process — tests — never share counters."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -14,6 +16,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Children of this instance's metrics by (id of the metric, label values).
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "pluggably_http_requests_total",
             "HTTP requests by method, route template and status.",
@@ -122,9 +126,18 @@ class Metrics:
             registry=self.registry,
         )
 
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per label combination (labels()
+        takes a lock and re-checks its arguments on every call)."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        self.child(self.requests, method, route, str(status)).inc()
+        self.child(self.latency, method, route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

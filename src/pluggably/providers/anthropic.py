@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
 from pluggably.providers import errors
@@ -211,7 +212,7 @@ class AnthropicProvider:
     def _apply(self, call: ProviderCall, event: Event, state: _StreamState) -> str | None:
         """Fold one SSE event into ``state``; the text it adds, if any."""
         try:
-            data = json.loads(event.data)
+            data = orjson.loads(event.data)
         except ValueError:
             raise errors.malformed(self.name, call.model, "a stream event is not JSON") from None
         if not isinstance(data, dict):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from pluggably.errors import (
     FeatureNotSupported,
     GatewayError,
@@ -282,7 +284,7 @@ class GoogleProvider:
         any_text = False
         async for event in events(lines):
             try:
-                data = json.loads(event.data)
+                data = orjson.loads(event.data)
             except ValueError:
                 raise errors.malformed(
                     self.name, call.model, "a stream frame is not JSON"

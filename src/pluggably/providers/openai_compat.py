@@ -5,10 +5,11 @@ servers (vLLM, llama.cpp server, Ollama, …)."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from pluggably.errors import ProviderNotConfigured
 from pluggably.netguard import check_public_url
@@ -180,7 +181,7 @@ class OpenAICompatProvider:
                 done = True
                 break
             try:
-                chunk = json.loads(event.data)
+                chunk = orjson.loads(event.data)
             except ValueError:
                 raise errors.malformed(
                     self.name, call.model, "a stream frame is not JSON"

@@ -17,11 +17,11 @@ the server is closing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 
 from pluggably.errors import GatewayError
 from pluggably.providers import errors
@@ -102,7 +102,7 @@ class Upstream:
         except TRANSPORT_ERRORS as exc:
             raise errors.from_transport(provider, model, exc) from None
         try:
-            return json.loads(content)
+            return orjson.loads(content)
         except ValueError:
             raise errors.malformed(provider, model, "not JSON") from None
 
