@@ -158,22 +158,33 @@ class SSEResponse(StreamingResponse):
     closed before returning, so an upstream call ends with its client."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as group:
+        streaming = asyncio.current_task()
+        assert streaming is not None
+        state = {"gone": False, "done": False}
 
-            async def watch() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                group.cancel_scope.cancel()
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not state["done"]:
+                state["gone"] = True
+                streaming.cancel()
 
-            group.start_soon(watch)
-            try:
-                await self.stream_response(send)
-            except OSError:
-                pass  # the client went away mid-write
-            finally:
-                group.cancel_scope.cancel()
-                with anyio.CancelScope(shield=True):
-                    await _aclose(self.body_iterator)
+        # A plain task, not an anyio task group: this runs once per stream, and the
+        # group's cancel scopes cost more than the rest of this method.
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not state["gone"] or streaming.cancelling() > 1:
+                raise  # cancelled by someone else too (the server shutting down)
+            streaming.uncancel()
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            state["done"] = True
+            watcher.cancel()
+            with anyio.CancelScope(shield=True):
+                await _aclose(self.body_iterator)
 
 
 def sse_response(
