@@ -26,8 +26,9 @@ from fastapi import FastAPI
 from pluggably.app import create_app
 from pluggably.credentials.providers import check_endpoint
 from pluggably.downloads import transfer
-from pluggably.errors import InvalidParameter, ValidationFailed
+from pluggably.errors import BackendUnavailable, GatewayError, InvalidParameter, ValidationFailed
 from pluggably.netguard import check_public_url
+from pluggably.providers.upstream import Upstream
 from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, new_user, running
 from tests.fixtures.hf_hub import FakeHub
 from tests.fixtures.openai_sim import OpenAISim, make_png
@@ -406,6 +407,32 @@ async def test_endpoint_names_resolving_inside_are_refused_when_called(
         response = await client.post("/openai/v1/chat/completions", json=chat, headers=auth)
         assert response.status_code == 400, response.text
     assert trap.connections == 0
+
+
+async def test_connections_for_user_endpoints_go_to_public_addresses_only(trap: Trap) -> None:
+    """DNS rebinding: a name that passed the check (or resolved elsewhere when stored)
+    and resolves inside when the connection is made gets no connection. The upstream
+    client is driven directly, past the pre-call check, as a rebinding name would be."""
+    name = _name_for_loopback()
+    if name is None:
+        pytest.skip("no host name here resolves to loopback only")
+    client = Upstream(timeout_s=5)
+    try:
+        url = f"http://{name}:{trap.port}/v1/chat/completions"
+        with pytest.raises(BackendUnavailable) as refused:
+            await client.json(
+                "POST", url, provider="azure", model="m", headers={}, body={}, public_only=True
+            )
+        assert refused.value.message == (
+            "azure (m) is unreachable (its host resolves to no public address)."
+        )
+        assert trap.connections == 0
+        # The same name through the operators' client (simulators, LAN servers) connects.
+        with pytest.raises(GatewayError):
+            await client.json("POST", url, provider="azure", model="m", headers={}, body={})
+        assert trap.connections == 1
+    finally:
+        await client.aclose()
 
 
 # image inputs: never fetched

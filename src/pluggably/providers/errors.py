@@ -97,6 +97,8 @@ def from_transport(provider: str, model: str, exc: BaseException) -> GatewayErro
 
 
 def _transport_reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError) and type(exc.os_error).__name__ == "NotPublic":
+        return "its host resolves to no public address"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "its host name does not resolve"
     if isinstance(exc, aiohttp.ClientSSLError):

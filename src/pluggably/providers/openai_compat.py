@@ -103,19 +103,29 @@ class OpenAICompatProvider:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return f"{base.rstrip('/')}{path}", headers
 
-    async def _guard(self, credential: Credential) -> None:
-        """A user-supplied Azure endpoint was vetted when stored; its name could resolve
-        elsewhere since, so it is vetted again right before the call."""
+    async def _guard(self, credential: Credential) -> bool:
+        """Whether the call goes to a user-supplied Azure endpoint. That URL was vetted
+        when stored; it is vetted again right before the call (a literal address), and
+        the connection itself goes to public addresses only (a name that resolves
+        elsewhere since, or between the check and the connect)."""
         if self.azure and credential.get("endpoint"):
             await check_public_url(str(credential["endpoint"]), allow_private=False)
+            return True
+        return False
 
     async def _post(
         self, call: ProviderCall, credential: Credential, path: str, body: dict[str, Any]
     ) -> Any:
-        await self._guard(credential)
+        public_only = await self._guard(credential)
         url, headers = self._url(credential, call.model, path)
         return await self.client.json(
-            "POST", url, provider=self.name, model=call.model, headers=headers, body=body
+            "POST",
+            url,
+            provider=self.name,
+            model=call.model,
+            headers=headers,
+            body=body,
+            public_only=public_only,
         )
 
     # the protocol
@@ -158,7 +168,7 @@ class OpenAICompatProvider:
     async def stream(
         self, call: ProviderCall, credential: Credential
     ) -> AsyncIterator[Delta | StreamEnd]:
-        await self._guard(credential)
+        public_only = await self._guard(credential)
         url, headers = self._url(credential, call.model, "/chat/completions")
         items = self.client.stream(
             url,
@@ -167,6 +177,7 @@ class OpenAICompatProvider:
             headers=headers,
             body=chat_body(call, stream=True),
             frames=lambda lines: self._frames(call, lines),
+            public_only=public_only,
         )
         async with contextlib.aclosing(items):  # closes the upstream response with us
             async for item in items:
@@ -204,9 +215,10 @@ class OpenAICompatProvider:
         yield StreamEnd(finish_reason=finish, usage=usage)
 
     async def list_models(self, credential: Credential) -> list[str]:
+        public_only = await self._guard(credential)
         url, headers = self._url(credential, "models", "/models")
         data = await self.client.json(
-            "GET", url, provider=self.name, model="models", headers=headers
+            "GET", url, provider=self.name, model="models", headers=headers, public_only=public_only
         )
         try:
             return sorted(str(m["id"]) for m in data["data"])

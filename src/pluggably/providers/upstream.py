@@ -17,13 +17,17 @@ the server is closing."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+from aiohttp.abc import ResolveResult
 
 from pluggably.errors import GatewayError
+from pluggably.netguard import is_public_address
 from pluggably.providers import errors
 
 T = TypeVar("T")
@@ -55,23 +59,29 @@ class Upstream:
         self._max_connections = max_connections
         self._proxy = proxy
         self.max_body_bytes = max_body_bytes
-        self._client: aiohttp.ClientSession | None = None
+        # Operator-configured upstreams (any address, loopback included), and URLs that
+        # users supply (public addresses only, checked as the connection is made).
+        self._clients: dict[bool, aiohttp.ClientSession] = {}
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _session(self, public_only: bool = False) -> aiohttp.ClientSession:
         # Created on first use, inside the running event loop it belongs to.
-        if self._client is None:
-            self._client = aiohttp.ClientSession(
+        client = self._clients.get(public_only)
+        if client is None:
+            client = self._clients[public_only] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self._max_connections, limit_per_host=0, keepalive_timeout=4.0
+                    limit=self._max_connections,
+                    limit_per_host=0,
+                    keepalive_timeout=4.0,
+                    resolver=PublicOnlyResolver() if public_only else None,
                 ),
                 timeout=self._timeout,
             )
-        return self._client
+        return client
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
     async def json(
         self,
@@ -84,10 +94,12 @@ class Upstream:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         from_status: StatusMapper = errors.from_status,
+        public_only: bool = False,
     ) -> Any:
-        """One unstreamed call: the parsed JSON answer, or the mapped error."""
+        """One unstreamed call: the parsed JSON answer, or the mapped error.
+        ``public_only``: the URL came from a user; connect to public addresses only."""
         try:
-            async with self._session().request(
+            async with self._session(public_only).request(
                 method,
                 url,
                 json=body,
@@ -116,13 +128,14 @@ class Upstream:
         body: Any,
         frames: Frames[T],
         from_status: StatusMapper = errors.from_status,
+        public_only: bool = False,
     ) -> AsyncGenerator[T, None]:
         """What ``frames`` reads from the lines of a streamed POST, with HTTP and
         transport failures mapped to gateway errors. However it ends, the connection is
         released: back to the pool when the body was read to its end, closed otherwise
         (which is what stops the upstream when our own client goes away)."""
         try:
-            response = await self._session().post(
+            response = await self._session(public_only).post(
                 url, json=body, headers=headers, allow_redirects=False, proxy=self._proxy
             )
         except TRANSPORT_ERRORS as exc:
@@ -167,3 +180,23 @@ class Upstream:
                 yield line.removesuffix(b"\r").decode("utf-8", "replace")
         if pending:
             yield pending.removesuffix(b"\r").decode("utf-8", "replace")
+
+
+class NotPublic(OSError):
+    """A user-supplied host resolved to private, loopback or link-local addresses only."""
+
+
+class PublicOnlyResolver(aiohttp.ThreadedResolver):
+    """Host names resolved to public addresses only, at connection time: a name checked
+    when it was stored (or just before the call) cannot resolve to an inside address
+    when the connection is made (DNS rebinding). Literal addresses never reach a
+    resolver; ``netguard.check_public_url`` vets those before the call."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await super().resolve(host, port, family)
+        public = [r for r in found if is_public_address(ipaddress.ip_address(r["host"]))]
+        if not public:
+            raise NotPublic(f"{host} resolves to no public address")
+        return public
