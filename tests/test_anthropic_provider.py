@@ -399,6 +399,7 @@ async def test_upstream_errors_map_to_codes(
         frames = await sse_frames(client, model=MODEL, input={"prompt": "x"})
         if code == "backend_unavailable" and "malformed" in message:
             message = f"{WHO} sent a malformed answer: a stream event is not JSON."
+        assert frames[0].pop("request_id").startswith("req_")  # no model_selected came
         assert frames == [{"event": "error", "code": code, "message": message}, "[DONE]"]
         _heal(anthropic_sim)
         frames = await sse_frames(client, model=MODEL, input={"prompt": "x"})

@@ -483,7 +483,13 @@ class GenerationService:
         await self.records.finish(
             plan.request_id, status="failed", error=(error.code, error.message)
         )
-        yield {"event": "error", "code": error.code, "message": error.message}
+        # No model_selected frame came first: the id is here, to look the record up.
+        yield {
+            "event": "error",
+            "code": error.code,
+            "message": error.message,
+            "request_id": plan.request_id,
+        }
 
     async def _local_stream(
         self, plan: Plan, target: Target
