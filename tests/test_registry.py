@@ -17,11 +17,14 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
 def write_gguf(path: Path, *, file_type: int | None = None, context: int | None = None) -> None:
-    """A real GGUF header (no tensors) written with the gguf package."""
+    """A real GGUF header (no tensors) written with the gguf package; arrays (a
+    vocabulary, scores) come before the fields discovery reads, as they may."""
     import gguf
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list(["<s>", "</s>", "héllo", ""])
+    writer.add_token_scores([0.0, -1.5, 2.25, 0.0])
     if file_type is not None:
         writer.add_file_type(file_type)
     if context is not None:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.observability.logging import get_logger
+from pluggably.registry.gguf_header import read_fields
 from pluggably.registry.models import Model
 from pluggably.registry.repository import RegistryRepository
 
@@ -125,29 +126,26 @@ def _gguf(root: Path, path: Path, siblings: list[os.DirEntry[str]]) -> Found | N
 
 
 def _gguf_metadata(path: Path) -> dict[str, Any]:
-    """Quantization and context length from the GGUF header, when the optional
-    ``gguf`` package is installed; an unreadable header just yields nothing."""
+    """Quantization and context length from the GGUF header (the quantization's name
+    needs the optional ``gguf`` package); an unreadable header just yields nothing."""
     try:
-        from gguf import GGUFReader, LlamaFileType
-    except ImportError:
+        fields = read_fields(path)
+    except (OSError, ValueError):  # a truncated or foreign file is still listed
         return {}
-    try:
-        reader = GGUFReader(path)
-        out: dict[str, Any] = {}
-        arch_field = reader.fields.get("general.architecture")
-        arch = arch_field.contents() if arch_field is not None else None
-        file_type = reader.fields.get("general.file_type")
-        if file_type is not None:
-            out["quantization"] = LlamaFileType(int(file_type.contents())).name.removeprefix(
-                "MOSTLY_"
-            )
-        if arch:
-            context = reader.fields.get(f"{arch}.context_length")
-            if context is not None:
-                out["context_length"] = int(context.contents())
-        return out
-    except Exception:  # a truncated or foreign file is still listed, without metadata
-        return {}
+    out: dict[str, Any] = {}
+    arch = fields.get("general.architecture")
+    context = fields.get(f"{arch}.context_length") if isinstance(arch, str) else None
+    if isinstance(context, int):
+        out["context_length"] = context
+    file_type = fields.get("general.file_type")
+    if isinstance(file_type, int):
+        try:
+            from gguf import LlamaFileType
+
+            out["quantization"] = LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+        except (ImportError, ValueError):
+            pass
+    return out
 
 
 def _transformers(root: Path, directory: Path, entries: list[os.DirEntry[str]]) -> Found:
