@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import httpx2
 import pytest
@@ -21,7 +22,8 @@ from google.genai import errors, types  # noqa: E402
 MODEL = "gemini-2.0-flash"
 KEY = "test-key"
 # The SDK's default backend is httpx2 (httpx when GOOGLE_GENAI_HTTP_CLIENT=httpx): accept either.
-TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+# The SDK's async client runs on aiohttp when it is installed (the gateway installs it).
+TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError, aiohttp.ClientError)
 TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException)
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
