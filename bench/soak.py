@@ -17,11 +17,10 @@ transport:<exception>).
 Phases: warm-up (`--warmup-s` at full concurrency), settle, the measured phase (sampling
 the gateway's RSS, open fds, threads and TCP connections every second), settle. Settling
 makes the idle state comparable: every worker's client is closed, the gateway's idle
-upstream keep-alive connections are left to expire (httpx's 5 s), then 32 sequential
-probe streams pass through each of the gateway's 16 upstream pools (providers/pool.py)
-twice, which closes the expired connections and leaves at most one per pool; the probe
-client is closed and the gateway's client-side connections drain. The leak checks compare
-the settled state after the load with the one before it.
+upstream keep-alive connections are left to expire (4 s in providers/upstream.py), then 32
+sequential probe streams pass through the gateway, which leaves one upstream connection
+open; the probe client is closed and the gateway's client-side connections drain. The leak
+checks compare the settled state after the load with the one before it.
 
 Checks: zero errors in every phase; RSS growth < 10 % (settled before → settled after, and
 the median of the first 5 vs the last 5 samples under load); settled fds after ≤ before + 5;
@@ -577,16 +576,16 @@ def _markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"Upstream connections kept open by the gateway in the settled states: "
-        f"{up['kept_open_settled_before']} before, {up['kept_open_settled_after']} after (16 if "
-        "each of its pools kept the connection of its last stream). Sockets toward the "
+        f"{up['kept_open_settled_before']} before, {up['kept_open_settled_after']} after "
+        "(1: the probes' connection, reused by each of them). Sockets toward the "
         f"upstream in TIME_WAIT at the end of the load: {up['time_wait_to_upstream_at_end']}, "
         f"for {up['streams_in_the_last_minute_of_load']} streams in its last minute (a lower "
         "bound of the connections the gateway opened and closed: loopback connects may reuse "
         "a TIME_WAIT port).",
         "",
         f"Phases: {phases}. Settled state (see the script's docstring): idle keep-alive "
-        "upstream connections expired, then two probe streams through each of the gateway's 16 "
-        "upstream pools, the probe client closed. Upstream answered "
+        "upstream connections expired, then 32 sequential probe streams, the probe client "
+        "closed. Upstream answered "
         f"{r['upstream_served']}; request records {r['db_request_statuses']}.",
     ]
     return "\n".join(lines) + "\n"
