@@ -36,13 +36,14 @@ stream is then read to the end so that the connection goes back to the pool.
 Concurrency 1: --requests-c1 rounds after a warm-up of one direct call and one through
 Pluggably, interleaved (rotating which goes first); then as many rounds of direct + LiteLLM,
 each gateway compared with the direct calls of its own pass (LiteLLM keeps working after it
-answers, which slowed the next call when all three were interleaved). Every other level of --concurrency (16, 64): that
-many closed-loop workers per target, direct, then the gateway, then LiteLLM, until
---min-requests-c64 have been sent and --min-s have passed (at most --max-s). Added latency =
-target - direct at the same percentile. CPU per request is read from each process's CPU time
-(psutil) over each run; each gateway's RSS (LiteLLM: with its children) before traffic,
-sampled during its runs and after them. A LiteLLM reply that fails the checks is counted as
-an error of that run (not raised); Pluggably's and the upstream's are raised.
+answers, which slowed the next call when all three were interleaved). Every other level of
+--concurrency (16, 64): that many closed-loop workers per target, direct, then the gateway,
+then LiteLLM, until --min-requests-c64 have been sent and --min-s have passed (at most
+--max-s). Added latency = target - direct at the same percentile. CPU per request is read
+from each process's CPU time (psutil) over each run; each gateway's RSS (LiteLLM: with its
+children) before traffic, sampled during its runs and after them. A LiteLLM reply that fails
+the checks is counted as an error of that run (not raised); Pluggably's and the upstream's
+are raised.
 
 Goals: issue #5 (Pluggably alone: c1 added p50 / TTFT p50 ≤ 1 ms, c64 added p99 ≤ 85 ms,
 c64 ≥ 400 req/s) and issue #9 (c1 added p50 ≤ 1 ms; at c64 Pluggably's added p99 ≤ LiteLLM's
