@@ -297,3 +297,61 @@ async def _user(client: httpx.AsyncClient) -> dict[str, str]:
     from tests.conftest import new_user
 
     return await new_user(client, "localuser")
+
+
+def test_client_hanging_up_stops_the_local_generation(
+    tmp_path: Path, free_port: int, gemma_gguf: Path
+) -> None:
+    """Through a real server process: a client that goes away mid-stream stops llama.cpp
+    at once (the model is idle again long before 4,000 tokens could be generated), the
+    record says cancelled with the partial text, and the next request gets the slot."""
+    import time
+
+    from tests.test_serve import start_server, stop_server
+
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    os.link(gemma_gguf, models / "gemma.gguf")
+    base = f"http://127.0.0.1:{free_port}"
+    proc, log_path = start_server(tmp_path, free_port)
+    try:
+        body = {
+            "model": "local/gemma",
+            "input": {"prompt": "Once upon a time"},
+            "parameters": {"max_tokens": 4000},
+            "stream": True,
+        }
+        request_id, pieces = None, 0
+        with httpx.Client(base_url=base, timeout=30) as client:
+            with client.stream("POST", "/v1/generate", json=body, headers=ADMIN) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and "model_selected" in line:
+                        request_id = json.loads(line.removeprefix("data: "))["request_id"]
+                    if line.startswith("data: ") and "choices" in line:
+                        pieces += 1
+                        if pieces == 3:
+                            break  # a few tokens seen: hang up
+            hung_up = time.monotonic()
+            status: dict[str, Any] = {}
+            while time.monotonic() - hung_up < 5:
+                status = client.get("/v1/models/local/gemma/status", headers=ADMIN).json()
+                if status["runtime_status"] != "busy":
+                    break
+                time.sleep(0.02)
+            assert status["runtime_status"] == "loaded", status
+            assert time.monotonic() - hung_up < 2  # 4,000 tokens take ~90 s here
+            record: dict[str, Any] = {}
+            for _ in range(100):
+                record = client.get(f"/v1/requests/{request_id}", headers=ADMIN).json()
+                if record["status"] != "running":
+                    break
+                time.sleep(0.02)
+            assert record["status"] == "cancelled", record
+            assert record["result"]["finish_reason"] == "cancelled"
+            assert record["result"]["output"]["text"]  # the tokens sent before the hang-up
+            short = {"model": "local/gemma", "input": {"prompt": "Hi"}, "wait": True}
+            short["parameters"] = {"max_tokens": 4}
+            answer = client.post("/v1/generate", json=short, headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+    finally:
+        stop_server(proc, log_path)
