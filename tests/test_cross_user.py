@@ -149,6 +149,15 @@ async def test_every_route_is_classified(client: httpx.AsyncClient) -> None:
         # admin and anything else.
         assert not {_key(c) for c in group} & owned or group is SELF
     assert len(operations) >= 59
+    # The document says which need a credential, and how to give one.
+    assert set(spec["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+    public = {_key(c) for c in PUBLIC}
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            expected = (
+                None if (method.upper(), path) in public else [{"ApiKey": []}, {"Bearer": []}]
+            )
+            assert operation.get("security") == expected, (method, path)
 
 
 # the world

@@ -36,6 +36,7 @@ from pluggably.api import (
 )
 from pluggably.api.errors import install_error_handlers
 from pluggably.api.middleware import RequestMiddleware
+from pluggably.api.openapi_security import document_security
 from pluggably.api.schemas import COMMON_ERRORS
 from pluggably.config import Settings
 from pluggably.container import Container, build_container
@@ -218,4 +219,5 @@ def create_app(settings: Settings) -> FastAPI:
         anthropic_compat.router,
     ):
         app.include_router(router)
+    document_security(app)
     return app
