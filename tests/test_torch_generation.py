@@ -401,3 +401,33 @@ async def test_stream_is_ignored_for_images_and_meshes(client: httpx.AsyncClient
     assert mesh.status_code == 200, mesh.text
     assert mesh.headers["content-type"].startswith("application/json")
     load_mesh(base64.b64decode(mesh.json()["output"]["mesh"]), "glb")  # the default format
+
+
+async def test_while_loading_fallback_for_images(
+    tmp_path: Path, database_url: str, tiny_models: dict[str, Path]
+) -> None:
+    """An image model that is not loaded yet: the pinned image default answers (and says
+    so), the asked-for model loads in the background and answers the next request."""
+    models = {**tiny_models, "painter2": tiny_models["painter"]}
+    app = torch_app(tmp_path, database_url, models)
+    async with running(app), client_for(app, timeout=60) as client:
+        made_default = await client.post(f"/v1/models/{PAINTER}/default", headers=ADMIN)
+        assert made_default.status_code == 200, made_default.text
+        loaded = await client.post(f"/v1/models/{PAINTER}/load", json={"wait": True}, headers=ADMIN)
+        assert loaded.status_code == 200, loaded.text
+        params = {"width": 64, "height": 64, "num_inference_steps": 2, "seed": 3}
+        body = {"model": "local/painter2", "input": {"prompt": "a cat"}, "parameters": params}
+        answer = await ok(client, **body, while_loading="fallback")
+        assert answer["model"] == f"local:{PAINTER}"
+        assert answer["selection"]["fallback_used"] is True
+        assert "local:local/painter2 is loading" in answer["selection"]["fallback_reason"]
+        assert png_size(base64.b64decode(answer["output"]["images"][0])) == (64, 64)
+        for _ in range(300):  # it loaded in the background meanwhile
+            status = await client.get("/v1/models/local/painter2/status", headers=ADMIN)
+            if status.json()["runtime_status"] == "loaded":
+                break
+            await asyncio.sleep(0.1)
+        direct = await ok(client, **body, while_loading="fallback")
+        assert direct["model"] == "local:local/painter2"
+        assert direct["selection"]["fallback_used"] is False
+        assert direct["output"]["images"] == answer["output"]["images"]  # same weights, seed
