@@ -42,6 +42,10 @@ def is_public_address(address: Address) -> bool:
     return True
 
 
+class NotPublic(OSError):
+    """A user-supplied host resolved to private, loopback or link-local addresses only."""
+
+
 async def check_public_url(url: str, *, allow_private: bool, purpose: str = "") -> None:
     """http(s) only, and (unless allowed) no loopback/private/link-local target:
     every resolved address of the host is checked."""

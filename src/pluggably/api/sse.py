@@ -160,28 +160,28 @@ class SSEResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
-        state = {"gone": False, "done": False}
+        gone = False
 
         async def watch() -> None:
+            nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            if not state["done"]:
-                state["gone"] = True
-                streaming.cancel()
+            gone = True
+            streaming.cancel()
 
         # A plain task, not an anyio task group: this runs once per stream, and the
-        # group's cancel scopes cost more than the rest of this method.
+        # group's cancel scopes cost more than the rest of this method. The watcher only
+        # runs at the stream's awaits, so cancelling it first thing below is enough.
         watcher = asyncio.create_task(watch())
         try:
             await self.stream_response(send)
         except asyncio.CancelledError:
-            if not state["gone"] or streaming.cancelling() > 1:
+            if not gone or streaming.cancelling() > 1:
                 raise  # cancelled by someone else too (the server shutting down)
             streaming.uncancel()
         except OSError:
             pass  # the client went away mid-write
         finally:
-            state["done"] = True
             watcher.cancel()
             with anyio.CancelScope(shield=True):
                 await _aclose(self.body_iterator)

@@ -26,20 +26,9 @@ from pluggably.observability.logging import get_logger
 log = get_logger("pluggably.records")
 BATCH_INTERVAL_S = 0.02
 RETRY_INTERVAL_S = 0.5  # after the database did not take a batch (DATABASE_DOWN)
-# Every row of a multi-row INSERT names the same columns; those a request never set
-# are NULL.
-_EMPTY_ROW: dict[str, Any] = dict.fromkeys(
-    (
-        "model",
-        "provider",
-        "error_code",
-        "error_message",
-        "prompt_tokens",
-        "completion_tokens",
-        "response",
-        "finished_at",
-    )
-)
+# Every row of a multi-row INSERT names the same columns: those a request never set are
+# NULL.
+_EMPTY_ROW: dict[str, Any] = dict.fromkeys(c.name for c in RequestRecord.__table__.columns)
 
 
 class RequestRecords:

@@ -23,6 +23,7 @@ from pluggably.errors import (
     Timeout,
     UpstreamError,
 )
+from pluggably.netguard import NotPublic
 
 RETRYABLE: tuple[type[GatewayError], ...] = (
     RateLimited,
@@ -96,24 +97,22 @@ def from_transport(provider: str, model: str, exc: BaseException) -> GatewayErro
     return BackendUnavailable(f"{who} is unreachable ({_transport_reason(exc)}).", retry_after=5)
 
 
+# First match wins: subclasses before their bases.
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ClientConnectorDNSError, "its host name does not resolve"),
+    (aiohttp.ClientSSLError, "the TLS handshake failed"),
+    (aiohttp.ClientConnectorError, "the connection was refused"),
+    (aiohttp.ServerDisconnectedError, "it closed the connection without an answer"),
+    (aiohttp.ClientPayloadError, "the answer was cut off"),
+    (aiohttp.ClientResponseError, "it sent something that is not HTTP"),
+    (aiohttp.InvalidURL, "its URL is not valid"),
+)
+
+
 def _transport_reason(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError) and type(exc.os_error).__name__ == "NotPublic":
+    if isinstance(getattr(exc, "os_error", None), NotPublic):
         return "its host resolves to no public address"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "its host name does not resolve"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return "the TLS handshake failed"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "the connection was refused"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "it closed the connection without an answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the answer was cut off"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "it sent something that is not HTTP"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "its URL is not valid"
-    return "the connection failed"
+    return next((why for kind, why in _REASONS if isinstance(exc, kind)), "the connection failed")
 
 
 def malformed(provider: str, model: str, what: str) -> GatewayError:

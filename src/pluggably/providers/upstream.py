@@ -27,7 +27,7 @@ import orjson
 from aiohttp.abc import ResolveResult
 
 from pluggably.errors import GatewayError
-from pluggably.netguard import is_public_address
+from pluggably.netguard import NotPublic, is_public_address
 from pluggably.providers import errors
 
 T = TypeVar("T")
@@ -180,10 +180,6 @@ class Upstream:
                 yield line.removesuffix(b"\r").decode("utf-8", "replace")
         if pending:
             yield pending.removesuffix(b"\r").decode("utf-8", "replace")
-
-
-class NotPublic(OSError):
-    """A user-supplied host resolved to private, loopback or link-local addresses only."""
 
 
 class PublicOnlyResolver(aiohttp.ThreadedResolver):
