@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from pluggably.artifacts.schemas import extension_of
 from pluggably.cli_common import CliError, fail, plain
 from pluggably.client import (
     Client,
@@ -27,20 +28,6 @@ from pluggably.client import (
 )
 from pluggably.generation.schemas import GenerateResponse
 
-# What the server stores artifacts as (artifacts/service.py), and a few more.
-EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "model/gltf-binary": "glb",
-    "model/gltf+json": "gltf",
-    "model/obj": "obj",
-    "model/ply": "ply",
-    "model/stl": "stl",
-    "application/json": "json",
-    "text/plain": "txt",
-}
 _MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF8", "gif"), (b"glTF", "glb"))
 
 
@@ -257,6 +244,6 @@ def save_files(client: Client, response: GenerateResponse, out_dir: Path) -> lis
         writer.write("mesh", _sniff(data, "obj"), data)
     for artifact in output.artifacts:
         data = client.artifacts.download(artifact)
-        ext = EXTENSIONS.get(artifact.content_type.split(";")[0].strip(), _sniff(data, "bin"))
+        ext = extension_of(artifact.content_type) or _sniff(data, "bin")
         writer.write(artifact.type, ext, data)
     return writer.paths

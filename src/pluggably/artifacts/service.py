@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.models import Artifact
 from pluggably.artifacts.repository import ArtifactRepository
-from pluggably.artifacts.schemas import ArtifactInfo, ArtifactType
+from pluggably.artifacts.schemas import ArtifactInfo, ArtifactType, extension_of
 from pluggably.artifacts.signing import UrlSigner
 from pluggably.artifacts.stores import ArtifactStore, ObjectMissing
 from pluggably.credentials.keys import Keyring
@@ -33,19 +33,6 @@ log = get_logger("pluggably.artifacts")
 
 # type/subtype with optional parameters; nothing that could split a header.
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?")
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "model/gltf-binary": "glb",
-    "model/gltf+json": "gltf",
-    "model/obj": "obj",
-    "model/ply": "ply",
-    "model/stl": "stl",
-    "application/json": "json",
-    "text/plain": "txt",
-}
 CLEANUP_BATCH = 500
 
 
@@ -60,7 +47,7 @@ class ArtifactDownload:
 
 
 def extension(content_type: str) -> str:
-    return _EXTENSIONS.get(content_type.split(";", 1)[0].strip().lower(), "bin")
+    return extension_of(content_type) or "bin"
 
 
 class ArtifactService:
