@@ -39,6 +39,7 @@ from tests.conftest import (
 from tests.fixtures.faults import TcpProxy, small_tmpfs, sqlite_exclusive_lock, sqlite_write_lock
 from tests.fixtures.hf_hub import FakeHub
 from tests.fixtures.openai_sim import OpenAISim
+from tests.fixtures.prompts import GREEDY, LONG_RUNNING
 from tests.test_downloads import MB, gguf_bytes, hub_settings, seed_hub, wait_job
 from tests.test_generate import app_with_backup, gen_app
 
@@ -510,8 +511,8 @@ def test_kill_9_with_requests_queued_on_a_local_model_then_restart(
     def hold() -> None:
         body = {
             "model": gemma,
-            "input": {"prompt": "Once upon a time"},
-            "parameters": {"max_tokens": 4000},
+            "input": {"prompt": LONG_RUNNING},
+            "parameters": {"max_tokens": 4000, **GREEDY},  # ~90 s: still running at the kill
             "wait": True,
         }
         try:
@@ -535,6 +536,8 @@ def test_kill_9_with_requests_queued_on_a_local_model_then_restart(
             assert [q.status_code for q in queued] == [202, 202], [q.text for q in queued]
             ids = [q.json()["request_id"] for q in queued]
             time.sleep(0.2)  # past the record writer's batch interval (documented loss window)
+            assert held == [], "the held request ended before the kill"
+            assert busy()
         _kill_9(proc)
         holder.join(5)
         assert not holder.is_alive(), "the held connection hung after the server died"

@@ -25,6 +25,7 @@ from tests.conftest import (
     running,
     sse_frames,
 )
+from tests.fixtures.prompts import GREEDY, LONG_RUNNING
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the 'local' extra)")
 pytestmark = pytest.mark.slow
@@ -317,8 +318,8 @@ def test_client_hanging_up_stops_the_local_generation(
     try:
         body = {
             "model": "local/gemma",
-            "input": {"prompt": "Once upon a time"},
-            "parameters": {"max_tokens": 4000},
+            "input": {"prompt": LONG_RUNNING},
+            "parameters": {"max_tokens": 4000, **GREEDY},
             "stream": True,
         }
         request_id, pieces = None, 0
