@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,3 +156,49 @@ def test_version_command() -> None:
         [str(BIN), "version"], capture_output=True, text=True, timeout=30, check=True
     )
     assert result.stdout.strip() == __version__
+
+
+def test_serve_on_a_terminal_logs_in_the_console_format(tmp_path: Path, free_port: int) -> None:
+    """`make serve` on a terminal: stderr is a TTY, so log lines are for a person (no JSON);
+    the same server with its output in a file logs JSON (the test above)."""
+    import pty
+    import threading
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [str(BIN), "serve", "--port", str(free_port)],
+        env=_env(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a terminal nobody reads would block the server's writes
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the server closed its end
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        _wait_ready(f"http://127.0.0.1:{free_port}", proc, tmp_path / "none.log")
+        httpx.get(f"http://127.0.0.1:{free_port}/health", headers={"X-Request-ID": "tty-1"})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(5)
+        os.close(controller)
+    text = b"".join(chunks).decode()
+    assert "\x1b[" in text  # coloured for the terminal
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()
+    request_line = next(line for line in lines if "tty-1" in line)
+    assert "request" in request_line
+    assert "route=/health" in request_line
+    assert [line for line in lines if line.lstrip().startswith("{")] == []

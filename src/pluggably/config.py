@@ -167,7 +167,11 @@ class Settings(BaseSettings):
     )
     metrics_public: bool = Field(default=False, description="Serve /metrics without credentials.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines on stderr: json (one object per line), console, or auto "
+        "(console when stderr is a terminal, json otherwise).",
+    )
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )

@@ -1,4 +1,5 @@
-"""structlog configuration: one JSON object per line on stdout.
+"""structlog configuration: logs go to stderr, one JSON object per line, or in the
+console format when a person is watching (stderr is a terminal) or asks for it.
 
 Only explicit fields are logged; nothing in this package ever passes headers,
 bodies or credentials to a logger.
@@ -8,12 +9,25 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def resolve_format(fmt: str, stream: TextIO) -> str:
+    """``auto`` is ``console`` on a terminal and ``json`` anywhere else (a file, a pipe,
+    a log collector), so ``make serve`` is readable and deployments stay parseable."""
+    if fmt != "auto":
+        return fmt
+    isatty = getattr(stream, "isatty", None)
+    return "console" if isatty is not None and isatty() else "json"
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> str:
+    """Route structlog and the stdlib loggers to ``stream`` (stderr by default);
+    returns the format chosen."""
+    out = stream if stream is not None else sys.stderr
+    fmt = resolve_format(fmt, out)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -25,17 +39,18 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback
+            colors=bool(getattr(out, "isatty", lambda: False)()),
+            exception_formatter=structlog.dev.plain_traceback,
         )
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     # Route stdlib loggers (uvicorn, alembic, sqlalchemy) through the same renderer.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -57,6 +72,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     )
     for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    return fmt
 
 
 def get_logger(name: str) -> Any:
