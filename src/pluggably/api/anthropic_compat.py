@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from pluggably.api.deps import ContainerDep, Writer
-from pluggably.api.errors import error_response, register_error_format
-from pluggably.api.sse import SSEFormat, sse_response
+from pluggably.api.errors import register_error_format
+from pluggably.api.sse import SSEFormat, opening, sse_response
 from pluggably.compat.anthropic_shapes import (
     AnthropicError,
     AnthropicMessage,
@@ -116,14 +116,12 @@ async def create_message(
 
 async def _stream(service: GenerationService, plan: Plan) -> Response:
     """Upstream failures that happen before the first token (every fallback tried)
-    become a plain HTTP error, which the SDKs retry or raise as they would for Anthropic;
-    later ones are an ``error`` event."""
+    become a plain HTTP error (its status, ``Retry-After`` where set), which the SDKs
+    retry or raise as they would for Anthropic; later ones are an ``error`` event."""
     frames = service.stream(plan)
-    first = await anext(frames, None)
-    if first is not None and first.get("event") == "error":
-        await _aclose(frames)
-        code = str(first.get("code"))
-        return error_response(status_of(code), code, str(first.get("message")))
+    first, refused = await opening(frames, plan)
+    if refused is not None:
+        return refused
     translator = StreamTranslator(message_id(plan.request_id))
     return sse_response(_events(translator, first, frames), fmt=_SSE, source=frames)
 

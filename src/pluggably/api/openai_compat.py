@@ -18,13 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.errors import register_error_format
-from pluggably.api.sse import SSEFormat, sse_response
+from pluggably.api.sse import SSEFormat, opening, sse_response
 from pluggably.auth.principal import Principal
 from pluggably.compat.openai_shapes import (
     OpenAIChatCompletion,
@@ -122,12 +121,13 @@ def _streamed(description: str) -> dict[int | str, dict[str, Any]]:
     responses=_streamed(
         "A chat.completion, or with `stream` an SSE stream of chat.completion.chunk objects "
         "(role, content deltas, finish_reason, usage with `stream_options.include_usage`; "
-        "an error object on failure), then `[DONE]`."
+        "an error object on a failure after the first chunk), then `[DONE]`. A stream "
+        "that fails before its first chunk answers the error's own status instead."
     ),
 )
 async def chat_completions(
     body: OpenAIChatCompletionRequest, principal: Writer, container: ContainerDep
-) -> OpenAIChatCompletion | StreamingResponse:
+) -> OpenAIChatCompletion | Response:
     """OpenAI chat completions over any model /v1/generate serves (``local/…`` registry
     ids, ``provider:model``, vendor names, ``auto``). Text and ``image_url`` (data: URL)
     parts; ``n`` must be 1."""
@@ -135,18 +135,21 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter("chat", plan.request_id, include_usage=include_usage)
-        return _openai_sse(_relay(container, plan, writer))
+        return await _stream(container, plan, writer)
     return chat_completion(await _answer(container, plan))
 
 
 @router.post(
     "/completions",
     response_model=OpenAITextCompletion,
-    responses=_streamed("A text_completion, or with `stream` SSE chunks, then `[DONE]`."),
+    responses=_streamed(
+        "A text_completion, or with `stream` SSE chunks, then `[DONE]` (a failure before "
+        "the first chunk answers the error's own status)."
+    ),
 )
 async def completions(
     body: OpenAICompletionRequest, principal: Writer, container: ContainerDep
-) -> OpenAITextCompletion | StreamingResponse:
+) -> OpenAITextCompletion | Response:
     """Legacy completions: one prompt in, its continuation out (``echo`` puts the prompt
     in front). The prompt goes through the same path as a one-turn chat."""
     native = completion_request(body)
@@ -155,7 +158,7 @@ async def completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter("text", plan.request_id, include_usage=include_usage, echo=echo)
-        return _openai_sse(_relay(container, plan, writer))
+        return await _stream(container, plan, writer)
     return text_completion(await _answer(container, plan), echo)
 
 
@@ -205,22 +208,33 @@ async def _answer(container: Container, plan: Plan) -> GenerateResponse:
     return result
 
 
+async def _stream(container: Container, plan: Plan, writer: ChunkWriter) -> Response:
+    """The SSE layer of the native route (keep-alives, disconnects), with OpenAI chunks.
+    A failure before the first frame (every candidate tried) is a plain HTTP error with
+    its real status and ``Retry-After``, which the SDKs retry or raise as they would for
+    OpenAI; a failure after it is an error chunk."""
+    frames = cast(AsyncGenerator[dict[str, Any], None], container.generation.stream(plan))
+    first, refused = await opening(frames, plan)
+    if refused is not None:
+        return refused
+    return sse_response(_relay(first, frames, writer), fmt=_SSE, source=frames)
+
+
 async def _relay(
-    container: Container, plan: Plan, writer: ChunkWriter
+    first: dict[str, Any] | None,
+    frames: AsyncGenerator[dict[str, Any], None],
+    writer: ChunkWriter,
 ) -> AsyncIterator[dict[str, Any]]:
     """The native stream as OpenAI chunks."""
-    frames = cast(AsyncGenerator[dict[str, Any], None], container.generation.stream(plan))
     try:
+        if first is not None:
+            for chunk in writer.feed(first):
+                yield chunk
         async for frame in frames:
             for chunk in writer.feed(frame):
                 yield chunk
     finally:
         await frames.aclose()
-
-
-def _openai_sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    """The SSE layer of the native route (keep-alives, disconnects), with OpenAI chunks."""
-    return sse_response(events, fmt=_SSE)
 
 
 def _absolute(request: Request, url: str) -> str:

@@ -11,10 +11,13 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from pluggably.api.errors import render_gateway_error
+from pluggably.errors import GatewayError
+from pluggably.generation.plan import Plan
 from pluggably.observability.logging import get_logger
 
 log = get_logger("pluggably.sse")
@@ -185,6 +188,22 @@ class SSEResponse(StreamingResponse):
             watcher.cancel()
             with anyio.CancelScope(shield=True):
                 await _aclose(self.body_iterator)
+
+
+async def opening(
+    frames: AsyncIterator[dict[str, Any]], plan: Plan
+) -> tuple[dict[str, Any] | None, Response | None]:
+    """A compatibility surface's stream, held back until its first frame: that frame, or,
+    when the request failed before it (every candidate tried, nothing sent), the plain
+    HTTP error to answer instead of a 200: the real status with ``Retry-After`` where
+    set, in the surface's error shape, which the vendors' SDKs raise or retry as they
+    would for the vendor itself. A failure after this point is an error event."""
+    first = await anext(frames, None)
+    if first is None or first.get("event") != "error":
+        return first, None
+    await _aclose(frames)
+    error = plan.error or GatewayError(str(first.get("message") or INTERNAL_ERROR))
+    return None, render_gateway_error(error)
 
 
 def sse_response(

@@ -44,6 +44,7 @@ class Plan:
     position: int | None = None
     turn: Turn | None = None  # the session this generation continues
     served: Target | None = None  # the candidate that answered (streams)
+    error: GatewayError | None = None  # why every candidate failed (streams)
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]

@@ -424,6 +424,9 @@ class GenerationService:
                     live.status, live.position = "running", None
                     self.live.delta(plan.request_id, frame["choices"][0]["delta"]["content"])
                 yield frame
+                # A surface reads the first frame in the request's task and the rest in
+                # the SSE layer's: a cancel must reach whichever task reads now.
+                live.task = asyncio.current_task()
         except Exception:
             log.exception("stream_failed", request_id=plan.request_id)
             status = "failed"
@@ -480,6 +483,7 @@ class GenerationService:
                 yield frame
             return
         assert error is not None
+        plan.error = error
         await self.records.finish(
             plan.request_id, status="failed", error=(error.code, error.message)
         )
