@@ -87,6 +87,7 @@ ADMIN_ONLY = [
 SELF = [
     Call("GET", "/v1/users/me"),
     Call("PATCH", "/v1/users/me", {"display_name": "bob"}),
+    Call("PUT", "/v1/users/me", {"display_name": "bob"}),
     Call(
         "POST",
         "/v1/users/change-password",

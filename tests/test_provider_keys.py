@@ -131,7 +131,7 @@ async def test_concurrent_stores_keep_one_credential(client: httpx.AsyncClient) 
         *(client.post("/v1/users/provider-keys", json=b, headers=auth) for b in bodies)
     )
     assert [r.status_code for r in responses] == [201] * 5
-    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()["provider_keys"]
+    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()
     assert len(listed) == 1
 
 
@@ -160,7 +160,7 @@ async def test_each_credential_type_is_stored_masked_and_sealed(
     for body in bodies:
         response = await client.post("/v1/users/provider-keys", json=body, headers=auth)
         assert response.status_code == 201, response.text
-    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()["provider_keys"]
+    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()
     by_provider = {k["provider"]: k for k in listed}
     assert sorted(by_provider) == ["anthropic", "azure", "google"]
     assert by_provider["anthropic"]["masked_key"] == secrets["anthropic"][1]
@@ -196,10 +196,10 @@ async def test_post_replaces_and_delete_removes(client: httpx.AsyncClient) -> No
             "/v1/users/provider-keys", json={"provider": "groq", "api_key": key}, headers=auth
         )
         assert response.status_code == 201
-    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()["provider_keys"]
+    listed = (await client.get("/v1/users/provider-keys", headers=auth)).json()
     assert [k["masked_key"] for k in listed] == ["gsk…0002"]
-    assert (await client.delete("/v1/users/provider-keys/groq", headers=auth)).status_code == 204
+    assert (await client.delete("/v1/users/provider-keys/groq", headers=auth)).status_code == 200
     assert_envelope(
         await client.delete("/v1/users/provider-keys/groq", headers=auth), 404, "not_found"
     )
-    assert (await client.get("/v1/users/provider-keys", headers=auth)).json()["provider_keys"] == []
+    assert (await client.get("/v1/users/provider-keys", headers=auth)).json() == []

@@ -95,7 +95,7 @@ async def test_rotate_keeps_everything_usable(tmp_path: Path, database_url: str)
     assert "could not be decrypted" in result.stderr
     app = create_app(settings)
     async with running(app), client_for(app) as client:
-        listed = (await client.get("/v1/users/provider-keys", headers=api)).json()["provider_keys"]
+        listed = (await client.get("/v1/users/provider-keys", headers=api)).json()
         assert [k["provider"] for k in listed] == ["openai"]  # still there, not dropped
 
 

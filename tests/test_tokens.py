@@ -106,7 +106,7 @@ async def test_last_used_at_without_a_write_per_request(
 ) -> None:
     auth = await new_user(client, "busy")
     secret = await _token(client, auth)
-    listed = (await client.get("/v1/users/tokens", headers=auth)).json()["tokens"]
+    listed = (await client.get("/v1/users/tokens", headers=auth)).json()
     assert listed[0]["last_used_at"] is None
     api = {"X-API-Key": secret}
     await client.get("/v1/users/me", headers=api)
@@ -131,12 +131,12 @@ async def test_last_used_at_without_a_write_per_request(
 async def test_revocation_is_immediate(client: httpx.AsyncClient) -> None:
     auth = await new_user(client, "revoker")
     secret = await _token(client, auth)
-    token_id = (await client.get("/v1/users/tokens", headers=auth)).json()["tokens"][0]["id"]
-    assert (await client.delete(f"/v1/users/tokens/{token_id}", headers=auth)).status_code == 204
+    token_id = (await client.get("/v1/users/tokens", headers=auth)).json()[0]["id"]
+    assert (await client.delete(f"/v1/users/tokens/{token_id}", headers=auth)).status_code == 200
     detail = assert_envelope(
         await client.get("/v1/users/me", headers={"X-API-Key": secret}), 401, "unauthorized"
     )
     assert "revoked" in detail["message"]
-    assert (await client.get("/v1/users/tokens", headers=auth)).json()["tokens"] == []
+    assert (await client.get("/v1/users/tokens", headers=auth)).json() == []
     again = await client.delete(f"/v1/users/tokens/{token_id}", headers=auth)
     assert_envelope(again, 404, "not_found")

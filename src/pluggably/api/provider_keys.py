@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from pluggably.api.deps import ContainerDep, Credentials, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.credentials.schemas import ProviderKeyCreate, ProviderKeyInfo, ProviderKeyList
+from pluggably.credentials.schemas import ProviderKeyCreate, ProviderKeyDeleted, ProviderKeyInfo
 
 router = APIRouter(prefix="/v1/users/provider-keys", tags=["provider keys"], responses=AUTH_ERRORS)
 
@@ -25,24 +25,25 @@ async def put_provider_key(
     return stored
 
 
-@router.get("", response_model=ProviderKeyList)
+@router.get("", response_model=list[ProviderKeyInfo])
 async def list_provider_keys(
     principal: Reader, session: DbSession, credentials: Credentials
-) -> ProviderKeyList:
-    rows = await credentials.list(session, principal)
-    return ProviderKeyList(provider_keys=[ProviderKeyInfo.model_validate(r) for r in rows])
+) -> list[ProviderKeyInfo]:
+    """The caller's provider credentials, masked, as a bare JSON list."""
+    return [ProviderKeyInfo.model_validate(r) for r in await credentials.list(session, principal)]
 
 
-@router.delete(
-    "/{provider}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
-)
+@router.delete("/{provider}", response_model=ProviderKeyDeleted, responses=error_responses(404))
 async def delete_provider_key(
     provider: str,
     principal: Writer,
     session: DbSession,
     credentials: Credentials,
     container: ContainerDep,
-) -> Response:
-    await credentials.delete(session, principal, provider)
+) -> ProviderKeyDeleted:
+    """Remove the caller's credential for a provider; answers it, masked (``deleted: true``)."""
+    removed = ProviderKeyDeleted.model_validate(
+        await credentials.delete(session, principal, provider)
+    )
     container.generation.forget_caller(principal.user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return removed

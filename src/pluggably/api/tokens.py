@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from pluggably.api.deps import DbSession, Reader, Tokens, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.users.schemas import TokenCreate, TokenCreated, TokenInfo, TokenList
+from pluggably.users.schemas import TokenCreate, TokenCreated, TokenInfo, TokenRevoked
 
 router = APIRouter(prefix="/v1/users/tokens", tags=["tokens"], responses=AUTH_ERRORS)
 
@@ -15,24 +15,23 @@ router = APIRouter(prefix="/v1/users/tokens", tags=["tokens"], responses=AUTH_ER
 async def create_token(
     body: TokenCreate, principal: Writer, session: DbSession, tokens: Tokens
 ) -> TokenCreated:
-    """Create a token. Its secret is in this response only; it is stored as a keyed hash."""
+    """Create a token. Its secret is in this response only; it is stored as a keyed hash.
+    The token's fields are given both in ``info`` and at the top level."""
     secret, token = await tokens.create(session, principal, body)
-    return TokenCreated(token=secret, info=TokenInfo.model_validate(token))
+    return TokenCreated.of(secret, TokenInfo.model_validate(token))
 
 
-@router.get("", response_model=TokenList)
-async def list_tokens(principal: Reader, session: DbSession, tokens: Tokens) -> TokenList:
-    return TokenList(
-        tokens=[TokenInfo.model_validate(t) for t in await tokens.list(session, principal)]
-    )
+@router.get("", response_model=list[TokenInfo])
+async def list_tokens(principal: Reader, session: DbSession, tokens: Tokens) -> list[TokenInfo]:
+    """The caller's live tokens (no secrets), as a bare JSON list."""
+    return [TokenInfo.model_validate(t) for t in await tokens.list(session, principal)]
 
 
-@router.delete(
-    "/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
-)
+@router.delete("/{token_id}", response_model=TokenRevoked, responses=error_responses(404))
 async def revoke_token(
     token_id: str, principal: Writer, session: DbSession, tokens: Tokens
-) -> Response:
-    """Revoke a token; it stops working on its next request."""
-    await tokens.revoke(session, principal, token_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+) -> TokenRevoked:
+    """Revoke a token; it stops working on its next request. Answers the revoked token
+    (``revoked: true``)."""
+    token = await tokens.revoke(session, principal, token_id)
+    return TokenRevoked.model_validate(token)

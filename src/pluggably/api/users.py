@@ -62,6 +62,14 @@ async def me(principal: Reader, session: DbSession, accounts: Accounts) -> UserP
 
 
 @router.patch("/me", response_model=UserProfile, responses=AUTH_ERRORS)
+@router.put(
+    "/me",
+    response_model=UserProfile,
+    responses=AUTH_ERRORS,
+    deprecated=True,
+    description="Same as PATCH (only the fields given change); kept because the PlugAI "
+    "Dart client sends PUT.",
+)
 async def update_me(
     body: ProfileUpdate,
     principal: Writer,

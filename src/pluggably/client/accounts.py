@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import builtins
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from pluggably.api.schemas_users import StatusMessage
 from pluggably.client.binding import Bound, S, operation
@@ -11,8 +15,8 @@ from pluggably.client.calls import UNSET, Call, Route, dump, fields, model, noth
 from pluggably.credentials.schemas import (
     CredentialType,
     ProviderKeyCreate,
+    ProviderKeyDeleted,
     ProviderKeyInfo,
-    ProviderKeyList,
 )
 from pluggably.users.schemas import (
     ChangePasswordRequest,
@@ -26,9 +30,23 @@ from pluggably.users.schemas import (
     ScopeName,
     TokenCreate,
     TokenCreated,
-    TokenList,
+    TokenInfo,
+    TokenRevoked,
     UserProfile,
 )
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def bare_list(cls: type[M]) -> Callable[[httpx.Response], list[M]]:
+    """Read an answer that is a bare JSON list of ``cls``."""
+    adapter = TypeAdapter(list[cls])  # type: ignore[valid-type]
+
+    def parse(response: httpx.Response) -> list[M]:
+        items: list[M] = adapter.validate_python(response.json())
+        return items
+
+    return parse
 
 
 class Users(Bound[S]):
@@ -127,14 +145,14 @@ class Tokens(Bound[S]):
         return Call(route, route.url(), model(TokenCreated), body=dump(body))
 
     @operation("DELETE", "/v1/users/tokens/{token_id}")
-    def revoke(route: Route, token_id: str) -> Call[None]:
-        """Revoke a token; it stops working on its next request."""
-        return Call(route, route.url(token_id=token_id), nothing)
+    def revoke(route: Route, token_id: str) -> Call[TokenRevoked]:
+        """Revoke a token; it stops working on its next request. Answers the revoked token."""
+        return Call(route, route.url(token_id=token_id), model(TokenRevoked))
 
     @operation("GET", "/v1/users/tokens")
-    def list(route: Route) -> Call[TokenList]:
+    def list(route: Route) -> Call[builtins.list[TokenInfo]]:
         """The caller's tokens (no secrets)."""
-        return Call(route, route.url(), model(TokenList))
+        return Call(route, route.url(), bare_list(TokenInfo))
 
 
 class ProviderKeys(Bound[S]):
@@ -168,13 +186,14 @@ class ProviderKeys(Bound[S]):
         return Call(route, route.url(), model(ProviderKeyInfo), body=dump(body))
 
     @operation("DELETE", "/v1/users/provider-keys/{provider}")
-    def delete(route: Route, provider: str) -> Call[None]:
-        return Call(route, route.url(provider=provider), nothing)
+    def delete(route: Route, provider: str) -> Call[ProviderKeyDeleted]:
+        """Remove the credential for ``provider``; answers it, masked."""
+        return Call(route, route.url(provider=provider), model(ProviderKeyDeleted))
 
     @operation("GET", "/v1/users/provider-keys")
-    def list(route: Route) -> Call[ProviderKeyList]:
+    def list(route: Route) -> Call[builtins.list[ProviderKeyInfo]]:
         """The caller's provider credentials, masked."""
-        return Call(route, route.url(), model(ProviderKeyList))
+        return Call(route, route.url(), bare_list(ProviderKeyInfo))
 
 
 class Invites(Bound[S]):

@@ -34,5 +34,8 @@ class ProviderKeyInfo(BaseModel):
     updated_at: datetime
 
 
-class ProviderKeyList(BaseModel):
-    provider_keys: list[ProviderKeyInfo]
+class ProviderKeyDeleted(ProviderKeyInfo):
+    """The answer of DELETE /v1/users/provider-keys/{provider}: the masked credential
+    that was removed."""
+
+    deleted: Literal[True] = True

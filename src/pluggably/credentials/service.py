@@ -85,12 +85,16 @@ class CredentialService:
     ) -> Sequence[ProviderCredential]:
         return await CredentialRepository(session).of_user(principal.user_id)
 
-    async def delete(self, session: AsyncSession, principal: Principal, provider: str) -> None:
+    async def delete(
+        self, session: AsyncSession, principal: Principal, provider: str
+    ) -> ProviderCredential:
+        """Remove the caller's credential for ``provider``; answers the removed row."""
         repo = CredentialRepository(session)
         row = await repo.get(principal.user_id, provider.lower())
         if row is None:
             raise NotFound(f"You have no stored credential for '{provider}'.")
         await repo.delete(row)
+        return row
 
     async def resolve(
         self, session: AsyncSession, principal: Principal, username: str | None, provider: str

@@ -47,6 +47,21 @@ class RegisterRequest(_Strict):
     _username = field_validator("username")(_normalise_username)
     _email = field_validator("email")(_normalise_email)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _address_as_username(cls, data: Any) -> Any:
+        """The PlugAI Dart client sends its one identifier as ``username`` and, when it
+        is an address, as ``email`` too: an address given as the username is the email
+        (no username may contain '@')."""
+        if not isinstance(data, dict):
+            return data
+        username, email = data.get("username"), data.get("email")
+        same = email is None or (isinstance(email, str) and email.strip() == str(username).strip())
+        if isinstance(username, str) and "@" in username and same:
+            data = {k: v for k, v in data.items() if k != "username"}
+            data["email"] = username
+        return data
+
     @model_validator(mode="after")
     def _identity(self) -> RegisterRequest:
         if not self.username and not self.email:
@@ -75,13 +90,21 @@ class UserProfile(BaseModel):
 
     id: str
     username: str | None
-    email: str | None
+    email: str = Field(
+        description="The account's email address; an empty string for an account without "
+        "one (never null: the PlugAI clients read a string)."
+    )
     display_name: str | None
     role: Literal["admin", "user"]
     preferred_model: str | None
     preferences: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _no_address(cls, value: str | None) -> str:
+        return value or ""
 
 
 class LoginResponse(BaseModel):
@@ -110,7 +133,12 @@ class ChangePasswordRequest(_Strict):
 
 
 class TokenCreate(_Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(
+        default="API token",
+        min_length=1,
+        max_length=100,
+        description="Defaults to 'API token' (the PlugAI clients may send no name).",
+    )
     scopes: list[ScopeName] = Field(default=["read", "write"], min_length=1)
     expires_days: int | None = Field(default=None, ge=1, le=3650)
 
@@ -127,13 +155,23 @@ class TokenInfo(BaseModel):
     last_used_at: datetime | None
 
 
-class TokenCreated(BaseModel):
+class TokenCreated(TokenInfo):
+    """The new token: its secret, its ``info``, and the same fields at the top level too
+    (the PlugAI Dart client reads ``id`` and ``created_at`` there, the Python one ``info``)."""
+
     token: str = Field(description="The secret, shown only in this response.")
     info: TokenInfo
 
+    @classmethod
+    def of(cls, secret: str, info: TokenInfo) -> TokenCreated:
+        return cls(token=secret, info=info, **info.model_dump())
 
-class TokenList(BaseModel):
-    tokens: list[TokenInfo]
+
+class TokenRevoked(TokenInfo):
+    """The answer of DELETE /v1/users/tokens/{id}: the token as it now stands."""
+
+    revoked: Literal[True] = True
+    revoked_at: datetime
 
 
 class InviteCreate(_Strict):

@@ -44,9 +44,10 @@ class TokenService:
     async def list(self, session: AsyncSession, principal: Principal) -> Sequence[ApiToken]:
         return await UserRepository(session).tokens_of(principal.user_id)
 
-    async def revoke(self, session: AsyncSession, principal: Principal, token_id: str) -> None:
+    async def revoke(self, session: AsyncSession, principal: Principal, token_id: str) -> ApiToken:
         token = await UserRepository(session).token_of(principal.user_id, token_id)
         if token is None:
             raise NotFound("No such API token.")
         token.revoked_at = utcnow()
         await session.flush()
+        return token
