@@ -51,12 +51,14 @@ async def test_provider_models_are_listed_with_their_availability(
         listed = {m["id"]: m for m in await _all(client, user)}
         assert list(listed) == ["homelab:tiny-free"]
         entry = listed["homelab:tiny-free"]
-        assert (entry["format"], entry["source"]["type"], entry["modality"]) == (
+        assert (entry["format"], entry["source"], entry["modality"], entry["version"]) == (
             "remote",
-            "provider",
+            None,
             "text",
+            "latest",
         )
         assert entry["availability"] == {
+            "provider": "homelab",
             "access": "available",
             "credits_status": {"provider": "homelab", "status": "available"},
         }

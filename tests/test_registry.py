@@ -85,7 +85,8 @@ async def test_discovery_registers_each_kind(populated: Settings) -> None:
         assert (tiny["format"], tiny["modality"], tiny["version"]) == ("gguf", "text", "Q4_K_M")
         assert tiny["provider"] == "local"
         assert tiny["runtime_status"] == "unloaded"
-        assert tiny["source"] == {"type": "local", "uri": None, "revision": None}
+        # Found in the models directory: the source is its path there.
+        assert tiny["source"] == {"type": "local", "uri": "tiny-Q4_K_M.gguf", "revision": None}
         assert tiny["size_bytes"] == (populated.models_dir / "tiny-Q4_K_M.gguf").stat().st_size
         mystery = models["local/nested/mystery"]
         assert mystery["version"] == "Q8_0"  # from the GGUF header
@@ -153,7 +154,7 @@ async def test_details_status_schema_and_visibility(populated: Settings) -> None
         schema = (
             await client.get("/v1/schema", params={"model": "local/tiny-sd"}, headers=user)
         ).json()
-        assert schema["version"] == 1
+        assert schema["version"] == "1"
         assert schema["modality"] == "image"
         props = schema["schema"]["properties"]
         assert props["width"]["multipleOf"] == 8

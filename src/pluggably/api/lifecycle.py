@@ -11,7 +11,13 @@ from fastapi import APIRouter, Body, Query, Response, status
 
 from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.schemas_lifecycle import LoadedList, LoadedModel, LoadRequest, Residency
+from pluggably.api.schemas_lifecycle import (
+    LoadedList,
+    LoadedModel,
+    LoadRequest,
+    Residency,
+    UnloadRequest,
+)
 from pluggably.container import Container
 from pluggably.errors import Conflict
 from pluggably.observability.logging import get_logger
@@ -89,9 +95,10 @@ async def unload_model(
     session: DbSession,
     container: ContainerDep,
     force: Annotated[bool, Query()] = False,
+    body: Annotated[UnloadRequest | None, Body()] = None,
 ) -> Residency:
     """Unload a local model. Never interrupts requests: a busy or pinned model is a 409
-    unless ``force``, which unloads once in-flight requests finish."""
+    unless ``force`` (query or body), which unloads once in-flight requests finish."""
     await container.registry.get(session, model_id)  # 404 for an unknown id
-    await container.scheduler.unload(model_id, force=force)
+    await container.scheduler.unload(model_id, force=force or (body is not None and body.force))
     return Residency(model_id=model_id, status="unloaded")

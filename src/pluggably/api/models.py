@@ -6,11 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Downloads, Reader, Registry
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.auth.principal import Principal
+from pluggably.container import Container
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest
-from pluggably.providers.catalog import remote_models, survey
+from pluggably.errors import ModelNotFound
+from pluggably.providers.catalog import remote_model, remote_models, survey
 from pluggably.registry.schemas import (
     Modality,
     ModelInfo,
@@ -124,11 +128,44 @@ async def download_model(
     return downloads.info(job)
 
 
+async def _remote(
+    container: Container, session: AsyncSession, principal: Principal, model_id: str
+) -> ModelInfo:
+    """A provider model the catalog lists for this caller, else the 404 it was."""
+    user = await container.accounts.profile(session, principal)
+    info = await remote_model(
+        session,
+        principal,
+        user.username,
+        container.providers,
+        container.credentials,
+        container.generation.discovery,
+        model_id,
+    )
+    if info is None:
+        raise ModelNotFound(f"No model '{model_id}'; see GET /v1/models.")
+    return info
+
+
 @router.get("/{model_id:path}/status", response_model=ModelStatus, responses=NOT_FOUND)
 async def model_status(
-    model_id: str, _principal: Reader, session: DbSession, registry: Registry
+    model_id: str, principal: Reader, session: DbSession, container: ContainerDep
 ) -> ModelStatus:
-    return await registry.status(session, model_id)
+    """Residency of a local model; a provider model (``provider:model`` as GET /v1/models
+    lists it) is always ``loaded``, with nothing queued here."""
+    try:
+        return await container.registry.status(session, model_id)
+    except ModelNotFound:
+        info = await _remote(container, session, principal, model_id)
+    return ModelStatus(
+        model_id=info.id,
+        status=info.status,
+        runtime_status="loaded",
+        queue_depth=0,
+        loaded_at=None,
+        last_used_at=None,
+        memory_bytes=None,
+    )
 
 
 @router.post(
@@ -145,9 +182,14 @@ async def set_default(
 
 @router.get("/{model_id:path}", response_model=ModelInfo, responses=NOT_FOUND)
 async def get_model(
-    model_id: str, principal: Reader, session: DbSession, registry: Registry
+    model_id: str, principal: Reader, session: DbSession, container: ContainerDep
 ) -> ModelInfo:
-    return await registry.details(session, model_id, is_admin=principal.is_admin)
+    """A registry model, or a provider model (``provider:model``) with the same entry
+    GET /v1/models?provider= lists for this caller."""
+    try:
+        return await container.registry.details(session, model_id, is_admin=principal.is_admin)
+    except ModelNotFound:
+        return await _remote(container, session, principal, model_id)
 
 
 @router.delete(

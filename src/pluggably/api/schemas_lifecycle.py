@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, computed_field
 
 
 class LoadedModel(BaseModel):
@@ -19,6 +19,22 @@ class LoadedModel(BaseModel):
     queue_depth: int
     expires_at: datetime | None
 
+    # The same facts under the names the PlugAI clients read.
+    @computed_field(description="Same as pinned.")  # type: ignore[prop-decorator]
+    @property
+    def is_pinned(self) -> bool:
+        return self.pinned
+
+    @computed_field(description="in_flight > 0.")  # type: ignore[prop-decorator]
+    @property
+    def is_busy(self) -> bool:
+        return self.in_flight > 0
+
+    @computed_field(description="Same as in_flight.")  # type: ignore[prop-decorator]
+    @property
+    def busy_count(self) -> int:
+        return self.in_flight
+
 
 class LoadedList(BaseModel):
     models: list[LoadedModel]
@@ -26,6 +42,13 @@ class LoadedList(BaseModel):
 
 class LoadRequest(BaseModel):
     wait: bool = False
+
+
+class UnloadRequest(BaseModel):
+    force: bool = Field(
+        default=False,
+        description="Same as the query's force (the PlugAI Dart client sends it here).",
+    )
 
 
 class Residency(BaseModel):

@@ -8,6 +8,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +17,13 @@ from pluggably.credentials.service import CredentialService
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.discovery import Discovery
-from pluggably.registry.schemas import Availability, Capabilities, ModelInfo, Source
+from pluggably.registry.schemas import (
+    Availability,
+    Capabilities,
+    CreditsState,
+    CreditsStatus,
+    ModelInfo,
+)
 
 DISCOVERY_TIMEOUT_S = 5.0
 IMAGE_MODELS = re.compile(r"(dall-e|gpt-image|imagen|stable-diffusion|sdxl|flux)", re.I)
@@ -42,12 +49,15 @@ async def survey(
     discovery: Discovery,
     *,
     discover: bool,
+    only: str | None = None,
 ) -> list[ProviderView]:
-    """Every provider of this deployment as this user sees it. Credentials are read one
-    at a time (one database session), then the upstream model lists in parallel."""
+    """Every provider of this deployment (or just ``only``) as this user sees it.
+    Credentials are read one at a time (one database session), then the upstream model
+    lists in parallel."""
     snapshot = await credentials.snapshot(session, principal, username)
+    names = [n for n in directory.names if only in (None, n)]
     found: dict[str, Credential] = {}
-    for name in directory.names:
+    for name in names:
         if directory.is_endpoint(name):
             found[name] = directory.endpoint_credential(name)
         elif name in snapshot.usable and (credential := snapshot.resolve(name)) is not None:
@@ -62,7 +72,7 @@ async def survey(
         except TimeoutError:
             return None
 
-    providers = [(n, p) for n in directory.names if (p := directory.get(n)) is not None]
+    providers = [(n, p) for n in names if (p := directory.get(n)) is not None]
     listed = await asyncio.gather(*(discovered(n, p) for n, p in providers))
     views = []
     for (name, provider), models in zip(providers, listed, strict=True):
@@ -97,6 +107,7 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
             names, access = [view.default_model], "unknown" if view.configured else "locked"
         else:
             continue
+        credits = _credits_state(view.credits)
         for model in names:
             modality = "image" if IMAGE_MODELS.search(model) else "text"
             if modality not in view.provider.modalities:
@@ -104,12 +115,12 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
             info = ModelInfo(
                 id=f"{view.name}:{model}",
                 name=model,
-                version=None,
+                version="latest",  # the provider's current release of this name
                 provider=view.name,
                 modality=modality,
                 description=None,
                 capabilities=Capabilities(),
-                source=Source(type="provider", uri=model),
+                source=None,
                 format="remote",
                 size_bytes=None,
                 status="available",
@@ -120,9 +131,43 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
                 created_at=now,
                 updated_at=now,
                 availability=Availability(
+                    provider=view.name,
                     access=access,
-                    credits_status={"provider": view.name, "status": view.credits},
+                    credits_status=CreditsStatus(provider=view.name, status=credits),
                 ),
             )
             infos[info.id] = info
     return [infos[k] for k in sorted(infos)]
+
+
+def _credits_state(value: str) -> CreditsState:
+    """A transient ``rate_limited`` says nothing of credits: ``unknown`` in the catalog."""
+    return cast(CreditsState, value) if value in get_args(CreditsState) else "unknown"
+
+
+async def remote_model(
+    session: AsyncSession,
+    principal: Principal,
+    username: str | None,
+    directory: ProviderDirectory,
+    credentials: CredentialService,
+    discovery: Discovery,
+    model_id: str,
+) -> ModelInfo | None:
+    """The catalog entry of ``provider:model`` as GET /v1/models?provider= lists it for
+    this user (``locked`` when they cannot call the provider), or None when the provider
+    does not exist or does not list that model."""
+    provider, sep, name = model_id.partition(":")
+    if not sep or not name or directory.get(provider) is None:
+        return None
+    views = await survey(
+        session,
+        principal,
+        username,
+        directory,
+        credentials,
+        discovery,
+        discover=True,
+        only=provider,
+    )
+    return next((m for m in remote_models(views, locked=True) if m.id == model_id), None)

@@ -20,14 +20,30 @@ class Capabilities(BaseModel):
 
 
 class Source(BaseModel):
-    type: Literal["huggingface", "url", "local", "provider"]
-    uri: str | None = None
+    """Where a registry model's files came from. ``uri``: the repo id or URL; for a
+    file found in (or registered from) the models directory, its path there."""
+
+    type: Literal["huggingface", "url", "local"]
+    uri: str
     revision: str | None = None
 
 
+CreditsState = Literal["available", "exhausted", "unknown"]
+
+
+class CreditsStatus(BaseModel):
+    provider: str
+    status: CreditsState = Field(
+        description="What is known of the user's credits at the provider. A transient "
+        "rate limit is not a credits state: it reads 'unknown' here (GET /v1/providers "
+        "says 'rate_limited')."
+    )
+
+
 class Availability(BaseModel):
+    provider: str = Field(description="The model's provider ('local' for registry models).")
     access: Literal["available", "locked", "unknown"] = "available"
-    credits_status: dict[str, Any] | None = None
+    credits_status: CreditsStatus | None = None
 
 
 class Documentation(BaseModel):
@@ -41,15 +57,25 @@ class Documentation(BaseModel):
     source_url: str | None = None
 
 
+VERSION_DESCRIPTION = (
+    "Never null. Registry models: the registered version (a GGUF's quantization, or what "
+    "the download named), else the source revision, else 'latest'. Provider models: "
+    "'latest', since a provider serves its current release under the model name and "
+    "its model list gives no version."
+)
+
+
 class ModelInfo(BaseModel):
     id: str
     name: str
-    version: str | None
+    version: str = Field(description=VERSION_DESCRIPTION)
     provider: str
     modality: Modality
     description: str | None
     capabilities: Capabilities
-    source: Source
+    source: Source | None = Field(
+        description="Registry models only; null for provider models (``format: remote``)."
+    )
     format: Literal["gguf", "transformers", "diffusers", "shap_e", "remote"]
     size_bytes: int | None
     local_path: str | None = Field(default=None, description="Absolute path; admins only.")
@@ -76,7 +102,10 @@ class ModelList(BaseModel):
 class ModelStatus(BaseModel):
     model_id: str
     status: ModelStatusName
-    runtime_status: RuntimeStatus | None
+    runtime_status: RuntimeStatus = Field(
+        description="Local models: their residency. Provider models are always 'loaded': "
+        "there is nothing to load, the provider serves them."
+    )
     queue_depth: int
     loaded_at: datetime | None
     last_used_at: datetime | None
@@ -85,11 +114,39 @@ class ModelStatus(BaseModel):
 
 class ParameterSchema(BaseModel):
     model_id: str
-    version: int
+    version: str = Field(
+        description="The schema's version, a string of digits ('1', '2', ...): a model's "
+        "schema may be replaced by a newer one."
+    )
     modality: Modality
-    schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
+    schema_: dict[str, Any] = Field(
+        alias="schema", serialization_alias="schema", description="The JSON Schema itself."
+    )
+    properties: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="The schema's parameters at the top level as the PlugAI clients read "
+        "them: each with one JSON type in 'type' (a parameter that takes several, such as "
+        "'stop', names the first; 'schema' has the exact rule).",
+    )
 
     model_config = {"populate_by_name": True}
+
+
+def client_properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``schema``'s properties, each with a single ``type`` string (see ParameterSchema)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in (schema.get("properties") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        kind = entry.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), None)
+        if not isinstance(kind, str):
+            branches = entry.get("anyOf") or entry.get("oneOf") or []
+            kinds = [b.get("type") for b in branches if isinstance(b, dict)]
+            kind = next((k for k in kinds if isinstance(k, str) and k != "null"), "string")
+        out[name] = {**entry, "type": kind}
+    return out
 
 
 # -- Hugging Face search (GET /v1/models/search) --

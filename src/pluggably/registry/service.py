@@ -30,6 +30,7 @@ from pluggably.registry.schemas import (
     ModelStatus,
     ParameterSchema,
     Source,
+    client_properties,
 )
 from pluggably.runtimes.base import ModelSpec
 
@@ -142,7 +143,7 @@ class RegistryService:
         return ModelStatus(
             model_id=model.id,
             status=model.status,
-            runtime_status=state.status if state else None,
+            runtime_status=state.status if state else "loaded",
             queue_depth=state.queue_depth if state else 0,
             loaded_at=state.loaded_at if state else None,
             last_used_at=model.last_used_at,
@@ -157,7 +158,13 @@ class RegistryService:
         else:
             schema, version = row.schema, row.version
         return ParameterSchema.model_validate(
-            {"model_id": model.id, "version": version, "modality": model.modality, "schema": schema}
+            {
+                "model_id": model.id,
+                "version": str(version),
+                "modality": model.modality,
+                "schema": schema,
+                "properties": client_properties(schema),
+            }
         )
 
     async def touch(self, db: Database, model_id: str) -> None:
@@ -200,14 +207,15 @@ class RegistryService:
         return ModelInfo(
             id=model.id,
             name=model.name,
-            version=model.version,
+            version=model.version or model.source_revision or "latest",
             provider=model.provider,
             modality=model.modality,
             description=model.description,
             capabilities=Capabilities.model_validate(model.capabilities or {}),
             source=Source(
                 type=model.source_type,
-                uri=model.source_uri,
+                # A file found in the models directory came from there: its path in it.
+                uri=model.source_uri or model.local_path or "",
                 revision=model.source_revision,
             ),
             format=model.format,
@@ -225,7 +233,8 @@ class RegistryService:
             created_at=model.created_at,
             updated_at=model.updated_at,
             availability=Availability(
-                access="available" if model.status == "available" else "locked"
+                provider=model.provider,
+                access="available" if model.status == "available" else "locked",
             ),
         )
 
