@@ -431,3 +431,28 @@ async def test_version_answers_a_version_string(client: httpx.AsyncClient) -> No
     response = await client.get("/version")
     assert response.status_code == 200
     assert isinstance(response.json()["version"], str)
+
+
+async def test_request_status_and_cancel_answer_the_fields_the_clients_read(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        answer = await client.post(
+            "/v1/generate",
+            json={"model": "openai:gpt-4o-mini", "modality": "text", "input": {"prompt": "hi"}},
+            headers=ADMIN,
+        )
+        assert answer.status_code == 200, answer.text
+        request_id = answer.json()["request_id"]
+        status = await client.get(f"/v1/requests/{request_id}/status", headers=ADMIN)
+        assert status.status_code == 200
+        assert (status.json()["request_id"], status.json()["status"]) == (request_id, "completed")
+        assert status.json()["queue_position"] is None
+        cancel = await client.post(f"/v1/requests/{request_id}/cancel", headers=ADMIN)
+        assert cancel.status_code == 200
+        assert {k: cancel.json()[k] for k in ("request_id", "cancelled", "status")} == {
+            "request_id": request_id,
+            "cancelled": False,
+            "status": "completed",
+        }
