@@ -169,7 +169,7 @@ async def test_system_history_images_and_parameters_reach_anthropic(
             messages=history,
         )
         assert message.content[0].text == "[system] Echo: what is this? [1 images]"
-        assert message.model == f"anthropic:{CLAUDE}"
+        assert message.model == CLAUDE  # the id as the caller sent it
         sent = anthropic_sim.requests[-1].body
         assert (sent["model"], sent["system"], sent["max_tokens"]) == (CLAUDE, "Be brief.", 100)
         assert (sent["temperature"], sent["top_p"]) == (0.3, 0.9)
@@ -399,7 +399,7 @@ async def test_bundled_gemma_plain_streamed_and_queued(
     prompt = [{"role": "user", "content": "The capital of France is"}]
     async with running(app), sdk(app) as client, client_for(app, timeout=60) as http:
         message = await client.messages.create(model=GEMMA, max_tokens=8, messages=prompt)
-        assert message.model == f"local:{GEMMA}"
+        assert message.model == GEMMA
         assert message.content[0].text
         assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 8)
         assert message.usage.input_tokens > 5

@@ -130,7 +130,7 @@ async def test_json_text_usage_and_wire_request(
         # A bare Claude model name finds the vendor.
         bare = await generate(client, model=BARE, input={"prompt": "hi"})
         assert bare.status_code == 200, bare.text
-        assert (bare.json()["model"], bare.json()["output"]["text"]) == (MODEL, "Echo: hi")
+        assert (bare.json()["model"], bare.json()["output"]["text"]) == (BARE, "Echo: hi")
         assert bare.json()["selection"] == only(MODEL)
 
 

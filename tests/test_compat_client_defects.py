@@ -3,6 +3,7 @@ driven through HTTP with the vendor's own SDK: the vendor's wire format is the c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,16 @@ import openai
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import ADMIN_KEY, running
+from tests.conftest import ADMIN_KEY, client_for, running
+from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.openai_sim import OpenAISim
 from tests.test_anthropic_compat import compat_app
 from tests.test_anthropic_compat import sdk as anthropic_sdk
 from tests.test_generate import gen_app
 
+ADMIN = {"X-API-Key": ADMIN_KEY}
 GPT = "openai:gpt-4o-mini"
+CLAUDE = "claude-3-5-haiku-latest"
 HELLO: list[Any] = [{"role": "user", "content": "hello there"}]
 OPENAI_BASE = "http://testserver/openai/v1"
 
@@ -120,3 +124,56 @@ async def test_anthropic_stream_refused_upstream_says_when_to_retry(
             "error": {"type": "rate_limit_error", "message": ANY_TEXT},
             "request_id": limited.value.response.headers["x-request-id"],
         }
+
+
+# 3. Answers name the model the caller asked for, as the caller wrote it.
+
+
+async def test_answers_echo_the_model_id_the_caller_sent(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    anthropic_sim: AnthropicSim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> None:
+    backup = make_openai_sim(models=["gpt-4o-mini"])
+    app = compat_app(
+        tmp_path,
+        database_url,
+        openai=openai_sim,
+        claude=anthropic_sim,
+        endpoints={"backup": {"base_url": backup.base_url, "api_key": "sk-backup-0001"}},
+        fallbacks={"gpt-4o-mini": ["backup:gpt-4o-mini"]},
+    )
+    async with running(app), client_for(app) as http, anthropic_sdk(app) as claude:
+        api = openai_sdk(app)
+        try:
+            chat = await api.chat.completions.create(model="gpt-4o", messages=HELLO)
+            assert chat.model == "gpt-4o"  # not openai:gpt-4o
+            stream = await api.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
+            assert {chunk.model async for chunk in stream} == {"gpt-4o"}
+            legacy = await api.completions.create(model="gpt-4o", prompt="hi")
+            assert legacy.model == "gpt-4o"
+
+            # On a fallback the answer names the model that wrote it.
+            openai_sim.fail_next(status=503)
+            fell = await api.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+            assert fell.model == "backup:gpt-4o-mini"
+        finally:
+            await api.close()
+
+        message = await claude.messages.create(model=CLAUDE, max_tokens=16, messages=HELLO)
+        assert message.model == CLAUDE  # not anthropic:claude-…
+        async with claude.messages.stream(model=CLAUDE, max_tokens=16, messages=HELLO) as events:
+            starts = [e.message.model async for e in events if e.type == "message_start"]
+            final = await events.get_final_message()
+        assert (starts, final.model) == ([CLAUDE], CLAUDE)
+
+        native = await http.post(
+            "/v1/generate", json={"model": "gpt-4o", "input": {"prompt": "hi"}}, headers=ADMIN
+        )
+        body = native.json()
+        assert body["model"] == "gpt-4o"
+        assert body["selection"]["selected_model"] == "openai:gpt-4o"  # what actually ran
+        auto = await http.post("/v1/generate", json={"input": {"prompt": "hi"}}, headers=ADMIN)
+        assert auto.json()["model"] == auto.json()["selection"]["selected_model"]  # none asked

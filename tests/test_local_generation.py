@@ -66,11 +66,8 @@ async def test_gguf_generates_streams_and_counts(
         first = await generate(client, ADMIN, **body)
         assert first.status_code == 200, first.text
         answer = first.json()
-        assert (answer["provider"], answer["model"], answer["modality"]) == (
-            "local",
-            f"local:{GEMMA}",
-            "text",
-        )
+        assert (answer["provider"], answer["model"], answer["modality"]) == ("local", GEMMA, "text")
+        assert answer["selection"]["selected_model"] == f"local:{GEMMA}"
         assert answer["output"]["text"]
         assert answer["finish_reason"] == "length"
         assert answer["usage"]["completion_tokens"] == 8
@@ -267,7 +264,7 @@ async def test_while_loading_fallback_answers_from_the_default(
 
         await wait_for(other_loaded, 30)  # it loaded in the background meanwhile
         direct = (await generate(client, ADMIN, **body, while_loading="fallback")).json()
-        assert direct["model"] == "local:local/other"
+        assert direct["model"] == "local/other"
         assert direct["selection"]["fallback_used"] is False
 
         # Omitted model: the default of the modality answers.

@@ -128,7 +128,7 @@ async def test_chat_plain_streamed_and_vision_through_the_simulator(
             messages=[{"role": "user", "content": "one two three four"}],
             max_tokens=2,
         )
-        assert short.model == "openai:gpt-4o"
+        assert short.model == "gpt-4o"  # the id as the caller sent it
         assert short.choices[0].finish_reason == "length"
 
         as_json = await api.chat.completions.create(
@@ -427,7 +427,7 @@ async def test_local_gemma_chat_stream_queue_and_listing(
             messages=[{"role": "user", "content": "The capital of France is"}],
             max_tokens=8,
         )
-        assert chat.model == "local:local/gemma"
+        assert chat.model == "local/gemma"
         assert chat.choices[0].message.content
         assert chat.choices[0].finish_reason == "length"
         assert chat.usage is not None

@@ -200,11 +200,7 @@ async def test_text_answer_counts_tokens(client: httpx.AsyncClient) -> None:
     body = {"model": LLM, "input": {"prompt": "hello world"}}
     answer = await ok(client, **body, parameters={"max_tokens": 6, "temperature": 0})
 
-    assert (answer["provider"], answer["model"], answer["modality"]) == (
-        "local",
-        f"local:{LLM}",
-        "text",
-    )
+    assert (answer["provider"], answer["model"], answer["modality"]) == ("local", LLM, "text")
     assert answer["output"]["text"]
     assert answer["output"]["images"] == []
     assert answer["output"]["artifacts"] == []
@@ -428,6 +424,6 @@ async def test_while_loading_fallback_for_images(
                 break
             await asyncio.sleep(0.1)
         direct = await ok(client, **body, while_loading="fallback")
-        assert direct["model"] == "local:local/painter2"
+        assert direct["model"] == "local/painter2"
         assert direct["selection"]["fallback_used"] is False
         assert direct["output"]["images"] == answer["output"]["images"]  # same weights, seed

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from pluggably.api.deps import ContainerDep, Writer
 from pluggably.api.errors import register_error_format
-from pluggably.api.sse import SSEFormat, opening, sse_response
+from pluggably.api.sse import SSEFormat, opening, reported, sse_response
 from pluggably.compat.anthropic_shapes import (
     AnthropicError,
     AnthropicMessage,
@@ -123,20 +123,21 @@ async def _stream(service: GenerationService, plan: Plan) -> Response:
     if refused is not None:
         return refused
     translator = StreamTranslator(message_id(plan.request_id))
-    return sse_response(_events(translator, first, frames), fmt=_SSE, source=frames)
+    return sse_response(_events(plan, translator, first, frames), fmt=_SSE, source=frames)
 
 
 async def _events(
+    plan: Plan,
     translator: StreamTranslator,
     first: dict[str, Any] | None,
     frames: AsyncIterator[dict[str, Any]],
 ) -> AsyncIterator[dict[str, Any]]:
     try:
         if first is not None:
-            for event in translator.events(first):
+            for event in translator.events(reported(first, plan)):
                 yield event
         async for frame in frames:
-            for event in translator.events(frame):
+            for event in translator.events(reported(frame, plan)):
                 yield event
         if not translator.finished:  # the native stream ends quietly only when cancelled
             yield translator.error("cancelled", "The request was cancelled.")

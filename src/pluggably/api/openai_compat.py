@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.errors import register_error_format
-from pluggably.api.sse import SSEFormat, opening, sse_response
+from pluggably.api.sse import SSEFormat, opening, reported, sse_response
 from pluggably.auth.principal import Principal
 from pluggably.compat.openai_shapes import (
     OpenAIChatCompletion,
@@ -217,10 +217,11 @@ async def _stream(container: Container, plan: Plan, writer: ChunkWriter) -> Resp
     first, refused = await opening(frames, plan)
     if refused is not None:
         return refused
-    return sse_response(_relay(first, frames, writer), fmt=_SSE, source=frames)
+    return sse_response(_relay(plan, first, frames, writer), fmt=_SSE, source=frames)
 
 
 async def _relay(
+    plan: Plan,
     first: dict[str, Any] | None,
     frames: AsyncGenerator[dict[str, Any], None],
     writer: ChunkWriter,
@@ -228,10 +229,10 @@ async def _relay(
     """The native stream as OpenAI chunks."""
     try:
         if first is not None:
-            for chunk in writer.feed(first):
+            for chunk in writer.feed(reported(first, plan)):
                 yield chunk
         async for frame in frames:
-            for chunk in writer.feed(frame):
+            for chunk in writer.feed(reported(frame, plan)):
                 yield chunk
     finally:
         await frames.aclose()

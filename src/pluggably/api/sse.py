@@ -206,6 +206,15 @@ async def opening(
     return None, render_gateway_error(error)
 
 
+def reported(frame: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """A native frame for a compatibility surface: ``model_selected`` names the model
+    the caller asked for (``Plan.reported_model``), as the surface's chunks and the
+    final answer do; the native stream keeps the selected model's label there."""
+    if frame.get("event") != "model_selected" or plan.served is None:
+        return frame
+    return {**frame, "model": plan.reported_model(plan.served)}
+
+
 def sse_response(
     events: AsyncIterator[Any],
     keepalive_s: float = KEEPALIVE_S,

@@ -45,6 +45,18 @@ class Plan:
     turn: Turn | None = None  # the session this generation continues
     served: Target | None = None  # the candidate that answered (streams)
     error: GatewayError | None = None  # why every candidate failed (streams)
+    requested: str | None = None  # the model id as the caller wrote it (None: auto)
+    primary: Target | None = None  # what ``requested`` resolved to
+
+    def reported_model(self, served: Target) -> str:
+        """The ``model`` a response names: the id the caller asked for, as they wrote it
+        (``gpt-4o``, ``local/gemma``), since clients match answers to requests by it; the
+        served model's label when the caller named none, or when another model answered
+        (a fallback), so an answer never claims a model that did not write it.
+        ``selection.selected_model`` always names the served model."""
+        if self.requested is None or served != self.primary:
+            return served.label
+        return self.requested
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]

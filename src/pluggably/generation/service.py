@@ -139,6 +139,7 @@ class GenerationService:
                 preferred_model=user.preferred_model,
                 has_credential=credentials.usable,
             )
+            primary = targets[0]
             order = self.cooldowns.order([self._cooldown_key(principal, t) for t in targets])
             targets = [targets[i] for i in order]
             first = targets[0]
@@ -172,7 +173,7 @@ class GenerationService:
         request_id = self.records.start(principal.user_id, modality, body.stream)
         plan = Plan(request_id, principal, user.username, modality, messages, parameters, targets)
         plan.credentials, plan.local_specs, plan.loading_fallback = credentials, specs, loading
-        plan.turn = turn
+        plan.turn, plan.requested, plan.primary = turn, body.model, primary
         return plan
 
     def _fit(
@@ -583,7 +584,7 @@ class GenerationService:
         usage = completion.usage
         return GenerateResponse(
             request_id=plan.request_id,
-            model=target.label,
+            model=plan.reported_model(target),
             provider=target.provider,
             modality=plan.modality,
             session_id=plan.turn.chat_id if plan.turn else None,
