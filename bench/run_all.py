@@ -6,7 +6,8 @@ Run:  make bench    (= .venv/bin/python bench/run_all.py)
 
 Parts, in this order, each a subprocess with its own defaults (see each file's docstring):
   overhead         bench/overhead.py: direct vs Pluggably vs LiteLLM's proxy (installed in
-                   bench/.venv-litellm on first use), JSON and stream, concurrency 1, 16, 64
+                   bench/.venv-litellm on first use), JSON and stream, driven by wrk at
+                   concurrency 1, 4, 16, 64, 256 (needs wrk: apt-get install wrk)
   local_inference  bench/local_inference.py: tokens/s vs llama-cpp-python, queue and cancel
   downloads        bench/downloads.py: throughput vs huggingface_hub, /health during a download
   startup          bench/startup.py --runs 5: startup to ready, idle RSS
@@ -44,12 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path(__file__).parent / "results"
 
 
-SHORT_OVERHEAD = ["--requests-c1", "30", "--min-requests-c64", "300", "--min-s", "2"]
+SHORT_OVERHEAD = ["--requests-c1", "30", "--concurrency", "1,64", "--seconds", "2"]
 # name: (normal arguments, --quick arguments, optional)
 PARTS: dict[str, tuple[list[str], list[str], bool]] = {
     "overhead": (
         [],
-        [*SHORT_OVERHEAD, "--max-s", "4", "--profile", "never"],
+        [*SHORT_OVERHEAD, "--warmup-s", "1", "--max-run-s", "4", "--profile", "never"],
         False,
     ),
     "local_inference": ([], ["--runs", "1", "--max-tokens", "32"], False),
