@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from pluggably.generation.schemas import SelectionMode
+from pluggably.request_body import Parameters, RequestBody
 
 RequestState = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -34,11 +37,12 @@ class CancelResult(BaseModel):
     partial_output: dict[str, Any] | None
 
 
-class RegenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RegenerateRequest(RequestBody):
+    """``null`` for a field means the field is not set, as in the generate request."""
 
     model: str | None = Field(default=None, max_length=300)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Parameters = Field(default_factory=dict)
+    selection_mode: SelectionMode = "auto"
     mode: Literal["replace", "append"] = "replace"
     stream: bool = False
     wait: bool = False

@@ -10,7 +10,7 @@ from pluggably.api.generate import GENERATE_RESPONSES, respond
 from pluggably.api.schemas import AUTH_ERRORS
 from pluggably.api.schemas_generate import RegenerateRequest
 from pluggably.errors import InvalidParameter
-from pluggably.generation.schemas import GenerateRequest, GenerateResponse
+from pluggably.generation.schemas import GenerateInput, GenerateRequest, GenerateResponse
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRORS)
 
@@ -43,7 +43,9 @@ async def session_regenerate(
     ``session_closed``."""
     request = GenerateRequest(
         model=body.model,
+        input=GenerateInput(),  # the session's last user message is the input
         parameters=body.parameters,
+        selection_mode=body.selection_mode,
         session_id=session_id,
         stream=body.stream,
         wait=body.wait,

@@ -19,6 +19,7 @@ from pluggably.generation.schemas import (
     GenerateRequest,
     GenerateResponse,
     Modality,
+    SelectionMode,
 )
 
 
@@ -34,7 +35,7 @@ class TurnOptions(TypedDict, total=False):
     parameters: Mapping[str, Any] | None
     system_prompt: str | None
     state_tokens: Mapping[str, Any] | None
-    selection_mode: Literal["auto", "free_only", "commercial_only", "model"]
+    selection_mode: SelectionMode
     while_loading: Literal["wait", "fallback"]
     wait: bool
 
@@ -77,8 +78,7 @@ def generate_body(
             continue
         target = inputs if key in _INPUT_FIELDS else body
         target[key] = _plain(value)
-    if inputs:
-        body["input"] = inputs
+    body["input"] = inputs  # required by the server, even when empty (a clear 400 then)
     body["stream"] = stream
     return dump(GenerateRequest.model_validate(body))
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from pluggably.request_body import Parameters, RequestBody
 
 Modality = Literal["text", "image", "3d"]
+SelectionMode = Literal["auto", "free_only", "commercial_only", "model"]
 MAX_IMAGES = 16
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ChatMessage(_Strict):
+class ChatMessage(RequestBody):
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=1_000_000)
 
 
-class GenerateInput(_Strict):
+class GenerateInput(RequestBody):
     prompt: str | None = Field(default=None, max_length=1_000_000)
     messages: list[ChatMessage] | None = Field(default=None, max_length=2000)
     images: list[str] | None = Field(
@@ -35,16 +34,19 @@ class GenerateInput(_Strict):
         return self
 
 
-class GenerateRequest(_Strict):
+class GenerateRequest(RequestBody):
+    """``null`` for an optional field means the field is not set (its default), and a
+    ``null`` parameter value is a parameter not given: existing clients send both."""
+
     model: str | None = Field(default=None, max_length=300)
     provider: str | None = Field(default=None, max_length=64)
     modality: Modality | None = None
-    input: GenerateInput = Field(default_factory=GenerateInput)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    input: GenerateInput
+    parameters: Parameters = Field(default_factory=dict)
     system_prompt: str | None = Field(default=None, max_length=100_000)
     session_id: str | None = Field(default=None, max_length=64)
     state_tokens: dict[str, Any] | None = None
-    selection_mode: Literal["auto", "free_only", "commercial_only", "model"] = "auto"
+    selection_mode: SelectionMode = "auto"
     while_loading: Literal["wait", "fallback"] = "wait"
     wait: bool = False
     stream: bool = False
