@@ -229,7 +229,8 @@ async def test_session_handle_flow(
         assert patched.system_prompt == "Terse."
         attached = await client.session(session_id=other.id)
         assert attached.id == other.id
-        await client.sessions.close(other.id, purge=True)
+        purged = await client.sessions.close(other.id, purge=True)
+        assert (purged.id, purged.status, purged.system_prompt) == (other.id, "closed", "Terse.")
         with pytest.raises(NotFoundError) as gone:
             await attached.get()
         assert gone.value.code == "session_not_found"

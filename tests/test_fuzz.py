@@ -387,7 +387,7 @@ def test_session_and_account_success_paths(gateway: Gateway, credential: dict[st
                 200,
             ),
             ("POST", "/v1/sessions/{session_id}/reset", {"path_parameters": session}, 200),
-            ("DELETE", "/v1/sessions/{session_id}", {"path_parameters": session}, 204),
+            ("DELETE", "/v1/sessions/{session_id}", {"path_parameters": session}, 200),
         ],
     )
     [token] = _walk(

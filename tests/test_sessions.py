@@ -268,8 +268,8 @@ async def test_close_keeps_history(app: FastAPI, client: httpx.AsyncClient) -> N
         await sessions_of(app).set_state_tokens(s, chat, {"ctx": [1, 2, 3]})
 
     r = await client.delete(f"/v1/sessions/{sid}", headers=auth)
-    assert r.status_code == 204
-    assert r.content == b""
+    assert r.status_code == 200
+    assert r.json()["status"] == "closed"
     detail = await get(client, auth, sid)
     assert detail["status"] == "closed"
     assert detail["message_count"] == 2
@@ -284,7 +284,7 @@ async def test_close_keeps_history(app: FastAPI, client: httpx.AsyncClient) -> N
             await sessions_of(app).for_generation(s, owner, sid)
 
     # Closing again changes nothing; a closed session's history cannot be reset.
-    assert (await client.delete(f"/v1/sessions/{sid}", headers=auth)).status_code == 204
+    assert (await client.delete(f"/v1/sessions/{sid}", headers=auth)).status_code == 200
     async with app.state.container.db.session() as s:
         row = await s.get(ChatSession, sid)
         assert row is not None
@@ -305,7 +305,8 @@ async def test_purge(app: FastAPI, client: httpx.AsyncClient) -> None:
     await client.delete(f"/v1/sessions/{sid}", headers=auth)  # closed ones can be purged too
 
     r = await client.delete(f"/v1/sessions/{sid}", params={"purge": "true"}, headers=auth)
-    assert r.status_code == 204
+    assert r.status_code == 200
+    assert (r.json()["id"], r.json()["status"]) == (sid, "closed")
     detail = assert_envelope(
         await client.get(f"/v1/sessions/{sid}", headers=auth), 404, "session_not_found"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, status
 
 from pluggably.api.deps import Artifacts, ContainerDep, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
@@ -33,10 +33,14 @@ Sessions = Annotated[SessionService, Depends(_sessions)]
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionInfo)
 async def create_session(
-    body: SessionCreate, principal: Writer, session: DbSession, sessions: Sessions
+    principal: Writer,
+    session: DbSession,
+    sessions: Sessions,
+    body: Annotated[SessionCreate | None, Body()] = None,
 ) -> SessionInfo:
-    """Start a session. Without a title it takes one from its first prompt."""
-    chat = await sessions.create(session, principal.user_id, body)
+    """Start a session. The body is optional (existing clients send none, or ``null``).
+    Without a title it takes one from its first prompt."""
+    chat = await sessions.create(session, principal.user_id, body or SessionCreate())
     return SessionInfo.model_validate(chat)
 
 
@@ -100,7 +104,7 @@ async def patch_session(
     return SessionInfo.model_validate(chat)
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+@router.delete("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND)
 async def delete_session(
     session_id: str,
     principal: Writer,
@@ -109,14 +113,14 @@ async def delete_session(
     purge: Annotated[
         bool, Query(description="Delete the session and its messages instead of closing it.")
     ] = False,
-) -> Response:
+) -> SessionInfo:
     """Close the session: it keeps its messages and state tokens but takes no new
-    turns. With ``purge=true`` it is deleted with its messages."""
+    turns; the answer is the closed session. With ``purge=true`` it is deleted with its
+    messages, and the answer is the session as it was last, ``closed`` (clients parse
+    a Session from every answer of this route)."""
     if purge:
-        await sessions.purge(session, principal.user_id, session_id)
-    else:
-        await sessions.close(session, principal.user_id, session_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return await sessions.purge(session, principal.user_id, session_id)
+    return SessionInfo.model_validate(await sessions.close(session, principal.user_id, session_id))
 
 
 @router.post("/{session_id}/reset", response_model=SessionInfo, responses=error_responses(400, 404))

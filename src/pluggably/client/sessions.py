@@ -25,13 +25,17 @@ from pluggably.client.calls import (
     dump,
     fields,
     model,
-    nothing,
     query_params,
 )
 from pluggably.client.events import StreamEvent, parse_event
 from pluggably.client.generation import TurnOptions, as_events, generate_body, generated
 from pluggably.client.transport import AsyncSender, SyncSender
-from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
+from pluggably.generation.schemas import (
+    Accepted,
+    GenerateRequest,
+    GenerateResponse,
+    SelectionMode,
+)
 from pluggably.sessions.schemas import (
     MessageInfo,
     SessionCreate,
@@ -51,8 +55,15 @@ def _regenerate_body(
     mode: RegenerateMode | None,
     wait: bool | None,
     stream: bool,
+    selection_mode: SelectionMode | None = None,
 ) -> dict[str, Any]:
-    given = {"model": model_id, "parameters": parameters, "mode": mode, "wait": wait}
+    given = {
+        "model": model_id,
+        "parameters": parameters,
+        "mode": mode,
+        "wait": wait,
+        "selection_mode": selection_mode,
+    }
     body = {k: dict(v) if isinstance(v, Mapping) else v for k, v in given.items() if v is not None}
     return dump(RegenerateRequest.model_validate({**body, "stream": stream}))
 
@@ -119,10 +130,11 @@ class Sessions(Bound[S]):
         return Call(route, route.url(session_id=session_id), model(SessionInfo), body=dump(body))
 
     @operation("DELETE", "/v1/sessions/{session_id}")
-    def close(route: Route, session_id: str, *, purge: bool = False) -> Call[None]:
-        """Close the session (history kept, no new turns); ``purge`` deletes it."""
+    def close(route: Route, session_id: str, *, purge: bool = False) -> Call[SessionInfo]:
+        """Close the session (history kept, no new turns): the closed session. ``purge``
+        deletes it: the session as it was last, status ``closed``."""
         params = query_params(purge=purge or None)
-        return Call(route, route.url(session_id=session_id), nothing, params=params)
+        return Call(route, route.url(session_id=session_id), model(SessionInfo), params=params)
 
     @operation("POST", "/v1/sessions/{session_id}/reset")
     def reset(route: Route, session_id: str) -> Call[SessionInfo]:
@@ -163,10 +175,11 @@ class Sessions(Bound[S]):
         parameters: Mapping[str, Any] | None = None,
         mode: RegenerateMode | None = None,
         wait: bool | None = None,
+        selection_mode: SelectionMode | None = None,
     ) -> Call[GenerateResponse | Accepted]:
         """Answer the last user message again (by default with the model that answered
         it); ``replace`` (default) swaps the last answer once the new one succeeded."""
-        body = _regenerate_body(model, parameters, mode, wait, stream=False)
+        body = _regenerate_body(model, parameters, mode, wait, False, selection_mode)
         return Call(route, route.url(session_id=session_id), generated, body=body)
 
     @stream_operation("POST", "/v1/sessions/{session_id}/regenerate")
@@ -177,9 +190,10 @@ class Sessions(Bound[S]):
         model: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         mode: RegenerateMode | None = None,
+        selection_mode: SelectionMode | None = None,
     ) -> StreamCall[StreamEvent]:
         """``regenerate`` as typed events."""
-        body = _regenerate_body(model, parameters, mode, None, stream=True)
+        body = _regenerate_body(model, parameters, mode, None, True, selection_mode)
         url = route.url(session_id=session_id)
         return StreamCall(route, url, parse_event, body=body, fallback=as_events)
 

@@ -207,17 +207,22 @@ class SessionService:
         await db_session.flush()
         return chat
 
-    async def close(self, db_session: AsyncSession, user_id: str, session_id: str) -> None:
+    async def close(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         """Close, keeping messages and state tokens; closing again changes nothing."""
         chat = await self.get(db_session, user_id, session_id)
         if chat.status != "closed":
             chat.status = "closed"
             chat.closed_at = utcnow()
             await db_session.flush()
+        return chat
 
-    async def purge(self, db_session: AsyncSession, user_id: str, session_id: str) -> None:
+    async def purge(self, db_session: AsyncSession, user_id: str, session_id: str) -> SessionInfo:
+        """Delete the session and its messages: the session as it was last, ``closed``
+        (it takes no more turns), so that a purge answers like a close."""
         chat = await self.get(db_session, user_id, session_id)
+        last = SessionInfo.model_validate(chat).model_copy(update={"status": "closed"})
         await SessionRepository(db_session).delete_sessions([chat.id])
+        return last
 
     async def reset(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         """Forget the conversation (messages, state tokens); keep title and system prompt.
