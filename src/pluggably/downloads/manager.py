@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from pluggably.db import Database, utcnow
-from pluggably.downloads import sources, transfer
+from pluggably.downloads import local, sources, transfer
 from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
 from pluggably.downloads.runs import DownloadSettings, Run, bytes_on_disk, install, quota_error
@@ -78,7 +78,11 @@ class DownloadManager:
 
     # requests
     async def submit(self, user_id: str, body: DownloadRequest) -> tuple[DownloadJob, bool]:
-        """The job for this request: an existing one for the same source, or a new one."""
+        """The job for this request: an existing one for the same source, or a new one.
+        A local source is registered at once: its job is already completed."""
+        if body.source.type == "local":
+            async with self._submit_lock, self.db.session() as session:
+                return await local.register(session, self.registry, user_id, body)
         key = sources.source_key(body)
         async with self._submit_lock:
             async with self.db.session() as session:

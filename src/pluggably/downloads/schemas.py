@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pluggably.registry.schemas import Modality
+from pluggably.request_body import RequestBody
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
-class _Strict(BaseModel):
+class _Strict(RequestBody):
+    """``null`` for an optional field means "not set" (existing clients send it)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _no_dot_segments(value: str | None) -> str | None:
+    # Ids and revisions go into hub URLs: '..' would climb to another hub route (or repo).
+    if value is not None and (
+        value.startswith("/") or {".", ".."} & set(value.split("/")) or "//" in value
+    ):
+        raise ValueError("no '.'/'..' segments, leading or empty segments")
+    return value
+
+
+Revision = Annotated[
+    str | None,
+    Field(max_length=100, pattern=r"^[\w.\-/]+$"),
+    AfterValidator(_no_dot_segments),
+]
 
 
 class TargetModel(_Strict):
@@ -31,28 +58,26 @@ class TargetModel(_Strict):
 
 
 class DownloadSource(_Strict):
-    type: Literal["huggingface", "url"]
-    id: str | None = Field(
+    type: Literal["huggingface", "url", "local"]
+    id: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            pattern=r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$",
+            description="Hugging Face repo id (owner/name).",
+        ),
+        AfterValidator(_no_dot_segments),
+    ] = None
+    uri: str | None = Field(
         default=None,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$",
-        description="Hugging Face repo id (owner/name).",
+        max_length=2048,
+        description="url: the http(s) URL. local: the file or folder, relative to the "
+        "models directory or an absolute path inside it.",
     )
-    uri: str | None = Field(default=None, max_length=2048, description="http(s) URL.")
-    revision: str | None = Field(default=None, max_length=100, pattern=r"^[\w.\-/]+$")
+    revision: Revision = None
     filename: str | None = Field(
         default=None, max_length=500, description="One file of the repo (e.g. a GGUF quantization)."
     )
-
-    @field_validator("id", "revision")
-    @classmethod
-    def _no_dot_segments(cls, value: str | None) -> str | None:
-        # Both go into hub URLs: '..' would climb to another hub route (or another repo).
-        if value is not None and (
-            value.startswith("/") or {".", ".."} & set(value.split("/")) or "//" in value
-        ):
-            raise ValueError("no '.'/'..' segments, leading or empty segments")
-        return value
 
     @model_validator(mode="after")
     def _has_location(self) -> DownloadSource:
@@ -60,18 +85,46 @@ class DownloadSource(_Strict):
             raise ValueError("a huggingface source needs 'id' (owner/name)")
         if self.type == "url" and not self.uri:
             raise ValueError("a url source needs 'uri'")
+        if self.type == "local" and not self.uri:
+            raise ValueError("a local source needs 'uri': a path under the models directory")
         return self
 
 
 class DownloadOptions(_Strict):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     allow_large: bool = Field(default=False, description="Allow downloads over the size guard.")
+    revision: Revision = Field(
+        default=None, description="The same as source.revision (where existing clients put it)."
+    )
 
 
 class DownloadRequest(_Strict):
+    """``null`` for an optional field (``options``, ``options.allow_large``, …) means the
+    field is not set. ``source.type: local`` registers a file or folder already under
+    the models directory: its job is completed at once."""
+
     model: TargetModel = Field(default_factory=TargetModel)
     source: DownloadSource
     options: DownloadOptions = Field(default_factory=DownloadOptions)
+
+    @field_validator("options")
+    @classmethod
+    def _one_revision(cls, options: DownloadOptions, info: ValidationInfo) -> DownloadOptions:
+        source = info.data.get("source")
+        given = source.revision if isinstance(source, DownloadSource) else None
+        if options.revision is not None and given is not None and options.revision != given:
+            raise ValueError(
+                f"options.revision '{options.revision}' differs from source.revision "
+                f"'{given}'; give the revision once"
+            )
+        return options
+
+    @model_validator(mode="after")
+    def _revision_in_source(self) -> DownloadRequest:
+        """Everything after validation reads source.revision only."""
+        if self.options.revision is not None and self.source.revision is None:
+            self.source.revision = self.options.revision
+        return self
 
 
 class JobError(BaseModel):
