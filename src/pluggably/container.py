@@ -83,17 +83,6 @@ def build_container(
     hasher = TokenHasher(keyring)
     login_tokens = LoginTokens(keyring, timedelta(minutes=settings.login_token_ttl_minutes))
     invites = InviteService(hasher, timedelta(days=settings.invite_ttl_days))
-    accounts = AccountService(
-        passwords=PasswordHasher(),
-        login_tokens=login_tokens,
-        throttle=LoginThrottle(
-            settings.login_max_failures,
-            settings.login_max_failures_per_address,
-            settings.login_failure_window_s,
-        ),
-        invites=invites,
-        registration_open=settings.registration_open,
-    )
 
     def runtime_for(spec: ModelSpec) -> Runtime:
         return make_runtime(spec, context_tokens=settings.local_context_tokens)
@@ -140,9 +129,23 @@ def build_container(
         settings.public_base_url,
         timedelta(seconds=settings.artifact_ttl_s),
     )
+    router = Router(providers, registry, settings.fallbacks, settings.default_fallbacks)
+    accounts = AccountService(
+        passwords=PasswordHasher(),
+        login_tokens=login_tokens,
+        throttle=LoginThrottle(
+            settings.login_max_failures,
+            settings.login_max_failures_per_address,
+            settings.login_failure_window_s,
+        ),
+        invites=invites,
+        registration_open=settings.registration_open,
+        # A preferred model is whatever a request's ``model`` could name.
+        check_model=router.parse,
+    )
     generation = GenerationService(
         db,
-        Router(providers, registry, settings.fallbacks, settings.default_fallbacks),
+        router,
         providers,
         credentials,
         accounts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +13,14 @@ from pluggably.auth.passwords import PasswordHasher, check_password_policy
 from pluggably.auth.principal import Principal
 from pluggably.auth.throttle import LoginThrottle
 from pluggably.db import utcnow
-from pluggably.errors import Conflict, InvalidParameter, Unauthorized, ValidationFailed
+from pluggably.errors import (
+    Conflict,
+    InvalidParameter,
+    ModelNotFound,
+    Unauthorized,
+    UnsupportedProvider,
+    ValidationFailed,
+)
 from pluggably.users import invites
 from pluggably.users.models import RevokedToken, User
 from pluggably.users.repository import UserRepository
@@ -25,6 +33,10 @@ from pluggably.users.schemas import (
 )
 
 ADMIN_SYSTEM_KEY = "admin"
+
+# Resolves a model id the way a generate request's ``model`` is resolved; raises
+# ModelNotFound or UnsupportedProvider for one that no request could use.
+ModelCheck = Callable[[AsyncSession, str], Awaitable[object]]
 
 
 async def forget_expired_revocations(session: AsyncSession) -> int:
@@ -73,6 +85,7 @@ class AccountService:
     throttle: LoginThrottle
     invites: invites.InviteService
     registration_open: bool
+    check_model: ModelCheck
 
     async def create_user(
         self,
@@ -194,29 +207,26 @@ class AccountService:
     ) -> User:
         user = await self.profile(session, principal)
         changes = patch.model_dump(exclude_unset=True)
-        if "preferred_model" in changes and changes["preferred_model"] is not None:
-            validate_preferred_model(changes["preferred_model"])
+        if changes.get("preferred_model") is not None:
+            await self._check_preferred_model(session, changes["preferred_model"])
         for field, value in changes.items():
             setattr(user, field, value if field != "preferences" else (value or {}))
         await session.flush()
         return user
 
-
-def validate_preferred_model(model: str) -> None:
-    """Until the model registry exists, a preferred model names a known provider
-    (``provider:model``); registry ids are accepted once models are registered."""
-    from pluggably.credentials.providers import KNOWN_PROVIDERS
-
-    provider, sep, name = model.partition(":")
-    if not sep or not name or provider not in KNOWN_PROVIDERS:
-        raise ValidationFailed(
-            f"Unknown model '{model}': use 'provider:model' with a provider of "
-            f"{', '.join(sorted(KNOWN_PROVIDERS))}.",
-            details=[
-                {
-                    "loc": ["body", "preferred_model"],
-                    "msg": "unknown model",
-                    "type": "model_not_found",
-                }
-            ],
-        )
+    async def _check_preferred_model(self, session: AsyncSession, model: str) -> None:
+        """Any id a request's ``model`` could name: a registry id (``GET /v1/models``),
+        ``local:<id>``, ``provider:model`` or a vendor's model name."""
+        try:
+            await self.check_model(session, model)
+        except (ModelNotFound, UnsupportedProvider) as exc:
+            raise ValidationFailed(
+                f"Unknown model '{model}': {exc.message}",
+                details=[
+                    {
+                        "loc": ["body", "preferred_model"],
+                        "msg": "unknown model",
+                        "type": "model_not_found",
+                    }
+                ],
+            ) from None
