@@ -48,6 +48,9 @@ class TargetModel(_Strict):
     name: str | None = Field(default=None, max_length=300)
     modality: Modality | None = None
     version: str | None = Field(default=None, max_length=100)
+    provider: Literal["local"] | None = Field(
+        default=None, description="Downloaded models are served by the local provider."
+    )
 
     @field_validator("id")
     @classmethod
@@ -95,6 +98,11 @@ class DownloadOptions(_Strict):
     allow_large: bool = Field(default=False, description="Allow downloads over the size guard.")
     revision: Revision = Field(
         default=None, description="The same as source.revision (where existing clients put it)."
+    )
+    install_local: Literal[True] = Field(
+        default=True,
+        description="Downloads are always installed under the models directory (the "
+        "PlugAI Dart app sends true).",
     )
 
 
