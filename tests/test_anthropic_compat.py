@@ -268,9 +268,9 @@ async def test_errors_are_anthropic_errors(
             await client.messages.create(
                 model=GPT, max_tokens=8, messages=HELLO, extra_body={"temperature": 1.5}
             )
-        with pytest.raises(anthropic.BadRequestError, match="stop_sequences: "):  # max 4 here
+        with pytest.raises(anthropic.BadRequestError, match="stop_sequences: at most 64"):
             await client.messages.create(
-                model=GPT, max_tokens=8, messages=HELLO, stop_sequences=list("abcde")
+                model=GPT, max_tokens=8, messages=HELLO, stop_sequences=["x"] * 65
             )
         with pytest.raises(anthropic.BadRequestError, match="tool"):
             await client.messages.create(

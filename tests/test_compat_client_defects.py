@@ -3,6 +3,8 @@ driven through HTTP with the vendor's own SDK: the vendor's wire format is the c
 
 from __future__ import annotations
 
+import copy
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,19 @@ import httpx
 import openai
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from pluggably.db import Database, migrate
+from pluggably.registry.models import Model, ModelSchema
+from pluggably.registry.param_schemas import default_schema
 from tests.conftest import ADMIN_KEY, client_for, running
 from tests.fixtures.anthropic_sim import AnthropicSim
+from tests.fixtures.gemini_sim import GeminiSim
 from tests.fixtures.openai_sim import OpenAISim
 from tests.test_anthropic_compat import compat_app
 from tests.test_anthropic_compat import sdk as anthropic_sdk
 from tests.test_generate import gen_app
+from tests.test_google_provider import google_app
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 GPT = "openai:gpt-4o-mini"
@@ -177,3 +185,140 @@ async def test_answers_echo_the_model_id_the_caller_sent(
         assert body["selection"]["selected_model"] == "openai:gpt-4o"  # what actually ran
         auto = await http.post("/v1/generate", json={"input": {"prompt": "hi"}}, headers=ADMIN)
         assert auto.json()["model"] == auto.json()["selection"]["selected_model"]  # none asked
+
+
+# 2. More stop sequences than a vendor takes: the gateway holds the rest itself.
+
+MANY_STOPS = [f"<stop{i}>" for i in range(10)]
+
+
+async def test_openai_sdk_sends_ten_stops_to_a_vendor_that_takes_four(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    openai_sim.set_reply("gpt-4o-mini", "alpha beta <stop8> gamma delta")
+    async with running(app):
+        api = openai_sdk(app)
+        try:
+            chat = await api.chat.completions.create(model=GPT, messages=HELLO, stop=MANY_STOPS)
+            assert chat.choices[0].message.content == "alpha beta "
+            assert chat.choices[0].finish_reason == "stop"
+            sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
+            assert sent["stop"] == MANY_STOPS[:4]  # OpenAI's limit; the sim enforces it
+
+            stream = await api.chat.completions.create(
+                model=GPT,
+                messages=HELLO,
+                stop=MANY_STOPS,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            chunks = [chunk async for chunk in stream]
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert text == "alpha beta "
+            assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+            assert chunks[-1].usage is not None
+            assert chunks[-1].usage.completion_tokens == 3  # the cut came at the third token
+
+            legacy = await api.completions.create(model=GPT, prompt="x", stop=MANY_STOPS)
+            assert legacy.choices[0].text == "alpha beta "
+
+            with pytest.raises(openai.BadRequestError) as too_many:
+                await api.chat.completions.create(
+                    model=GPT, messages=HELLO, stop=[f"s{i}" for i in range(65)]
+                )
+            error = openai_error(too_many.value)
+            assert error["param"] == "stop"
+            assert "'stop'" in error["message"]
+            assert "at most 64" in error["message"]
+        finally:
+            await api.close()
+
+
+async def test_anthropic_sdk_stop_sequences_beyond_four(
+    tmp_path: Path, database_url: str, anthropic_sim: AnthropicSim, openai_sim: OpenAISim
+) -> None:
+    app = compat_app(tmp_path, database_url, openai=openai_sim, claude=anthropic_sim)
+    anthropic_sim.set_reply(CLAUDE, "one two <stop9> three")
+    openai_sim.set_reply("gpt-4o-mini", "one two <stop9> three")
+    async with running(app), anthropic_sdk(app) as client, client_for(app) as http:
+        message = await client.messages.create(
+            model=CLAUDE, max_tokens=50, stop_sequences=MANY_STOPS, messages=HELLO
+        )
+        assert message.content[0].text == "one two "
+        assert anthropic_sim.requests[-1].body["stop_sequences"] == MANY_STOPS  # no cap there
+        through_openai = await client.messages.create(
+            model=GPT, max_tokens=50, stop_sequences=MANY_STOPS, messages=HELLO
+        )
+        assert through_openai.content[0].text == "one two "
+
+        with pytest.raises(anthropic.BadRequestError) as too_many:
+            await client.messages.create(
+                model=CLAUDE,
+                max_tokens=8,
+                messages=HELLO,
+                stop_sequences=[f"s{i}" for i in range(65)],
+            )
+        assert "stop_sequences: at most 64 items are accepted; got 65" in str(too_many.value)
+
+        native = await http.post(
+            "/v1/generate",
+            json={"model": GPT, "input": {"prompt": "x"}, "parameters": {"stop": ["a"] * 65}},
+            headers=ADMIN,
+        )
+        assert native.status_code == 422
+        assert "stop: at most 64 items are accepted" in native.json()["detail"]["message"]
+
+
+async def test_gemini_gets_five_stops_and_the_gateway_holds_the_rest(
+    tmp_path: Path, database_url: str, gemini_sim: GeminiSim
+) -> None:
+    gemini_sim.set_reply("gemini-2.0-flash", "red green <stop7> blue")
+    async with google_app(tmp_path, database_url, gemini_sim) as (_app, http):
+        body = {"model": "google:gemini-2.0-flash", "input": {"prompt": "colours"}}
+        answer = await http.post(
+            "/v1/generate", json={**body, "parameters": {"stop": MANY_STOPS}}, headers=ADMIN
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"]["text"] == "red green "
+        assert answer.json()["finish_reason"] == "stop"
+        config = gemini_sim.requests[-1].body["generationConfig"]
+        assert config["stopSequences"] == MANY_STOPS[:5]
+
+
+async def test_models_registered_before_keep_no_four_stop_limit(database_url: str) -> None:
+    """A model registered by an earlier release stored the default schema of its day
+    (4 stop sequences); the migration brings that stored default up to today's."""
+    migration = importlib.import_module(
+        "pluggably.db.migrations.versions.0008_stop_sequences_limit"
+    )
+    assert default_schema("m", "text")["properties"]["stop"] == migration.NEW_STOP
+    database = Database(database_url)
+    try:
+        await migrate.upgrade(database.engine, "0007")
+        old = default_schema("m", "text")
+        old["properties"]["stop"] = migration.OLD_STOP
+        edited = copy.deepcopy(old)
+        edited["properties"]["stop"]["anyOf"][1]["maxItems"] = 2  # changed by hand: kept
+        async with database.session() as session:
+            for name, schema in (("old", old), ("edited", edited)):
+                session.add(
+                    Model(
+                        id=name,
+                        name=name,
+                        provider="local",
+                        modality="text",
+                        source_type="local",
+                        format="gguf",
+                        origin="registered",
+                    )
+                )
+                await session.flush()
+                session.add(ModelSchema(model_id=name, version=1, schema=schema))
+        await migrate.upgrade(database.engine)
+        async with database.session() as session:
+            rows = await session.execute(select(ModelSchema.model_id, ModelSchema.schema))
+            stops = {model_id: schema["properties"]["stop"] for model_id, schema in rows}
+        assert stops == {"old": migration.NEW_STOP, "edited": edited["properties"]["stop"]}
+    finally:
+        await database.dispose()

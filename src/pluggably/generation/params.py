@@ -6,7 +6,7 @@ import functools
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from pluggably.errors import ValidationFailed
 from pluggably.registry.param_schemas import default_schema
@@ -29,20 +29,57 @@ def _check(parameters: dict[str, Any], validator: Draft202012Validator) -> dict[
     if not problems:
         return dict(parameters)
     details = []
-    for problem in problems:
-        field = list(problem.path) or _extra_field(problem.message)
+    for found in problems:
+        problem = _specific(found)
+        field = list(problem.absolute_path) or _extra_field(problem.message)
         details.append(
             {
                 "loc": ["body", "parameters", *field],
-                "msg": problem.message[:300],
+                "msg": _explain(problem),
                 "type": str(problem.validator),
             }
         )
-    names = ", ".join(".".join(str(p) for p in d["loc"][2:]) or "parameters" for d in details[:5])
+    said = "; ".join(
+        f"{'.'.join(str(p) for p in d['loc'][2:]) or 'parameters'}: {d['msg']}" for d in details[:5]
+    )
     raise ValidationFailed(
-        f"Invalid parameters for this model: {names}. See GET /v1/schema?model=<id>.",
+        f"Invalid parameters for this model: {said}. See GET /v1/schema?model=<id>.",
         details=details,
     )
+
+
+def _specific(problem: ValidationError) -> ValidationError:
+    """For a value that fits none of ``anyOf``'s forms (``stop``: a string or a list),
+    the finding of the form it was meant as (a list too long), not "not valid under any
+    of the given schemas"."""
+    if problem.validator != "anyOf" or not problem.context:
+        return problem
+    meant = [e for e in problem.context if e.validator != "type"]
+    return meant[0] if meant else problem
+
+
+def _explain(problem: ValidationError) -> str:
+    """The finding in words that name the limit (jsonschema's own say "is too long")."""
+    value, limit = problem.instance, problem.validator_value
+    size = len(value) if isinstance(value, str | list | dict) else 0
+    match problem.validator:
+        case "maxItems":
+            return f"at most {limit} items are accepted; got {size}"
+        case "minItems":
+            return f"at least {limit} items are needed; got {size}"
+        case "maxLength":
+            return f"at most {limit} characters are accepted; got {size}"
+        case "minLength":
+            return "must not be empty" if limit == 1 else f"at least {limit} characters are needed"
+        case "anyOf" if problem.context:
+            kinds = [str(e.validator_value) for e in problem.context if e.validator == "type"]
+            if kinds:
+                return "must be " + " or ".join(f"{_article(k)} {k}" for k in kinds)
+    return problem.message[:300]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 @functools.lru_cache(maxsize=512)

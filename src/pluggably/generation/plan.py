@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialSnapshot
 from pluggably.errors import GatewayError, UpstreamError
+from pluggably.generation.context import PER_MESSAGE_TOKENS, estimate_tokens
 from pluggably.generation.schemas import Attempt, Selection, UsageInfo
 from pluggably.observability.logging import get_logger
 from pluggably.providers.base import Credential, Message, Usage
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.stops import as_list
 from pluggably.routing.resolve import LOCAL, Target
 from pluggably.runtimes.base import ModelSpec
 
@@ -57,6 +59,16 @@ class Plan:
         if self.requested is None or served != self.primary:
             return served.label
         return self.requested
+
+    @property
+    def stops(self) -> list[str]:
+        """The caller's stop sequences."""
+        return as_list(self.parameters.get("stop")) if self.modality == "text" else []
+
+    def prompt_estimate(self) -> int:
+        """The prompt's size in tokens, estimated (for an answer whose upstream never
+        said: a stream the gateway cut short)."""
+        return sum(estimate_tokens(m.text) + PER_MESSAGE_TOKENS for m in self.messages)
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]

@@ -46,6 +46,7 @@ from pluggably.generation.schemas import (
     Output,
     Timings,
 )
+from pluggably.generation.stopping import cut_completion, cut_stream
 from pluggably.generation.turns import RegenerateMode, SessionTurns, Turn
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
 from pluggably.observability.logging import get_logger
@@ -351,6 +352,8 @@ class GenerationService:
                     credential = await self._credential(plan, target)
                     live.task = asyncio.ensure_future(provider.complete(call, credential))
                 completion = await live.task
+                if target.provider != LOCAL:  # local runtimes hold the stops themselves
+                    completion = cut_completion(completion, plan.stops)
                 output = await self._output(plan, completion)
                 response = self._response(plan, target, completion, output, first_token_ms=None)
             except asyncio.CancelledError:
@@ -465,6 +468,8 @@ class GenerationService:
                     provider, call = self._call(plan, target)
                     credential = await self._credential(plan, target)
                     upstream = provider.stream(call, credential)
+                    if plan.stops:
+                        upstream = cut_stream(upstream, plan.stops, plan.prompt_estimate)
                 first = await anext(upstream)
                 while isinstance(first, Queued | Loading):  # waiting: before the first token
                     yield notice_frame(plan, target, first)

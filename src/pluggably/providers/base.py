@@ -55,6 +55,7 @@ class Completion:
     mesh: str | None = None  # base64 mesh file (local 3D models)
     mesh_format: str | None = None  # obj | glb | ply
     preview: bytes | None = None  # PNG preview of the mesh
+    stop_sequence: str | None = None  # the caller's stop sequence that ended the text
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Delta:
 class StreamEnd:
     finish_reason: str
     usage: Usage | None
+    stop_sequence: str | None = None  # the caller's stop sequence that ended the text
 
 
 Credential = dict[str, Any]

@@ -10,7 +10,7 @@ from pluggably.config import EndpointSettings, ProviderSettings
 from pluggably.providers.anthropic import AnthropicProvider
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.google import GoogleProvider
-from pluggably.providers.openai_compat import OpenAICompatProvider
+from pluggably.providers.openai_compat import VENDOR_MAX_STOPS, OpenAICompatProvider
 from pluggably.providers.upstream import Upstream
 
 
@@ -68,7 +68,12 @@ class ProviderDirectory:
             override = providers.get(name)
             base = (override.base_url if override else None) or info.base_url
             self._providers[name] = OpenAICompatProvider(
-                name, client, base, azure=info.azure, image_generation=info.image_generation
+                name,
+                client,
+                base,
+                azure=info.azure,
+                image_generation=info.image_generation,
+                max_stops=VENDOR_MAX_STOPS,
             )
         for name, native in (("anthropic", AnthropicProvider), ("google", GoogleProvider)):
             override = providers.get(name)

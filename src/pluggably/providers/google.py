@@ -30,11 +30,13 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.sse import events
+from pluggably.providers.stops import as_list
 from pluggably.providers.upstream import Upstream
 
 API_VERSION = "v1beta"
 # SAFETY, RECITATION, OTHER, … end the answer without being a length cut.
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+MAX_STOPS = 5
 # Finish reasons meaning the answer was withheld, not merely cut short: with no text
 # at all the caller gets an error that says so instead of an empty success.
 _BLOCKED = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"})
@@ -81,9 +83,10 @@ def _generation_config(parameters: dict[str, Any]) -> dict[str, Any]:
     ):
         if parameters.get(ours) is not None:
             config[theirs] = parameters[ours]
-    stop = parameters.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if stops := as_list(parameters.get("stop")):
+        # Gemini takes at most 5 ("the number of stop_sequences must not exceed 5"); the
+        # gateway cuts the answer at the others itself.
+        config["stopSequences"] = stops[:MAX_STOPS]
     if parameters.get("format") == "json":
         config["responseMimeType"] = "application/json"
     return config

@@ -24,10 +24,15 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.sse import events
+from pluggably.providers.stops import as_list
 from pluggably.providers.upstream import Upstream
 
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "stop", "tool_calls": "stop"}
 AZURE_API_VERSION = "2024-10-21"
+# OpenAI's chat completions take at most 4 stop sequences (a longer list is a 400), and
+# the vendors that copy its API (Azure, xAI, Groq, …) the same or fewer; the first 4 go
+# upstream and the gateway cuts the answer at the others itself.
+VENDOR_MAX_STOPS = 4
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
@@ -38,15 +43,20 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
     return parts
 
 
-def chat_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
+def chat_body(call: ProviderCall, *, stream: bool, max_stops: int | None = None) -> dict[str, Any]:
+    """The chat-completions body; of the stop sequences at most ``max_stops`` (the rest
+    are the gateway's to apply)."""
     body: dict[str, Any] = {
         "model": call.model,
         "messages": [{"role": m.role, "content": _content(m)} for m in call.messages],
     }
     params = call.parameters
-    for name in ("temperature", "top_p", "seed", "stop"):
+    for name in ("temperature", "top_p", "seed"):
         if params.get(name) is not None:
             body[name] = params[name]
+    stops = as_list(params.get("stop"))
+    if stops:
+        body["stop"] = stops[:max_stops]
     if params.get("max_tokens") is not None:
         body["max_tokens"] = params["max_tokens"]
     if params.get("format") == "json":
@@ -77,11 +87,13 @@ class OpenAICompatProvider:
         *,
         azure: bool = False,
         image_generation: bool = False,
+        max_stops: int | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self.base_url = base_url.rstrip("/") if base_url else None
         self.azure = azure
+        self.max_stops = max_stops  # None: the server takes any number (vLLM, llama.cpp)
         if not image_generation:
             self.modalities = frozenset({"text"})
 
@@ -133,7 +145,7 @@ class OpenAICompatProvider:
         if call.modality == "image":
             return await self._image(call, credential)
         data = await self._post(
-            call, credential, "/chat/completions", chat_body(call, stream=False)
+            call, credential, "/chat/completions", self._body(call, stream=False)
         )
         try:
             choice = data["choices"][0]
@@ -147,6 +159,9 @@ class OpenAICompatProvider:
             usage=_usage(data.get("usage")),
             upstream_model=data.get("model"),
         )
+
+    def _body(self, call: ProviderCall, *, stream: bool) -> dict[str, Any]:
+        return chat_body(call, stream=stream, max_stops=self.max_stops)
 
     async def _image(self, call: ProviderCall, credential: Credential) -> Completion:
         params = call.parameters
@@ -175,7 +190,7 @@ class OpenAICompatProvider:
             provider=self.name,
             model=call.model,
             headers=headers,
-            body=chat_body(call, stream=True),
+            body=self._body(call, stream=True),
             frames=lambda lines: self._frames(call, lines),
             public_only=public_only,
         )

@@ -14,6 +14,14 @@ SEED = {
     "examples": [42],
 }
 
+# Stop sequences: the gateway applies them itself wherever an engine takes fewer
+# (OpenAI and most OpenAI-compatible vendors take 4, Gemini 5; llama.cpp and Anthropic
+# set no small limit), so the bound is this server's: each is looked for after every
+# token, and tools send many (Continue's autocomplete sends 10-20). 64 leaves room for
+# those and keeps the per-token check cheap.
+MAX_STOP_SEQUENCES = 64
+MAX_STOP_LENGTH = 1000
+
 TEXT: dict[str, Any] = {
     "temperature": {
         "type": "number",
@@ -38,10 +46,16 @@ TEXT: dict[str, Any] = {
         "description": "Nucleus sampling: keep the smallest token set with this mass.",
     },
     "stop": {
-        "description": "Up to 4 sequences that end generation.",
+        "description": f"Up to {MAX_STOP_SEQUENCES} sequences (each at most "
+        f"{MAX_STOP_LENGTH} characters) that end generation; the answer stops before "
+        "the first one it would contain.",
         "anyOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+            {"type": "string", "minLength": 1, "maxLength": MAX_STOP_LENGTH},
+            {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_STOP_LENGTH},
+                "maxItems": MAX_STOP_SEQUENCES,
+            },
         ],
         "examples": [["\n\n"]],
     },
