@@ -360,8 +360,13 @@ async def test_checksum_mismatch_fails(tmp_path: Path, database_url: str, hf_hub
         job = (await client.post("/v1/models/download", json=body, headers=ADMIN)).json()
         failed = await wait_job(client, job["job_id"], "failed", "completed")
         assert failed["status"] == "failed"
-        assert failed["error"]["code"] == "invalid_parameter"
-        assert "Checksum mismatch" in failed["error"]["message"]
+        assert failed["error_code"] == "invalid_parameter"
+        assert "Checksum mismatch" in failed["error"]
+        # As the PlugAI clients parse a job (Python: progress_pct a float, error a str; Dart:
+        # `error as String?`), in the list as well as alone.
+        listed = (await client.get("/v1/jobs", headers=ADMIN)).json()["jobs"]
+        assert [(j["job_id"], j["error"]) for j in listed] == [(job["job_id"], failed["error"])]
+        assert isinstance(listed[0]["progress_pct"], float)
         assert_envelope(
             await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN), 404, "model_not_found"
         )
@@ -526,8 +531,9 @@ async def test_quota_is_watched_while_an_unsized_download_runs(
         body = {"source": {"type": "url", "uri": file_url}}
         response = await client.post("/v1/models/download", json=body, headers=ADMIN)
         assert response.status_code == 202  # a URL's size is unknown until it arrives
+        assert (response.json()["progress_pct"], response.json()["bytes_total"]) == (0.0, None)
         failed = await wait_job(client, response.json()["job_id"], "failed", "completed")
-        assert failed["error"]["code"] == "storage_full"
+        assert failed["error_code"] == "storage_full"
         assert not (settings.models_dir / ".downloads" / failed["job_id"]).exists()
         assert (await client.get("/v1/storage", headers=ADMIN)).json()["used_bytes"] == 0
 

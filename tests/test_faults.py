@@ -379,8 +379,8 @@ async def test_disk_full_during_a_download(
             await asyncio.to_thread(_fill, filler)
             failed = await wait_job(client, job["job_id"], "failed", "completed", timeout=15)
             assert failed["status"] == "failed", failed
-            assert failed["error"]["code"] == "storage_full"
-            assert "disk" in failed["error"]["message"]
+            assert failed["error_code"] == "storage_full"
+            assert "disk" in failed["error"]
             assert _files_under(settings.models_dir) == ["filler.bin"]
             assert_envelope(
                 await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN),

@@ -19,15 +19,15 @@ jobs_app = typer.Typer(help="Download jobs on a running server (admin).")
 def _jobs_table(jobs: list[DownloadJobInfo]) -> Table:
     table = Table("job", "model", "status", "progress", "size", "updated", "error")
     for j in jobs:
-        pct = j.progress_pct
+        known = j.bytes_total is not None or j.status == "completed"
         table.add_row(
             j.job_id,
             Text(j.model_id),
             j.status,
-            f"{pct:.0f}%" if pct is not None else "-",
+            f"{j.progress_pct:.0f}%" if known else "-",
             size(j.bytes_total),
             when(j.updated_at.isoformat()),
-            Text(j.error.message if j.error else ""),
+            Text(j.error or ""),
         )
     return table
 

@@ -87,5 +87,5 @@ def report(job: DownloadJobInfo, as_json: bool) -> None:
             typer.echo(f"model {job.model_id} is ready")
         return
     what = "failed" if job.status == "failed" else "was cancelled"
-    detail = f": {job.error.message} ({job.error.code})" if job.error else ""
+    detail = f": {job.error} ({job.error_code})" if job.error else ""
     raise CliError(f"download of {job.model_id} {what}{detail}")

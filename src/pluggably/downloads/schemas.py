@@ -135,21 +135,22 @@ class DownloadRequest(_Strict):
         return self
 
 
-class JobError(BaseModel):
-    code: str
-    message: str
-
-
 class DownloadJobInfo(BaseModel):
     job_id: str
     model_id: str
     status: JobStatus
-    progress_pct: float | None
+    progress_pct: float = Field(
+        description="0-100; 0 while the size is not known yet (the PlugAI clients require a "
+        "number)."
+    )
     bytes_done: int
     bytes_total: int | None
     speed_bps: float | None
     eta_s: float | None
-    error: JobError | None
+    error: str | None = Field(
+        description="Why the job failed, in words (a string: what the PlugAI clients parse)."
+    )
+    error_code: str | None = Field(description="The error code of a failed job (API.md §2).")
     created_at: datetime
     updated_at: datetime
 
@@ -160,7 +161,7 @@ class JobList(BaseModel):
 
 def job_info(job: Any, speed_bps: float | None = None) -> DownloadJobInfo:
     total = job.bytes_total
-    pct = round(100.0 * job.bytes_done / total, 2) if total else None
+    pct = round(100.0 * job.bytes_done / total, 2) if total else 0.0
     if job.status == "completed":
         pct = 100.0
     eta = (total - job.bytes_done) / speed_bps if total and speed_bps else None
@@ -173,7 +174,8 @@ def job_info(job: Any, speed_bps: float | None = None) -> DownloadJobInfo:
         bytes_total=total,
         speed_bps=round(speed_bps, 1) if speed_bps else None,
         eta_s=round(eta, 1) if eta is not None else None,
-        error=JobError.model_validate(job.error) if job.error else None,
+        error=job.error["message"] if job.error else None,
+        error_code=job.error["code"] if job.error else None,
         created_at=job.created_at,
         updated_at=job.updated_at,
     )
