@@ -24,6 +24,7 @@ from pluggably.app import create_app
 from tests.conftest import ADMIN_KEY, client_for, make_settings, new_user, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.openai_sim import OpenAISim, make_png
+from tests.fixtures.prompts import GREEDY, LONG_RUNNING
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 PNG = base64.b64encode(make_png(8, 8, "x")).decode()
@@ -398,20 +399,28 @@ async def test_bundled_gemma_plain_streamed_and_queued(
     app = gemma_app(tmp_path, database_url, gemma_gguf)
     prompt = [{"role": "user", "content": "The capital of France is"}]
     async with running(app), sdk(app) as client, client_for(app, timeout=60) as http:
-        message = await client.messages.create(model=GEMMA, max_tokens=8, messages=prompt)
+        # Greedy: sampled, the base model may end its turn within a few tokens.
+        greedy = {"temperature": 0}
+        message = await client.messages.create(
+            model=GEMMA, max_tokens=8, messages=prompt, extra_body=greedy
+        )
         assert message.model == GEMMA
         assert message.content[0].text
         assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 8)
         assert message.usage.input_tokens > 5
 
         async with client.messages.stream(
-            model=GEMMA, max_tokens=12, system="Answer briefly.", messages=prompt
+            model=GEMMA,
+            max_tokens=8,
+            system="Answer briefly.",
+            messages=prompt,
+            extra_body=greedy,
         ) as stream:
             pieces = [text async for text in stream.text_stream]
             final = await stream.get_final_message()
         assert len(pieces) >= 6
         assert final.content[0].text == "".join(pieces)
-        assert (final.stop_reason, final.usage.output_tokens) == ("max_tokens", 12)
+        assert (final.stop_reason, final.usage.output_tokens) == ("max_tokens", 8)
         assert final.usage.input_tokens > message.usage.input_tokens  # the system prompt
 
         # A busy model: the SDK's requests wait in its queue (no 202), then answer.
@@ -420,8 +429,8 @@ async def test_bundled_gemma_plain_streamed_and_queued(
                 "/v1/generate",
                 json={
                     "model": GEMMA,
-                    "input": {"prompt": "Once"},
-                    "parameters": {"max_tokens": 150},
+                    "input": {"prompt": LONG_RUNNING},
+                    "parameters": {"max_tokens": 150, **GREEDY},
                 },
                 headers=ADMIN,
             )
@@ -432,8 +441,12 @@ async def test_bundled_gemma_plain_streamed_and_queued(
                 break
             await asyncio.sleep(0.02)
         assert status.json()["runtime_status"] == "busy"
-        waiting = client.messages.create(model=GEMMA, max_tokens=4, messages=prompt)
-        streamed = raw_stream(http, ADMIN, model=GEMMA, max_tokens=4, messages=prompt)
+        waiting = client.messages.create(
+            model=GEMMA, max_tokens=4, messages=prompt, extra_body=greedy
+        )
+        streamed = raw_stream(
+            http, ADMIN, model=GEMMA, max_tokens=4, messages=prompt, temperature=0
+        )
         plain, text = await asyncio.gather(waiting, streamed)
         assert (plain.stop_reason, plain.usage.output_tokens) == ("max_tokens", 4)
         record = await http.get(f"/v1/requests/{request_id(plain.id)}", headers=ADMIN)

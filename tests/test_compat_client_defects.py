@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from pluggably.db import Database, migrate
 from pluggably.registry.models import Model, ModelSchema
 from pluggably.registry.param_schemas import default_schema
+from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter
 from tests.conftest import ADMIN_KEY, client_for, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.gemini_sim import GeminiSim
@@ -27,6 +29,7 @@ from tests.test_anthropic_compat import compat_app
 from tests.test_anthropic_compat import sdk as anthropic_sdk
 from tests.test_generate import gen_app
 from tests.test_google_provider import google_app
+from tests.test_openai_compat import gemma_app
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 GPT = "openai:gpt-4o-mini"
@@ -322,3 +325,71 @@ async def test_models_registered_before_keep_no_four_stop_limit(database_url: st
         assert stops == {"old": migration.NEW_STOP, "edited": edited["properties"]["stop"]}
     finally:
         await database.dispose()
+
+
+# 4. A base model's transcript: the answer ends where the model invents the next turn.
+
+GEMMA = "local/gemma"
+TURN = re.compile(r"(^|\n)\s*(User|Assistant|System):")
+
+
+@pytest.mark.slow
+async def test_bundled_model_answers_without_invented_turns(
+    tmp_path: Path, database_url: str, gemma_gguf: Path
+) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the 'local' extra)")
+    app = gemma_app(tmp_path, database_url, gemma_gguf)
+    # Greedy, this base model goes on with "\nAssistant: …" and "\nUser: …" lines.
+    dialogue: Any = [{"role": "user", "content": "Once upon a time"}]
+    async with running(app), client_for(app, timeout=60) as http:
+        api = openai_sdk(app)
+        try:
+            chat = await api.chat.completions.create(
+                model=GEMMA, messages=dialogue, temperature=0, max_tokens=60
+            )
+            text = chat.choices[0].message.content or ""
+            assert text.strip()
+            assert not TURN.search(text), text
+            assert text == text.rstrip()  # nothing of the marker, not even its newline
+            assert chat.choices[0].finish_reason == "stop"  # at the turn, not at 60 tokens
+            assert chat.model == GEMMA
+
+            stream = await api.chat.completions.create(
+                model=GEMMA, messages=dialogue, temperature=0, max_tokens=60, stream=True
+            )
+            pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            assert "".join(pieces) == text
+
+            # The caller's own stop list is untouched by the runtime's markers: all 64 fit.
+            many = [f"never{i}" for i in range(64)]
+            native = await http.post(
+                "/v1/generate",
+                json={
+                    "model": GEMMA,
+                    "input": {"messages": dialogue},
+                    "parameters": {"temperature": 0, "max_tokens": 60, "stop": many},
+                },
+                headers=ADMIN,
+            )
+            assert native.status_code == 200, native.text
+            assert native.json()["output"]["text"] == text
+        finally:
+            await api.close()
+
+
+def test_answer_filter_drops_an_invented_turn_and_the_blank_line_before_it() -> None:
+    answer = AnswerFilter(["END"], TURN_MARKERS)
+    shown = [answer.feed(piece) for piece in ["Hi", " there.", "\n", "\nUs", "er: more"]]
+    assert "".join(shown) == "Hi there."
+    assert (answer.stopped, answer.stop_sequence) == (True, None)  # a marker: not reported
+
+    caller = AnswerFilter(["\nUser:", "END"], TURN_MARKERS)  # the caller's own, reported
+    assert caller.feed("one\nUser: two") == "one"
+    assert caller.stop_sequence == "\nUser:"
+    spaced = AnswerFilter(["END"], TURN_MARKERS)
+    assert spaced.feed("a \n") + spaced.feed("b END c") == "a \nb "  # kept before the caller's
+    assert spaced.stop_sequence == "END"
+    ended = AnswerFilter([], TURN_MARKERS)
+    assert ended.feed("done.\n\nAnd") + ended.flush() == "done.\n\nAnd"  # no turn: all of it
+    cut_short = AnswerFilter([], TURN_MARKERS)  # the token limit came mid-marker
+    assert cut_short.feed("done.\n") + cut_short.feed("Us") + cut_short.flush() == "done."

@@ -62,7 +62,8 @@ async def test_gguf_generates_streams_and_counts(
         listed = (await client.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)).json()
         assert listed["runtime_status"] == "unloaded"
 
-        body = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 8}}
+        # Greedy: sampled, the base model may end its turn within a few tokens.
+        body = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 8, **GREEDY}}
         first = await generate(client, ADMIN, **body)
         assert first.status_code == 200, first.text
         answer = first.json()
@@ -76,7 +77,8 @@ async def test_gguf_generates_streams_and_counts(
         status = (await client.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)).json()
         assert status["runtime_status"] == "loaded"
 
-        frames = await sse_frames(client, ADMIN, **{**body, "parameters": {"max_tokens": 12}})
+        twelve = {"max_tokens": 12, **GREEDY}
+        frames = await sse_frames(client, ADMIN, **{**body, "parameters": twelve})
         assert frames[0]["event"] == "model_selected"
         pieces = deltas(frames)
         assert len(pieces) >= 6  # token by token, never one chunk
@@ -164,7 +166,11 @@ async def test_busy_model_queues_202_positions_and_cancel(
     app = local_app(tmp_path, database_url, gemma_gguf, max_queue_depth=2)
     async with running(app), client_for(app, timeout=60) as client:
         # One long request holds the only slot.
-        long_body = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 2000}}
+        long_body = {
+            "model": GEMMA,
+            "input": {"prompt": LONG_RUNNING},
+            "parameters": {"max_tokens": 2000, **GREEDY},
+        }
         holder = asyncio.ensure_future(generate(client, ADMIN, **long_body, wait=True))
 
         async def busy() -> bool:
@@ -172,7 +178,7 @@ async def test_busy_model_queues_202_positions_and_cancel(
             return bool(status.json()["runtime_status"] == "busy")
 
         await wait_for(busy, 30)
-        short = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 4}}
+        short = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 4, **GREEDY}}
         first = await generate(client, ADMIN, **short)
         assert first.status_code == 202, first.text
         queued = first.json()

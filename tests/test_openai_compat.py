@@ -426,6 +426,7 @@ async def test_local_gemma_chat_stream_queue_and_listing(
             model="local/gemma",
             messages=[{"role": "user", "content": "The capital of France is"}],
             max_tokens=8,
+            temperature=0,  # sampled, the base model may end its turn within a few tokens
         )
         assert chat.model == "local/gemma"
         assert chat.choices[0].message.content
@@ -457,6 +458,7 @@ async def test_local_gemma_chat_stream_queue_and_listing(
                     model="local/gemma",
                     messages=[{"role": "user", "content": f"Count to {i}"}],
                     max_tokens=6,
+                    temperature=0,
                 )
                 for i in range(3)
             )

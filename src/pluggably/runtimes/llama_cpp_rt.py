@@ -1,8 +1,9 @@
 """GGUF text models through llama-cpp-python. The chat template comes from the GGUF when
 it has one; base models without one get a plain transcript that stops at the next
-turn. Token counts are llama.cpp's own: the prompt as tokenized, the completion as
-generated (counted by the stopping criterion, which also checks the cancel event
-between tokens)."""
+turn. Stop sequences are matched here, not by llama.cpp, so the answer knows which of
+the caller's ended it and never shows a turn marker. Token counts are llama.cpp's own:
+the prompt as tokenized, the completion as generated (counted by the stopping
+criterion, which also checks the cancel event between tokens)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from collections.abc import Generator
 from typing import Any
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
+from pluggably.providers.stops import as_list
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
-from pluggably.runtimes.prompts import stop_sequences, transcript
+from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, transcript
 
 DEFAULT_CONTEXT = 4096
 
@@ -68,19 +70,22 @@ class LlamaCppRuntime:
         if llm is not None:
             llm.close()
 
-    def _prompt(self, call: LocalCall) -> tuple[str, list[str]]:
+    def _prompt(self, call: LocalCall) -> tuple[str, AnswerFilter, list[str]]:
+        """The prompt, the filter its answer goes through (the caller's stops, and the
+        turn markers of a plain transcript), and the template's own stop strings (end of
+        turn), which llama.cpp stops at."""
         if any(m.images for m in call.messages):
             raise FeatureNotSupported(
                 f"'{self.spec.model_id}' reads text only; send the request without images."
             )
-        stop = call.parameters.get("stop")
+        stops = as_list(call.parameters.get("stop"))
         if self._template is None:
-            return transcript(call.messages), stop_sequences(stop, plain=True)
+            return transcript(call.messages), AnswerFilter(stops, TURN_MARKERS), []
         formatted = self._template(
             messages=[{"role": m.role, "content": m.text} for m in call.messages]
         )
         extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop or ""]
-        return formatted.prompt, stop_sequences(stop, plain=False) + [s for s in extra if s]
+        return formatted.prompt, AnswerFilter(stops), [s for s in extra if s]
 
     def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
         from llama_cpp import StoppingCriteriaList
@@ -89,7 +94,7 @@ class LlamaCppRuntime:
         if self._llm is None:
             raise BackendUnavailable(f"'{self.spec.model_id}' is not loaded.")
         llm = self._llm
-        prompt, stops = self._prompt(call)
+        prompt, answer, stops = self._prompt(call)
         prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
         room = llm.n_ctx() - prompt_tokens
         if room < 1:
@@ -114,7 +119,7 @@ class LlamaCppRuntime:
             max_tokens=max_tokens,
             temperature=float(params.get("temperature", 0.7)),
             top_p=float(params.get("top_p", 1.0)),
-            stop=stops,
+            stop=stops or None,
             seed=params.get("seed"),
             stream=True,
             grammar=grammar,
@@ -125,15 +130,21 @@ class LlamaCppRuntime:
         try:
             for chunk in chunks:
                 choice = chunk["choices"][0]
-                if choice["text"]:
-                    parts.append(choice["text"])
-                    yield choice["text"]
+                text = answer.feed(choice["text"]) if choice["text"] else ""
+                if text:
+                    parts.append(text)
+                    yield text
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
-                if cancel.is_set():
+                if answer.stopped or cancel.is_set():
                     break
         finally:
             chunks.close()
+        if not answer.stopped and not cancel.is_set() and (tail := answer.flush()):
+            parts.append(tail)
+            yield tail
+        if answer.stopped:
+            finish = "stop"
         if cancel.is_set():
             finish = "cancelled"
         return LocalResult(

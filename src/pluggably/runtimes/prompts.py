@@ -5,10 +5,12 @@ from __future__ import annotations
 from pluggably.providers.base import Message
 from pluggably.providers.stops import StopFilter
 
-__all__ = ["STOP_AT_TURN", "StopFilter", "stop_sequences", "transcript"]
+__all__ = ["TURN_MARKERS", "AnswerFilter", "StopFilter", "transcript"]
 
 _ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
-STOP_AT_TURN = ["\nUser:", "\nSystem:"]
+# A base model continues a transcript past its own turn: it invents the next "User:"
+# line, or another "Assistant:" one. The answer ends where any turn would begin.
+TURN_MARKERS = ["\nUser:", "\nAssistant:", "\nSystem:"]
 
 
 def transcript(messages: list[Message]) -> str:
@@ -18,7 +20,48 @@ def transcript(messages: list[Message]) -> str:
     return "\n".join([*lines, "Assistant:"])
 
 
-def stop_sequences(value: str | list[str] | None, *, plain: bool) -> list[str]:
-    """The caller's stop sequences; a plain transcript also stops at the next turn."""
-    stops = [value] if isinstance(value, str) else list(value or [])
-    return stops + (STOP_AT_TURN if plain else [])
+class AnswerFilter:
+    """One answer's text as it is generated, cut at the caller's stop sequences and at
+    the runtime's own ``markers`` (a transcript's turn markers). The caller's sequence
+    that ended it is ``stop_sequence``; a marker is never shown nor reported, and the
+    whitespace in front of it (the blank line before an invented turn) goes with it."""
+
+    def __init__(self, stops: list[str], markers: list[str] | None = None) -> None:
+        self.stops = [s for s in stops if s]
+        self.markers = [m for m in markers or [] if m not in self.stops]
+        self._filter = StopFilter([*self.stops, *self.markers])
+        self._spaces = ""  # trailing whitespace held back while a marker may follow
+        self.stopped = False
+        self.stop_sequence: str | None = None
+
+    def feed(self, text: str) -> str:
+        """The text now safe to show (``stopped`` is set once a sequence was reached)."""
+        safe, hit = self._filter.feed(text)
+        if not hit:
+            return self._hold(safe)
+        self.stopped = True
+        matched = self._filter.matched
+        if matched in self.stops:
+            self.stop_sequence = matched
+            return self._release(safe)
+        return self._release(safe).rstrip()
+
+    def flush(self) -> str:
+        """The rest, at the end of a generation that reached no stop sequence; less what
+        would begin a turn (``"\nUs"`` when the token limit came mid-marker)."""
+        rest = self._filter.flush()
+        if rest and any(m.startswith(rest) for m in self.markers):
+            return self._release("").rstrip()
+        return self._release(rest)
+
+    def _hold(self, safe: str) -> str:
+        if not self.markers:
+            return safe
+        text = self._spaces + safe
+        body = text.rstrip()
+        self._spaces = text[len(body) :]
+        return body
+
+    def _release(self, safe: str) -> str:
+        text, self._spaces = self._spaces + safe, ""
+        return text

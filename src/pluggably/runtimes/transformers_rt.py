@@ -16,8 +16,10 @@ from transformers.generation.streamers import BaseStreamer
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter
 from pluggably.providers.base import Message
+from pluggably.providers.stops import as_list
 from pluggably.runtimes import prompts
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory
+from pluggably.runtimes.prompts import AnswerFilter
 from pluggably.runtimes.torch_common import (
     device_and_dtype,
     estimated_bytes,
@@ -100,17 +102,18 @@ class TransformersRuntime:
                 f"Model '{self.spec.model_id}' cannot be held to JSON answers here; "
                 "leave out format, or use a GGUF model."
             )
-        prompt, stops = self._prompt(call.messages, params.get("stop"))
+        prompt, answer = self._prompt(call.messages, params.get("stop"))
         if cancel.is_set():
             return LocalResult(text="", finish_reason="cancelled", prompt_tokens=prompt.shape[-1])
         run = _Generation(self._model, self._tokenizer, prompt, cancel)
-        return (yield from run.pieces(self._options(params, prompt.shape[-1]), stops))
+        return (yield from run.pieces(self._options(params, prompt.shape[-1]), answer))
 
-    def _prompt(self, messages: list[Message], stop: Any) -> tuple[torch.Tensor, list[str]]:
+    def _prompt(self, messages: list[Message], stop: Any) -> tuple[torch.Tensor, AnswerFilter]:
         tokenizer = self._tokenizer
+        stops = as_list(stop)
         if not getattr(tokenizer, "chat_template", None):
             ids = tokenizer(prompts.transcript(messages), return_tensors="pt").input_ids
-            return ids, prompts.stop_sequences(stop, plain=True)
+            return ids, AnswerFilter(stops, prompts.TURN_MARKERS)
         turns = [{"role": m.role, "content": m.text} for m in messages]
         try:
             text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
@@ -119,7 +122,7 @@ class TransformersRuntime:
                 f"Model '{self.spec.model_id}' cannot take this conversation: {exc}"
             ) from exc
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
-        return ids, prompts.stop_sequences(stop, plain=False)
+        return ids, AnswerFilter(stops)
 
     def _options(self, params: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
         """Keyword arguments for ``generate``; what the call leaves out comes from the
@@ -185,12 +188,11 @@ class _Generation:
         self.tokens = _TokenQueue()
 
     def pieces(
-        self, options: dict[str, Any], stops: list[str]
+        self, options: dict[str, Any], answer: AnswerFilter
     ) -> Generator[str, None, LocalResult]:
         worker = threading.Thread(target=self._run, args=(options,), name="transformers-generate")
         worker.start()
         detokenizer = _Detokenizer(self.tokenizer, self.prompt[0, -_DECODE_CONTEXT:].tolist())
-        stopper = prompts.StopFilter(stops)
         text, count, last, stopped = "", 0, -1, False
         try:
             while not stopped and not self.cancel.is_set():
@@ -201,14 +203,15 @@ class _Generation:
                     raise item
                 for token in item:
                     count, last = count + 1, token
-                    piece, stopped = stopper.feed(detokenizer.add(token))
+                    piece = answer.feed(detokenizer.add(token))
+                    stopped = answer.stopped
                     piece = piece if text else piece.lstrip()
                     if piece:
                         text += piece
                         yield piece
                     if stopped:
                         break
-            tail = "" if stopped or self.cancel.is_set() else stopper.flush()
+            tail = "" if stopped or self.cancel.is_set() else answer.flush()
             tail = tail if text else tail.lstrip()
             if tail:
                 text += tail
