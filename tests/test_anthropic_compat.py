@@ -218,8 +218,7 @@ async def test_stop_sequences_and_max_tokens(
         )
         assert stopped.content[0].text == "one two "
         assert anthropic_sim.requests[-1].body["stop_sequences"] == ["STOP"]
-        # Which stop sequence ended the text is not known past the adapters: end_turn.
-        assert (stopped.stop_reason, stopped.stop_sequence) == ("end_turn", None)
+        assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", "STOP")
 
         anthropic_sim.set_reply(CLAUDE, "a b c d e f")
         cut = await client.messages.create(model=CLAUDE, max_tokens=2, messages=HELLO)

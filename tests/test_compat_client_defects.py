@@ -25,7 +25,7 @@ from tests.conftest import ADMIN_KEY, client_for, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.gemini_sim import GeminiSim
 from tests.fixtures.openai_sim import OpenAISim
-from tests.test_anthropic_compat import compat_app
+from tests.test_anthropic_compat import compat_app, named_events, raw_stream
 from tests.test_anthropic_compat import sdk as anthropic_sdk
 from tests.test_generate import gen_app
 from tests.test_google_provider import google_app
@@ -393,3 +393,82 @@ def test_answer_filter_drops_an_invented_turn_and_the_blank_line_before_it() -> 
     assert ended.feed("done.\n\nAnd") + ended.flush() == "done.\n\nAnd"  # no turn: all of it
     cut_short = AnswerFilter([], TURN_MARKERS)  # the token limit came mid-marker
     assert cut_short.feed("done.\n") + cut_short.feed("Us") + cut_short.flush() == "done."
+
+
+# 5. The Anthropic surface says which stop sequence ended the text.
+
+
+async def test_anthropic_surface_reports_the_stop_sequence_that_matched(
+    tmp_path: Path, database_url: str, anthropic_sim: AnthropicSim, openai_sim: OpenAISim
+) -> None:
+    app = compat_app(tmp_path, database_url, openai=openai_sim, claude=anthropic_sim)
+    anthropic_sim.set_reply(CLAUDE, "one two STOP three")
+    openai_sim.set_reply("gpt-4o-mini", "one two <stop8> three")
+    stops = ["never", "STOP"]
+    async with running(app), anthropic_sdk(app) as client, client_for(app) as http:
+        # Anthropic upstream: it says which one; carried through, JSON and stream.
+        message = await client.messages.create(
+            model=CLAUDE, max_tokens=50, stop_sequences=stops, messages=HELLO
+        )
+        assert message.content[0].text == "one two "
+        assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "STOP")
+        async with client.messages.stream(
+            model=CLAUDE, max_tokens=50, stop_sequences=stops, messages=HELLO
+        ) as stream:
+            final = await stream.get_final_message()
+        assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "STOP")
+
+        # An OpenAI upstream that took the list: the gateway cut at the 9th itself.
+        via_openai = await client.messages.create(
+            model=GPT, max_tokens=50, stop_sequences=MANY_STOPS, messages=HELLO
+        )
+        assert (via_openai.stop_reason, via_openai.stop_sequence) == ("stop_sequence", "<stop8>")
+        text = await raw_stream(
+            http, ADMIN, model=GPT, max_tokens=50, stop_sequences=MANY_STOPS, messages=HELLO
+        )
+        delta = [data for name, data in named_events(text) if name == "message_delta"]
+        assert delta[0]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "<stop8>"}
+        # It stopped at one of the 4 it was sent: OpenAI says only "stop".
+        openai_sim.set_reply("gpt-4o-mini", "one two <stop1> three")
+        told = await client.messages.create(
+            model=GPT, max_tokens=50, stop_sequences=MANY_STOPS, messages=HELLO
+        )
+        assert (told.content[0].text, told.stop_reason, told.stop_sequence) == (
+            "one two ",
+            "end_turn",
+            None,
+        )
+
+        # The native answer keeps its finish_reason and names the sequence beside it.
+        native = await http.post(
+            "/v1/generate",
+            json={"model": CLAUDE, "input": {"prompt": "x"}, "parameters": {"stop": stops}},
+            headers=ADMIN,
+        )
+        assert (native.json()["finish_reason"], native.json()["stop_sequence"]) == ("stop", "STOP")
+
+
+@pytest.mark.slow
+async def test_bundled_model_reports_the_stop_sequence_it_hit(
+    tmp_path: Path, database_url: str, gemma_gguf: Path
+) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the 'local' extra)")
+    app = gemma_app(tmp_path, database_url, gemma_gguf)
+    body: dict[str, Any] = {
+        "model": GEMMA,
+        "max_tokens": 60,
+        "messages": [{"role": "user", "content": "Once upon a time"}],
+        "stop_sequences": ["dragon", "little"],
+    }
+    async with running(app), anthropic_sdk(app) as client, client_for(app, timeout=60) as http:
+        message = await client.messages.create(**body, extra_body={"temperature": 0})
+        assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "little")
+        assert not message.content[0].text.endswith("little")
+        text = await raw_stream(http, ADMIN, **body, temperature=0)
+        delta = [data for name, data in named_events(text) if name == "message_delta"]
+        assert delta[0]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "little"}
+        # Ended by its own turn, not by a caller's sequence: end_turn.
+        plain = await client.messages.create(
+            **{**body, "stop_sequences": ["dragon"]}, extra_body={"temperature": 0}
+        )
+        assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)

@@ -205,9 +205,13 @@ def parameter_problems(details: Any) -> str:
 _STOP: dict[str, StopReason] = {"stop": "end_turn", "length": "max_tokens"}
 
 
-def stop_reason(finish_reason: str) -> StopReason:
-    """``stop`` → ``end_turn``, ``length`` → ``max_tokens``. The native result does not
-    say whether a stop sequence ended the text, so ``stop_sequence`` is never reported."""
+def stop_reason(finish_reason: str, stop_sequence: str | None = None) -> StopReason:
+    """``stop`` → ``end_turn``, or ``stop_sequence`` when the native result names the
+    caller's stop sequence that ended the text (local models, Anthropic, the sequences
+    the gateway applies itself; an OpenAI-compatible upstream that stopped at one says
+    only ``stop``, so that is ``end_turn``); ``length`` → ``max_tokens``."""
+    if finish_reason == "stop" and stop_sequence:
+        return "stop_sequence"
     return _STOP.get(finish_reason, "end_turn")
 
 
@@ -222,8 +226,8 @@ def message_of(response: GenerateResponse) -> AnthropicMessage:
         id=message_id(response.request_id),
         model=response.model,
         content=[AnthropicTextContent(text=response.output.text or "")],
-        stop_reason=stop_reason(response.finish_reason),
-        stop_sequence=None,
+        stop_reason=stop_reason(response.finish_reason, response.stop_sequence),
+        stop_sequence=response.stop_sequence if response.finish_reason == "stop" else None,
         usage=AnthropicUsage(
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
@@ -336,13 +340,15 @@ class StreamTranslator:
     def _end(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
         self.finished = True
         usage = frame.get("usage") or {}
+        sequence = frame.get("stop_sequence")
+        reason = stop_reason(str(frame.get("finish_reason")), sequence)
         return [
             {"type": "content_block_stop", "index": 0},
             {
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": stop_reason(str(frame.get("finish_reason"))),
-                    "stop_sequence": None,
+                    "stop_reason": reason,
+                    "stop_sequence": sequence if reason == "stop_sequence" else None,
                 },
                 "usage": {
                     "input_tokens": int(usage.get("prompt_tokens") or 0),

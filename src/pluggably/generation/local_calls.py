@@ -56,6 +56,7 @@ def completion_of(result: LocalResult) -> Completion:
     return Completion(
         text=result.text,
         finish_reason=result.finish_reason,
+        stop_sequence=result.stop_sequence,
         usage=usage_of(result),
         images=[base64.b64encode(png).decode() for png in result.images],
         mesh=base64.b64encode(result.mesh).decode() if result.mesh is not None else None,

@@ -117,6 +117,12 @@ class GenerateResponse(BaseModel):
     output: Output
     usage: UsageInfo | None
     finish_reason: Literal["stop", "length", "cancelled", "error"]
+    stop_sequence: str | None = Field(
+        default=None,
+        description="Which of the request's stop sequences ended the text (finish_reason "
+        "'stop'), where that is known: local models, Anthropic, and the sequences this "
+        "gateway applies itself; null otherwise.",
+    )
     selection: Selection
     credits_status: CreditsStatus | None = None
     timings: Timings

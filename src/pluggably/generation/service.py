@@ -508,7 +508,8 @@ class GenerationService:
         async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
             async for event in events:
                 if isinstance(event, LocalEnd):
-                    yield StreamEnd(event.result.finish_reason, usage_of(event.result))
+                    result = event.result
+                    yield StreamEnd(result.finish_reason, usage_of(result), result.stop_sequence)
                 else:
                     yield event
 
@@ -554,7 +555,10 @@ class GenerationService:
         finally:
             await upstream.aclose()  # type: ignore[attr-defined]
         completion = Completion(
-            text="".join(parts), finish_reason=item.finish_reason, usage=item.usage
+            text="".join(parts),
+            finish_reason=item.finish_reason,
+            usage=item.usage,
+            stop_sequence=item.stop_sequence,
         )
         output = Output(text=completion.text)
         response = self._response(plan, target, completion, output, first_token_ms=first_token_ms)
@@ -597,6 +601,7 @@ class GenerationService:
             output=output,
             usage=usage_info(usage),
             finish_reason=completion.finish_reason,
+            stop_sequence=completion.stop_sequence if completion.finish_reason == "stop" else None,
             selection=plan.selection(target),
             credits_status=self._credits(plan),
             timings=Timings(

@@ -107,6 +107,14 @@ def _finish(stop_reason: Any) -> str:
     return _FINISH.get(str(stop_reason), "stop") if stop_reason else "stop"
 
 
+def _stop_sequence(data: Any) -> str | None:
+    """The stop sequence Anthropic says ended the text (``stop_reason: stop_sequence``)."""
+    if not isinstance(data, dict) or data.get("stop_reason") != "stop_sequence":
+        return None
+    found = data.get("stop_sequence")
+    return found if isinstance(found, str) else None
+
+
 def _usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
@@ -123,6 +131,7 @@ class _StreamState:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish: str = "stop"
+    stop_sequence: str | None = None
     done: bool = False
 
     @property
@@ -177,6 +186,7 @@ class AnthropicProvider:
             finish_reason=_finish(data.get("stop_reason")),
             usage=_usage(data.get("usage")),
             upstream_model=data.get("model"),
+            stop_sequence=_stop_sequence(data),
         )
 
     async def stream(
@@ -207,7 +217,7 @@ class AnthropicProvider:
                 break
         if not state.done:
             raise errors.malformed(self.name, call.model, "the stream ended early")
-        yield StreamEnd(finish_reason=state.finish, usage=state.usage)
+        yield StreamEnd(state.finish, state.usage, stop_sequence=state.stop_sequence)
 
     def _apply(self, call: ProviderCall, event: Event, state: _StreamState) -> str | None:
         """Fold one SSE event into ``state``; the text it adds, if any."""
@@ -228,7 +238,9 @@ class AnthropicProvider:
             if delta.get("type") == "text_delta":
                 return str(delta.get("text") or "")
         elif kind == "message_delta":
-            state.finish = _finish((data.get("delta") or {}).get("stop_reason"))
+            delta = data.get("delta") or {}
+            state.finish = _finish(delta.get("stop_reason"))
+            state.stop_sequence = _stop_sequence(delta)
             state.count(data.get("usage"))
         elif kind == "message_stop":
             state.done = True

@@ -40,6 +40,7 @@ class LocalResult:
     mesh_format: str | None = None  # obj | glb | ply
     preview: bytes | None = None  # PNG preview of a mesh
     finish_reason: str = "stop"  # stop | length | cancelled
+    stop_sequence: str | None = None  # the caller's stop sequence that ended the text
     prompt_tokens: int = 0
     completion_tokens: int = 0
 

@@ -150,6 +150,7 @@ class LlamaCppRuntime:
         return LocalResult(
             text="".join(parts),
             finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
+            stop_sequence=answer.stop_sequence,
             prompt_tokens=prompt_tokens,
             completion_tokens=generated[0],
         )

@@ -224,6 +224,7 @@ class _Generation:
         return LocalResult(
             text=text,
             finish_reason=reason,
+            stop_sequence=answer.stop_sequence,
             prompt_tokens=int(self.prompt.shape[-1]),
             completion_tokens=count,
         )
