@@ -18,9 +18,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pluggably.db import Database, migrate
+from pluggably.providers.base import Message
 from pluggably.registry.models import Model, ModelSchema
 from pluggably.registry.param_schemas import default_schema
-from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter
+from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, template_prompt, transcript
 from tests.conftest import ADMIN_KEY, client_for, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.gemini_sim import GeminiSim
@@ -472,3 +473,70 @@ async def test_bundled_model_reports_the_stop_sequence_it_hit(
             **{**body, "stop_sequences": ["dragon"]}, extra_body={"temperature": 0}
         )
         assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+
+
+# 6. An assistant prefill is continued, and the answer holds only the continuation.
+
+
+@pytest.mark.slow
+async def test_bundled_model_continues_an_assistant_prefill(
+    tmp_path: Path, database_url: str, gemma_gguf: Path
+) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the 'local' extra)")
+    app = gemma_app(tmp_path, database_url, gemma_gguf)
+    ask: Any = [{"role": "user", "content": "Once upon a time"}]
+    prefill = "I'm a little"
+    greedy = {"temperature": 0}
+    async with running(app), anthropic_sdk(app) as client:
+        whole = await client.messages.create(
+            model=GEMMA, max_tokens=40, messages=ask, extra_body=greedy
+        )
+        assert whole.content[0].text.strip().startswith(prefill)  # what it says unprompted
+        continued = await client.messages.create(
+            model=GEMMA,
+            max_tokens=40,
+            messages=[*ask, {"role": "assistant", "content": prefill}],
+            extra_body=greedy,
+        )
+        text = continued.content[0].text
+        assert not text.lstrip().startswith(prefill)  # only what follows the prefill
+        assert prefill + text == whole.content[0].text.strip()  # the same answer, continued
+        async with client.messages.stream(
+            model=GEMMA,
+            max_tokens=40,
+            messages=[*ask, {"role": "assistant", "content": [{"type": "text", "text": prefill}]}],
+            extra_body=greedy,
+        ) as stream:
+            pieces = [piece async for piece in stream.text_stream]
+        assert "".join(pieces) == text
+
+
+async def test_prefill_reaches_the_upstreams(
+    tmp_path: Path, database_url: str, anthropic_sim: AnthropicSim, openai_sim: OpenAISim
+) -> None:
+    app = compat_app(tmp_path, database_url, openai=openai_sim, claude=anthropic_sim)
+    prefilled: Any = [*HELLO, {"role": "assistant", "content": "The answer is "}]
+    async with running(app), anthropic_sdk(app) as client:
+        await client.messages.create(model=CLAUDE, max_tokens=16, messages=prefilled)
+        sent = anthropic_sim.requests[-1].body["messages"]
+        # Passed through for Anthropic to continue (trailing whitespace refused there).
+        assert sent[-1] == {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "The answer is"}],
+        }
+        await client.messages.create(model=GPT, max_tokens=16, messages=prefilled)
+        sent = openai_sim.requests_to("/v1/chat/completions")[-1].body["messages"]
+        assert sent[-1] == {"role": "assistant", "content": "The answer is "}  # as it is
+
+
+def test_a_chat_template_prompt_ends_inside_the_prefilled_turn() -> None:
+    def render(turns: list[dict[str, str]]) -> str:  # a template's shape: turns, then a cue
+        body = "".join(f"<{t['role']}>{t['content']}<end>\n" for t in turns)
+        return body + "<assistant>"
+
+    asked = [Message("user", "Name a colour")]
+    assert template_prompt(render, asked) == "<user>Name a colour<end>\n<assistant>"
+    prefilled = [*asked, Message("assistant", "It is")]
+    assert template_prompt(render, prefilled) == "<user>Name a colour<end>\n<assistant>It is"
+    assert transcript(prefilled) == "User: Name a colour\nAssistant: It is"
+    assert transcript(asked) == "User: Name a colour\nAssistant:"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,11 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
 
 def _turns(messages: list[Message]) -> list[dict[str, Any]]:
     """User/assistant turns; consecutive ones of the same role merged, since the API
-    requires the roles to alternate."""
+    requires the roles to alternate. A last assistant turn is a prefill, which Anthropic
+    continues; it refuses one that ends in whitespace, so that is trimmed."""
+    if messages and messages[-1].role == "assistant":
+        last = messages[-1]
+        messages = [*messages[:-1], dataclasses.replace(last, text=last.text.rstrip())]
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":

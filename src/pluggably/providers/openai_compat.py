@@ -1,6 +1,12 @@
 """Every vendor that speaks OpenAI's chat-completions protocol: OpenAI, Azure
 OpenAI, xAI, DeepSeek, Groq, the Hugging Face router, and operator-configured
-servers (vLLM, llama.cpp server, Ollama, …)."""
+servers (vLLM, llama.cpp server, Ollama, …).
+
+A conversation that ends with an assistant message (a prefill, as Anthropic's API
+continues it) is sent as it is: the protocol has no standard way to ask for a
+continuation. llama.cpp's server and Ollama continue a trailing assistant message;
+OpenAI's models answer after it as a new turn; vLLM needs its own
+``continue_final_message`` flag, which other servers would refuse, so it is not sent."""
 
 from __future__ import annotations
 

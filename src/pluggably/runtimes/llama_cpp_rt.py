@@ -15,7 +15,7 @@ from typing import Any
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
 from pluggably.providers.stops import as_list
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
-from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, transcript
+from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, template_prompt, transcript
 
 DEFAULT_CONTEXT = 4096
 
@@ -81,11 +81,16 @@ class LlamaCppRuntime:
         stops = as_list(call.parameters.get("stop"))
         if self._template is None:
             return transcript(call.messages), AnswerFilter(stops, TURN_MARKERS), []
-        formatted = self._template(
-            messages=[{"role": m.role, "content": m.text} for m in call.messages]
-        )
-        extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop or ""]
-        return formatted.prompt, AnswerFilter(stops), [s for s in extra if s]
+        extra: list[str] = []
+
+        def render(turns: list[dict[str, str]]) -> str:
+            formatted = self._template(messages=turns)
+            stop = formatted.stop
+            extra.extend(stop if isinstance(stop, list) else [stop or ""])
+            return str(formatted.prompt)
+
+        prompt = template_prompt(render, call.messages)
+        return prompt, AnswerFilter(stops), [s for s in extra if s]
 
     def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
         from llama_cpp import StoppingCriteriaList

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pluggably.providers.base import Message
 from pluggably.providers.stops import StopFilter
 
-__all__ = ["TURN_MARKERS", "AnswerFilter", "StopFilter", "transcript"]
+__all__ = [
+    "TURN_MARKERS",
+    "AnswerFilter",
+    "StopFilter",
+    "is_prefill",
+    "template_prompt",
+    "transcript",
+]
 
 _ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 # A base model continues a transcript past its own turn: it invents the next "User:"
@@ -15,9 +24,34 @@ TURN_MARKERS = ["\nUser:", "\nAssistant:", "\nSystem:"]
 
 def transcript(messages: list[Message]) -> str:
     """A plain transcript ending with the assistant's cue, for base models: each turn
-    as ``Role: text`` on its own lines; the model continues after ``Assistant:``."""
+    as ``Role: text`` on its own lines; the model continues after ``Assistant:``. When
+    the last message is the assistant's (a prefill), the transcript ends with its text
+    and the model continues that text."""
     lines = [f"{_ROLES.get(m.role, m.role.title())}: {m.text}" for m in messages]
-    return "\n".join([*lines, "Assistant:"])
+    return "\n".join(lines if is_prefill(messages) else [*lines, "Assistant:"])
+
+
+def is_prefill(messages: list[Message]) -> bool:
+    """The conversation ends with the start of the assistant's answer, to be continued
+    (Anthropic's prefill): the model writes what follows it, not a new turn."""
+    return bool(messages) and messages[-1].role == "assistant"
+
+
+# Marks the end of a prefill in a chat template's output: the prompt is cut there, so
+# it ends with the assistant's partial text and no end of turn.
+PREFILL_MARK = "\ue000prefill\ue000"
+
+
+def template_prompt(render: Callable[[list[dict[str, str]]], str], messages: list[Message]) -> str:
+    """A chat template's prompt for ``messages``; a prefill is left open for the model to
+    continue (whatever the template puts after an assistant turn is cut off)."""
+    turns = [{"role": m.role, "content": m.text} for m in messages]
+    if not is_prefill(messages):
+        return render(turns)
+    turns[-1]["content"] += PREFILL_MARK
+    prompt = render(turns)
+    at = prompt.rfind(PREFILL_MARK)
+    return prompt[:at] if at >= 0 else prompt
 
 
 class AnswerFilter:

@@ -106,6 +106,9 @@ class TransformersRuntime:
         if cancel.is_set():
             return LocalResult(text="", finish_reason="cancelled", prompt_tokens=prompt.shape[-1])
         run = _Generation(self._model, self._tokenizer, prompt, cancel)
+        # A new answer starts at its first non-blank character; a prefill's continuation
+        # keeps the space that joins it to the partial text.
+        run.trim_start = not prompts.is_prefill(call.messages)
         return (yield from run.pieces(self._options(params, prompt.shape[-1]), answer))
 
     def _prompt(self, messages: list[Message], stop: Any) -> tuple[torch.Tensor, AnswerFilter]:
@@ -114,9 +117,16 @@ class TransformersRuntime:
         if not getattr(tokenizer, "chat_template", None):
             ids = tokenizer(prompts.transcript(messages), return_tensors="pt").input_ids
             return ids, AnswerFilter(stops, prompts.TURN_MARKERS)
-        turns = [{"role": m.role, "content": m.text} for m in messages]
+        opening = not prompts.is_prefill(messages)  # a prefill continues, no new turn
+
+        def render(turns: list[dict[str, str]]) -> str:
+            rendered = tokenizer.apply_chat_template(
+                turns, tokenize=False, add_generation_prompt=opening
+            )
+            return str(rendered)
+
         try:
-            text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            text = prompts.template_prompt(render, messages)
         except Exception as exc:  # jinja2's TemplateError carries the template's own reason
             raise InvalidParameter(
                 f"Model '{self.spec.model_id}' cannot take this conversation: {exc}"
@@ -186,6 +196,7 @@ class _Generation:
         self.model, self.tokenizer, self.prompt, self.cancel = model, tokenizer, prompt, cancel
         self.halt = threading.Event()  # a stop sequence matched, or the reader went away
         self.tokens = _TokenQueue()
+        self.trim_start = True  # leading whitespace of the answer is dropped
 
     def pieces(
         self, options: dict[str, Any], answer: AnswerFilter
@@ -205,14 +216,14 @@ class _Generation:
                     count, last = count + 1, token
                     piece = answer.feed(detokenizer.add(token))
                     stopped = answer.stopped
-                    piece = piece if text else piece.lstrip()
+                    piece = piece if text or not self.trim_start else piece.lstrip()
                     if piece:
                         text += piece
                         yield piece
                     if stopped:
                         break
             tail = "" if stopped or self.cancel.is_set() else answer.flush()
-            tail = tail if text else tail.lstrip()
+            tail = tail if text or not self.trim_start else tail.lstrip()
             if tail:
                 text += tail
                 yield tail
