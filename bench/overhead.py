@@ -1339,6 +1339,7 @@ def main() -> None:
 
     began = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
+    git = _git()  # the sources the gateway starts from (others may commit during the run)
     with tempfile.TemporaryDirectory() as tmp_name:
         if args.profile_out is None:
             args.profile_out = Path(tempfile.gettempdir()) / "pluggably-overhead-profile.txt"
@@ -1373,7 +1374,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "pluggably": __version__,
-        "git": _git(),
+        "git": git | {"changed_during_run": _git() != git},
         "versions": versions,
         "upstream": {
             "kind": args.upstream,
@@ -1396,6 +1397,7 @@ def main() -> None:
         "elapsed_s": round(time.perf_counter() - began, 1),
     }
     result["wrk_cpu_share_max"] = _wrk_busiest(result)
+    result["other_load_cpus"] = _other_load(result)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")
     md = _markdown(result)
@@ -1463,6 +1465,45 @@ def _wrk_busiest(r: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _other_load(r: dict[str, Any]) -> dict[str, Any]:
+    """CPUs that processes other than wrk, the servers and this one kept busy: the load
+    average is read once, before the run; this is measured during every run."""
+    out: dict[str, Any] = {}
+    for mode in MODES:
+        values = [
+            row[3]["cpu_per_request"]["other_processes_cpus"] for row in _runs(r) if row[0] == mode
+        ]
+        if values:
+            out[mode] = {"mean": round(sum(values) / len(values), 2), "max": max(values)}
+    if "ttft_c1" in r:
+        out["ttft_c1"] = r["ttft_c1"]["cpu_per_pair"]["other_processes_cpus"]
+    return out
+
+
+def _other_load_statement(r: dict[str, Any]) -> str:
+    load = r.get("other_load_cpus") or {}
+    parts = [
+        f"{mode} runs {load[mode]['mean']} on average (at most {load[mode]['max']})"
+        for mode in MODES
+        if mode in load
+    ]
+    if "ttft_c1" in load:
+        parts.append(f"TTFT rounds {load['ttft_c1']}")
+    if not parts:
+        return ""
+    busiest = max([load[m]["max"] for m in MODES if m in load] + [load.get("ttft_c1", 0)])
+    note = (
+        " Other work shared the 2 CPUs during part of the run, so those numbers are lower "
+        "than on a quiet machine."
+        if busiest > 0.25
+        else ""
+    )
+    return (
+        "CPUs kept busy by other processes on the machine (not wrk, the servers or the "
+        f"benchmark process) during the measured runs: {'; '.join(parts)}.{note}"
+    )
+
+
 def _failures(run: dict[str, Any]) -> str:
     if not run.get("failed"):
         return "0"
@@ -1527,7 +1568,7 @@ def _versus_rows(r: dict[str, Any]) -> list[str]:
     """Pluggably against LiteLLM, per mode and level: how many times lower / higher."""
     lines = [
         "| scenario | added p50 Pluggably / LiteLLM | added p99 Pluggably / LiteLLM "
-        "| LiteLLM p99 ÷ Pluggably p99 | req/s Pluggably / LiteLLM | req/s ratio "
+        "| added p99 LiteLLM ÷ Pluggably | req/s Pluggably / LiteLLM | req/s ratio "
         "| RSS peak MB Pluggably / LiteLLM |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -1536,8 +1577,8 @@ def _versus_rows(r: dict[str, Any]) -> list[str]:
             if "litellm_added" not in s or "added" not in s:
                 continue
             ours, theirs = s["added"], s["litellm_added"]
-            p99 = (s["gateway"]["p99_ms"], s["litellm"]["p99_ms"])
-            p99_ratio = round(p99[1] / p99[0], 1) if p99[0] else "-"
+            p99 = (ours.get("p99_ms"), theirs.get("p99_ms"))
+            p99_ratio = round(p99[1] / p99[0], 1) if p99[0] and p99[1] is not None else "-"
             rps = (s["gateway"]["rps"], s["litellm"]["rps"])
             rps_ratio = round(rps[0] / rps[1], 1) if rps[0] and rps[1] else "-"
             rss = (s["gateway"].get("rss_peak_mb"), s["litellm"].get("rss_peak_mb"))
@@ -1641,6 +1682,8 @@ def _ttft_rows(r: dict[str, Any]) -> list[str]:
 def _markdown(r: dict[str, Any]) -> str:
     m, up, lg = r["machine"], r["upstream"], r["load_generator"]
     commit = (r["git"]["commit"] or "?")[:10] + (", src modified" if r["git"]["src_dirty"] else "")
+    if r["git"].get("changed_during_run"):
+        commit += "; the checkout changed during the run"
     ll = r.get("litellm", {})
     if "skipped" in ll:
         litellm = f"LiteLLM: skipped ({ll['skipped']})."
@@ -1692,7 +1735,9 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         *_cpu_rows(r),
         "",
-        f"Load average before the run: {m['load_average_before']}. Pluggably RSS: "
+        f"Load average before the run: {m['load_average_before']}. {_other_load_statement(r)}",
+        "",
+        f"Pluggably RSS: "
         f"{rss['before']} MB before traffic, {rss.get('peak')} MB peak, {rss['after']} MB "
         "after."
         + (
