@@ -20,7 +20,7 @@ PASS / FAIL (SKIP: not measured, e.g. LiteLLM unavailable). It exits 1 when a pa
 fresh results; missed goals do not change the exit code.
 
 --quick passes short options to every part (a smoke test of the suite, minutes instead of
-about ten; its numbers are not results): use it with --out pointing elsewhere.
+about twelve; its numbers are not results): use it with --out pointing elsewhere.
 """
 
 from __future__ import annotations
