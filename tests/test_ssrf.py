@@ -365,7 +365,7 @@ async def test_provider_key_endpoints_must_be_public_https(
             detail = assert_envelope(response, 422, "validation_error")
             assert detail["details"][0]["loc"] == ["body", "endpoint"], endpoint
         listing = await client.get("/v1/users/provider-keys", headers=auth)
-        assert listing.json() == {"provider_keys": []}
+        assert listing.json() == []
     assert trap.hits == []
 
 
