@@ -28,6 +28,7 @@ from pluggably.generation.turns import SessionTurns
 from pluggably.lifecycle.local import LocalBackend
 from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
 from pluggably.observability.metrics import Metrics
+from pluggably.providers.catalog import ProviderCatalog
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.upstream import Upstream
 from pluggably.registry.hub import HubClient
@@ -64,6 +65,7 @@ class Container:
     retention: Retention
     http: Upstream
     providers: ProviderDirectory
+    catalog: ProviderCatalog
     records: RequestRecords
     generation: GenerationService
     artifacts: ArtifactService
@@ -171,6 +173,7 @@ def build_container(
         credentials=credentials,
         http=http,
         providers=providers,
+        catalog=ProviderCatalog(accounts, providers, credentials, generation.discovery),
         records=records,
         generation=generation,
         registry=registry,

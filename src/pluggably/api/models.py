@@ -14,7 +14,7 @@ from pluggably.auth.principal import Principal
 from pluggably.container import Container
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest
 from pluggably.errors import ModelNotFound
-from pluggably.providers.catalog import remote_model, remote_models, survey
+from pluggably.providers.catalog import remote_models
 from pluggably.registry.schemas import (
     Modality,
     ModelInfo,
@@ -66,16 +66,7 @@ async def list_models(
             return ModelList(models=models, next_cursor=next_cursor)
     if status not in (None, "available") or provider == "local":
         return ModelList(models=models, next_cursor=None)
-    user = await container.accounts.profile(session, principal)
-    views = await survey(
-        session,
-        principal,
-        user.username,
-        container.providers,
-        container.credentials,
-        container.generation.discovery,
-        discover=discover,
-    )
+    views = await container.catalog.views(session, principal, discover=discover)
     needle = q.lower() if q else None
     remote = [
         m
@@ -132,16 +123,7 @@ async def _remote(
     container: Container, session: AsyncSession, principal: Principal, model_id: str
 ) -> ModelInfo:
     """A provider model the catalog lists for this caller, else the 404 it was."""
-    user = await container.accounts.profile(session, principal)
-    info = await remote_model(
-        session,
-        principal,
-        user.username,
-        container.providers,
-        container.credentials,
-        container.generation.discovery,
-        model_id,
-    )
+    info = await container.catalog.model(session, principal, model_id)
     if info is None:
         raise ModelNotFound(f"No model '{model_id}'; see GET /v1/models.")
     return info

@@ -54,7 +54,7 @@ from pluggably.container import Container
 from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
-from pluggably.providers.catalog import remote_models, survey
+from pluggably.providers.catalog import remote_models
 
 PREFIX = "/openai/v1"
 # The SSE layer's own failures (a cancel, a bug below) as OpenAI error chunks.
@@ -303,16 +303,7 @@ async def _catalog(
         ),
         key=lambda m: m.id,
     )
-    user = await container.accounts.profile(session, principal)
-    views = await survey(
-        session,
-        principal,
-        user.username,
-        container.providers,
-        container.credentials,
-        container.generation.discovery,
-        discover=True,
-    )
+    views = await container.catalog.views(session, principal, discover=True)
     remote = [
         OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
         for m in remote_models(views, locked=False)

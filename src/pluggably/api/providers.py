@@ -8,7 +8,6 @@ from pluggably.api.deps import ContainerDep, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS
 from pluggably.api.schemas_providers import ProviderInfo, ProviderList
 from pluggably.credentials.providers import KNOWN_PROVIDERS
-from pluggably.providers.catalog import survey
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 
@@ -22,16 +21,7 @@ async def list_providers(
     ``discover`` (default), ``models_discovered`` lists what the user's credential reaches
     (cached for 5 minutes, refreshed when the credential changes); ``credits_status`` is
     what the last calls showed (``unknown`` until a call tells)."""
-    user = await container.accounts.profile(session, principal)
-    views = await survey(
-        session,
-        principal,
-        user.username,
-        container.providers,
-        container.credentials,
-        container.generation.discovery,
-        discover=discover,
-    )
+    views = await container.catalog.views(session, principal, discover=discover)
     return ProviderList(
         providers=[
             ProviderInfo(

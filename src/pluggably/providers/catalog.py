@@ -24,6 +24,7 @@ from pluggably.registry.schemas import (
     CreditsStatus,
     ModelInfo,
 )
+from pluggably.users.service import AccountService
 
 DISCOVERY_TIMEOUT_S = 5.0
 IMAGE_MODELS = re.compile(r"(dall-e|gpt-image|imagen|stable-diffusion|sdxl|flux)", re.I)
@@ -145,29 +146,44 @@ def _credits_state(value: str) -> CreditsState:
     return cast(CreditsState, value) if value in get_args(CreditsState) else "unknown"
 
 
-async def remote_model(
-    session: AsyncSession,
-    principal: Principal,
-    username: str | None,
-    directory: ProviderDirectory,
-    credentials: CredentialService,
-    discovery: Discovery,
-    model_id: str,
-) -> ModelInfo | None:
-    """The catalog entry of ``provider:model`` as GET /v1/models?provider= lists it for
-    this user (``locked`` when they cannot call the provider), or None when the provider
-    does not exist or does not list that model."""
-    provider, sep, name = model_id.partition(":")
-    if not sep or not name or directory.get(provider) is None:
-        return None
-    views = await survey(
-        session,
-        principal,
-        username,
-        directory,
-        credentials,
-        discovery,
-        discover=True,
-        only=provider,
-    )
-    return next((m for m in remote_models(views, locked=True) if m.id == model_id), None)
+@dataclass(frozen=True)
+class ProviderCatalog:
+    """The providers (and their models) one caller sees: what GET /v1/providers,
+    GET /v1/models and the OpenAI surface's model list read, built once with its peers."""
+
+    accounts: AccountService
+    directory: ProviderDirectory
+    credentials: CredentialService
+    discovery: Discovery
+
+    async def views(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        discover: bool,
+        only: str | None = None,
+    ) -> list[ProviderView]:
+        user = await self.accounts.profile(session, principal)
+        return await survey(
+            session,
+            principal,
+            user.username,
+            self.directory,
+            self.credentials,
+            self.discovery,
+            discover=discover,
+            only=only,
+        )
+
+    async def model(
+        self, session: AsyncSession, principal: Principal, model_id: str
+    ) -> ModelInfo | None:
+        """The catalog entry of ``provider:model`` as GET /v1/models?provider= lists it
+        for this caller (``locked`` when they cannot call the provider), or None when the
+        provider does not exist or does not list that model."""
+        provider, sep, name = model_id.partition(":")
+        if not sep or not name or self.directory.get(provider) is None:
+            return None
+        views = await self.views(session, principal, discover=True, only=provider)
+        return next((m for m in remote_models(views, locked=True) if m.id == model_id), None)
