@@ -99,6 +99,18 @@ async def _session(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
     return str(response.json()["id"])
 
 
+async def _answered_session(client: httpx.AsyncClient, model: str = MODEL) -> str:
+    """A session whose first turn ("hello there") ``model`` has answered."""
+    sid = await _session(client, ADMIN)
+    first = await client.post(
+        f"/v1/sessions/{sid}/generate",
+        json={"model": model, "input": {"prompt": "hello there"}},
+        headers=ADMIN,
+    )
+    assert first.status_code == 200, first.text
+    return sid
+
+
 def _fake_gguf(models: Path, relative: str) -> Path:
     path = models / relative
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,13 +279,7 @@ async def test_the_plugai_regenerate_body_with_its_nulls_answers_again(
 ) -> None:
     app = gen_app(tmp_path, database_url, openai_sim)
     async with running(app), client_for(app) as client:
-        sid = await _session(client, ADMIN)
-        first = await client.post(
-            f"/v1/sessions/{sid}/generate",
-            json={"model": MODEL, "input": {"prompt": "hello there"}},
-            headers=ADMIN,
-        )
-        assert first.status_code == 200, first.text
+        sid = await _answered_session(client)
         openai_sim.set_reply("gpt-4o-mini", "Hello again.")
         response = await client.post(
             f"/v1/sessions/{sid}/regenerate", json=PLUGAI_REGENERATE, headers=ADMIN
@@ -298,13 +304,7 @@ async def test_regenerate_drops_null_parameter_values_and_takes_a_selection_mode
 ) -> None:
     app = gen_app(tmp_path, database_url, openai_sim)
     async with running(app), client_for(app) as client:
-        sid = await _session(client, ADMIN)
-        first = await client.post(
-            f"/v1/sessions/{sid}/generate",
-            json={"model": MODEL, "input": {"prompt": "hello there"}},
-            headers=ADMIN,
-        )
-        assert first.status_code == 200, first.text
+        sid = await _answered_session(client)
         body = {
             "model": MODEL,
             "parameters": {"temperature": None, "max_tokens": 16, "format": None},
@@ -323,13 +323,7 @@ async def test_regenerate_with_selection_mode_model_and_no_model_uses_the_last_a
 ) -> None:
     app = gen_app(tmp_path, database_url, openai_sim)
     async with running(app), client_for(app) as client:
-        sid = await _session(client, ADMIN)
-        first = await client.post(
-            f"/v1/sessions/{sid}/generate",
-            json={"model": "openai:gpt-4o", "input": {"prompt": "hello there"}},
-            headers=ADMIN,
-        )
-        assert first.status_code == 200, first.text
+        sid = await _answered_session(client, "openai:gpt-4o")
         # The Dart app's regenerate: no model, no parameters, a selection mode.
         response = await client.post(
             f"/v1/sessions/{sid}/regenerate",
