@@ -588,6 +588,71 @@ async def test_a_local_path_outside_the_models_directory_is_refused(
         assert (await client.get("/v1/jobs", headers=ADMIN)).json()["jobs"] == []
 
 
+@pytest.mark.parametrize("where", ["long_name", "symlink_loop"])
+async def test_a_local_path_the_system_cannot_read_is_refused_not_a_500(
+    tmp_path: Path, database_url: str, where: str
+) -> None:
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    os.symlink(models / "loop2", models / "loop1")
+    os.symlink(models / "loop1", models / "loop2")
+    uri = {"long_name": "x" * 300, "symlink_loop": "loop1/m.gguf"}[where]
+    app = create_app(make_settings(tmp_path, database_url))
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "local", "uri": uri}}
+        response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        detail = assert_envelope(response, 400, "invalid_parameter")
+        assert uri in detail["message"]
+
+
+async def test_a_local_source_refuses_fields_it_would_ignore(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A checksum on a local source is refused rather than silently not checked."""
+    _fake_gguf(tmp_path / "data" / "models", "mine/tiny-Q4_K_M.gguf")
+    app = create_app(make_settings(tmp_path, database_url))
+    async with running(app), client_for(app) as client:
+        body = {
+            "source": {"type": "local", "uri": "mine/tiny-Q4_K_M.gguf"},
+            "options": {"sha256": "0" * 64},
+        }
+        response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        detail = assert_envelope(response, 400, "invalid_parameter")
+        assert "options.sha256" in detail["message"]
+
+
+async def test_a_local_folder_with_several_models_is_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    models = tmp_path / "data" / "models"
+    _fake_gguf(models, "many/a-Q4_0.gguf")
+    _fake_gguf(models, "many/b-Q8_0.gguf")
+    app = create_app(make_settings(tmp_path, database_url, bundled_model=False))
+    async with running(app), client_for(app) as client:
+        body = {"model": {"id": "team/one"}, "source": {"type": "local", "uri": "many"}}
+        response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        detail = assert_envelope(response, 400, "invalid_parameter")
+        assert "several models" in detail["message"]
+
+
+async def test_registering_a_local_path_again_under_another_id_is_a_conflict(
+    tmp_path: Path, database_url: str
+) -> None:
+    app = create_app(make_settings(tmp_path, database_url))
+    async with running(app), client_for(app) as client:
+        _fake_gguf(tmp_path / "data" / "models", "mine/tiny-Q4_K_M.gguf")  # after discovery
+        source = {"type": "local", "uri": "mine/tiny-Q4_K_M.gguf"}
+        first = {"model": {"id": "team/tiny"}, "source": source}
+        made = await client.post("/v1/models/download", json=first, headers=ADMIN)
+        assert made.status_code == 202, made.text
+        again = await client.post("/v1/models/download", json=first, headers=ADMIN)
+        assert (again.status_code, again.json()["job_id"]) == (200, made.json()["job_id"])
+        other = {"model": {"id": "team/other"}, "source": source}
+        refused = await client.post("/v1/models/download", json=other, headers=ADMIN)
+        detail = assert_envelope(refused, 409, "conflict")
+        assert "team/tiny" in detail["message"]
+
+
 async def test_a_missing_local_path_is_not_found(tmp_path: Path, database_url: str) -> None:
     app = create_app(make_settings(tmp_path, database_url))
     async with running(app), client_for(app) as client:

@@ -66,13 +66,11 @@ async def list_models(
             return ModelList(models=models, next_cursor=next_cursor)
     if status not in (None, "available") or provider == "local":
         return ModelList(models=models, next_cursor=None)
-    views = await container.catalog.views(session, principal, discover=discover)
+    views = await container.catalog.views(session, principal, discover=discover, only=provider)
     needle = q.lower() if q else None
     remote = [
         m
-        for m in remote_models(
-            [v for v in views if provider in (None, v.name)], locked=provider is not None
-        )
+        for m in remote_models(views, locked=provider is not None)
         if (modality is None or m.modality == modality)
         and (needle is None or needle in m.id.lower())
         and (remote_after is None or m.id > remote_after)

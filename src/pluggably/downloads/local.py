@@ -36,14 +36,17 @@ def confined_path(models_dir: Path, uri: str) -> str:
         f"source.uri '{uri}' is outside the models directory: a local source registers "
         "a file or folder already under it (copy the files there first)."
     )
-    path = (root / given).resolve()  # an absolute `given` replaces root; symlinks followed
-    if path == root or not path.is_relative_to(root):
-        raise outside
-    relative = path.relative_to(root)
-    if relative.parts[0] == discovery.STAGING_DIR:
-        raise InvalidParameter(f"source.uri '{uri}' is in the downloads' staging folder.")
-    if not path.exists():
-        raise ModelNotFound(f"Nothing at source.uri '{uri}' in the models directory.")
+    try:
+        path = (root / given).resolve()  # an absolute `given` replaces root; symlinks followed
+        if path == root or not path.is_relative_to(root):
+            raise outside
+        relative = path.relative_to(root)
+        if relative.parts[0] == discovery.STAGING_DIR:
+            raise InvalidParameter(f"source.uri '{uri}' is in the downloads' staging folder.")
+        if not path.exists():
+            raise ModelNotFound(f"Nothing at source.uri '{uri}' in the models directory.")
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop, …
+        raise InvalidParameter(f"source.uri '{uri}' cannot be read as a path: {exc}.") from None
     return relative.as_posix()
 
 
@@ -52,10 +55,29 @@ async def register(
 ) -> tuple[DownloadJob, bool]:
     """The completed job of this registration: an earlier one for the same path, or a
     new one. A path that discovery registered already keeps its model id."""
+    ignored = [
+        name
+        for name, value in (
+            ("source.id", body.source.id),
+            ("source.filename", body.source.filename),
+            ("source.revision", body.source.revision),
+            ("options.sha256", body.options.sha256),
+        )
+        if value is not None
+    ]
+    if ignored:  # silently skipping a checksum would let the caller believe it was checked
+        raise InvalidParameter(
+            f"A local source takes only source.uri; {', '.join(ignored)} would be ignored."
+        )
     uri = body.source.uri or ""
     root = registry.models_dir
     relative = await asyncio.to_thread(confined_path, root, uri)
-    found = await asyncio.to_thread(discovery.describe, root, relative)
+    try:
+        found = await asyncio.to_thread(discovery.describe_one, root, relative)
+    except ValueError as several:
+        raise InvalidParameter(
+            f"source.uri '{uri}' holds several models ({several}, …); name one of them."
+        ) from None
     if found is None:
         raise InvalidParameter(
             f"source.uri '{uri}' is not a model the local runtimes know "
@@ -65,10 +87,21 @@ async def register(
     repo = DownloadRepository(session)
     done = await repo.completed_by_key(key)
     if done is not None and await registry.exists(session, done.model_id):
+        if body.model.id not in (None, done.model_id):
+            raise Conflict(
+                f"'{found.local_path}' is registered already, as '{done.model_id}'; one "
+                "model per file or folder."
+            )
         return done, False
     model_id = await _registered_as(session, registry, found.local_path, body.model.id)
     if model_id is None:
         model_id = body.model.id or found.model_id
+        busy = await repo.active_by_model(model_id)
+        if busy is not None:
+            raise Conflict(
+                f"A download of model '{model_id}' is running (job {busy.id}); cancel it "
+                "or pass another model.id."
+            )
         if await registry.exists(session, model_id):
             raise Conflict(
                 f"A model '{model_id}' is already registered; pass model.id to register "

@@ -14,20 +14,14 @@ from typing import Any, TextIO
 import structlog
 
 
-def resolve_format(fmt: str, stream: TextIO) -> str:
-    """``auto`` is ``console`` on a terminal and ``json`` anywhere else (a file, a pipe,
-    a log collector), so ``make serve`` is readable and deployments stay parseable."""
-    if fmt != "auto":
-        return fmt
-    isatty = getattr(stream, "isatty", None)
-    return "console" if isatty is not None and isatty() else "json"
-
-
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> str:
-    """Route structlog and the stdlib loggers to ``stream`` (stderr by default);
-    returns the format chosen."""
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Route structlog and the stdlib loggers to ``stream`` (stderr by default). ``auto``
+    is ``console`` on a terminal and ``json`` anywhere else (a file, a pipe, a log
+    collector), so ``make serve`` is readable and deployments stay parseable."""
     out = stream if stream is not None else sys.stderr
-    fmt = resolve_format(fmt, out)
+    terminal = bool(getattr(out, "isatty", lambda: False)())
+    if fmt == "auto":
+        fmt = "console" if terminal else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -39,7 +33,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(
-            colors=bool(getattr(out, "isatty", lambda: False)()),
+            colors=terminal,
             exception_formatter=structlog.dev.plain_traceback,
         )
     )
@@ -72,7 +66,6 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     )
     for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return fmt
 
 
 def get_logger(name: str) -> Any:

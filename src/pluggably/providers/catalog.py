@@ -21,7 +21,7 @@ from pluggably.registry.schemas import (
     Availability,
     Capabilities,
     CreditsState,
-    CreditsStatus,
+    ModelCreditsStatus,
     ModelInfo,
 )
 from pluggably.users.service import AccountService
@@ -134,7 +134,7 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
                 availability=Availability(
                     provider=view.name,
                     access=access,
-                    credits_status=CreditsStatus(provider=view.name, status=credits),
+                    credits_status=ModelCreditsStatus(provider=view.name, status=credits),
                 ),
             )
             infos[info.id] = info

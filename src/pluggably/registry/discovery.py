@@ -9,6 +9,7 @@ a model whose files vanished is marked failed until they come back.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -254,3 +255,15 @@ def describe(models_dir: Path, relative: str) -> Found | None:
     if path.is_dir():
         return next(iter(_walk(root, path, 1)), None)
     return None
+
+
+def describe_one(models_dir: Path, relative: str) -> Found | None:
+    """Blocking: like ``describe``, but a folder must hold exactly one model; several
+    raise ValueError naming the first two (a registration must not pick one silently)."""
+    path = (models_dir.resolve() / relative).resolve()
+    if not path.is_dir():
+        return describe(models_dir, relative)
+    found = list(itertools.islice(_walk(models_dir.resolve(), path, 1), 2))
+    if len(found) > 1:
+        raise ValueError(f"{found[0].local_path}, {found[1].local_path}")
+    return found[0] if found else None

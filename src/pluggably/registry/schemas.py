@@ -31,7 +31,7 @@ class Source(BaseModel):
 CreditsState = Literal["available", "exhausted", "unknown"]
 
 
-class CreditsStatus(BaseModel):
+class ModelCreditsStatus(BaseModel):
     provider: str
     status: CreditsState = Field(
         description="What is known of the user's credits at the provider. A transient "
@@ -43,7 +43,7 @@ class CreditsStatus(BaseModel):
 class Availability(BaseModel):
     provider: str = Field(description="The model's provider ('local' for registry models).")
     access: Literal["available", "locked", "unknown"] = "available"
-    credits_status: CreditsStatus | None = None
+    credits_status: ModelCreditsStatus | None = None
 
 
 class Documentation(BaseModel):
