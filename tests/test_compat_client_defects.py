@@ -540,3 +540,38 @@ def test_a_chat_template_prompt_ends_inside_the_prefilled_turn() -> None:
     assert template_prompt(render, prefilled) == "<user>Name a colour<end>\n<assistant>It is"
     assert transcript(prefilled) == "User: Name a colour\nAssistant: It is"
     assert transcript(asked) == "User: Name a colour\nAssistant:"
+
+
+@pytest.mark.parametrize("surface", ["openai", "anthropic"])
+async def test_a_stream_cancelled_before_its_first_token_ends_with_a_cancelled_event(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim, surface: str
+) -> None:
+    """POST …/cancel while the upstream has not answered yet: the stream is a 200 whose
+    events say it was cancelled (as on the native route), not a 500."""
+    import asyncio
+
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        openai_sim.delay_s = 3.0
+        path, body = (
+            ("/openai/v1/chat/completions", {"model": GPT, "messages": HELLO, "stream": True})
+            if surface == "openai"
+            else (
+                "/anthropic/v1/messages",
+                {"model": GPT, "max_tokens": 16, "messages": HELLO, "stream": True},
+            )
+        )
+        call = asyncio.ensure_future(client.post(path, json=body, headers=ADMIN))
+        live = app.state.container.generation.live
+        for _ in range(200):
+            if live.all():
+                break
+            await asyncio.sleep(0.01)
+        (request,) = live.all()
+        cancel = await client.post(f"/v1/requests/{request.request_id}/cancel", headers=ADMIN)
+        assert cancel.json()["cancelled"] is True
+        response = await asyncio.wait_for(call, 10)
+        assert response.status_code == 200, response.text
+        assert "cancelled" in response.text
+        record = await client.get(f"/v1/requests/{request.request_id}", headers=ADMIN)
+        assert record.json()["status"] == "cancelled"

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from pluggably.api.deps import ContainerDep, Writer
 from pluggably.api.errors import register_error_format
-from pluggably.api.sse import SSEFormat, opening, reported, sse_response
+from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
 from pluggably.compat.anthropic_shapes import (
     AnthropicError,
     AnthropicMessage,
@@ -119,30 +119,25 @@ async def _stream(service: GenerationService, plan: Plan) -> Response:
     become a plain HTTP error (its status, ``Retry-After`` where set), which the SDKs
     retry or raise as they would for Anthropic; later ones are an ``error`` event."""
     frames = service.stream(plan)
-    first, refused = await opening(frames, plan)
-    if refused is not None:
+    opened, refused = await opening(frames, plan)
+    if opened is None:
+        assert refused is not None
         return refused
     translator = StreamTranslator(message_id(plan.request_id))
-    return sse_response(_events(plan, translator, first, frames), fmt=_SSE, source=frames)
+    return sse_response(_events(plan, translator, opened), fmt=_SSE, source=opened)
 
 
 async def _events(
-    plan: Plan,
-    translator: StreamTranslator,
-    first: dict[str, Any] | None,
-    frames: AsyncIterator[dict[str, Any]],
+    plan: Plan, translator: StreamTranslator, opened: Opened
 ) -> AsyncIterator[dict[str, Any]]:
     try:
-        if first is not None:
-            for event in translator.events(reported(first, plan)):
-                yield event
-        async for frame in frames:
+        async for frame in opened:
             for event in translator.events(reported(frame, plan)):
                 yield event
         if not translator.finished:  # the native stream ends quietly only when cancelled
             yield translator.error("cancelled", "The request was cancelled.")
     finally:
-        await _aclose(frames)
+        await opened.aclose()
 
 
 def _named_event(data: dict[str, Any]) -> bytes:
@@ -156,9 +151,3 @@ _SSE = SSEFormat(
     error=lambda code, message: error_body(status_of(code), message),
     done=b"",
 )
-
-
-async def _aclose(iterator: object) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
 from pluggably.api.errors import register_error_format
-from pluggably.api.sse import SSEFormat, opening, reported, sse_response
+from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
 from pluggably.auth.principal import Principal
 from pluggably.compat.openai_shapes import (
     OpenAIChatCompletion,
@@ -214,28 +214,21 @@ async def _stream(container: Container, plan: Plan, writer: ChunkWriter) -> Resp
     its real status and ``Retry-After``, which the SDKs retry or raise as they would for
     OpenAI; a failure after it is an error chunk."""
     frames = cast(AsyncGenerator[dict[str, Any], None], container.generation.stream(plan))
-    first, refused = await opening(frames, plan)
-    if refused is not None:
+    opened, refused = await opening(frames, plan)
+    if opened is None:
+        assert refused is not None
         return refused
-    return sse_response(_relay(plan, first, frames, writer), fmt=_SSE, source=frames)
+    return sse_response(_relay(plan, opened, writer), fmt=_SSE, source=opened)
 
 
-async def _relay(
-    plan: Plan,
-    first: dict[str, Any] | None,
-    frames: AsyncGenerator[dict[str, Any], None],
-    writer: ChunkWriter,
-) -> AsyncIterator[dict[str, Any]]:
+async def _relay(plan: Plan, opened: Opened, writer: ChunkWriter) -> AsyncIterator[dict[str, Any]]:
     """The native stream as OpenAI chunks."""
     try:
-        if first is not None:
-            for chunk in writer.feed(reported(first, plan)):
-                yield chunk
-        async for frame in frames:
+        async for frame in opened:
             for chunk in writer.feed(reported(frame, plan)):
                 yield chunk
     finally:
-        await frames.aclose()
+        await opened.aclose()
 
 
 def _absolute(request: Request, url: str) -> str:

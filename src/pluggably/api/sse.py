@@ -190,17 +190,55 @@ class SSEResponse(StreamingResponse):
                 await _aclose(self.body_iterator)
 
 
+class Opened:
+    """A compatibility surface's stream once it is answered with a 200: its first frame
+    (a read that may still be running) and the rest, one iterator. Closing it stops a
+    read still running first (a generator cannot be closed while another task runs it)."""
+
+    def __init__(self, head: asyncio.Future[dict[str, Any] | None], frames: AsyncIterator[Any]):
+        self.head, self.frames = head, frames
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        # A cancel of the head's read (POST …/cancel) raises here, in the SSE layer's
+        # producer, which tells the client the request was cancelled.
+        first = await self.head
+        if first is not None:
+            yield first
+        async for frame in self.frames:
+            yield frame
+
+    async def aclose(self) -> None:
+        if not self.head.done():
+            self.head.cancel()
+            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                await self.head
+        await _aclose(self.frames)
+
+
 async def opening(
-    frames: AsyncIterator[dict[str, Any]], plan: Plan
-) -> tuple[dict[str, Any] | None, Response | None]:
-    """A compatibility surface's stream, held back until its first frame: that frame, or,
-    when the request failed before it (every candidate tried, nothing sent), the plain
-    HTTP error to answer instead of a 200: the real status with ``Retry-After`` where
-    set, in the surface's error shape, which the vendors' SDKs raise or retry as they
-    would for the vendor itself. A failure after this point is an error event."""
-    first = await anext(frames, None)
+    frames: AsyncIterator[dict[str, Any]], plan: Plan, wait_s: float = KEEPALIVE_S
+) -> tuple[Opened | None, Response | None]:
+    """A compatibility surface's stream, held back until its first frame (for at most
+    ``wait_s``): when the request failed before it (every candidate tried, nothing
+    sent), the plain HTTP error to answer instead of a 200: the real status with
+    ``Retry-After`` where set, in the surface's error shape, which the vendors' SDKs
+    raise or retry as they would for the vendor itself. Otherwise the stream, to answer
+    with a 200; a failure after this point is an error event. The first frame is read in
+    a task of its own, so a cancel (POST …/cancel) reaches it, and a first frame that
+    takes longer than ``wait_s`` (a slow upstream, a long queue) is waited for under the
+    SSE layer's keep-alives and disconnect watch instead."""
+    head = asyncio.ensure_future(anext(frames, None))
+    try:
+        await asyncio.wait({head}, timeout=wait_s)
+    except asyncio.CancelledError:
+        head.cancel()
+        raise
+    opened = Opened(head, frames)
+    if not head.done() or head.cancelled():
+        return opened, None
+    first = head.result()
     if first is None or first.get("event") != "error":
-        return first, None
+        return opened, None
     await _aclose(frames)
     error = plan.error or GatewayError(str(first.get("message") or INTERNAL_ERROR))
     return None, render_gateway_error(error)
