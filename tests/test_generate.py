@@ -629,6 +629,7 @@ class _BrokenAdapter:
 
     name = "broken"
     modalities = frozenset({"text"})
+    max_stops = None
 
     async def complete(self, call: Any, credential: Any) -> Any:
         raise KeyError("choices")

@@ -56,6 +56,7 @@ from pluggably.providers.base import (
     Credential,
     Delta,
     Message,
+    Provider,
     ProviderCall,
     StreamEnd,
 )
@@ -352,7 +353,7 @@ class GenerationService:
                     credential = await self._credential(plan, target)
                     live.task = asyncio.ensure_future(provider.complete(call, credential))
                 completion = await live.task
-                if target.provider != LOCAL:  # local runtimes hold the stops themselves
+                if target.provider != LOCAL and _beyond(provider, plan.stops):
                     completion = cut_completion(completion, plan.stops)
                 output = await self._output(plan, completion)
                 response = self._response(plan, target, completion, output, first_token_ms=None)
@@ -468,7 +469,7 @@ class GenerationService:
                     provider, call = self._call(plan, target)
                     credential = await self._credential(plan, target)
                     upstream = provider.stream(call, credential)
-                    if plan.stops:
+                    if _beyond(provider, plan.stops):
                         upstream = cut_stream(upstream, plan.stops, plan.prompt_estimate)
                 first = await anext(upstream)
                 while isinstance(first, Queued | Loading):  # waiting: before the first token
@@ -664,3 +665,9 @@ class GenerationService:
             else None,
             response=stored,
         )
+
+
+def _beyond(provider: Provider, stops: list[str]) -> bool:
+    """More stop sequences than the upstream applies itself: the gateway cuts the answer
+    (local runtimes hold every stop themselves)."""
+    return provider.max_stops is not None and len(stops) > provider.max_stops

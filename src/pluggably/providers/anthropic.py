@@ -22,6 +22,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.sse import Event, events
+from pluggably.providers.stops import as_list
 from pluggably.providers.upstream import Upstream
 
 API_VERSION = "2023-06-01"
@@ -99,9 +100,8 @@ def messages_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
         body["temperature"] = min(float(params["temperature"]), MAX_TEMPERATURE)
     if params.get("top_p") is not None:
         body["top_p"] = params["top_p"]
-    stop = params.get("stop")
-    if stop:
-        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if stops := as_list(params.get("stop")):
+        body["stop_sequences"] = stops
     # `seed` is deliberately dropped: the API has no such field and would 400 on it.
     if stream:
         body["stream"] = True
@@ -156,6 +156,7 @@ class _StreamState:
 
 class AnthropicProvider:
     modalities = frozenset({"text"})
+    max_stops: int | None = None  # Anthropic documents no small limit
 
     def __init__(self, name: str, client: Upstream, base_url: str) -> None:
         self.name = name

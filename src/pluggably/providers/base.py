@@ -78,6 +78,9 @@ class Provider(Protocol):
 
     name: str
     modalities: frozenset[str]
+    # The most stop sequences the upstream applies itself (None: any number); the
+    # gateway cuts the answer at the rest.
+    max_stops: int | None
 
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion: ...
 

@@ -201,6 +201,7 @@ def from_status(
 
 class GoogleProvider:
     modalities = frozenset({"text"})
+    max_stops: int | None = MAX_STOPS
     page_size = 1000  # the most GET models hands out at once
 
     def __init__(self, name: str, client: Upstream, base_url: str) -> None:

@@ -10,7 +10,6 @@ from pluggably.providers.stops import StopFilter
 __all__ = [
     "TURN_MARKERS",
     "AnswerFilter",
-    "StopFilter",
     "is_prefill",
     "template_prompt",
     "transcript",
