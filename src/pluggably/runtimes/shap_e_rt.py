@@ -111,11 +111,14 @@ class ShapERuntime:
                 f"Model '{self.spec.model_id}' made no surface for this prompt; "
                 "try another prompt or seed."
             ) from None
-        return LocalResult(
-            mesh=export(mesh, fmt),
-            mesh_format=fmt,
-            preview=png(render_preview(mesh, self.preview_size)),
-        )
+        try:
+            return LocalResult(
+                mesh=export(mesh, fmt),
+                mesh_format=fmt,
+                preview=png(render_preview(mesh, self.preview_size)),
+            )
+        finally:
+            release(mesh)
 
     def _mesh(
         self, prompt: str, params: dict[str, Any], cancel: threading.Event
@@ -175,6 +178,17 @@ def _rotation(axis: int, degrees: float) -> np.ndarray[Any, np.dtype[np.float64]
     if axis == 0:
         return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def release(mesh: trimesh.Trimesh) -> None:
+    """Free the mesh's arrays now. A Trimesh references itself (its ray, permutate and
+    nearest helpers, its caches' id functions), so dropping the last name frees nothing
+    until the cycle collector runs, which the app tunes to run rarely: up to 19 MB of arrays
+    per 64³ mesh were left behind each generation. What stays is a small shell."""
+    visual: Any = mesh.visual  # ColorVisuals: the mesh was made with vertex colours
+    for holder in (mesh, visual):
+        holder._cache.clear()
+        holder._data.clear()
 
 
 def export(mesh: trimesh.Trimesh, fmt: str) -> bytes:
