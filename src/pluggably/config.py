@@ -211,12 +211,27 @@ class Settings(BaseSettings):
         default=24 * 60, ge=5, le=90 * 24 * 60, description="Lifetime of login tokens."
     )
     login_max_failures: int = Field(
-        default=5, ge=1, description="Failed logins per account per window before throttling."
+        default=5,
+        ge=1,
+        description="Failed logins on one account from one client address per window before "
+        "that address is refused on that account (other addresses are not).",
     )
     login_max_failures_per_address: int = Field(
         default=20, ge=1, description="Failed logins per client address per window."
     )
     login_failure_window_s: int = Field(default=900, ge=1, description="Throttle window.")
+    login_slowdown_after: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins on one account from all addresses per window after which "
+        "every attempt on it waits first (never refused for this).",
+    )
+    login_slowdown_max_s: float = Field(
+        default=3.0, ge=0, le=30, description="Longest such wait; it doubles from 0.25 s."
+    )
+    registration_max_failures_per_address: int = Field(
+        default=10, ge=1, description="Failed registrations per client address per window."
+    )
     external_jwt: ExternalJwtSettings | None = None
     artifacts_backend: Literal["local", "s3"] = Field(
         default="local",

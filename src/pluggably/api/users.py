@@ -27,11 +27,14 @@ def _address(request: Request) -> str:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserProfile,
-    responses=error_responses(400, 409),
+    responses=error_responses(400, 409, 429),
 )
-async def register(body: RegisterRequest, session: DbSession, accounts: Accounts) -> UserProfile:
-    """Create an account. Needs a single-use invite unless registration is open."""
-    return UserProfile.model_validate(await accounts.register(session, body))
+async def register(
+    body: RegisterRequest, request: Request, session: DbSession, accounts: Accounts
+) -> UserProfile:
+    """Create an account. Needs a single-use invite unless registration is open.
+    Repeated failures from one client address are throttled (429)."""
+    return UserProfile.model_validate(await accounts.register(session, body, _address(request)))
 
 
 @router.post("/login", response_model=LoginResponse, responses=error_responses(401, 429))

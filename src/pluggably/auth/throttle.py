@@ -1,25 +1,60 @@
-"""Throttling of password attempts per account and per client address.
+"""Throttling of password and registration attempts.
+
+A stranger must not be able to lock an account's owner out, so nothing keyed by the
+account alone ever refuses an attempt:
+
+- failures per (account, client address) refuse that pair (``per_pair``);
+- failures per client address, whatever the account, refuse that address
+  (``per_address``: stops one address spraying guesses over many accounts);
+- failures per account across all addresses only *slow* every attempt on it (a
+  growing wait before the password check, capped at ``slowdown_max_s``): a right
+  password from an address of its own still logs in.
+
+Accounts are keyed by the identifier as typed, never by whether it names an account,
+so the throttle answers alike for existing and unknown names (and does not tell that a
+username and an email belong to one account).
 
 In-process sliding windows: each replica throttles on its own, which bounds a
-guessing attacker to (replicas x limit) tries per window.
+guessing attacker to (replicas x limit) tries per window. Memory is bounded: each
+map holds at most ``max_tracked`` keys (least recently failed evicted first, and keys
+whose failures have all left the window dropped as new ones arrive), each key at
+most its limit's timestamps, and a key is at most a 320-character identifier plus an
+address.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pluggably.errors import RateLimited
 
-_MAX_TRACKED = 100_000
+MAX_TRACKED = 100_000
+# The first wait on a slowed account; each further failure doubles it up to the cap.
+_FIRST_DELAY_S = 0.25
 
 
 class _Windows:
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+    """Failure timestamps per key within a sliding window, least recently failed
+    first. Not locked: only the event loop's thread touches it, between awaits."""
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float], max_tracked: int
+    ) -> None:
         self.limit, self.window_s, self.clock = limit, window_s, clock
+        self._max_tracked = max_tracked
         self._fails: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._fails)
+
+    def count(self, key: str) -> int:
+        fails = self._prune(key)
+        return 0 if fails is None else len(fails)
 
     def retry_after(self, key: str) -> int | None:
         fails = self._prune(key)
@@ -28,10 +63,13 @@ class _Windows:
         return max(1, math.ceil(fails[0] + self.window_s - self.clock()))
 
     def record(self, key: str) -> None:
+        self._drop_expired()
         fails = self._prune(key)
         if fails is None:
-            fails = self._fails[key] = deque()
-            if len(self._fails) > _MAX_TRACKED:
+            # Beyond ``limit`` failures only the newest matter: refusal and delay
+            # depend on the count up to the limit and on when the oldest kept expires.
+            fails = self._fails[key] = deque(maxlen=self.limit)
+            if len(self._fails) > self._max_tracked:
                 self._fails.popitem(last=False)
         fails.append(self.clock())
         self._fails.move_to_end(key)
@@ -43,6 +81,15 @@ class _Windows:
         fails = self._fails.get(key)
         if fails:
             fails.pop()
+
+    def _drop_expired(self) -> None:
+        """Drop keys whose newest failure left the window (they sit at the front)."""
+        horizon = self.clock() - self.window_s
+        while self._fails:
+            oldest = next(iter(self._fails.values()))
+            if oldest and oldest[-1] > horizon:
+                return
+            self._fails.popitem(last=False)
 
     def _prune(self, key: str) -> deque[float] | None:
         fails = self._fails.get(key)
@@ -57,31 +104,96 @@ class _Windows:
         return fails
 
 
+def client_key(address: str) -> str:
+    """The unit an address is throttled as: an IPv6 client by its /64, since one
+    subscriber is routinely handed a whole /64 to pick addresses from."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
+
+
+def _refused(wait: int, what: str) -> RateLimited:
+    return RateLimited(f"Too many failed {what}; try again in {wait} seconds.", retry_after=wait)
+
+
 class LoginThrottle:
     def __init__(
         self,
-        per_account: int,
+        per_pair: int,
         per_address: int,
         window_s: float,
+        *,
+        slowdown_after: int,
+        slowdown_max_s: float,
+        registrations_per_address: int = 10,
+        max_tracked: int = MAX_TRACKED,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._accounts = _Windows(per_account, window_s, clock)
-        self._addresses = _Windows(per_address, window_s, clock)
+        self._slowdown_after, self._slowdown_max_s, self._sleep = (
+            slowdown_after,
+            slowdown_max_s,
+            sleep,
+        )
+        # Enough kept failures per account for the wait to reach its cap.
+        doublings = math.ceil(math.log2(max(slowdown_max_s, _FIRST_DELAY_S) / _FIRST_DELAY_S))
+        self._pairs = _Windows(per_pair, window_s, clock, max_tracked)
+        self._addresses = _Windows(per_address, window_s, clock, max_tracked)
+        self._accounts = _Windows(slowdown_after + doublings + 1, window_s, clock, max_tracked)
+        self._registrations = _Windows(registrations_per_address, window_s, clock, max_tracked)
 
-    def attempt(self, account: str, address: str) -> None:
-        """Count an attempt before the (slow) password check, or refuse it with 429.
+    def tracked(self) -> int:
+        """Keys held over all maps (each map holds at most ``max_tracked``)."""
+        maps = (self._pairs, self._addresses, self._accounts, self._registrations)
+        return sum(len(m) for m in maps)
+
+    async def attempt(self, account: str, address: str) -> None:
+        """Count an attempt before the (slow) password check, or refuse it with 429;
+        then wait as long as the account's failures from everywhere ask.
 
         Counting up front means concurrent guesses cannot all slip past the check
-        while their hashes are still being verified."""
-        waits = [self._accounts.retry_after(account), self._addresses.retry_after(address)]
+        while their hashes are still being verified. Call it before opening database
+        work, so a slowed attempt holds no connection while it waits."""
+        address = client_key(address)
+        pair = f"{account}\x00{address}"
+        waits = [self._pairs.retry_after(pair), self._addresses.retry_after(address)]
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
-            raise RateLimited(
-                f"Too many failed attempts; try again in {wait} seconds.", retry_after=wait
-            )
-        self._accounts.record(account)
+            raise _refused(wait, "attempts")
+        delay = self._delay(self._accounts.count(account))
+        self._pairs.record(pair)
         self._addresses.record(address)
+        self._accounts.record(account)
+        if delay:
+            await self._sleep(delay)
 
     def succeeded(self, account: str, address: str) -> None:
-        self._accounts.clear(account)
+        """The owner's own failures from this address are forgotten; the account's
+        failures from elsewhere keep slowing it until they leave the window."""
+        address = client_key(address)
+        self._pairs.clear(f"{account}\x00{address}")
         self._addresses.forgive(address)
+        self._accounts.forgive(account)
+
+    def registration(self, address: str) -> None:
+        """Count a registration attempt from ``address`` up front, or refuse it."""
+        address = client_key(address)
+        wait = self._registrations.retry_after(address)
+        if wait is not None:
+            raise _refused(wait, "registrations from this address")
+        self._registrations.record(address)
+
+    def registered(self, address: str) -> None:
+        self._registrations.forgive(client_key(address))
+
+    def _delay(self, failures: int) -> float:
+        if failures < self._slowdown_after or self._slowdown_max_s <= 0:
+            return 0.0
+        excess = failures - self._slowdown_after
+        return float(min(self._slowdown_max_s, _FIRST_DELAY_S * 2**excess))

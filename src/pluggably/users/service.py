@@ -120,7 +120,11 @@ class AccountService:
             raise Conflict("That username or email is already registered.") from None
         return user
 
-    async def register(self, session: AsyncSession, body: RegisterRequest) -> User:
+    async def register(self, session: AsyncSession, body: RegisterRequest, address: str) -> User:
+        """The invite is checked before anything about the username or email, so only
+        the holder of a valid invite (or anyone, when registration is open) learns
+        that a name is taken; failures are throttled per client address."""
+        self.throttle.registration(address)
         invite = None
         given = body.invite_token is not None and body.invite_token.get_secret_value() != ""
         if not self.registration_open or given:
@@ -134,20 +138,22 @@ class AccountService:
         )
         if invite is not None:
             await self.invites.claim(session, invite, user.id)
+        self.throttle.registered(address)
         return user
 
     async def login(
         self, session: AsyncSession, body: LoginRequest, address: str
     ) -> tuple[IssuedLogin, User]:
+        # Throttled by the identifier as typed, before the lookup: the throttle answers
+        # alike whether or not it names an account, and a slowed attempt waits without
+        # holding a database connection.
+        await self.throttle.attempt(body.identifier, address)
         user = await UserRepository(session).by_login(body.identifier)
-        # Keyed by user id: the username and the email of one account share a budget.
-        account = user.id if user is not None else f"unknown:{body.identifier}"
-        self.throttle.attempt(account, address)
         stored = user.password_hash if user is not None and user.is_active else None
         if not await self.passwords.verify(stored, body.password.get_secret_value()):
             raise Unauthorized("Wrong username, email or password.")
         assert user is not None
-        self.throttle.succeeded(account, address)
+        self.throttle.succeeded(body.identifier, address)
         return self.login_tokens.issue(user.id, user.login_generation), user
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
@@ -179,7 +185,7 @@ class AccountService:
     ) -> None:
         user = await self.profile(session, principal)
         account = f"password-change:{user.id}"
-        self.throttle.attempt(account, address)
+        await self.throttle.attempt(account, address)
         if not await self.passwords.verify(
             user.password_hash, body.current_password.get_secret_value()
         ):
