@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from pluggably.generation.schemas import Attempt, Selection, UsageInfo
 from pluggably.observability.logging import get_logger
 from pluggably.providers.base import Credential, Message, Usage
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.errors import redact
 from pluggably.providers.stops import as_list
 from pluggably.routing.resolve import LOCAL, Target
 from pluggably.runtimes.base import ModelSpec
@@ -119,9 +121,19 @@ def as_gateway_error(exc: BaseException, plan: Plan, target: Target) -> GatewayE
 
 
 def scrubbed(exc: GatewayError, credential: Credential) -> GatewayError:
-    """Upstream messages are quoted to users: never with a key in them (some vendors
-    echo the key they refused, and a server-wide key must not reach users)."""
-    for value in credential.values():
-        if isinstance(value, str) and len(value) >= 6 and value in exc.message:
-            exc.message = exc.message.replace(value, "[redacted]")
+    """Upstream messages are quoted to users and stored in request records: never with
+    a key in them, whole or in part (some vendors echo the key they refused, and an
+    operator's key must not reach users). ``credential`` is what the call used: the
+    user's own, the operator's server-wide key or an operator endpoint's key."""
+    exc.message = redact(exc.message, list(_secrets(credential)))
     return exc
+
+
+def _secrets(value: Any, name: str = "") -> Iterator[str]:
+    """Every string of a credential, nested ones included (a service account), but the
+    endpoint URL: the user chose it, and an error naming it helps."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secrets(item, str(key))
+    elif isinstance(value, str) and name != "endpoint":
+        yield value

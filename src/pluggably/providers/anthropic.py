@@ -256,7 +256,7 @@ class AnthropicProvider:
         """An ``event: error`` after the 200 went out: the API's way of failing mid-stream."""
         error = data.get("error")
         error = error if isinstance(error, dict) else {}
-        kind, message = error.get("type"), str(error.get("message") or "error event")[:300]
+        kind, message = error.get("type"), errors.quoted(str(error.get("message") or "error event"))
         who = f"{self.name} ({call.model})"
         if kind == "overloaded_error":
             return BackendUnavailable(f"{who} is overloaded: {message}.", retry_after=5)

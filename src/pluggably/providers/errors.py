@@ -6,7 +6,8 @@ loop move on to the next candidate; the others end the request."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -48,16 +49,68 @@ def _retry_after(headers: Mapping[str, str]) -> int | None:
         return None
 
 
+QUOTE_LIMIT = 300  # characters of an upstream's own message quoted to users
+SECRET_RUN = 8  # this many characters of a secret in a row are redacted wherever they appear
+MIN_SECRET = 6  # a shorter "secret" (a placeholder) would redact ordinary words
+_WHOLE_WORDS = re.compile(r"(.*\S)\s", re.DOTALL)  # up to the last word that ends in it
+
+
+def quoted(message: str, limit: int = QUOTE_LIMIT) -> str:
+    """An upstream's message shortened for quoting, cut between words only.
+
+    Vendors echo the key they refused, and the key is redacted later, where the
+    credential is known (``generation.plan.scrubbed``). A cut inside the key would
+    leave a fragment too short to recognise as the key; so the word the limit falls
+    in is dropped whole (a message without a space before the limit quotes nothing)."""
+    if len(message) <= limit:
+        return message
+    words = _WHOLE_WORDS.match(message[: limit + 1])
+    return f"{words.group(1)} …" if words else ""
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every run of ``SECRET_RUN`` or more characters of a secret in it
+    replaced: a key echoed whole, cut short, or with characters masked or missing.
+    Secrets shorter than a run are replaced where they appear whole."""
+    hidden = bytearray(len(text))  # 1 for each character that belongs to a secret
+    for secret in secrets:
+        for start, size in _matches(text, secret):
+            hidden[start : start + size] = b"\x01" * size
+    if not any(hidden):
+        return text
+    parts: list[str] = []
+    for i, char in enumerate(text):
+        if not hidden[i]:
+            parts.append(char)
+        elif i == 0 or not hidden[i - 1]:
+            parts.append("[redacted]")
+    return "".join(parts)
+
+
+def _matches(text: str, secret: str) -> Iterator[tuple[int, int]]:
+    if len(secret) < SECRET_RUN:
+        if len(secret) >= MIN_SECRET:
+            start = text.find(secret)
+            while start >= 0:
+                yield start, len(secret)
+                start = text.find(secret, start + 1)
+        return
+    runs = {secret[i : i + SECRET_RUN] for i in range(len(secret) - SECRET_RUN + 1)}
+    for i in range(len(text) - SECRET_RUN + 1):
+        if text[i : i + SECRET_RUN] in runs:
+            yield i, SECRET_RUN
+
+
 def upstream_message(body: bytes) -> str | None:
     """The vendor's own error message, if the body carries one (OpenAI, Anthropic and
-    Google all nest it under ``error.message``)."""
+    Google all nest it under ``error.message``), shortened for quoting."""
     try:
         data: Any = json.loads(body)
     except ValueError:
         return None
     error = data.get("error") if isinstance(data, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
-    return str(message)[:300] if message else None
+    return (quoted(str(message)) or None) if message else None
 
 
 def from_status(
