@@ -15,25 +15,28 @@ so the throttle answers alike for existing and unknown names (and does not tell 
 username and an email belong to one account).
 
 In-process sliding windows: each replica throttles on its own, which bounds a
-guessing attacker to (replicas x limit) tries per window. Memory is bounded: each
-map holds at most ``max_tracked`` keys (least recently failed evicted first, and keys
-whose failures have all left the window dropped as new ones arrive), each key at
-most its limit's timestamps, and a key is at most a 320-character identifier plus an
-address.
+guessing attacker to (replicas x limit) tries per window. Memory is bounded: each of
+the four maps holds at most ``max_tracked`` keys (least recently failed evicted first,
+and keys whose failures have all left the window dropped as new ones arrive), a key is
+a 16-byte digest whatever the name's length, and it keeps at most its limit's
+timestamps: under 20 MB per full map at the default 50,000 keys. Filling a map to
+evict a key takes as many attempts, from ``max_tracked / per_address`` addresses at
+least, as it would take to make them guesses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import math
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from pluggably.errors import RateLimited
 
-MAX_TRACKED = 100_000
+MAX_TRACKED = 50_000
 # The first wait on a slowed account; each further failure doubles it up to the cap.
 _FIRST_DELAY_S = 0.25
 
@@ -47,38 +50,42 @@ class _Windows:
     ) -> None:
         self.limit, self.window_s, self.clock = limit, window_s, clock
         self._max_tracked = max_tracked
-        self._fails: OrderedDict[str, deque[float]] = OrderedDict()
+        # Keys are 16-byte digests, whatever their length; timestamps oldest first.
+        self._fails: OrderedDict[bytes, list[float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._fails)
 
     def count(self, key: str) -> int:
-        fails = self._prune(key)
+        fails = self._prune(_digest(key))
         return 0 if fails is None else len(fails)
 
     def retry_after(self, key: str) -> int | None:
-        fails = self._prune(key)
+        fails = self._prune(_digest(key))
         if fails is None or len(fails) < self.limit:
             return None
         return max(1, math.ceil(fails[0] + self.window_s - self.clock()))
 
     def record(self, key: str) -> None:
         self._drop_expired()
-        fails = self._prune(key)
+        digest = _digest(key)
+        fails = self._prune(digest)
         if fails is None:
-            # Beyond ``limit`` failures only the newest matter: refusal and delay
-            # depend on the count up to the limit and on when the oldest kept expires.
-            fails = self._fails[key] = deque(maxlen=self.limit)
+            fails = self._fails[digest] = []
             if len(self._fails) > self._max_tracked:
                 self._fails.popitem(last=False)
+        if len(fails) >= self.limit:
+            # Beyond ``limit`` failures only the newest matter: refusal and delay
+            # depend on the count up to the limit and on when the oldest kept expires.
+            del fails[0]
         fails.append(self.clock())
-        self._fails.move_to_end(key)
+        self._fails.move_to_end(digest)
 
     def clear(self, key: str) -> None:
-        self._fails.pop(key, None)
+        self._fails.pop(_digest(key), None)
 
     def forgive(self, key: str) -> None:
-        fails = self._fails.get(key)
+        fails = self._fails.get(_digest(key))
         if fails:
             fails.pop()
 
@@ -91,17 +98,21 @@ class _Windows:
                 return
             self._fails.popitem(last=False)
 
-    def _prune(self, key: str) -> deque[float] | None:
-        fails = self._fails.get(key)
+    def _prune(self, digest: bytes) -> list[float] | None:
+        fails = self._fails.get(digest)
         if fails is None:
             return None
         horizon = self.clock() - self.window_s
-        while fails and fails[0] <= horizon:
-            fails.popleft()
+        expired = next((i for i, at in enumerate(fails) if at > horizon), len(fails))
+        del fails[:expired]
         if not fails:
-            del self._fails[key]
+            del self._fails[digest]
             return None
         return fails
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 def client_key(address: str) -> str:
