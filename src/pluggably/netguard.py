@@ -1,13 +1,22 @@
 """Outbound URLs that users supply: http(s) only, and (unless the operator allows
 it) never to loopback, private or link-local addresses. Every address the host
-resolves to is checked, right before connecting."""
+resolves to is checked before the call, and again as each connection is made: the
+resolvers below hand both HTTP clients (aiohttp for providers, httpx for downloads)
+public addresses only, so a name cannot resolve inside between the check and the
+connection (DNS rebinding)."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import httpcore
+from aiohttp.abc import ResolveResult
 
 from pluggably.errors import InvalidParameter
 
@@ -65,10 +74,75 @@ async def check_public_url(url: str, *, allow_private: bool, purpose: str = "") 
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not is_public_address(address):
-            # Only URL downloads have an operator switch for this; a user's provider
-            # endpoint never may reach inside.
+            # The address itself is not said: users would learn what inside names
+            # resolve to. Only URL downloads have an operator switch for this; a
+            # user's provider endpoint never may reach inside.
             raise InvalidParameter(
-                f"Refusing to connect to {parts.hostname} ({address}): private, loopback "
-                "and link-local addresses are not allowed"
-                + (" (PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)." if purpose == "download" else ".")
+                f"Refusing to connect to {parts.hostname}: it resolves to a non-public "
+                "address (loopback, private and link-local addresses are not allowed"
+                + ("; see PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)." if purpose == "download" else ").")
             )
+
+
+class PublicOnlyResolver(aiohttp.ThreadedResolver):
+    """Host names resolved to public addresses only, at connection time: a name checked
+    when it was stored (or just before the call) cannot resolve to an inside address
+    when the connection is made. aiohttp never asks a resolver about a literal
+    address; ``check_public_url`` vets those before the call."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await super().resolve(host, port, family)
+        public = [r for r in found if is_public_address(ipaddress.ip_address(r["host"]))]
+        if not public:
+            raise NotPublic(f"{host} resolves to no public address")
+        return public
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """httpx's connections (through httpcore) made to the addresses
+    ``PublicOnlyResolver`` hands out, literal addresses included; each is tried in
+    turn. ``NotPublic`` comes out as itself, for the caller to say what happened."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            with anyio.fail_after(timeout):
+                found = await PublicOnlyResolver().resolve(host, port, socket.AF_UNSPEC)
+        except NotPublic:
+            raise
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        failure: httpcore.ConnectError | None = None
+        for address in found:
+            try:
+                return await self._inner.connect_tcp(
+                    address["host"], port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None  # the resolver returns at least one address
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise NotPublic("a Unix socket is not a public address")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

@@ -59,6 +59,13 @@ class DownloadManager:
         self._background: set[asyncio.Task[None]] = set()
         self._submit_lock = asyncio.Lock()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0))
+        # URLs users name: connected to public addresses only, checked as each
+        # connection is made (DNS rebinding), unless the operator allows private ones.
+        self._url_client = (
+            self._client
+            if settings.allow_private_urls
+            else transfer.public_only_client(self._client.timeout)
+        )
 
     # lifecycle
     async def resume_unfinished(self) -> int:
@@ -75,6 +82,7 @@ class DownloadManager:
             task.cancel()  # the jobs stay "running" in the database and resume on restart
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
+        await self._url_client.aclose()
 
     # requests
     async def submit(self, user_id: str, body: DownloadRequest) -> tuple[DownloadJob, bool]:
@@ -321,7 +329,7 @@ class DownloadManager:
                 continue  # finished by an earlier attempt
             part = staging / (planned.path + ".part")
             await transfer.fetch(
-                self._client,
+                self._url_client if plan.source_type == "url" else self._client,
                 planned.url,
                 part,
                 headers=headers,

@@ -1,5 +1,6 @@
 """One file over HTTP into a ``.part`` file: resumable with Range, cancellable
-between chunks (closing the connection), following redirects only where allowed."""
+between chunks (closing the connection), following redirects only where allowed,
+connecting only to public addresses where the URL came from a user."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from pluggably.errors import BackendUnavailable, GatewayError, InvalidParameter, UpstreamError
+from pluggably.netguard import NotPublic, PublicOnlyBackend
 
 CHUNK = 1 << 20
 MAX_REDIRECTS = 5
@@ -19,6 +22,25 @@ MAX_REDIRECTS = 5
 
 class Cancelled(Exception):
     """The job was cancelled while transferring."""
+
+
+class _PublicOnlyTransport(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        # httpx takes no network backend of its own: its pool is replaced by one that
+        # connects through PublicOnlyBackend (same TLS settings as httpx's default).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=PublicOnlyBackend()
+        )
+
+
+def public_only_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
+    """A client for URLs users name: every connection (each redirect's included) goes
+    to a public address, resolved as it is made, so a name that passed the check when
+    the download was planned cannot point inside by the time it is fetched. Behind a
+    proxy from the environment (HTTPS_PROXY), as before, the proxy makes the connection:
+    that check is then the proxy's."""
+    return httpx.AsyncClient(timeout=timeout, transport=_PublicOnlyTransport())
 
 
 async def fetch(
@@ -60,6 +82,11 @@ async def fetch(
             finally:
                 await response.aclose()
         raise InvalidParameter(f"Too many redirects from {url}.")
+    except NotPublic:
+        raise InvalidParameter(
+            f"Refusing to download from {_host(url)}: it resolves to a non-public address "
+            "(see PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)."
+        ) from None
     except httpx.TimeoutException:
         raise BackendUnavailable(
             f"The download from {_host(url)} timed out.", retry_after=30

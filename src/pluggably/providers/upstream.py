@@ -17,17 +17,14 @@ the server is closing."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
-from aiohttp.abc import ResolveResult
 
 from pluggably.errors import GatewayError
-from pluggably.netguard import NotPublic, is_public_address
+from pluggably.netguard import PublicOnlyResolver
 from pluggably.providers import errors
 
 T = TypeVar("T")
@@ -180,19 +177,3 @@ class Upstream:
                 yield line.removesuffix(b"\r").decode("utf-8", "replace")
         if pending:
             yield pending.removesuffix(b"\r").decode("utf-8", "replace")
-
-
-class PublicOnlyResolver(aiohttp.ThreadedResolver):
-    """Host names resolved to public addresses only, at connection time: a name checked
-    when it was stored (or just before the call) cannot resolve to an inside address
-    when the connection is made (DNS rebinding). Literal addresses never reach a
-    resolver; ``netguard.check_public_url`` vets those before the call."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await super().resolve(host, port, family)
-        public = [r for r in found if is_public_address(ipaddress.ip_address(r["host"]))]
-        if not public:
-            raise NotPublic(f"{host} resolves to no public address")
-        return public
