@@ -105,17 +105,12 @@ def serve(
     import uvicorn
 
     from pluggably.app import create_app
+    from pluggably.serving import uvicorn_options
 
     settings = _settings(host=host, port=port)
     _run_prepare(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # our middleware logs one line per request, without query strings
-        server_header=False,
-    )
+    application = create_app(settings)  # configures logging, which the options may use
+    uvicorn.run(application, **uvicorn_options(settings))
 
 
 @db_app.command("upgrade")

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -176,6 +177,28 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL pool size.")
+    max_request_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers); larger is 431.",
+    )
+    header_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's headers must arrive within this many seconds of its first "
+        "byte (of the connection, for the first request); else the connection is closed.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Open client connections at most; more are refused at accept (503). "
+        "Lowered at startup to fit the open-file limit.",
+    )
+    trusted_proxies: list[IPvAnyNetwork | Literal["*"]] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty: those headers are ignored.",
+    )
     bundled_model: bool = Field(
         default=True,
         description="Assemble and register the bundled Gemma 3 270M GGUF when its package "

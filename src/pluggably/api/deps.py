@@ -59,6 +59,7 @@ def credential_from(request: Request) -> str | None:
 
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+_FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
 def _loopback_name(netloc: str) -> bool:
@@ -78,6 +79,10 @@ def _is_local_call(request: Request) -> bool:
     except ValueError:
         return False
     if not _loopback_name(request.headers.get("host", "")):
+        return False
+    # A forwarded request is someone else's, even from loopback (a reverse proxy on
+    # this machine), whether or not its proxy is trusted to name the client.
+    if any(name in request.headers for name in _FORWARDING_HEADERS):
         return False
     origin = request.headers.get("origin")
     return origin is None or _loopback_name(urlsplit(origin).netloc)

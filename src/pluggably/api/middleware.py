@@ -1,5 +1,6 @@
-"""The outermost layer of every HTTP request: request id, body-size limit, access
-log, metrics, and the last-resort 500 in the standard envelope."""
+"""The outermost layer of every HTTP request: request id, hardening headers,
+body-size and NUL limits, access log, metrics, and the last-resort 500 in the
+standard envelope."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import uuid
 from typing import Any
 
 import structlog
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pluggably.api.errors import error_response
+from pluggably.api.nul_scan import NulScanner
 from pluggably.observability.context import RequestContext, reset_current, set_current
 from pluggably.observability.metrics import Metrics
 
@@ -26,6 +28,27 @@ log = structlog.get_logger("pluggably.http")
 def _request_id(headers: Headers) -> str:
     supplied = headers.get("x-request-id", "")
     return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+# On every response. Answers carry secrets (login and API tokens, invites) and nothing
+# the API serves is meant for a shared cache: no-store unless a route chose its own
+# caching (artifact downloads, SSE). No CSP: /docs loads Swagger UI from a CDN.
+_HARDENING = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _harden(message: Message, request_id: bytes) -> None:
+    headers = list(message.get("headers", ()))
+    present = {name.lower() for name, _ in headers}
+    if b"cache-control" not in present:
+        headers.append(_NO_STORE)
+    headers += [header for header in _HARDENING if header[0] not in present]
+    headers.append((b"x-request-id", request_id))
+    message["headers"] = headers
 
 
 NUL_MESSAGE = "NUL characters are not accepted in paths, queries or bodies."
@@ -58,6 +81,7 @@ class RequestMiddleware:
             return
         headers = Headers(scope=scope)
         ctx = RequestContext(request_id=_request_id(headers), path=scope["path"])
+        request_id = ctx.request_id.encode("ascii")
         token = set_current(ctx)
         structlog.contextvars.bind_contextvars(request_id=ctx.request_id)
         state: dict[str, Any] = {"status": 500, "started": False}
@@ -68,7 +92,7 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 state["started"] = True
                 state["status"] = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = ctx.request_id
+                _harden(message, request_id)
             await send(message)
 
         try:
@@ -117,6 +141,7 @@ class RequestMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         """Enforce the body limit on bodies without (or lying about) Content-Length."""
         received = 0
+        nul = NulScanner()
 
         async def limited() -> Message:
             nonlocal received
@@ -126,7 +151,7 @@ class RequestMiddleware:
                 received += len(body)
                 if received > self.max_body_bytes:
                     raise HTTPException(413, self._too_large_message())
-                if b"\\u0000" in body or b"\x00" in body:
+                if nul.found(body):
                     raise HTTPException(422, NUL_MESSAGE)
             return message
 
