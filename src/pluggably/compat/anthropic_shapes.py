@@ -19,7 +19,8 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pau
 class _Lenient(BaseModel):
     # Fields this gateway does not act on (cache_control, citations, metadata, …) are
     # accepted and ignored, so newer SDKs keep working.
-    model_config = ConfigDict(extra="ignore")
+    # NaN and Infinity (which Python's JSON reader accepts) are not numbers to send on.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class AnthropicTextBlock(_Lenient):

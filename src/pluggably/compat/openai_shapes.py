@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # NaN and Infinity (which Python's JSON reader accepts) are not numbers to send on.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 # requests

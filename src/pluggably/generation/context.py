@@ -26,7 +26,12 @@ _WINDOWS = (
 
 
 def provider_window(model: str) -> int:
-    return next((size for pattern, size in _WINDOWS if pattern.search(model)), DEFAULT_WINDOW)
+    return known_window(model) or DEFAULT_WINDOW
+
+
+def known_window(model: str) -> int | None:
+    """The context window of a well-known provider model family, else None."""
+    return next((size for pattern, size in _WINDOWS if pattern.search(model)), None)
 
 
 def estimate_tokens(text: str) -> int:

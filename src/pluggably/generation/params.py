@@ -9,11 +9,13 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from pluggably.errors import ValidationFailed
+from pluggably.generation.context import known_window
 from pluggably.registry.param_schemas import default_schema
 
 
 def validate_default(parameters: dict[str, Any], label: str, modality: str) -> dict[str, Any]:
-    """``validate_parameters`` against the default schema of a provider model, whose
+    """``validate_parameters`` against the default schema of a provider model (its
+    ``max_tokens`` bounded by the model's window where the family is known), whose
     validator is built once per (model, modality) rather than on every request."""
     return _check(parameters, _default_validator(label, modality))
 
@@ -25,6 +27,8 @@ def validate_parameters(parameters: dict[str, Any], schema: dict[str, Any]) -> d
 
 
 def _check(parameters: dict[str, Any], validator: Draft202012Validator) -> dict[str, Any]:
+    # NaN passes every JSON Schema bound: the request bodies refuse non-finite numbers
+    # before parameters get here (request_body.AnyJson).
     problems = sorted(validator.iter_errors(parameters), key=lambda e: list(e.path))
     if not problems:
         return dict(parameters)
@@ -84,7 +88,8 @@ def _article(word: str) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _default_validator(label: str, modality: str) -> Draft202012Validator:
-    return Draft202012Validator(default_schema(label, modality))
+    _provider, _, model = label.partition(":")
+    return Draft202012Validator(default_schema(label, modality, known_window(model or label)))
 
 
 @functools.lru_cache(maxsize=256)

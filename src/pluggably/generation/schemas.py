@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from pluggably.request_body import Parameters, RequestBody
+from pluggably.request_body import AnyJson, Parameters, RequestBody
 
 Modality = Literal["text", "image", "3d"]
 SelectionMode = Literal["auto", "free_only", "commercial_only", "model"]
@@ -45,7 +45,7 @@ class GenerateRequest(RequestBody):
     parameters: Parameters = Field(default_factory=dict)
     system_prompt: str | None = Field(default=None, max_length=100_000)
     session_id: str | None = Field(default=None, max_length=64)
-    state_tokens: dict[str, Any] | None = None
+    state_tokens: dict[str, AnyJson] | None = None
     selection_mode: SelectionMode = "auto"
     while_loading: Literal["wait", "fallback"] = "wait"
     wait: bool = False

@@ -21,6 +21,9 @@ SEED = {
 # those and keeps the per-token check cheap.
 MAX_STOP_SEQUENCES = 64
 MAX_STOP_LENGTH = 1000
+# The most tokens an answer may ask for where the model's window is not known: far
+# beyond what any model writes, and it keeps 10**12 from being forwarded upstream.
+MAX_TOKENS_CEILING = 1_000_000
 
 TEXT: dict[str, Any] = {
     "temperature": {
@@ -34,6 +37,7 @@ TEXT: dict[str, Any] = {
     "max_tokens": {
         "type": "integer",
         "minimum": 1,
+        "maximum": MAX_TOKENS_CEILING,
         "default": 512,
         "description": "Most tokens to generate.",
         "examples": [256],
@@ -117,7 +121,7 @@ def default_schema(
 ) -> dict[str, Any]:
     properties = copy.deepcopy(_BY_MODALITY[modality])
     if modality == "text" and max_context_tokens:
-        properties["max_tokens"]["maximum"] = max_context_tokens
+        properties["max_tokens"]["maximum"] = min(max_context_tokens, MAX_TOKENS_CEILING)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"Parameters of {model_id}",
