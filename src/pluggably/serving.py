@@ -3,7 +3,7 @@ they must fit under, and which peers may speak for a client (proxy headers)."""
 
 from __future__ import annotations
 
-import resource
+import sys
 from typing import Any
 
 from pluggably.api.http_protocol import ConnectionLimits, protocol_class
@@ -20,6 +20,10 @@ RESERVED_FDS = 256
 def raise_open_file_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit (the common soft 1024 is what a
     thousand slow connections exhaust); returns the soft limit now in force."""
+    if sys.platform == "win32":  # no RLIMIT_NOFILE; sockets are not bounded by it
+        return 1 << 20
+    import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     unlimited = resource.RLIM_INFINITY
     if soft == unlimited:
