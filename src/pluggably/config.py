@@ -294,6 +294,25 @@ class Settings(BaseSettings):
         ge=60,
         description="How often the session retention policy is applied, in seconds.",
     )
+    session_storage_bytes_per_user: int | None = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Most bytes of session content one user may keep (message text, system "
+        "prompts, state tokens, plus a small charge per session and message); a turn or "
+        "session that would go over is refused (409 session_storage_full). Unset: no bound.",
+    )
+    session_request_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of new turns (and state tokens) one request stores in a "
+        "session; more is refused (413 payload_too_large).",
+    )
+    session_page_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="GET /v1/sessions/{id} stops adding older messages to a page past this "
+        "many bytes of text (the newest message always comes); next_before pages on.",
+    )
     providers: dict[str, ProviderSettings] = Field(
         default_factory=dict, description="Server-wide provider settings, by provider name."
     )

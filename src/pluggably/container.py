@@ -124,7 +124,7 @@ def build_container(
     http = Upstream(timeout_s=settings.upstream_timeout_s, proxy=settings.upstream_proxy)
     providers = ProviderDirectory(http, settings.providers, settings.endpoints)
     records = RequestRecords(db)
-    sessions = SessionService()
+    sessions = SessionService.from_settings(settings)
     artifacts = ArtifactService(
         _artifact_store(settings),
         keyring,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, status
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, status
 
 from pluggably.api.deps import Artifacts, ContainerDep, DbSession, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.sessions.schemas import (
     SessionCreate,
     SessionDetail,
@@ -31,7 +32,18 @@ def _sessions(container: ContainerDep) -> SessionService:
 Sessions = Annotated[SessionService, Depends(_sessions)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionInfo)
+def _reclaimer(container: ContainerDep) -> SpaceReclaimer:
+    return container.db.reclaimer
+
+
+# Gives the file space of deleted messages back (SQLite), after the response is sent.
+Reclaimer = Annotated[SpaceReclaimer, Depends(_reclaimer)]
+STORAGE_FULL = error_responses(409)
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=SessionInfo, responses=STORAGE_FULL
+)
 async def create_session(
     principal: Writer,
     session: DbSession,
@@ -39,7 +51,8 @@ async def create_session(
     body: Annotated[SessionCreate | None, Body()] = None,
 ) -> SessionInfo:
     """Start a session. The body is optional (existing clients send none, or ``null``).
-    Without a title it takes one from its first prompt."""
+    Without a title it takes one from its first prompt. 409 ``session_storage_full``
+    when the caller's sessions already hold all they may."""
     chat = await sessions.create(session, principal.user_id, body or SessionCreate())
     return SessionInfo.model_validate(chat)
 
@@ -71,21 +84,27 @@ async def get_session(
     artifacts: Artifacts,
     limit: Annotated[
         int | None,
-        Query(ge=1, le=1000, description="Only the newest this many messages (default: all)."),
+        Query(
+            ge=1,
+            le=1000,
+            description="The newest this many messages (default 100); fewer when their "
+            "text passes the page's byte budget.",
+        ),
     ] = None,
     before: Annotated[
         str | None,
         Query(max_length=40, description="Only messages older than this message id."),
     ] = None,
 ) -> SessionDetail:
-    """The session with its messages, oldest first; artifact links are freshly signed.
-    For long histories, page backwards with ``limit`` and ``before=next_before``."""
+    """The session with its newest messages, oldest first; artifact links are freshly
+    signed. A page holds at most ``limit`` messages (100 by default) and stops at a
+    byte budget; ``next_before`` is set when older ones remain: pass it as ``before``."""
     return await sessions.detail(
         session, principal.user_id, session_id, artifacts, limit=limit, before=before
     )
 
 
-@router.put("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND)
+@router.put("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND | STORAGE_FULL)
 async def update_session(
     session_id: str, body: SessionUpdate, principal: Writer, session: DbSession, sessions: Sessions
 ) -> SessionInfo:
@@ -95,7 +114,7 @@ async def update_session(
     return SessionInfo.model_validate(chat)
 
 
-@router.patch("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND)
+@router.patch("/{session_id}", response_model=SessionInfo, responses=NOT_FOUND | STORAGE_FULL)
 async def patch_session(
     session_id: str, body: SessionUpdate, principal: Writer, session: DbSession, sessions: Sessions
 ) -> SessionInfo:
@@ -110,6 +129,8 @@ async def delete_session(
     principal: Writer,
     session: DbSession,
     sessions: Sessions,
+    reclaimer: Reclaimer,
+    background: BackgroundTasks,
     purge: Annotated[
         bool, Query(description="Delete the session and its messages instead of closing it.")
     ] = False,
@@ -119,15 +140,23 @@ async def delete_session(
     messages, and the answer is the session as it was last, ``closed`` (clients parse
     a Session from every answer of this route)."""
     if purge:
-        return await sessions.purge(session, principal.user_id, session_id)
+        last = await sessions.purge(session, principal.user_id, session_id)
+        background.add_task(reclaimer.run)
+        return last
     return SessionInfo.model_validate(await sessions.close(session, principal.user_id, session_id))
 
 
 @router.post("/{session_id}/reset", response_model=SessionInfo, responses=error_responses(400, 404))
 async def reset_session(
-    session_id: str, principal: Writer, session: DbSession, sessions: Sessions
+    session_id: str,
+    principal: Writer,
+    session: DbSession,
+    sessions: Sessions,
+    reclaimer: Reclaimer,
+    background: BackgroundTasks,
 ) -> SessionInfo:
     """Clear the messages and state tokens; keep the title and system prompt.
     A closed session keeps its history: 400 ``session_closed``."""
     chat = await sessions.reset(session, principal.user_id, session_id)
+    background.add_task(reclaimer.run)
     return SessionInfo.model_validate(chat)

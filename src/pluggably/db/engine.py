@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from pluggably.db.reclaim import SpaceReclaimer
+from pluggably.observability.logging import get_logger
+
+log = get_logger("pluggably.db")
+
 # The database did not answer for a reason that passes: SQLite locked by another
 # process past the busy timeout, PostgreSQL unreachable or its connection cut, the
 # pool exhausted. Nothing was written; the same work may be tried again.
@@ -26,6 +32,7 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     sa_exc.TimeoutError,
 )
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: a server that does not answer at all
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # SQLite: a WAL grown by a large write is cut back to this
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -43,6 +50,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             kwargs["connect_args"] = {"timeout": 15}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "first_connect", _sqlite_incremental_vacuum)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         event.listen(engine.sync_engine, "do_connect", _connect_or_operational_error)
@@ -63,10 +71,39 @@ def _connect_or_operational_error(
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Takes effect only in a new, empty file (before its first table); a file made
+    # before is switched once by _sqlite_incremental_vacuum. Freed pages are then
+    # given back by SpaceReclaimer (db/reclaim.py) instead of staying in the file.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
+
+
+def _sqlite_incremental_vacuum(dbapi_connection: Any, _record: Any) -> None:
+    """A file made before Pluggably used auto-vacuum is switched to it, once, by the
+    engine's first connection (at startup, before migrations and requests): only a
+    VACUUM can switch a file that has tables, and it rewrites the whole file, holding
+    the database meanwhile and needing that much free disk again. A file that cannot
+    be vacuumed now (read-only, locked, disk full) stays as it is and works as before,
+    its freed pages reused but not given back; the next start tries again."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA auto_vacuum")
+        mode = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM sqlite_master")
+        tables = cursor.fetchone()[0]
+        if mode == 0 and tables:
+            started = time.monotonic()
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            cursor.execute("VACUUM")
+            log.info("sqlite_auto_vacuum_enabled", seconds=round(time.monotonic() - started, 1))
+    except Exception as exc:  # the driver's OperationalError, whichever driver
+        log.warning("sqlite_auto_vacuum_not_enabled", reason=str(exc))
+    finally:
+        cursor.close()
 
 
 class Database:
@@ -76,6 +113,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.reclaimer = SpaceReclaimer(self.engine)
 
     @property
     def dialect(self) -> str:

@@ -88,18 +88,19 @@ class SessionTurns:
         self, db_session: AsyncSession, turn: Turn, body: GenerateRequest, modality: str
     ) -> None:
         """Store the new user turn(s) (not for regenerate) and the state tokens, in the
-        transaction that opened the turn."""
+        transaction that opened the turn: all or nothing, within the owner's session
+        storage bound (a regenerate is refused too when the owner is over it)."""
         chat = turn.chat
         assert chat is not None
         turn.chat = None  # the row belongs to that transaction only
-        if not turn.regenerate:
-            for message in inputs.conversation(body):
-                if message.role != "system":
-                    await self.sessions.append(
-                        db_session, chat, role=message.role, content=message.text, modality=modality
-                    )
-        if body.state_tokens is not None:
-            await self.sessions.set_state_tokens(db_session, chat, body.state_tokens)
+        new = [] if turn.regenerate else inputs.conversation(body)
+        await self.sessions.accept_turns(
+            db_session,
+            chat,
+            [(m.role, m.text) for m in new if m.role != "system"],
+            modality=modality,
+            state_tokens=body.state_tokens,
+        )
 
     async def answered(
         self,

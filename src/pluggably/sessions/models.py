@@ -1,13 +1,17 @@
 """Sessions and messages. A session belongs to one user; its messages are stored in
 order (``seq``), each with its own id and timestamp. ``message_count`` and
-``last_used_at`` live on the session row so that listing needs no per-row query."""
+``last_used_at`` live on the session row so that listing needs no per-row query.
+
+Stored size: each message carries its ``size_bytes``; each session keeps the running
+total of its messages (``message_bytes``) and the size of its own fields
+(``own_bytes``), so that what a user stores is one SUM over their sessions."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pluggably.db.base import Base, UTCDateTime, utcnow
@@ -31,11 +35,19 @@ class ChatSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sizes counted against the owner's storage bound (sessions/storage.py).
+    message_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    own_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class SessionMessage(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_session_seq", "session_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("ix_messages_session_seq", "session_id", "seq", unique=True),
+        # Covers the page planning query (seq and size, newest first) without reading
+        # the message text.
+        Index("ix_messages_session_seq_size", "session_id", "seq", "size_bytes"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
@@ -51,3 +63,4 @@ class SessionMessage(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 
 from pluggably.artifacts.models import Artifact
 from pluggably.sessions.models import ChatSession, SessionMessage
+from pluggably.users.models import User
 
 # Bound parameters per IN list: far below SQLite's and asyncpg's limits.
 _IN_CHUNK = 5_000
@@ -74,15 +75,16 @@ class SessionRepository:
         query = query.order_by(ChatSession.last_used_at.desc(), ChatSession.id.desc()).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
-    async def claim_seq(self, session_id: str, now: datetime) -> tuple[int, int] | None:
-        """Reserve the next ``seq`` for one new message: (seq, new message_count);
-        None when the session no longer exists."""
+    async def claim_seq(self, session_id: str, now: datetime, size: int) -> tuple[int, int] | None:
+        """Reserve the next ``seq`` for one new message of ``size`` bytes: (seq, new
+        message_count); None when the session no longer exists."""
         query = (
             update(ChatSession)
             .where(ChatSession.id == session_id)
             .values(
                 next_seq=ChatSession.next_seq + 1,
                 message_count=ChatSession.message_count + 1,
+                message_bytes=ChatSession.message_bytes + size,
                 last_used_at=now,
             )
             .returning(ChatSession.next_seq, ChatSession.message_count)
@@ -105,23 +107,29 @@ class SessionRepository:
         )
         return _rowcount(await self.session.execute(query)) == 1
 
-    async def count_removed(self, session_id: str, removed: int) -> int | None:
-        """Lower ``message_count`` by ``removed``; the new count."""
+    async def count_removed(self, session_id: str, removed: int, size: int) -> int | None:
+        """Lower ``message_count`` by ``removed`` and ``message_bytes`` by ``size``;
+        the new count."""
         query = (
             update(ChatSession)
             .where(ChatSession.id == session_id)
-            .values(message_count=ChatSession.message_count - removed)
+            .values(
+                message_count=ChatSession.message_count - removed,
+                message_bytes=ChatSession.message_bytes - size,
+            )
             .returning(ChatSession.message_count)
             .execution_options(synchronize_session=False)
         )
         value = (await self.session.execute(query)).scalar()
         return None if value is None else int(value)
 
-    async def set_state_tokens(self, session_id: str, tokens: dict[str, Any] | None) -> None:
+    async def set_state_tokens(
+        self, session_id: str, tokens: dict[str, Any] | None, own_bytes: int
+    ) -> None:
         query = (
             update(ChatSession)
             .where(ChatSession.id == session_id)
-            .values(state_tokens=tokens)
+            .values(state_tokens=tokens, own_bytes=own_bytes)
             .execution_options(synchronize_session=False)
         )
         await self.session.execute(query)
@@ -157,6 +165,18 @@ class SessionRepository:
         )
         return (await self.session.execute(query)).scalars().all()
 
+    # storage
+    async def hold_owner(self, user_id: str) -> None:
+        """Lock the user's row until the transaction ends (PostgreSQL; SQLite has one
+        writer at a time anyway): one user's growing writes are checked one by one."""
+        query = select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        await self.session.execute(query)
+
+    async def stored_bytes(self, user_id: str) -> int:
+        total = func.coalesce(func.sum(ChatSession.message_bytes + ChatSession.own_bytes), 0)
+        value = await self.session.scalar(select(total).where(ChatSession.user_id == user_id))
+        return int(value or 0)
+
     # messages
     async def messages(self, session_id: str) -> Sequence[SessionMessage]:
         query = (
@@ -166,14 +186,32 @@ class SessionRepository:
         )
         return (await self.session.execute(query)).scalars().all()
 
-    async def newest_messages(
+    async def newest_sizes(
         self, session_id: str, *, limit: int, before_seq: int | None
-    ) -> Sequence[SessionMessage]:
-        """Up to ``limit`` messages with ``seq < before_seq``, newest first."""
-        query = select(SessionMessage).where(SessionMessage.session_id == session_id)
+    ) -> Sequence[tuple[int, int]]:
+        """(seq, size_bytes) of up to ``limit`` messages with ``seq < before_seq``,
+        newest first: read from ``ix_messages_session_seq_size`` alone, no text."""
+        query = select(SessionMessage.seq, SessionMessage.size_bytes).where(
+            SessionMessage.session_id == session_id
+        )
         if before_seq is not None:
             query = query.where(SessionMessage.seq < before_seq)
         query = query.order_by(SessionMessage.seq.desc()).limit(limit)
+        return [(int(seq), int(size)) for seq, size in (await self.session.execute(query)).all()]
+
+    async def messages_between(
+        self, session_id: str, first_seq: int, last_seq: int
+    ) -> Sequence[SessionMessage]:
+        """Messages with ``first_seq <= seq <= last_seq``, oldest first."""
+        query = (
+            select(SessionMessage)
+            .where(
+                SessionMessage.session_id == session_id,
+                SessionMessage.seq >= first_seq,
+                SessionMessage.seq <= last_seq,
+            )
+            .order_by(SessionMessage.seq)
+        )
         return (await self.session.execute(query)).scalars().all()
 
     async def message_seq(self, session_id: str, message_id: str) -> int | None:
@@ -183,11 +221,15 @@ class SessionRepository:
         value = await self.session.scalar(query)
         return None if value is None else int(value)
 
-    async def delete_message(self, session_id: str, message_id: str) -> bool:
-        query = delete(SessionMessage).where(
-            SessionMessage.id == message_id, SessionMessage.session_id == session_id
+    async def delete_message(self, session_id: str, message_id: str) -> int | None:
+        """The deleted message's size; None when there was no such message."""
+        query = (
+            delete(SessionMessage)
+            .where(SessionMessage.id == message_id, SessionMessage.session_id == session_id)
+            .returning(SessionMessage.size_bytes)
         )
-        return _rowcount(await self.session.execute(query)) == 1
+        value = (await self.session.execute(query)).scalar()
+        return None if value is None else int(value)
 
     async def clear_messages(self, session_id: str) -> None:
         query = delete(SessionMessage).where(SessionMessage.session_id == session_id)

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -32,11 +32,17 @@ from pluggably.sessions.schemas import (
     SessionInfo,
     SessionUpdate,
 )
+from pluggably.sessions.storage import StorageBound, message_size, own_size, tokens_size
+
+if TYPE_CHECKING:
+    from pluggably.config import Settings
 
 log = get_logger("pluggably.sessions")
 
 TITLE_CHARS = 50
 RETENTION_BATCH = 500
+PAGE_MESSAGES = 100  # a read without ``limit``
+PAGE_BYTES = 8 * 1024 * 1024
 _SPACE = re.compile(r"\s")
 
 
@@ -85,12 +91,36 @@ def _info(chat: ChatSession) -> dict[str, Any]:
     return SessionInfo.model_validate(chat).model_dump()
 
 
+def page_length(sizes: Sequence[tuple[int, int]], budget: int) -> int:
+    """How many of ``sizes`` (newest first) a page holds: as many as fit ``budget``
+    bytes, and at least one, so that paging always moves on."""
+    total = 0
+    for taken, (_, size) in enumerate(sizes):
+        total += size
+        if taken and total > budget:
+            return taken
+    return len(sizes)
+
+
 class SessionService:
+    def __init__(self, bound: StorageBound | None = None, *, page_bytes: int = PAGE_BYTES) -> None:
+        self.bound = bound or StorageBound(per_user_bytes=None, request_bytes=2**62)
+        self.page_bytes = page_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionService:
+        bound = StorageBound(
+            per_user_bytes=settings.session_storage_bytes_per_user,
+            request_bytes=settings.session_request_max_bytes,
+        )
+        return cls(bound, page_bytes=settings.session_page_max_bytes)
+
     # routes
     async def create(
         self, db_session: AsyncSession, user_id: str, body: SessionCreate
     ) -> ChatSession:
         now = utcnow()
+        own = own_size(body.system_prompt, None)
         chat = ChatSession(
             user_id=user_id,
             title=body.title,
@@ -101,8 +131,11 @@ class SessionService:
             next_seq=0,
             created_at=now,
             last_used_at=now,
+            message_bytes=0,
+            own_bytes=own,
         )
-        await SessionRepository(db_session).add(chat)
+        async with self.bound.guard(db_session, user_id, own):
+            await SessionRepository(db_session).add(chat)
         return chat
 
     async def page(
@@ -137,8 +170,10 @@ class SessionService:
         limit: int | None = None,
         before: str | None = None,
     ) -> SessionDetail:
-        """The session with its messages, oldest first: all of them, or the newest
-        ``limit`` before message ``before``. Artifact links are signed now."""
+        """The session with its messages, oldest first: the newest ``limit`` (100 when
+        not given) before message ``before``, fewer when their text passes the page's
+        byte budget; ``next_before`` when older ones remain. Artifact links are signed
+        now."""
         repo = SessionRepository(db_session)
         chat = await self.get(db_session, user_id, session_id)
         before_seq = None
@@ -149,19 +184,14 @@ class SessionService:
                     f"Session '{session_id}' has no message '{before}'.",
                     details=[{"loc": ["query", "before"], "msg": "unknown message", "type": "id"}],
                 )
-        next_before = None
-        if limit is None and before_seq is None:
-            messages = list(await repo.messages(chat.id))
-        else:
-            window = list(
-                await repo.newest_messages(
-                    chat.id, limit=(limit or chat.message_count) + 1, before_seq=before_seq
-                )
-            )
-            if limit is not None and len(window) > limit:
-                window = window[:limit]
-                next_before = window[-1].id
-            messages = window[::-1]
+        # Plan the page from (seq, size) alone, then read the text of what it holds.
+        limit = limit or PAGE_MESSAGES
+        sizes = await repo.newest_sizes(chat.id, limit=limit + 1, before_seq=before_seq)
+        taken = page_length(sizes[:limit], self.page_bytes)
+        messages: list[SessionMessage] = []
+        if taken:
+            messages = list(await repo.messages_between(chat.id, sizes[taken - 1][0], sizes[0][0]))
+        next_before = messages[0].id if messages and taken < len(sizes) else None
         infos = await self._message_infos(repo, user_id, messages, artifacts)
         return SessionDetail(**_info(chat), messages=infos, next_before=next_before)
 
@@ -203,7 +233,13 @@ class SessionService:
             chat.title = body.title
             chat.title_explicit = body.title is not None
         if "system_prompt" in body.model_fields_set:
-            chat.system_prompt = body.system_prompt
+            own = own_size(body.system_prompt, chat.state_tokens)
+            grows = own - chat.own_bytes
+            if grows > 0:  # a shorter prompt is always taken, even over the bound
+                async with self.bound.guard(db_session, user_id, grows):
+                    chat.system_prompt, chat.own_bytes = body.system_prompt, own
+            else:
+                chat.system_prompt, chat.own_bytes = body.system_prompt, own
         await db_session.flush()
         return chat
 
@@ -232,7 +268,9 @@ class SessionService:
             raise SessionClosed(f"Session '{session_id}' is closed; its history is kept.")
         await SessionRepository(db_session).clear_messages(chat.id)
         chat.message_count = 0
+        chat.message_bytes = 0
         chat.state_tokens = None
+        chat.own_bytes = own_size(chat.system_prompt, None)
         await db_session.flush()
         return chat
 
@@ -246,6 +284,27 @@ class SessionService:
         if chat.status == "closed":
             raise SessionClosed(f"Session '{session_id}' is closed; start a new one.")
         return chat
+
+    async def accept_turns(
+        self,
+        db_session: AsyncSession,
+        chat: ChatSession,
+        turns: Sequence[tuple[str, str]],
+        *,
+        modality: str,
+        state_tokens: dict[str, Any] | None,
+    ) -> None:
+        """Store a request's new (role, content) turns and its state tokens (None: keep
+        the session's), all or nothing: refused when one request stores too much
+        (PayloadTooLarge) or the owner's sessions would pass the storage bound
+        (SessionStorageFull; also when they already have, even with nothing new)."""
+        adding = sum(message_size(content) for _, content in turns) + tokens_size(state_tokens)
+        self.bound.check_request(adding)
+        async with self.bound.guard(db_session, chat.user_id, adding):
+            for role, content in turns:
+                await self.append(db_session, chat, role=role, content=content, modality=modality)
+            if state_tokens is not None:
+                await self.set_state_tokens(db_session, chat, state_tokens)
 
     async def history(self, db_session: AsyncSession, session_id: str) -> list[SessionMessage]:
         """Every message of the session, oldest first."""
@@ -270,7 +329,8 @@ class SessionService:
         ``db_session``. ``artifacts``: ``[{id, type, content_type}]``."""
         repo = SessionRepository(db_session)
         now = utcnow()
-        claimed = await repo.claim_seq(chat.id, now)
+        size = message_size(content)
+        claimed = await repo.claim_seq(chat.id, now, size)
         if claimed is None:
             raise _not_found(chat.id)
         seq, count = claimed
@@ -286,6 +346,7 @@ class SessionService:
             finish_reason=finish_reason,
             request_id=request_id,
             created_at=now,
+            size_bytes=size,
         )
         await repo.add(message)
         _committed(chat, next_seq=seq + 1, message_count=count, last_used_at=now)
@@ -298,16 +359,18 @@ class SessionService:
     async def remove(self, db_session: AsyncSession, chat: ChatSession, message_id: str) -> None:
         """Delete one message of ``chat``; a message already gone is not an error."""
         repo = SessionRepository(db_session)
-        if await repo.delete_message(chat.id, message_id):
-            count = await repo.count_removed(chat.id, 1)
+        size = await repo.delete_message(chat.id, message_id)
+        if size is not None:
+            count = await repo.count_removed(chat.id, 1, size)
             if count is not None:
                 _committed(chat, message_count=count)
 
     async def set_state_tokens(
         self, db_session: AsyncSession, chat: ChatSession, tokens: dict[str, Any] | None
     ) -> None:
-        await SessionRepository(db_session).set_state_tokens(chat.id, tokens)
-        _committed(chat, state_tokens=tokens)
+        own = own_size(chat.system_prompt, tokens)
+        await SessionRepository(db_session).set_state_tokens(chat.id, tokens, own)
+        _committed(chat, state_tokens=tokens, own_bytes=own)
 
     # retention
     async def apply_retention(
@@ -356,6 +419,7 @@ class SessionService:
                 )
             if removed:
                 log.info("sessions_expired", count=removed)
+                await db.reclaimer.run()
 
         await every(interval_s, "session_retention", once)
 

@@ -1,0 +1,406 @@
+"""Issue #15: what one user may store in sessions, and what one read returns.
+
+- A per-user bound on stored session content: a turn that would go over it is
+  refused with 409 ``session_storage_full`` and stores nothing; other users are
+  unaffected; concurrent turns cannot slip past it together.
+- A per-request bound on the turns one session request stores (413).
+- ``GET /v1/sessions/{id}`` without ``limit`` answers a default page (the newest
+  messages, ``next_before`` for the rest), and every page stops at a byte budget.
+- SQLite gives the space of purged sessions back to the filesystem, and a database
+  made before incremental auto-vacuum is switched to it by the migration."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from pluggably.app import create_app
+from pluggably.db import migrate, utcnow
+from pluggably.sessions.models import ChatSession
+from tests.conftest import (
+    ADMIN_KEY,
+    assert_envelope,
+    client_for,
+    make_settings,
+    new_user,
+    running,
+)
+from tests.fixtures.openai_sim import OpenAISim
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+MODEL = "openai:gpt-4o-mini"
+TURN = "x" * 15_000  # one 15 KB turn, as in the report
+
+
+def _app(tmp_path: Path, database_url: str, sim: OpenAISim, **settings: Any) -> FastAPI:
+    sim.set_reply("gpt-4o-mini", "ok")
+    return create_app(
+        make_settings(
+            tmp_path,
+            database_url,
+            providers={"openai": {"base_url": sim.base_url, "api_key": "sk-server-key-0001"}},
+            server_keys_allowed=["*"],
+            **settings,
+        )
+    )
+
+
+async def _session(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
+    response = await client.post("/v1/sessions", headers=auth)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _turns(
+    client: httpx.AsyncClient, auth: dict[str, str], sid: str, *contents: str
+) -> httpx.Response:
+    """One request storing ``contents`` as user turns (the model answers "ok")."""
+    messages = [{"role": "user", "content": c} for c in contents]
+    body = {"model": MODEL, "input": {"messages": messages}}
+    return await client.post(f"/v1/sessions/{sid}/generate", json=body, headers=auth)
+
+
+async def _all_messages(
+    client: httpx.AsyncClient, auth: dict[str, str], sid: str
+) -> list[dict[str, Any]]:
+    """Every message of the session, oldest first, paging back with ``next_before``."""
+    messages: list[dict[str, Any]] = []
+    params: dict[str, Any] = {}
+    while True:
+        response = await client.get(f"/v1/sessions/{sid}", params=params, headers=auth)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        messages[:0] = page["messages"]
+        if page["next_before"] is None:
+            return messages
+        params = {"before": page["next_before"]}
+
+
+async def _stored_text(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
+    """Bytes of message text the user has in all their sessions."""
+    listing = (await client.get("/v1/sessions", params={"limit": 200}, headers=auth)).json()
+    total = 0
+    for summary in listing["sessions"]:
+        for message in await _all_messages(client, auth, summary["id"]):
+            total += len(message["content"].encode())
+    return total
+
+
+# the per-user bound
+async def test_a_user_over_the_storage_bound_is_refused_and_stores_nothing(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    bound = 200_000
+    app = _app(tmp_path, database_url, openai_sim, session_storage_bytes_per_user=bound)
+    async with running(app), client_for(app) as client:
+        alice, bob = await new_user(client, "alice"), await new_user(client, "bob")
+        sid = await _session(client, alice)
+        for _ in range(3):  # 3 x 60 KB fit in 200 KB
+            response = await _turns(client, alice, sid, *[TURN] * 4)
+            assert response.status_code == 200, response.text
+        before = await _all_messages(client, alice, sid)
+
+        refused = await _turns(client, alice, sid, *[TURN] * 4)
+        detail = assert_envelope(refused, 409, "session_storage_full")
+        assert "delete" in detail["message"].lower()
+        assert await _all_messages(client, alice, sid) == before  # nothing half-stored
+        # Not in another session of hers either.
+        other = await _session(client, alice)
+        assert_envelope(await _turns(client, alice, other, TURN, TURN), 409, "session_storage_full")
+        assert (await client.get(f"/v1/sessions/{other}", headers=alice)).json()["messages"] == []
+        assert await _stored_text(client, alice) <= bound
+
+        # A turn that fits is taken, and its answer kept even past the bound; after
+        # that, neither a new turn nor another answer (regenerate) is.
+        answer = "a" * 20_000
+        openai_sim.set_reply("gpt-4o-mini", answer)
+        assert (await _turns(client, alice, sid, TURN)).status_code == 200
+        stored = await _stored_text(client, alice)
+        assert bound < stored <= bound + len(answer)
+        assert_envelope(await _turns(client, alice, sid, "hi"), 409, "session_storage_full")
+        again = await client.post(f"/v1/sessions/{sid}/regenerate", json={}, headers=alice)
+        assert_envelope(again, 409, "session_storage_full")
+        assert await _stored_text(client, alice) == stored
+        openai_sim.set_reply("gpt-4o-mini", "ok")
+
+        # Bob's own bound is untouched by Alice's.
+        bob_sid = await _session(client, bob)
+        for _ in range(3):
+            response = await _turns(client, bob, bob_sid, *[TURN] * 4)
+            assert response.status_code == 200, response.text
+
+        # Purging a session gives its room back.
+        purged = await client.delete(f"/v1/sessions/{sid}", params={"purge": "true"}, headers=alice)
+        assert purged.status_code == 200, purged.text
+        response = await _turns(client, alice, other, *[TURN] * 4)
+        assert response.status_code == 200, response.text
+
+
+async def test_system_prompts_count_towards_the_bound(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim, session_storage_bytes_per_user=200_000)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        prompt = "p" * 60_000
+        for _ in range(3):
+            created = await client.post(
+                "/v1/sessions", json={"system_prompt": prompt}, headers=alice
+            )
+            assert created.status_code == 201, created.text
+        refused = await client.post("/v1/sessions", json={"system_prompt": prompt}, headers=alice)
+        assert_envelope(refused, 409, "session_storage_full")
+        listing = (await client.get("/v1/sessions", headers=alice)).json()
+        assert len(listing["sessions"]) == 3
+
+
+async def test_concurrent_turns_do_not_pass_the_bound_together(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    bound = 200_000
+    app = _app(tmp_path, database_url, openai_sim, session_storage_bytes_per_user=bound)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sids = [await _session(client, alice) for _ in range(8)]
+        answers = await asyncio.gather(*(_turns(client, alice, s, *[TURN] * 4) for s in sids))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses == [200] * 3 + [409] * 5, [r.text for r in answers]
+        assert await _stored_text(client, alice) <= bound
+
+
+async def test_one_request_may_store_only_so_much(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim, session_request_max_bytes=100_000)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sid = await _session(client, alice)
+        refused = await _turns(client, alice, sid, *[TURN] * 10)
+        assert_envelope(refused, 413, "payload_too_large")
+        detail = (await client.get(f"/v1/sessions/{sid}", headers=alice)).json()
+        assert (detail["messages"], detail["message_count"]) == ([], 0)
+        accepted = await _turns(client, alice, sid, *[TURN] * 6)
+        assert accepted.status_code == 200, accepted.text
+
+
+# what one read returns
+async def test_reading_a_session_without_limit_answers_the_newest_page(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sid = await _session(client, alice)
+        history = [f"m{i}" for i in range(299)]
+        assert (await _turns(client, alice, sid, *history)).status_code == 200
+
+        page = (await client.get(f"/v1/sessions/{sid}", headers=alice)).json()
+        assert page["message_count"] == 300
+        assert [m["content"] for m in page["messages"]] == [*history[-99:], "ok"]
+        assert page["next_before"] == page["messages"][0]["id"]
+        everything = await _all_messages(client, alice, sid)
+        assert [m["content"] for m in everything] == [*history, "ok"]
+        # An explicit limit still reads up to 1000 at once.
+        wide = (await client.get(f"/v1/sessions/{sid}?limit=1000", headers=alice)).json()
+        assert wide["messages"] == everything
+        assert wide["next_before"] is None
+
+
+async def test_a_page_stops_at_its_byte_budget(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim, session_page_max_bytes=64 * 1024)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sid = await _session(client, alice)
+        big = [f"{i:03d}" + "y" * 30_000 for i in range(10)]
+        assert (await _turns(client, alice, sid, *big)).status_code == 200
+
+        page = await client.get(f"/v1/sessions/{sid}?limit=1000", headers=alice)
+        assert len(page.content) < 100_000
+        body = page.json()
+        assert [m["content"][:3] for m in body["messages"]] == ["008", "009", "ok"]
+        assert body["next_before"] == body["messages"][0]["id"]
+        assert [m["content"] for m in await _all_messages(client, alice, sid)] == [*big, "ok"]
+
+        # A single message over the budget still comes, alone.
+        huge = "z" * 100_000
+        assert (await _turns(client, alice, sid, huge)).status_code == 200
+        newest = (await client.get(f"/v1/sessions/{sid}", headers=alice)).json()
+        assert [m["content"] for m in newest["messages"]] == ["ok"]
+        older = await client.get(
+            f"/v1/sessions/{sid}", params={"before": newest["next_before"]}, headers=alice
+        )
+        assert [m["content"] for m in older.json()["messages"]] == [huge]
+
+
+# space given back on SQLite
+def _pages(path: Path) -> tuple[int, int]:
+    """(page_count, auto_vacuum mode) of an SQLite file, read beside the app."""
+    with closing(sqlite3.connect(path)) as conn:
+        return (
+            int(conn.execute("PRAGMA page_count").fetchone()[0]),
+            int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]),
+        )
+
+
+def _file_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path, database_url: str) -> Path:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("about the SQLite file")
+    return tmp_path / "pluggably.db"
+
+
+async def test_purging_sessions_gives_the_space_back_to_the_filesystem(
+    tmp_path: Path, database_url: str, sqlite_file: Path, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sids = [await _session(client, alice) for _ in range(2)]
+        for sid in sids:
+            for _ in range(2):
+                response = await _turns(client, alice, sid, *["w" * 10_000] * 300)
+                assert response.status_code == 200, response.text
+        full_pages, mode = _pages(sqlite_file)
+        assert mode == 2  # incremental
+        full_bytes = _file_bytes(sqlite_file)
+        assert full_bytes > 12_000_000
+
+        for sid in sids:
+            purged = await client.delete(
+                f"/v1/sessions/{sid}", params={"purge": "true"}, headers=alice
+            )
+            assert purged.status_code == 200, purged.text
+        pages, _ = _pages(sqlite_file)
+        assert pages < full_pages // 4, (pages, full_pages)
+    # Closed: the WAL is checkpointed into the (now shorter) file.
+    assert _file_bytes(sqlite_file) < full_bytes // 4
+
+
+async def test_resetting_a_session_gives_the_space_back(
+    tmp_path: Path, database_url: str, sqlite_file: Path, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sid = await _session(client, alice)
+        for _ in range(2):
+            response = await _turns(client, alice, sid, *["w" * 10_000] * 300)
+            assert response.status_code == 200, response.text
+        full_pages, _ = _pages(sqlite_file)
+        reset = await client.post(f"/v1/sessions/{sid}/reset", headers=alice)
+        assert reset.status_code == 200, reset.text
+        pages, _ = _pages(sqlite_file)
+        assert pages < full_pages // 4, (pages, full_pages)
+
+
+async def test_the_retention_pass_gives_the_space_back(
+    tmp_path: Path, database_url: str, sqlite_file: Path, openai_sim: OpenAISim
+) -> None:
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sid = await _session(client, alice)
+        for _ in range(2):
+            response = await _turns(client, alice, sid, *["w" * 10_000] * 300)
+            assert response.status_code == 200, response.text
+        assert (await client.delete(f"/v1/sessions/{sid}", headers=alice)).status_code == 200
+        full_pages, _ = _pages(sqlite_file)
+        container = app.state.container
+        async with container.db.session() as s:
+            await s.execute(update(ChatSession).values(closed_at=utcnow() - timedelta(days=40)))
+        # The loop the lifespan runs (its first pass is at once), as configured with
+        # session_retention_closed_days=30.
+        loop = asyncio.create_task(
+            container.sessions.run_retention_loop(
+                container.db, closed_days=30, idle_days=None, interval_s=3600
+            )
+        )
+        try:
+            async with asyncio.timeout(10):
+                while _pages(sqlite_file)[0] >= full_pages // 4:
+                    await asyncio.sleep(0.05)
+        finally:
+            loop.cancel()
+        assert (await client.get(f"/v1/sessions/{sid}", headers=alice)).status_code == 404
+
+
+async def test_an_older_sqlite_database_is_switched_to_incremental_vacuum(
+    tmp_path: Path, database_url: str, sqlite_file: Path, openai_sim: OpenAISim
+) -> None:
+    # A database made by an earlier release: tables first, no auto-vacuum.
+    engine = create_async_engine(database_url)
+    await migrate.upgrade(engine, "0008")
+    await engine.dispose()
+    assert _pages(sqlite_file)[1] == 0
+
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        assert (await client.get("/v1/sessions", headers=ADMIN)).status_code == 200
+    assert _pages(sqlite_file)[1] == 2
+
+
+async def test_rows_stored_before_the_sizes_were_kept_are_measured_on_upgrade(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """Migration 0009 measures what is already stored exactly as the service counts
+    new rows: the sizes kept at run time, dropped and measured again, are the same."""
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        created = await client.post(
+            "/v1/sessions", json={"system_prompt": "Sé bref ✓"}, headers=alice
+        )
+        sid = created.json()["id"]
+        body = {"model": MODEL, "input": {"prompt": "héllo ✓"}, "state_tokens": {"k": "é"}}
+        assert (
+            await client.post(f"/v1/sessions/{sid}/generate", json=body, headers=alice)
+        ).status_code == 200
+        await _session(client, alice)  # an empty one
+    kept = await _sizes(database_url)
+    assert len(kept[0]) == 2
+    assert [size > 128 for _, size in kept[1]] == [True, True]
+
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP INDEX ix_messages_session_seq_size")
+        for table, column in (
+            ("messages", "size_bytes"),
+            ("sessions", "message_bytes"),
+            ("sessions", "own_bytes"),
+        ):
+            await conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0008'")
+    await engine.dispose()
+
+    async with running(_app(tmp_path, database_url, openai_sim)):
+        pass
+    assert await _sizes(database_url) == kept
+
+
+async def _sizes(database_url: str) -> tuple[list[Any], list[Any]]:
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        sessions = await conn.exec_driver_sql(
+            "SELECT id, message_bytes, own_bytes FROM sessions ORDER BY id"
+        )
+        messages = await conn.exec_driver_sql("SELECT id, size_bytes FROM messages ORDER BY id")
+        result = ([tuple(r) for r in sessions], [tuple(r) for r in messages])
+    await engine.dispose()
+    return result
