@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pluggably.app import create_app
 from pluggably.db import migrate, utcnow
+from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.sessions.models import ChatSession
 from tests.conftest import (
     ADMIN_KEY,
@@ -404,3 +405,23 @@ async def _sizes(database_url: str) -> tuple[list[Any], list[Any]]:
         result = ([tuple(r) for r in sessions], [tuple(r) for r in messages])
     await engine.dispose()
     return result
+
+
+async def test_a_file_without_auto_vacuum_keeps_its_free_pages_and_the_reclaim_ends(
+    tmp_path: Path,
+) -> None:
+    """A file that could not be switched (no space for the VACUUM): reclaiming does
+    nothing, and returns."""
+    path = tmp_path / "plain.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE t (x TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("a" * 50_000,)] * 100)
+        conn.execute("DELETE FROM t")
+        conn.commit()
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with asyncio.timeout(10):
+            assert await SpaceReclaimer(engine).run() == 0
+    finally:
+        await engine.dispose()
+    assert _pages(path)[1] == 0

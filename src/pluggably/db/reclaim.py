@@ -13,7 +13,9 @@ autovacuum makes freed space reusable; nothing is done there."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pluggably.observability.logging import get_logger
@@ -50,7 +52,12 @@ class SpaceReclaimer:
             self._again = True
             while self._again:
                 self._again = False
-                released += await self._release()
+                try:
+                    released += await self._release()
+                except (SQLAlchemyError, sqlite3.Error) as exc:  # locked too long, disk error
+                    # Nothing is lost: the pages stay free in the file for the next try.
+                    log.warning("sqlite_space_not_reclaimed", reason=str(exc))
+                    break
         if released:
             log.info("sqlite_space_reclaimed", pages=released)
         return released
@@ -63,7 +70,10 @@ class SpaceReclaimer:
                 if free < self.min_free_pages:
                     break
                 await _incremental_vacuum(conn, min(free, self.step_pages))
-                released += free - await _pragma(conn, "freelist_count")
+                step = free - await _pragma(conn, "freelist_count")
+            if step <= 0:  # a file without auto-vacuum keeps its free pages
+                break
+            released += step
             await asyncio.sleep(self.pause_s)
         if released:
             # Copy the moved pages into the file now, so that it is cut now; PASSIVE
@@ -80,7 +90,8 @@ async def _pragma(conn: AsyncConnection, name: str) -> int:
 async def _incremental_vacuum(conn: AsyncConnection, pages: int) -> None:
     """``PRAGMA incremental_vacuum`` frees one page per step of its statement, and the
     sqlite3 module steps a statement without result columns only once; its
-    ``executescript`` steps every statement to the end (aiosqlite passes it through)."""
+    ``executescript`` steps every statement to the end (aiosqlite passes it through,
+    and its errors, unwrapped)."""
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None  # a live pooled connection
     await driver.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
