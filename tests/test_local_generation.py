@@ -163,7 +163,8 @@ async def test_lifecycle_routes(tmp_path: Path, database_url: str, gemma_gguf: P
 async def test_busy_model_queues_202_positions_and_cancel(
     tmp_path: Path, database_url: str, gemma_gguf: Path
 ) -> None:
-    app = local_app(tmp_path, database_url, gemma_gguf, max_queue_depth=2)
+    # One user fills the whole queue here: their share is all of it.
+    app = local_app(tmp_path, database_url, gemma_gguf, max_queue_depth=2, max_queue_per_user=2)
     async with running(app), client_for(app, timeout=60) as client:
         # One long request holds the only slot.
         long_body = {

@@ -345,6 +345,13 @@ class Settings(BaseSettings):
     max_queue_depth: int = Field(
         default=16, ge=0, le=10_000, description="Requests that may wait for a local model."
     )
+    max_queue_per_user: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Requests one user may have waiting for a local model; more are 429 "
+        "(default: a quarter of max_queue_depth, at least 1).",
+    )
     local_parallel: int = Field(
         default=1, ge=1, le=64, description="Requests a local model serves at once."
     )

@@ -96,6 +96,7 @@ def build_container(
             memory_budget_bytes=settings.memory_budget_bytes,
             keep_alive_s=settings.keep_alive_s,
             max_queue_depth=settings.max_queue_depth,
+            max_queue_per_user=settings.max_queue_per_user,
             parallel=settings.local_parallel,
         ),
         metrics=metrics,

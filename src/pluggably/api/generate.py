@@ -48,7 +48,9 @@ async def generate(body: GenerateRequest, principal: Writer, container: Containe
 async def respond(container: Container, plan: Plan, stream: bool, wait: bool) -> Response:
     service = container.generation
     if stream and plan.modality == "text":
-        return sse_response(service.stream(plan))
+        # Admission first: a refused stream is a plain HTTP error, never a 200.
+        place = await service.admit(plan)
+        return sse_response(service.stream(plan), source=place)
     result = await service.generate(plan, wait=wait)
     if isinstance(result, Accepted):
         return JSONResponse(

@@ -190,20 +190,35 @@ class SSEResponse(StreamingResponse):
                 await _aclose(self.body_iterator)
 
 
-class Opened:
-    """A compatibility surface's stream once it is answered with a 200: its first frame
-    (a read that may still be running) and the rest, one iterator. Closing it stops a
-    read still running first (a generator cannot be closed while another task runs it)."""
+# Native frames the compatibility surfaces do not show (a queue position, a load).
+NOTICES = frozenset({"queued", "loading"})
 
-    def __init__(self, head: asyncio.Future[dict[str, Any] | None], frames: AsyncIterator[Any]):
+
+async def _head(frames: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The frames up to the first one a compatibility surface shows (or an error),
+    notices included; all of them when the stream ends before one."""
+    read: list[dict[str, Any]] = []
+    while (frame := await anext(frames, None)) is not None:
+        read.append(frame)
+        if frame.get("event") not in NOTICES:
+            break
+    return read
+
+
+class Opened:
+    """A compatibility surface's stream once it is answered with a 200: its head (the
+    frames up to the first one shown: a read that may still be running) and the rest,
+    one iterator. Closing it stops a read still running first (a generator cannot be
+    closed while another task runs it)."""
+
+    def __init__(self, head: asyncio.Future[list[dict[str, Any]]], frames: AsyncIterator[Any]):
         self.head, self.frames = head, frames
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         # A cancel of the head's read (POST …/cancel) raises here, in the SSE layer's
         # producer, which tells the client the request was cancelled.
-        first = await self.head
-        if first is not None:
-            yield first
+        for frame in await self.head:
+            yield frame
         async for frame in self.frames:
             yield frame
 
@@ -218,16 +233,18 @@ class Opened:
 async def opening(
     frames: AsyncIterator[dict[str, Any]], plan: Plan, wait_s: float = KEEPALIVE_S
 ) -> tuple[Opened | None, Response | None]:
-    """A compatibility surface's stream, held back until its first frame (for at most
-    ``wait_s``): when the request failed before it (every candidate tried, nothing
+    """A compatibility surface's stream, held back until its first frame that the
+    client would see (for at most ``wait_s``; queue and loading notices are not shown
+    there, so a request that waits in a local model's queue is held too): when the
+    request failed before it (refused by the queue, every candidate tried, nothing
     sent), the plain HTTP error to answer instead of a 200: the real status with
     ``Retry-After`` where set, in the surface's error shape, which the vendors' SDKs
     raise or retry as they would for the vendor itself. Otherwise the stream, to answer
-    with a 200; a failure after this point is an error event. The first frame is read in
-    a task of its own, so a cancel (POST …/cancel) reaches it, and a first frame that
+    with a 200; a failure after this point is an error event. The head is read in a
+    task of its own, so a cancel (POST …/cancel) reaches it, and a first frame that
     takes longer than ``wait_s`` (a slow upstream, a long queue) is waited for under the
     SSE layer's keep-alives and disconnect watch instead."""
-    head = asyncio.ensure_future(anext(frames, None))
+    head = asyncio.ensure_future(_head(frames))
     try:
         await asyncio.wait({head}, timeout=wait_s)
     except asyncio.CancelledError:
@@ -236,11 +253,11 @@ async def opening(
     opened = Opened(head, frames)
     if not head.done() or head.cancelled():
         return opened, None
-    first = head.result()
-    if first is None or first.get("event") != "error":
+    read = head.result()
+    if not read or read[-1].get("event") != "error":
         return opened, None
     await _aclose(frames)
-    error = plan.error or GatewayError(str(first.get("message") or INTERNAL_ERROR))
+    error = plan.error or GatewayError(str(read[-1].get("message") or INTERNAL_ERROR))
     return None, render_gateway_error(error)
 
 

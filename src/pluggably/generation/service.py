@@ -49,6 +49,7 @@ from pluggably.generation.schemas import (
 from pluggably.generation.stopping import cut_completion, cut_stream
 from pluggably.generation.turns import RegenerateMode, SessionTurns, Turn
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
+from pluggably.lifecycle.scheduler import Reservation
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.base import (
@@ -326,17 +327,18 @@ class GenerationService:
         assert self.local is not None
         # Closed on the way out, not left to the garbage collector: closing it is what
         # gives the model's slot back.
-        async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
-            async for event in events:
-                if isinstance(event, Queued | Loading):
-                    live.status = "queued" if isinstance(event, Queued) else "running"
-                    live.position = plan.position
-                    live.publish(notice_frame(plan, target, event))
-                elif isinstance(event, LocalEnd):
-                    return completion_of(event.result)
-                else:
-                    live.status, live.position = "running", None
-                    self.live.delta(plan.request_id, event.text)
+        with self._place(plan, target):
+            async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
+                async for event in events:
+                    if isinstance(event, Queued | Loading):
+                        live.status = "queued" if isinstance(event, Queued) else "running"
+                        live.position = plan.position
+                        live.publish(notice_frame(plan, target, event))
+                    elif isinstance(event, LocalEnd):
+                        return completion_of(event.result)
+                    else:
+                        live.status, live.position = "running", None
+                        self.live.delta(plan.request_id, event.text)
         raise Conflict("The local model ended without an answer.")  # pragma: no cover
 
     async def _generate(self, plan: Plan, live: LiveRequest) -> GenerateResponse:
@@ -506,13 +508,45 @@ class GenerationService:
         self, plan: Plan, target: Target
     ) -> AsyncIterator[Queued | Loading | Delta | StreamEnd]:
         assert self.local is not None
-        async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
-            async for event in events:
-                if isinstance(event, LocalEnd):
-                    result = event.result
-                    yield StreamEnd(result.finish_reason, usage_of(result), result.stop_sequence)
-                else:
-                    yield event
+        with self._place(plan, target):
+            async with contextlib.aclosing(local_events(self.local, plan, target)) as events:
+                async for event in events:
+                    if isinstance(event, LocalEnd):
+                        result = event.result
+                        yield StreamEnd(
+                            result.finish_reason, usage_of(result), result.stop_sequence
+                        )
+                    else:
+                        yield event
+
+    def _place(self, plan: Plan, target: Target) -> Reservation:
+        """The request's place for a local target, taken now on its caller's share of
+        the model's queue (a refusal raises here, before anything waits); kept if a
+        stream's ``admit`` took it already."""
+        assert self.local is not None
+        scheduler = self.local.scheduler
+        return scheduler.reserve(target.model, plan.request_id, plan.principal.user_id)
+
+    async def admit(self, plan: Plan) -> Reservation | None:
+        """A native stream's place in its local model's queue, taken before the stream's
+        200 goes out: a refusal (the model's queue is full, or the caller already has
+        their share of it waiting) is raised here, answered with its own status and
+        Retry-After instead of an error frame inside a 200, unless another candidate
+        would be tried next. The stream takes the place over; closing what this returns
+        gives it back when the stream never started."""
+        first = plan.targets[0]
+        if first.provider != LOCAL or self.local is None:
+            return None
+        try:
+            return self._place(plan, first)
+        except GatewayError as exc:
+            if len(plan.targets) > 1:
+                return None  # the stream tries it again, then the next candidate
+            self._failed(plan, first, exc)
+            await self.records.finish(
+                plan.request_id, status="failed", error=(exc.code, exc.message)
+            )
+            raise
 
     async def _relay(
         self,

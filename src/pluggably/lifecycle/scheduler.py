@@ -5,13 +5,19 @@ Who owns what
 - ``Scheduler._loaded``: model id -> Resident (runtime, in-flight count, last use,
   keep-alive deadline). Nothing else holds a runtime; a request borrows it through a
   ``Slot`` and gives it back when the slot closes.
-- ``Scheduler._queues``: model id -> Admission (``parallel`` running slots, FIFO of
-  waiting tickets). Positions are 1-based; every change renumbers the waiters and
-  calls each waiter's listener at once (the SSE layer turns that into a frame).
+- ``Scheduler._queues``: model id -> Admission (``parallel`` running slots, waiting
+  tickets in the order they will be served: users in turn, see admission.py).
+  Positions are 1-based; every change renumbers the waiters and calls each waiter's
+  listener at once (the SSE layer turns that into a frame).
+- ``Scheduler._reserved``: request id -> the place ``reserve`` took for it before its
+  ``slot`` call (a stream's place is taken before its 200 goes out); ``slot`` takes
+  it over, ``release`` gives back one it never did.
 - Loads and unloads run in a worker thread, one load at a time (``_load_lock``).
 
 How it fails
-- A full queue raises ``QueueFull`` (503) before the request waits.
+- A full queue raises ``QueueFull`` (503) before the request waits; a user who already
+  has their share of it waiting (``max_queue_per_user``) ``RateLimited`` (429), so one
+  user cannot take the whole queue. Both are raised synchronously, with Retry-After.
 - A cancelled waiter (its task cancelled: client gone, POST …/cancel) leaves the queue
   and the others move up; a cancelled runner is stopped by the caller (the cancel
   event), and its slot frees when the runtime returns.
@@ -33,22 +39,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
+import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any, TypeVar
 
-from pluggably.errors import Conflict, ModelLoading, QueueFull
+from pluggably.errors import Conflict, ModelLoading, QueueFull, RateLimited
+from pluggably.lifecycle.admission import Admission, PositionListener, Ticket
 from pluggably.observability.logging import get_logger
 from pluggably.registry.service import RuntimeState
 from pluggably.runtimes.base import ModelSpec, Runtime, RuntimeFactory
 
 log = get_logger("pluggably.lifecycle")
 T = TypeVar("T")
-PositionListener = Callable[[int], None]
+QUEUE_FULL_RETRY_S = 5  # the model's whole queue: nothing says when a place frees
+MAX_RETRY_AFTER_S = 300
 
 
 @dataclass
@@ -57,6 +67,9 @@ class SchedulerLimits:
     memory_budget_bytes: int | None = None
     keep_alive_s: float | None = 300.0  # None: never unload for idleness
     max_queue_depth: int = 16
+    # Waiting requests of one user per model; None: a quarter of max_queue_depth (at
+    # least 1). Only requests that name their user (every request of the API does).
+    max_queue_per_user: int | None = None
     parallel: int = 1
 
 
@@ -76,19 +89,25 @@ class Resident:
         return self.runtime.memory_bytes
 
 
-@dataclass(eq=False)
-class Ticket:
+@dataclass(frozen=True)
+class Reservation:
+    """A place taken by ``Scheduler.reserve``. Leaving its ``with`` block or closing it
+    (the SSE layer closes a stream's source, whether the stream started or not) gives
+    the place back, unless the request's ``slot`` took it over."""
+
+    scheduler: Scheduler
     request_id: str
-    listener: PositionListener | None
-    granted: asyncio.Future[None]
-    enqueued: float
-    position: int = 0
 
+    def __enter__(self) -> Reservation:
+        return self
 
-@dataclass
-class Admission:
-    running: int = 0
-    waiting: deque[Ticket] = field(default_factory=deque)
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.scheduler.release(self.request_id)
+
+    async def aclose(self) -> None:
+        self.scheduler.release(self.request_id)
 
 
 @dataclass
@@ -137,6 +156,8 @@ class Scheduler:
         self._loading: dict[str, asyncio.Future[Resident]] = {}
         self._unloading: dict[str, Resident] = {}  # out of _loaded, memory not yet freed
         self._queues: dict[str, Admission] = {}
+        self._reserved: dict[str, tuple[str, Ticket]] = {}  # request id -> (model id, place)
+        self._arrivals = itertools.count()  # tickets' arrival order
         self._pinned: set[str] = set()
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -215,14 +236,16 @@ class Scheduler:
         spec: ModelSpec,
         request_id: str,
         *,
+        user: str | None = None,
         listener: PositionListener | None = None,
         on_loading: Callable[[], None] | None = None,
         wait_for_room: bool = True,
     ) -> AsyncIterator[Slot]:
-        """Wait for a free slot of the model (FIFO), load it if needed, and hold it
+        """Wait for a slot of the model (the place ``reserve`` took for the request, else
+        one taken now for ``user``), load the model if needed, and hold the slot
         (counted in flight) until the block exits."""
         started = self.clock()
-        await self._admit(spec.model_id, request_id, listener)
+        await self._admit(spec.model_id, request_id, user, listener)
         try:
             queue_ms = (self.clock() - started) * 1000
             loading_started = self.clock()
@@ -251,48 +274,105 @@ class Scheduler:
         finally:
             self._leave(spec.model_id)
 
-    async def _admit(
-        self, model_id: str, request_id: str, listener: PositionListener | None
-    ) -> None:
+    def reserve(self, model_id: str, request_id: str, user: str | None = None) -> Reservation:
+        """Take the request's place for the model now, without waiting: a free slot, or
+        a place in its queue. The refusals are raised here, synchronously, so a caller
+        knows them before it answers anything: ``RateLimited`` (429) when ``user``
+        already has their share of the queue waiting, ``QueueFull`` (503) when the queue
+        is full. Taken again for the same model, the place stays as it is."""
+        held = self._reserved.get(request_id)
+        if held is not None and held[0] != model_id:
+            self.release(request_id)
+            held = None
+        if held is None:
+            self._reserved[request_id] = (model_id, self._enter(model_id, request_id, user))
+        return Reservation(self, request_id)
+
+    def release(self, request_id: str) -> None:
+        """Give back the place ``reserve`` took, unless the request's slot took it over."""
+        held = self._reserved.pop(request_id, None)
+        if held is not None:
+            self._withdraw(*held)
+
+    def _enter(self, model_id: str, request_id: str, user: str | None) -> Ticket:
         admission = self._queues.setdefault(model_id, Admission())
+        loop = asyncio.get_running_loop()
+        ticket = Ticket(request_id, user, loop.create_future(), self.clock(), next(self._arrivals))
         if admission.running < self.limits.parallel and not admission.waiting:
-            admission.running += 1
-            return
-        if len(admission.waiting) >= self.limits.max_queue_depth:
+            admission.start(ticket)
+            return ticket
+        self._check_room(model_id, admission, user)
+        admission.wait(ticket)
+        self._renumber(admission)
+        self._gauge(model_id)
+        return ticket
+
+    def _check_room(self, model_id: str, admission: Admission, user: str | None) -> None:
+        """The queue's limits: the model's whole queue first (both may hold: a share can
+        be as large as the queue), then the user's share of it."""
+        limits = self.limits
+        if len(admission.waiting) >= limits.max_queue_depth:
             raise QueueFull(
                 f"'{model_id}' has {len(admission.waiting)} requests waiting (the limit); "
                 "try again shortly or use another model.",
-                retry_after=5,
+                retry_after=QUEUE_FULL_RETRY_S,
             )
-        ticket = Ticket(request_id, listener, asyncio.get_running_loop().create_future(), 0.0)
-        ticket.enqueued = self.clock()
-        admission.waiting.append(ticket)
-        ticket.position = len(admission.waiting)
+        if user is None:
+            return
+        share = limits.max_queue_per_user or max(1, limits.max_queue_depth // 4)
+        mine = admission.waiting_of(user)
+        if len(mine) >= share:
+            raise RateLimited(
+                f"You have {len(mine)} requests waiting for '{model_id}' (your share of its "
+                "queue); send more once one of them has started, or use another model.",
+                retry_after=self._retry_after(model_id, mine[0].position),
+            )
+
+    def _retry_after(self, model_id: str, position: int) -> int:
+        """Seconds until the waiter at ``position`` is likely to have started."""
+        wait_ms = self.estimated_wait_ms(model_id, position)
+        if wait_ms is None:
+            return QUEUE_FULL_RETRY_S
+        return min(max(1, math.ceil(wait_ms / 1000)), MAX_RETRY_AFTER_S)
+
+    async def _admit(
+        self, model_id: str, request_id: str, user: str | None, listener: PositionListener | None
+    ) -> None:
+        held = self._reserved.pop(request_id, None)
+        if held is not None and held[0] != model_id:
+            self._withdraw(*held)
+            held = None
+        ticket = held[1] if held is not None else self._enter(model_id, request_id, user)
+        if ticket.is_granted:  # a free slot: at once, or while it was reserved
+            return
+        ticket.listener = listener
         self._tell(ticket)
         try:
             await ticket.granted
         except asyncio.CancelledError:
-            if ticket.granted.done() and not ticket.granted.cancelled():
-                # Granted in the same instant: the slot is ours, give it back.
-                self._leave(model_id)
-            else:
-                with contextlib.suppress(ValueError):
-                    admission.waiting.remove(ticket)
-                self._renumber(admission)
+            self._withdraw(model_id, ticket)
             raise
         if self.metrics is not None:
             self.metrics.queue_wait.labels(model_id).observe(self.clock() - ticket.enqueued)
 
+    def _withdraw(self, model_id: str, ticket: Ticket) -> None:
+        """Give a place back: the slot when it was granted (perhaps in the same instant
+        as a cancel), else its place in line (the others move up)."""
+        if ticket.is_granted:
+            self._leave(model_id)
+            return
+        admission = self._queues[model_id]
+        admission.withdraw(ticket)
+        self._renumber(admission)
+        self._gauge(model_id)
+        self._notify()
+
     def _leave(self, model_id: str) -> None:
-        """A slot frees: the first waiter takes it, the others move up."""
+        """A slot frees: the next in line takes it, the others move up."""
         admission = self._queues[model_id]
         admission.running -= 1
-        while admission.waiting and admission.running < self.limits.parallel:
-            ticket = admission.waiting.popleft()
-            if ticket.granted.done():  # cancelled while waiting
-                continue
-            admission.running += 1
-            ticket.granted.set_result(None)
+        while admission.running < self.limits.parallel and admission.grant_next() is not None:
+            pass
         self._renumber(admission)
         if not admission.running and not admission.waiting:
             del self._queues[model_id]
