@@ -5,7 +5,8 @@ the user is refused with 429 ``rate_limited`` and ``Retry-After`` while other us
 still queued, and a freed slot goes to the users in turn (round robin), not to whoever
 queued most. A stream refused by admission (the caller's share, or the model's whole
 queue) is a plain HTTP error with ``Retry-After`` before any 200, on the native route
-and on the OpenAI and Anthropic surfaces alike.
+and on the OpenAI and Anthropic surfaces alike; on those two surfaces (which do not show
+queue notices) a request that fails when its turn comes answers its own status too.
 
 Driven over HTTP through the real app, scheduler and local backend; the runtime is a
 fake (the scheduler's factory seam) whose generations wait for the test to open a gate,
