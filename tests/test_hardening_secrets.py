@@ -198,3 +198,32 @@ async def test_keys_echoed_in_an_error_event_mid_stream_are_redacted(
         rows = await _stored(app)
         assert {row["error_code"] for row in rows} == {"backend_unavailable"}
         assert all(leaked(repr(row), key) is None for row in rows)
+
+
+def test_a_service_accounts_public_fields_are_not_redacted() -> None:
+    """Only a credential's secret fields are redacted: a service account's project id,
+    client email and token URI are quoted as they are (redacting every 8-character run
+    of them wiped any "https://" and project name out of Google's messages)."""
+    from pluggably.errors import UpstreamError
+    from pluggably.generation.plan import scrubbed
+
+    private_key = "-----BEGIN PRIVATE KEY-----\n" + secrets.token_hex(64) + "\n-----END"
+    account = {
+        "credential_type": "service_account",
+        "service_account": {
+            "type": "service_account",
+            "project_id": "my-proj-123",
+            "private_key_id": secrets.token_hex(20),
+            "private_key": private_key,
+            "client_email": "bot@my-proj-123.iam.gserviceaccount.com",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        },
+    }
+    message = (
+        "Permission denied on project my-proj-123 for bot@my-proj-123.iam.gserviceaccount.com; "
+        "see https://cloud.google.com/docs/authentication. Key: " + private_key[28:60]
+    )
+    quoted = scrubbed(UpstreamError(message), account).message
+    assert quoted.startswith(message[: message.index("Key: ") + 5])
+    assert private_key[28:60] not in quoted
+    assert quoted.endswith("[redacted]")

@@ -129,11 +129,18 @@ def scrubbed(exc: GatewayError, credential: Credential) -> GatewayError:
     return exc
 
 
+# The fields of a credential that are secret. Others are not, and redacting their runs
+# would garble ordinary messages: a service account's project_id, client_email and
+# token_uri (any "https://" run), or a credential_type such as "service_account".
+SECRET_FIELDS = frozenset(
+    {"api_key", "oauth_token", "private_key", "private_key_id", "client_secret", "refresh_token"}
+)
+
+
 def _secrets(value: Any, name: str = "") -> Iterator[str]:
-    """Every string of a credential, nested ones included (a service account), but the
-    endpoint URL: the user chose it, and an error naming it helps."""
+    """Every secret string of a credential, nested ones included (a service account)."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield from _secrets(item, str(key))
-    elif isinstance(value, str) and name != "endpoint":
+    elif isinstance(value, str) and name in SECRET_FIELDS:
         yield value

@@ -28,6 +28,10 @@ class LlamaCppRuntime:
         self.n_ctx = n_ctx
         self._llm: Any = None
         self._template: Any = None
+        # One generation at a time: a Llama's context (KV cache, batch, sampler) is not
+        # safe to share between threads, and PLUGGABLY_LOCAL_PARALLEL may admit several
+        # requests to one model; the others wait here, in their worker threads.
+        self._generating = threading.Lock()
 
     @property
     def memory_bytes(self) -> int:
@@ -93,6 +97,12 @@ class LlamaCppRuntime:
         return prompt, AnswerFilter(stops), [s for s in extra if s]
 
     def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
+        with self._generating:
+            return (yield from self._stream(call, cancel))
+
+    def _stream(
+        self, call: LocalCall, cancel: threading.Event
+    ) -> Generator[str, None, LocalResult]:
         from llama_cpp import StoppingCriteriaList
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
