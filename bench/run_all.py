@@ -1,7 +1,8 @@
 """The benchmark suite: every bench with its normal command, then one summary.
 
 Run:  make bench    (= .venv/bin/python bench/run_all.py)
-      .venv/bin/python bench/run_all.py [--with-soak] [--with-login-load] [--only NAMES]
+      .venv/bin/python bench/run_all.py [--with-soak] [--with-login-load] [--with-rss]
+      [--only NAMES]
       [--quick] [--out bench/results]
 
 Parts, in this order, each a subprocess with its own defaults (see each file's docstring):
@@ -13,6 +14,8 @@ Parts, in this order, each a subprocess with its own defaults (see each file's d
   startup          bench/startup.py --runs 5: startup to ready, idle RSS
   soak             bench/soak.py (only with --with-soak): 200 streams for 60 s
   login_load       bench/login_load.py (only with --with-login-load): /health during logins
+  rss              bench/rss.py (only with --with-rss, about 5 minutes): RSS over 1,000 local
+                   and 10,000 remote generations, flat within ±30 MB after a warm-up
 Each writes its own <name>.json/.md into --out; this script then reads those JSON files and
 writes suite.json and suite.md there: the machine, the versions (Pluggably commit, Python,
 LiteLLM), the exact command of each part and one table of every goal with its value and
@@ -62,6 +65,11 @@ PARTS: dict[str, tuple[list[str], list[str], bool]] = {
     "startup": (["--runs", "5"], ["--runs", "1"], False),
     "soak": ([], ["--concurrency", "20", "--seconds", "10", "--warmup-s", "2"], True),
     "login_load": ([], ["--concurrency", "5", "--rounds", "1"], True),
+    "rss": (
+        [],
+        ["--local", "40", "--remote", "400", "--warmup-local", "10", "--warmup-remote", "100"],
+        True,
+    ),
 }
 
 
@@ -154,6 +162,16 @@ def _rows(name: str, r: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
         return rows
+    if name == "rss":
+        band = r["goal"]["band_mb"]
+        return [
+            {
+                "goal": f"{phase} generations: RSS within ±{band} MB after the warm-up",
+                "value": f"{p['generations']} gens, worst {p['worst_deviation_mb']} MB",
+                "pass": p["flat"],
+            }
+            for phase, p in r["phases"].items()
+        ]
     if name == "login_load":
         idle, busy = r["health_idle_ms"], r["health_during_logins_ms"]
         return [
@@ -214,6 +232,7 @@ def main() -> None:
     )
     parser.add_argument("--with-soak", action="store_true", help="also run bench/soak.py")
     parser.add_argument("--with-login-load", action="store_true", help="also bench/login_load.py")
+    parser.add_argument("--with-rss", action="store_true", help="also bench/rss.py")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="short options: a smoke test")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -223,7 +242,7 @@ def main() -> None:
         if unknown := sorted(set(names) - set(PARTS)):
             parser.error(f"unknown parts: {unknown}")
     else:
-        extra = {"soak": args.with_soak, "login_load": args.with_login_load}
+        extra = {"soak": args.with_soak, "login_load": args.with_login_load, "rss": args.with_rss}
         names = [n for n, (_, _, optional) in PARTS.items() if not optional or extra[n]]
     args.out.mkdir(parents=True, exist_ok=True)
 
