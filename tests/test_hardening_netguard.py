@@ -39,9 +39,11 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], list[str]]]:
         name = host.decode() if isinstance(host, bytes) else host
         if name not in answers:
             return real(host, port, *args, **kwargs)
+        if not (addresses := answers[name]()):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         port = int(port or 0)
         infos: list[Any] = []
-        for address in answers[name]():
+        for address in addresses:
             if ipaddress.ip_address(address).version == 6:
                 infos.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0)))
             else:
@@ -81,7 +83,7 @@ async def test_refusals_do_not_say_what_inside_names_resolve_to(
         refused = await client.post("/v1/generate", json=native, headers=auth)
         detail = assert_envelope(refused, 400, "invalid_parameter")
         assert detail["message"] == (
-            "Refusing to connect to intranet.example.com: it resolves to a non-public address "
+            "Refusing to connect to intranet.example.com: it does not resolve to a public address "
             "(loopback, private and link-local addresses are not allowed)."
         )
         chat = {"model": "azure:gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
@@ -90,9 +92,29 @@ async def test_refusals_do_not_say_what_inside_names_resolve_to(
         body = {"source": {"type": "url", "uri": "http://intranet.example.com/m.gguf"}}
         download = await client.post("/v1/models/download", json=body, headers=ADMIN)
         said = assert_envelope(download, 400, "invalid_parameter")["message"]
-        assert "non-public address" in said
+        assert "does not resolve to a public address" in said
         for response in (refused, compat, download):
             assert not any(address in response.text for address in INSIDE), response.text
+
+
+async def test_an_inside_name_and_a_name_that_does_not_resolve_are_refused_alike(
+    app: FastAPI, dns: dict[str, Callable[[], list[str]]]
+) -> None:
+    """Otherwise the refusal is an oracle for which inside names exist."""
+    dns["intranet.example.com"] = lambda: INSIDE
+    dns["nowhere.example.com"] = lambda: []  # resolves to nothing, like NXDOMAIN
+
+    def answer(refused: Any) -> str:
+        return str(assert_envelope(refused, 400, "invalid_parameter")["message"])
+
+    async with client_for(app) as client:
+        said: dict[str, list[str]] = {}
+        for host in ("intranet.example.com", "nowhere.example.com"):
+            uri = f"http://{host}/m.gguf"
+            download = {"source": {"type": "url", "uri": uri}}
+            refused = await client.post("/v1/models/download", json=download, headers=ADMIN)
+            said[host] = [answer(refused).replace(host, "HOST")]
+        assert said["intranet.example.com"] == said["nowhere.example.com"]
 
 
 async def test_url_downloads_connect_only_to_public_addresses_at_connection_time(
@@ -118,7 +140,7 @@ async def test_url_downloads_connect_only_to_public_addresses_at_connection_time
     assert done["status"] == "failed", done
     assert done["error_code"] == "invalid_parameter"
     assert done["error"] == (
-        "Refusing to download from rebind.example.com: it resolves to a non-public address "
+        "Refusing to download from rebind.example.com: it does not resolve to a public address "
         "(see PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)."
     )
     assert len(lookups) >= 2  # planned, then connected

@@ -424,7 +424,7 @@ async def test_connections_for_user_endpoints_go_to_public_addresses_only(trap: 
                 "POST", url, provider="azure", model="m", headers={}, body={}, public_only=True
             )
         assert refused.value.message == (
-            "azure (m) is unreachable (its host resolves to no public address)."
+            "azure (m) is unreachable (its host does not resolve to a public address)."
         )
         assert trap.connections == 0
         # The same name through the operators' client (simulators, LAN servers) connects.

@@ -65,23 +65,23 @@ async def check_public_url(url: str, *, allow_private: bool, purpose: str = "") 
         raise InvalidParameter("URLs must not carry credentials.")
     if allow_private:
         return
+    # A name that resolves inside and one that does not resolve get the same answer,
+    # which never says an address: users would learn which inside names exist and what
+    # they resolve to. Only URL downloads have an operator switch for inside targets; a
+    # user's provider endpoint never may reach inside.
+    refusal = InvalidParameter(
+        f"Refusing to connect to {parts.hostname}: it does not resolve to a public address "
+        "(loopback, private and link-local addresses are not allowed"
+        + ("; see PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)." if purpose == "download" else ").")
+    )
     try:
         infos = await asyncio.to_thread(
             socket.getaddrinfo, parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
         )
     except (OSError, UnicodeError, ValueError):
-        raise InvalidParameter(f"Cannot resolve the host '{parts.hostname}'.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not is_public_address(address):
-            # The address itself is not said: users would learn what inside names
-            # resolve to. Only URL downloads have an operator switch for this; a
-            # user's provider endpoint never may reach inside.
-            raise InvalidParameter(
-                f"Refusing to connect to {parts.hostname}: it resolves to a non-public "
-                "address (loopback, private and link-local addresses are not allowed"
-                + ("; see PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)." if purpose == "download" else ").")
-            )
+        raise refusal from None
+    if not infos or not all(is_public_address(ipaddress.ip_address(i[4][0])) for i in infos):
+        raise refusal
 
 
 class PublicOnlyResolver(aiohttp.ThreadedResolver):

@@ -84,7 +84,7 @@ async def fetch(
         raise InvalidParameter(f"Too many redirects from {url}.")
     except NotPublic:
         raise InvalidParameter(
-            f"Refusing to download from {_host(url)}: it resolves to a non-public address "
+            f"Refusing to download from {_host(url)}: it does not resolve to a public address "
             "(see PLUGGABLY_ALLOW_PRIVATE_DOWNLOADS)."
         ) from None
     except httpx.TimeoutException:

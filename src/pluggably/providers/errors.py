@@ -150,9 +150,12 @@ def from_transport(provider: str, model: str, exc: BaseException) -> GatewayErro
     return BackendUnavailable(f"{who} is unreachable ({_transport_reason(exc)}).", retry_after=5)
 
 
+# One reason for a name that does not resolve and one that resolves inside: users must
+# not learn which inside names exist.
+NO_PUBLIC_ADDRESS = "its host does not resolve to a public address"
 # First match wins: subclasses before their bases.
 _REASONS: tuple[tuple[type[BaseException], str], ...] = (
-    (aiohttp.ClientConnectorDNSError, "its host name does not resolve"),
+    (aiohttp.ClientConnectorDNSError, NO_PUBLIC_ADDRESS),
     (aiohttp.ClientSSLError, "the TLS handshake failed"),
     (aiohttp.ClientConnectorError, "the connection was refused"),
     (aiohttp.ServerDisconnectedError, "it closed the connection without an answer"),
@@ -164,7 +167,7 @@ _REASONS: tuple[tuple[type[BaseException], str], ...] = (
 
 def _transport_reason(exc: BaseException) -> str:
     if isinstance(getattr(exc, "os_error", None), NotPublic):
-        return "its host resolves to no public address"
+        return NO_PUBLIC_ADDRESS
     return next((why for kind, why in _REASONS if isinstance(exc, kind)), "the connection failed")
 
 
