@@ -25,7 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pluggably.app import create_app
-from pluggably.db import migrate, utcnow
+from pluggably.db import DATABASE_DOWN, Database, migrate, utcnow
 from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.sessions.models import ChatSession
 from tests.conftest import (
@@ -425,3 +425,60 @@ async def test_a_file_without_auto_vacuum_keeps_its_free_pages_and_the_reclaim_e
     finally:
         await engine.dispose()
     assert _pages(path)[1] == 0
+
+
+# lock order (PostgreSQL): the owner's row, then the session's
+async def test_editing_a_session_while_generating_in_it_never_deadlocks(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """A PATCH that renames the session and grows its system prompt, racing a turn in
+    the same session: both take the owner's row lock before the session's row, so they
+    queue behind each other instead of deadlocking (which answered 500)."""
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        sid = await _session(client, alice)
+        rounds = 40
+        for i in range(rounds):
+            body = {"title": f"t{i}", "system_prompt": "p" * (i + 1)}
+            edited, turned = await asyncio.gather(
+                client.patch(f"/v1/sessions/{sid}", json=body, headers=alice),
+                _turns(client, alice, sid, f"turn {i}"),
+            )
+            assert (edited.status_code, turned.status_code) == (200, 200), (
+                i,
+                edited.text,
+                turned.text,
+            )
+        detail = (await client.get(f"/v1/sessions/{sid}", headers=alice)).json()
+        assert detail["message_count"] == 2 * rounds
+        assert detail["title"] == f"t{rounds - 1}"
+
+
+async def test_a_postgresql_deadlock_is_a_database_busy_error(database_url: str) -> None:
+    """Should two transactions still deadlock (or fail to serialize), the loser is one
+    of DATABASE_DOWN (503 database_unavailable, try again), not an unhandled error."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("about PostgreSQL")
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE pair (id INT PRIMARY KEY, v INT)")
+            await conn.exec_driver_sql("INSERT INTO pair VALUES (1, 0), (2, 0)")
+        async with db.engine.connect() as one, db.engine.connect() as two:
+            await one.begin()
+            await two.begin()
+            touch = "UPDATE pair SET v = v + 1 WHERE id = {}"
+            await one.exec_driver_sql(touch.format(1))
+            await two.exec_driver_sql(touch.format(2))
+            outcomes = await asyncio.gather(
+                one.exec_driver_sql(touch.format(2)),
+                two.exec_driver_sql(touch.format(1)),
+                return_exceptions=True,
+            )
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(failed) == 1, outcomes
+        assert isinstance(failed[0], DATABASE_DOWN), repr(failed[0])
+        assert getattr(failed[0].orig, "sqlstate", None) == "40P01"
+    finally:
+        await db.dispose()

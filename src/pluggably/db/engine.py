@@ -54,7 +54,24 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         event.listen(engine.sync_engine, "do_connect", _connect_or_operational_error)
+        event.listen(engine.sync_engine, "handle_error", _transient_as_operational_error)
     return engine
+
+
+# PostgreSQL ended the transaction to resolve a conflict with another one (deadlock
+# detected, could not serialize): it was rolled back whole, and trying it again works.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _transient_as_operational_error(context: Any) -> None:
+    """Such a failure is one of DATABASE_DOWN (503 ``database_unavailable`` with
+    Retry-After), not an internal error: asyncpg's error for it arrives as a plain
+    DBAPIError."""
+    sqlstate = getattr(context.original_exception, "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        raise sa_exc.OperationalError(
+            context.statement, context.parameters, context.original_exception
+        ) from context.original_exception
 
 
 def _connect_or_operational_error(

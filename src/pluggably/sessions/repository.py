@@ -123,6 +123,10 @@ class SessionRepository:
         value = (await self.session.execute(query)).scalar()
         return None if value is None else int(value)
 
+    async def system_prompt(self, session_id: str) -> str | None:
+        query = select(ChatSession.system_prompt).where(ChatSession.id == session_id)
+        return await self.session.scalar(query)
+
     async def set_state_tokens(
         self, session_id: str, tokens: dict[str, Any] | None, own_bytes: int
     ) -> None:
@@ -170,7 +174,10 @@ class SessionRepository:
         """Lock the user's row until the transaction ends (PostgreSQL; SQLite has one
         writer at a time anyway): one user's growing writes are checked one by one."""
         query = select(User.id).where(User.id == user_id).with_for_update(key_share=True)
-        await self.session.execute(query)
+        # No autoflush: a pending change to a session row flushed here would lock that
+        # row before the user's, the opposite of a turn's order (a deadlock).
+        with self.session.no_autoflush:
+            await self.session.execute(query)
 
     async def stored_bytes(self, user_id: str) -> int:
         total = func.coalesce(func.sum(ChatSession.message_bytes + ChatSession.own_bytes), 0)

@@ -228,19 +228,21 @@ class SessionService:
     ) -> ChatSession:
         """Only the fields sent change; a title set here is explicit (never replaced by
         the automatic one), a null title lets the next prompt title the session."""
+        prompt = "system_prompt" in body.model_fields_set
+        if prompt:  # the owner's row before the session's, and sizes read after it
+            await self.bound.hold(db_session, user_id)
         chat = await self.get(db_session, user_id, session_id)
         if "title" in body.model_fields_set:
             chat.title = body.title
             chat.title_explicit = body.title is not None
-        if "system_prompt" in body.model_fields_set:
+        grows = 0
+        if prompt:
             own = own_size(body.system_prompt, chat.state_tokens)
             grows = own - chat.own_bytes
-            if grows > 0:  # a shorter prompt is always taken, even over the bound
-                async with self.bound.guard(db_session, user_id, grows):
-                    chat.system_prompt, chat.own_bytes = body.system_prompt, own
-            else:
-                chat.system_prompt, chat.own_bytes = body.system_prompt, own
+            chat.system_prompt, chat.own_bytes = body.system_prompt, own
         await db_session.flush()
+        if grows > 0:  # a shorter prompt is always taken, even over the bound
+            await self.bound.check(db_session, user_id, grows)
         return chat
 
     async def close(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
@@ -263,6 +265,7 @@ class SessionService:
     async def reset(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         """Forget the conversation (messages, state tokens); keep title and system prompt.
         A closed session keeps its history for audit: resetting it is refused."""
+        await self.bound.hold(db_session, user_id)  # own_bytes is rewritten from a current row
         chat = await self.get(db_session, user_id, session_id)
         if chat.status == "closed":
             raise SessionClosed(f"Session '{session_id}' is closed; its history is kept.")
@@ -368,9 +371,13 @@ class SessionService:
     async def set_state_tokens(
         self, db_session: AsyncSession, chat: ChatSession, tokens: dict[str, Any] | None
     ) -> None:
-        own = own_size(chat.system_prompt, tokens)
-        await SessionRepository(db_session).set_state_tokens(chat.id, tokens, own)
-        _committed(chat, state_tokens=tokens, own_bytes=own)
+        repo = SessionRepository(db_session)
+        # The prompt as stored now (under the owner's lock): a PATCH may have changed it
+        # since ``chat`` was read, and own_bytes counts it.
+        prompt = await repo.system_prompt(chat.id)
+        own = own_size(prompt, tokens)
+        await repo.set_state_tokens(chat.id, tokens, own)
+        _committed(chat, system_prompt=prompt, state_tokens=tokens, own_bytes=own)
 
     # retention
     async def apply_retention(

@@ -13,7 +13,10 @@ bytes with it: there is no separate per-user counter to keep in step.
 A write that may grow a user's storage runs inside ``StorageBound.guard``: it locks
 the user's row first (PostgreSQL ``FOR NO KEY UPDATE``: that user's growing writes
 queue behind each other, while inserts of rows that merely reference the user are
-not blocked), writes, then sums and refuses when the sum is over the bound. The
+not blocked), writes, then sums and refuses when the sum is over the bound. The lock
+comes before any write of the unit of work, so that the lock order is always the
+user's row, then a session's: a write that locked a session row first and then
+waited for the user's would deadlock with a turn doing the opposite. The
 raise rolls the unit of work back, so nothing of the refused request is stored. On
 SQLite the first write takes the database's write lock, so the sum that follows sees
 every committed write and nothing else commits before ours. Answers are stored
@@ -76,21 +79,23 @@ class StorageBound:
                 details={"bytes": adding, "limit_bytes": self.request_bytes},
             )
 
-    @asynccontextmanager
-    async def guard(
-        self, db_session: AsyncSession, user_id: str, adding: int
-    ) -> AsyncIterator[None]:
-        """Run the writes of the block, then refuse them all (SessionStorageFull, the
-        unit of work rolls back) if the user's sessions now hold more than the bound.
-        ``adding``: what the block is expected to add, for the message only."""
+    async def hold(self, db_session: AsyncSession, user_id: str) -> None:
+        """Lock the owner's row (PostgreSQL) before the unit of work writes anything:
+        every write that takes the owner's lock takes it before a session's row (a turn
+        locks the owner, then moves its session's counters), so that two of them queue
+        behind each other instead of deadlocking. What is read after it is current:
+        the owner's other writers of sizes wait for this transaction."""
+        if self.per_user_bytes is not None:
+            await SessionRepository(db_session).hold_owner(user_id)
+
+    async def check(self, db_session: AsyncSession, user_id: str, adding: int) -> None:
+        """After the writes (under ``hold``): SessionStorageFull, and the unit of work
+        rolls back, if the user's sessions now hold more than the bound. ``adding``:
+        what the writes were expected to add, for the message only."""
         if self.per_user_bytes is None:
-            yield
             return
-        repo = SessionRepository(db_session)
-        await repo.hold_owner(user_id)
-        yield
         await db_session.flush()
-        used = await repo.stored_bytes(user_id)
+        used = await SessionRepository(db_session).stored_bytes(user_id)
         if used > self.per_user_bytes:
             before = max(used - adding, 0)
             raise SessionStorageFull(
@@ -105,3 +110,12 @@ class StorageBound:
                     "limit_bytes": self.per_user_bytes,
                 },
             )
+
+    @asynccontextmanager
+    async def guard(
+        self, db_session: AsyncSession, user_id: str, adding: int
+    ) -> AsyncIterator[None]:
+        """``hold``, the writes of the block, then ``check``."""
+        await self.hold(db_session, user_id)
+        yield
+        await self.check(db_session, user_id, adding)
