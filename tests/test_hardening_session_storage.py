@@ -21,13 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pluggably.app import create_app
 from pluggably.db import DATABASE_DOWN, Database, migrate, utcnow
 from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.sessions.models import ChatSession
+from pluggably.users.models import User
 from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,
@@ -192,6 +193,68 @@ async def test_one_request_may_store_only_so_much(
         assert (detail["messages"], detail["message_count"]) == ([], 0)
         accepted = await _turns(client, alice, sid, *[TURN] * 6)
         assert accepted.status_code == 200, accepted.text
+
+
+async def test_a_turn_sums_the_owners_storage_from_the_covering_index_alone(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """The per-turn SUM over the owner's sessions (tens of thousands for some users)
+    reads ``ix_sessions_user_bytes`` only: an index-only scan, never the session rows.
+    Checked on the very statement a turn runs, with the plan of the database."""
+    app = _app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice, _ = await new_user(client, "alice"), await new_user(client, "bob")
+        sid = await _session(client, alice)
+        db = app.state.container.db
+        async with db.session() as s:
+            owners = dict((await s.execute(select(User.username, User.id))).all())
+            now = utcnow()
+            rows = [
+                {
+                    "id": f"ses_bulk_{name}_{i:05d}",
+                    "user_id": owners[name],
+                    "title": "t",
+                    "title_explicit": True,
+                    "status": "active",
+                    "system_prompt": "p" * 200,
+                    "message_count": 0,
+                    "next_seq": 0,
+                    "created_at": now,
+                    "last_used_at": now - timedelta(seconds=i),
+                    "message_bytes": i,
+                    "own_bytes": 712,
+                }
+                for name in ("alice", "bob")
+                for i in range(3000)
+            ]
+            await s.execute(insert(ChatSession), rows)
+        analyze = "VACUUM ANALYZE sessions" if db.dialect == "postgresql" else "ANALYZE"
+        async with db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql(analyze)
+
+        sums: list[tuple[str, Any]] = []
+
+        def keep(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            if "sum(" in statement.lower():
+                sums.append((statement, params))
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+        try:
+            assert (await _turns(client, alice, sid, "hello")).status_code == 200
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
+        assert len(sums) == 1, sums
+        statement, params = sums[0]
+        explain = "EXPLAIN " if db.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
+        async with db.engine.connect() as conn:
+            plan = " | ".join(
+                str(row[-1]) for row in await conn.exec_driver_sql(explain + statement, params)
+            )
+    if db.dialect == "postgresql":
+        assert "Index Only Scan using ix_sessions_user_bytes" in plan, plan
+    else:
+        assert "USING COVERING INDEX ix_sessions_user_bytes" in plan, plan
 
 
 # what one read returns
@@ -381,6 +444,7 @@ async def test_rows_stored_before_the_sizes_were_kept_are_measured_on_upgrade(
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:
         await conn.exec_driver_sql("DROP INDEX ix_messages_session_seq_size")
+        await conn.exec_driver_sql("DROP INDEX ix_sessions_user_bytes")
         for table, column in (
             ("messages", "size_bytes"),
             ("sessions", "message_bytes"),

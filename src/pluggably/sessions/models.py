@@ -4,7 +4,8 @@ order (``seq``), each with its own id and timestamp. ``message_count`` and
 
 Stored size: each message carries its ``size_bytes``; each session keeps the running
 total of its messages (``message_bytes``) and the size of its own fields
-(``own_bytes``), so that what a user stores is one SUM over their sessions."""
+(``own_bytes``), so that what a user stores is one SUM over their sessions, read from
+``ix_sessions_user_bytes`` alone."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ from pluggably.ids import new_id
 
 class ChatSession(Base):
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_user_activity", "user_id", "last_used_at", "id"),)
+    __table_args__ = (
+        Index("ix_sessions_user_activity", "user_id", "last_used_at", "id"),
+        # Covers the per-user SUM of sizes that every growing write runs under the
+        # owner's lock: read from the index alone, however many sessions the user has.
+        Index("ix_sessions_user_bytes", "user_id", "message_bytes", "own_bytes"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ses"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

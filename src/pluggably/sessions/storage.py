@@ -5,10 +5,12 @@ state tokens (as JSON), plus a flat charge per message and per session so that e
 rows are not free. Each message row carries its size (``size_bytes``); each session
 row carries the running total of its messages (``message_bytes``, moved by the same
 UPDATEs that move ``message_count``) and the size of its own fields (``own_bytes``,
-rewritten whenever they change). A user's usage is one SUM over their session rows:
-an indexed range (``ix_sessions_user_activity`` leads with ``user_id``), never a scan
-of messages, and a deleted session (purge, retention, account removal) takes its
-bytes with it: there is no separate per-user counter to keep in step.
+rewritten whenever they change). A user's usage is one SUM over their session rows,
+read from the covering index ``ix_sessions_user_bytes`` (user_id, message_bytes,
+own_bytes) alone: an index-only range, never the session rows (their prompts and
+state tokens) nor the messages. A deleted session (purge, retention, account
+removal) takes its bytes with it: there is no separate per-user counter to keep in
+step.
 
 A write that may grow a user's storage runs inside ``StorageBound.guard``: it locks
 the user's row first (PostgreSQL ``FOR NO KEY UPDATE``: that user's growing writes
@@ -16,13 +18,12 @@ queue behind each other, while inserts of rows that merely reference the user ar
 not blocked), writes, then sums and refuses when the sum is over the bound. The lock
 comes before any write of the unit of work, so that the lock order is always the
 user's row, then a session's: a write that locked a session row first and then
-waited for the user's would deadlock with a turn doing the opposite. The
-raise rolls the unit of work back, so nothing of the refused request is stored. On
-SQLite the first write takes the database's write lock, so the sum that follows sees
-every committed write and nothing else commits before ours. Answers are stored
-without a check (a user's turn was accepted, its answer is kept): they can take a
-user past the bound by what the requests in flight produce, and the next turn is
-refused."""
+waited for the user's would deadlock with a turn doing the opposite. The raise rolls
+the unit of work back, so nothing of the refused request is stored. On SQLite the
+first write takes the database's write lock, so the sum that follows sees every
+committed write and nothing else commits before ours. Answers are stored without a
+check (a user's turn was accepted, its answer is kept): they can take a user past
+the bound by what the requests in flight produce, and the next turn is refused."""
 
 from __future__ import annotations
 

@@ -2,9 +2,10 @@
 
 Each message records its size and each session the total of its messages and the
 size of its own fields (system prompt, state tokens), so that what a user stores in
-sessions is one SUM over their sessions (sessions/storage.py). Rows already stored
-are measured here. An index on (session_id, seq, size_bytes) lets a page of messages
-be planned without reading their text.
+sessions is one SUM over their sessions (sessions/storage.py), read from an index on
+(user_id, message_bytes, own_bytes) alone. Rows already stored are measured here. An
+index on (session_id, seq, size_bytes) lets a page of messages be planned without
+reading their text.
 
 Revision ID: 0009
 Revises: 0008
@@ -66,6 +67,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("own_bytes", sa.BigInteger(), server_default="0", nullable=False)
         )
+        batch_op.create_index(
+            "ix_sessions_user_bytes", ["user_id", "message_bytes", "own_bytes"], unique=False
+        )
 
     dialect = op.get_bind().dialect.name
     content = _octets(_messages.c.content, dialect)
@@ -85,6 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_sessions_user_bytes")
         batch_op.drop_column("own_bytes")
         batch_op.drop_column("message_bytes")
     with op.batch_alter_table("messages", schema=None) as batch_op:
