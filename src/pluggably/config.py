@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         description="Open client connections at most; more are refused at accept (503). "
         "Lowered at startup to fit the open-file limit.",
     )
+    max_connections_per_address: int = Field(
+        default=512,
+        ge=1,
+        description="Open connections from one client address (an IPv6 client by its /64) at "
+        "most; more are refused at accept (503). Trusted proxies are not limited.",
+    )
     trusted_proxies: list[IPvAnyNetwork | Literal["*"]] = Field(
         default_factory=list,
         description="Reverse proxies (addresses or networks) whose X-Forwarded-For and "
@@ -251,6 +257,12 @@ class Settings(BaseSettings):
     )
     login_slowdown_max_s: float = Field(
         default=3.0, ge=0, le=30, description="Longest such wait; it doubles from 0.25 s."
+    )
+    login_max_failures_per_account: int = Field(
+        default=100,
+        ge=1,
+        description="Failed logins on one account from all addresses (at once, then this "
+        "many per window) after which only addresses it logged in from lately get through.",
     )
     registration_max_failures_per_address: int = Field(
         default=10, ge=1, description="Failed registrations per client address per window."

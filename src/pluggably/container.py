@@ -142,6 +142,7 @@ def build_container(
             settings.login_failure_window_s,
             slowdown_after=settings.login_slowdown_after,
             slowdown_max_s=settings.login_slowdown_max_s,
+            per_account=settings.login_max_failures_per_account,
             registrations_per_address=settings.registration_max_failures_per_address,
         ),
         invites=invites,

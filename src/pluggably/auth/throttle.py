@@ -1,118 +1,58 @@
 """Throttling of password and registration attempts.
 
-A stranger must not be able to lock an account's owner out, so nothing keyed by the
-account alone ever refuses an attempt:
+A stranger must not be able to lock an account's owner out, yet must not get more than
+a bounded number of guesses at one account however many addresses it holds:
 
-- failures per (account, client address) refuse that pair (``per_pair``);
-- failures per client address, whatever the account, refuse that address
+- failures per (name, client address) refuse that pair (``per_pair``);
+- failures per client address, whatever the name, refuse that address
   (``per_address``: stops one address spraying guesses over many accounts);
-- failures per account across all addresses only *slow* every attempt on it (a
-  growing wait before the password check, capped at ``slowdown_max_s``): a right
-  password from an address of its own still logs in.
+- failures on a name from all addresses beyond ``slowdown_after`` *pace* it: each
+  attempt takes the next turn, ``spacing`` after the previous one (0.25 s doubling up
+  to ``slowdown_max_s``), so parallel attempts are spread out instead of all waiting
+  together; one whose turn is more than ``max_wait_s`` off is refused (429) rather
+  than queued;
+- failures on a name from all addresses beyond ``per_account`` (at once, then as many
+  per window: a leaky bucket) refuse every address *except* those the name logged in
+  from within the last 30 days (the "device cookie" of OWASP, by address). Those are
+  never paced either: the owner at a usual address always gets through. The price: an
+  owner on a new address during an attack waits until the attack's failures drain.
 
-Accounts are keyed by the identifier as typed, never by whether it names an account,
-so the throttle answers alike for existing and unknown names (and does not tell that a
-username and an email belong to one account).
+Names are throttled as typed, before the lookup, so the throttle answers alike for
+existing and unknown names. Once a name has resolved to an account, the attempt is
+also counted under the account (``attempt_on_account``), so its username and email
+share one ``per_account`` budget; that refusal can only come after ``per_account``
+failures on the account, and is the one thing that can tell that a name and an email
+belong together. Unknown names count under their typed key only.
 
-In-process sliding windows: each replica throttles on its own, which bounds a
-guessing attacker to (replicas x limit) tries per window. Memory is bounded: each of
-the four maps holds at most ``max_tracked`` keys (least recently failed evicted first,
-and keys whose failures have all left the window dropped as new ones arrive), a key is
-a 16-byte digest whatever the name's length, and it keeps at most its limit's
-timestamps: under 20 MB per full map at the default 50,000 keys. Filling a map to
-evict a key takes as many attempts, from ``max_tracked / per_address`` addresses at
-least, as it would take to make them guesses.
+In-process state: each replica throttles on its own, which multiplies every limit by
+the number of replicas. Memory is bounded: each map holds at most ``max_tracked``
+keys, dropping keys that no longer matter as new ones arrive, a key is a 16-byte
+digest whatever the name's length; a window keeps at most its ``limit`` timestamps
+(5, 20 and 15 at the defaults), the account budgets and turns one float per key
+whatever ``per_account`` is, and remembered addresses under 100 bytes per name: under
+20 MB per full map at the default 50,000 keys. The account budgets keep accounts with
+many failures apart: flooding them with fresh names evicts no attacked account.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sized
 
+from pluggably.auth.throttle_maps import Bucket, KnownAddresses, Pacer, Windows
 from pluggably.errors import RateLimited
 
 MAX_TRACKED = 50_000
-# The first wait on a slowed account; each further failure doubles it up to the cap.
+# The first spacing on a slowed name; each further failure doubles it up to the cap.
 _FIRST_DELAY_S = 0.25
-
-
-class _Windows:
-    """Failure timestamps per key within a sliding window, least recently failed
-    first. Not locked: only the event loop's thread touches it, between awaits."""
-
-    def __init__(
-        self, limit: int, window_s: float, clock: Callable[[], float], max_tracked: int
-    ) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
-        self._max_tracked = max_tracked
-        # Keys are 16-byte digests, whatever their length; timestamps oldest first.
-        self._fails: OrderedDict[bytes, list[float]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._fails)
-
-    def count(self, key: str) -> int:
-        fails = self._prune(_digest(key))
-        return 0 if fails is None else len(fails)
-
-    def retry_after(self, key: str) -> int | None:
-        fails = self._prune(_digest(key))
-        if fails is None or len(fails) < self.limit:
-            return None
-        return max(1, math.ceil(fails[0] + self.window_s - self.clock()))
-
-    def record(self, key: str) -> None:
-        self._drop_expired()
-        digest = _digest(key)
-        fails = self._prune(digest)
-        if fails is None:
-            fails = self._fails[digest] = []
-            if len(self._fails) > self._max_tracked:
-                self._fails.popitem(last=False)
-        if len(fails) >= self.limit:
-            # Beyond ``limit`` failures only the newest matter: refusal and delay
-            # depend on the count up to the limit and on when the oldest kept expires.
-            del fails[0]
-        fails.append(self.clock())
-        self._fails.move_to_end(digest)
-
-    def clear(self, key: str) -> None:
-        self._fails.pop(_digest(key), None)
-
-    def forgive(self, key: str) -> None:
-        fails = self._fails.get(_digest(key))
-        if fails:
-            fails.pop()
-
-    def _drop_expired(self) -> None:
-        """Drop keys whose newest failure left the window (they sit at the front)."""
-        horizon = self.clock() - self.window_s
-        while self._fails:
-            oldest = next(iter(self._fails.values()))
-            if oldest and oldest[-1] > horizon:
-                return
-            self._fails.popitem(last=False)
-
-    def _prune(self, digest: bytes) -> list[float] | None:
-        fails = self._fails.get(digest)
-        if fails is None:
-            return None
-        horizon = self.clock() - self.window_s
-        expired = next((i for i, at in enumerate(fails) if at > horizon), len(fails))
-        del fails[:expired]
-        if not fails:
-            del self._fails[digest]
-            return None
-        return fails
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+# An attempt whose turn on a slowed name is further off is refused, not queued.
+MAX_WAIT_S = 30.0
+# Addresses remembered per name, and for how long after their last login.
+KNOWN_PER_NAME = 4
+KNOWN_FOR_S = 30 * 24 * 3600.0
 
 
 def client_key(address: str) -> str:
@@ -142,55 +82,93 @@ class LoginThrottle:
         *,
         slowdown_after: int,
         slowdown_max_s: float,
+        per_account: int = 100,
         registrations_per_address: int = 10,
         max_tracked: int = MAX_TRACKED,
+        max_wait_s: float = MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._slowdown_after, self._slowdown_max_s, self._sleep = (
-            slowdown_after,
-            slowdown_max_s,
-            sleep,
-        )
-        # Enough kept failures per account for the wait to reach its cap.
+        self._slowdown_after, self._slowdown_max_s = slowdown_after, slowdown_max_s
+        self._max_wait_s, self._sleep = max_wait_s, sleep
+        # Enough kept failures per name for the spacing to reach its cap.
         doublings = math.ceil(math.log2(max(slowdown_max_s, _FIRST_DELAY_S) / _FIRST_DELAY_S))
-        self._pairs = _Windows(per_pair, window_s, clock, max_tracked)
-        self._addresses = _Windows(per_address, window_s, clock, max_tracked)
-        self._accounts = _Windows(slowdown_after + doublings + 1, window_s, clock, max_tracked)
-        self._registrations = _Windows(registrations_per_address, window_s, clock, max_tracked)
+        self._pairs = Windows(per_pair, window_s, clock, max_tracked)
+        self._addresses = Windows(per_address, window_s, clock, max_tracked)
+        self._slowed = Windows(slowdown_after + doublings + 1, window_s, clock, max_tracked)
+        self._accounts = Bucket(per_account, window_s, clock, max_tracked)
+        self._turns = Pacer(clock, max_tracked)
+        self._known = KnownAddresses(KNOWN_PER_NAME, KNOWN_FOR_S, clock, max_tracked)
+        self._registrations = Windows(registrations_per_address, window_s, clock, max_tracked)
 
     def tracked(self) -> int:
         """Keys held over all maps (each map holds at most ``max_tracked``)."""
-        maps = (self._pairs, self._addresses, self._accounts, self._registrations)
+        maps: tuple[Sized, ...] = (
+            self._pairs,
+            self._addresses,
+            self._slowed,
+            self._accounts,
+            self._turns,
+            self._known,
+            self._registrations,
+        )
         return sum(len(m) for m in maps)
 
-    async def attempt(self, account: str, address: str) -> None:
-        """Count an attempt before the (slow) password check, or refuse it with 429;
-        then wait as long as the account's failures from everywhere ask.
+    async def attempt(self, name: str, address: str) -> None:
+        """Count an attempt on ``name`` before the (slow) password check, or refuse it
+        with 429; then wait for its turn if the name is paced.
 
         Counting up front means concurrent guesses cannot all slip past the check
         while their hashes are still being verified. Call it before opening database
-        work, so a slowed attempt holds no connection while it waits."""
+        work, so a paced attempt holds no connection while it waits."""
         address = client_key(address)
-        pair = f"{account}\x00{address}"
+        pair = f"{name}\x00{address}"
+        known = self._known.knows(name, address)
         waits = [self._pairs.retry_after(pair), self._addresses.retry_after(address)]
+        if not known:
+            waits.append(self._accounts.retry_after(name))
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             raise _refused(wait, "attempts")
-        delay = self._delay(self._accounts.count(account))
+        turn = 0.0 if known else self._take_turn(name)
         self._pairs.record(pair)
         self._addresses.record(address)
-        self._accounts.record(account)
-        if delay:
-            await self._sleep(delay)
+        self._slowed.record(name)
+        self._accounts.record(name)
+        if turn:
+            await self._sleep(turn)
 
-    def succeeded(self, account: str, address: str) -> None:
-        """The owner's own failures from this address are forgotten; the account's
-        failures from elsewhere keep slowing it until they leave the window."""
+    def attempt_on_account(self, account: str, address: str) -> None:
+        """Once the name has resolved to an account: count the attempt under the
+        account too, or refuse it past ``per_account`` unless the account logged in
+        from this address lately. Not paced: the caller holds a database connection."""
         address = client_key(address)
-        self._pairs.clear(f"{account}\x00{address}")
+        if not self._known.knows(account, address):
+            wait = self._accounts.retry_after(account)
+            if wait is not None:
+                raise _refused(wait, "attempts")
+        self._accounts.record(account)
+
+    def succeeded(
+        self,
+        name: str,
+        address: str,
+        *,
+        account: str | None = None,
+        aliases: Iterable[str] = (),
+    ) -> None:
+        """The owner's own failures from this address are forgotten, and the address
+        is remembered for ``name``, ``account`` and the account's other names
+        (``aliases``); failures from elsewhere keep counting until they drain."""
+        address = client_key(address)
+        self._pairs.clear(f"{name}\x00{address}")
         self._addresses.forgive(address)
-        self._accounts.forgive(account)
+        self._slowed.forgive(name)
+        self._accounts.forgive(name)
+        if account is not None:
+            self._accounts.forgive(account)
+        for key in {name, *aliases, *([account] if account is not None else [])}:
+            self._known.remember(key, address)
 
     def registration(self, address: str) -> None:
         """Count a registration attempt from ``address`` up front, or refuse it."""
@@ -203,7 +181,22 @@ class LoginThrottle:
     def registered(self, address: str) -> None:
         self._registrations.forgive(client_key(address))
 
-    def _delay(self, failures: int) -> float:
+    def _take_turn(self, name: str) -> float:
+        """Reserve the next turn on a paced name: how long to wait for it (0 when the
+        name is not paced). A turn further off than ``max_wait_s`` is refused."""
+        spacing = self._spacing(self._slowed.count(name))
+        if not spacing:
+            return 0.0
+        ahead = self._turns.wait(name)
+        if ahead > self._max_wait_s:
+            wait = max(1, math.ceil(ahead - self._max_wait_s))
+            raise RateLimited(
+                f"Too many attempts on this name are waiting; try again in {wait} seconds.",
+                retry_after=wait,
+            )
+        return self._turns.reserve(name, spacing)
+
+    def _spacing(self, failures: int) -> float:
         if failures < self._slowdown_after or self._slowdown_max_s <= 0:
             return 0.0
         excess = failures - self._slowdown_after

@@ -145,15 +145,21 @@ class AccountService:
         self, session: AsyncSession, body: LoginRequest, address: str
     ) -> tuple[IssuedLogin, User]:
         # Throttled by the identifier as typed, before the lookup: the throttle answers
-        # alike whether or not it names an account, and a slowed attempt waits without
-        # holding a database connection.
-        await self.throttle.attempt(body.identifier, address)
-        user = await UserRepository(session).by_login(body.identifier)
+        # alike whether or not it names an account, and a paced attempt waits without
+        # holding a database connection. Once resolved, the attempt also counts under
+        # the account, so its username and email share one budget.
+        name = body.identifier
+        await self.throttle.attempt(name, address)
+        user = await UserRepository(session).by_login(name)
+        account = f"account:{user.id}" if user is not None else None
+        if account is not None:
+            self.throttle.attempt_on_account(account, address)
         stored = user.password_hash if user is not None and user.is_active else None
         if not await self.passwords.verify(stored, body.password.get_secret_value()):
             raise Unauthorized("Wrong username, email or password.")
         assert user is not None
-        self.throttle.succeeded(body.identifier, address)
+        aliases = [alias.casefold() for alias in (user.username, user.email) if alias]
+        self.throttle.succeeded(name, address, account=account, aliases=aliases)
         return self.login_tokens.issue(user.id, user.login_generation), user
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
@@ -183,9 +189,11 @@ class AccountService:
         body: ChangePasswordRequest,
         address: str,
     ) -> None:
-        user = await self.profile(session, principal)
-        account = f"password-change:{user.id}"
+        # Throttled before any database work: a paced attempt must not wait while
+        # holding a pooled connection.
+        account = f"password-change:{principal.user_id}"
         await self.throttle.attempt(account, address)
+        user = await self.profile(session, principal)
         if not await self.passwords.verify(
             user.password_hash, body.current_password.get_secret_value()
         ):
