@@ -7,11 +7,14 @@
 - ``GET /v1/sessions/{id}`` without ``limit`` answers a default page (the newest
   messages, ``next_before`` for the rest), and every page stops at a byte budget.
 - SQLite gives the space of purged sessions back to the filesystem, and a database
-  made before incremental auto-vacuum is switched to it by the migration."""
+  made before incremental auto-vacuum is switched to it once, by ``pluggably serve``
+  or ``pluggably db upgrade`` (never by another command or engine), when the disk
+  has room for the VACUUM."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from contextlib import closing
 from datetime import timedelta
@@ -23,9 +26,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
+from structlog.testing import capture_logs
 
 from pluggably.app import create_app
 from pluggably.db import DATABASE_DOWN, Database, migrate, utcnow
+from pluggably.db.auto_vacuum import enable_incremental_vacuum
 from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.sessions.models import ChatSession
 from pluggably.users.models import User
@@ -38,6 +43,9 @@ from tests.conftest import (
     running,
 )
 from tests.fixtures.openai_sim import OpenAISim
+from tests.test_serve import _env as cli_env
+from tests.test_serve import _run as run_cli
+from tests.test_serve import start_server, stop_server
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 MODEL = "openai:gpt-4o-mini"
@@ -405,19 +413,89 @@ async def test_the_retention_pass_gives_the_space_back(
         assert (await client.get(f"/v1/sessions/{sid}", headers=alice)).status_code == 404
 
 
-async def test_an_older_sqlite_database_is_switched_to_incremental_vacuum(
-    tmp_path: Path, database_url: str, sqlite_file: Path, openai_sim: OpenAISim
+def _older_sqlite_file(tmp_path: Path) -> Path:
+    """A database made by an earlier release (tables first, no auto-vacuum), where
+    ``pluggably`` run with ``_env(tmp_path)`` finds it."""
+    path = tmp_path / "data" / "pluggably.db"
+    path.parent.mkdir(parents=True)
+
+    async def make() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+        await migrate.upgrade(engine, "0008")
+        await engine.dispose()
+
+    asyncio.run(make())
+    assert _pages(path)[1] == 0
+    return path
+
+
+@pytest.mark.slow
+def test_db_upgrade_switches_an_older_sqlite_file_to_incremental_vacuum_once(
+    tmp_path: Path,
 ) -> None:
-    # A database made by an earlier release: tables first, no auto-vacuum.
-    engine = create_async_engine(database_url)
+    path = _older_sqlite_file(tmp_path)
+    first = run_cli(["db", "upgrade"], cli_env(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert _pages(path)[1] == 2
+    lines = [json.loads(line) for line in first.stderr.splitlines() if line.startswith("{")]
+    done = [line for line in lines if line["event"] == "sqlite_auto_vacuum_enabled"]
+    assert len(done) == 1, first.stderr
+    assert isinstance(done[0]["seconds"], float)
+    again = run_cli(["db", "upgrade"], cli_env(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "sqlite_auto_vacuum" not in again.stderr + again.stdout
+
+
+@pytest.mark.slow
+def test_serve_switches_an_older_sqlite_file_before_taking_requests(
+    tmp_path: Path, free_port: int
+) -> None:
+    path = _older_sqlite_file(tmp_path)
+    proc, log_path = start_server(tmp_path, free_port)
+    assert _pages(path)[1] == 2
+    assert "sqlite_auto_vacuum_enabled" in stop_server(proc, log_path)
+
+
+@pytest.mark.slow
+def test_other_commands_and_engines_never_vacuum_the_file(tmp_path: Path) -> None:
+    """A CLI command run beside a server, or any engine opened on the file, must not
+    rewrite it: a full VACUUM would hold the server's writes for the whole rewrite."""
+    path = _older_sqlite_file(tmp_path)
+    env = {**cli_env(tmp_path), "PLUGGABLY_NEW_PASSWORD": "a long enough password"}
+    created = run_cli(["users", "create", "--username", "carol"], env)
+    assert created.returncode == 0, created.stderr
+    assert _pages(path)[1] == 0
+
+    async def use_directly() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            async with db.session() as s:
+                assert await s.scalar(select(User.username).where(User.username == "carol"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(use_directly())
+    assert _pages(path)[1] == 0
+
+
+async def test_the_switch_is_skipped_with_a_warning_when_the_disk_has_no_room(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    engine = create_async_engine(url)
     await migrate.upgrade(engine, "0008")
     await engine.dispose()
-    assert _pages(sqlite_file)[1] == 0
-
-    app = _app(tmp_path, database_url, openai_sim)
-    async with running(app), client_for(app) as client:
-        assert (await client.get("/v1/sessions", headers=ADMIN)).status_code == 200
-    assert _pages(sqlite_file)[1] == 2
+    with capture_logs() as logs:
+        assert not await enable_incremental_vacuum(url, margin_bytes=2**60)
+    assert _pages(path)[1] == 0
+    skipped = [e for e in logs if e["event"] == "sqlite_auto_vacuum_skipped"]
+    assert len(skipped) == 1, logs
+    assert skipped[0]["log_level"] == "warning"
+    assert skipped[0]["needed_bytes"] > skipped[0]["free_bytes"]
+    # With room, the same call switches it.
+    assert await enable_incremental_vacuum(url)
+    assert _pages(path)[1] == 2
 
 
 async def test_rows_stored_before_the_sizes_were_kept_are_measured_on_upgrade(

@@ -96,6 +96,16 @@ def _run_prepare(settings: Settings) -> None:
         raise _fail(f"database {_safe_url(settings)} is not usable: {reason}") from None
 
 
+def _switch_auto_vacuum(settings: Settings) -> None:
+    """An SQLite file made before auto-vacuum is switched to it here, once (a full
+    VACUUM): by `serve` and `db upgrade` only, never by the other commands."""
+    from pluggably.db.auto_vacuum import enable_incremental_vacuum
+    from pluggably.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)  # its lines as the server's
+    asyncio.run(enable_incremental_vacuum(settings.resolved_database_url))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
@@ -109,6 +119,7 @@ def serve(
 
     settings = _settings(host=host, port=port)
     _run_prepare(settings)
+    _switch_auto_vacuum(settings)
     application = create_app(settings)  # configures logging, which the options may use
     uvicorn.run(application, **uvicorn_options(settings))
 
@@ -118,6 +129,7 @@ def db_upgrade() -> None:
     """Apply pending migrations to the configured database."""
     settings = _settings()
     _run_prepare(settings)
+    _switch_auto_vacuum(settings)
     typer.echo(f"database {_safe_url(settings)} is at the latest revision")
 
 

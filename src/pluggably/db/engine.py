@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,7 +49,6 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             kwargs["connect_args"] = {"timeout": 15}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "first_connect", _sqlite_incremental_vacuum)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         event.listen(engine.sync_engine, "do_connect", _connect_or_operational_error)
@@ -89,38 +87,15 @@ def _connect_or_operational_error(
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # Takes effect only in a new, empty file (before its first table); a file made
-    # before is switched once by _sqlite_incremental_vacuum. Freed pages are then
-    # given back by SpaceReclaimer (db/reclaim.py) instead of staying in the file.
+    # before is switched once by `pluggably serve` / `db upgrade` (db/auto_vacuum.py),
+    # never here. Freed pages are then given back by SpaceReclaimer (db/reclaim.py)
+    # instead of staying in the file.
     cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
-
-
-def _sqlite_incremental_vacuum(dbapi_connection: Any, _record: Any) -> None:
-    """A file made before Pluggably used auto-vacuum is switched to it, once, by the
-    engine's first connection (at startup, before migrations and requests): only a
-    VACUUM can switch a file that has tables, and it rewrites the whole file, holding
-    the database meanwhile and needing that much free disk again. A file that cannot
-    be vacuumed now (read-only, locked, disk full) stays as it is and works as before,
-    its freed pages reused but not given back; the next start tries again."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA auto_vacuum")
-        mode = cursor.fetchone()[0]
-        cursor.execute("SELECT count(*) FROM sqlite_master")
-        tables = cursor.fetchone()[0]
-        if mode == 0 and tables:
-            started = time.monotonic()
-            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            cursor.execute("VACUUM")
-            log.info("sqlite_auto_vacuum_enabled", seconds=round(time.monotonic() - started, 1))
-    except Exception as exc:  # the driver's OperationalError, whichever driver
-        log.warning("sqlite_auto_vacuum_not_enabled", reason=str(exc))
-    finally:
-        cursor.close()
 
 
 class Database:

@@ -2,7 +2,8 @@
 
 SQLite keeps the pages of deleted rows in the file (for reuse) unless the database
 uses auto-vacuum. Pluggably's databases use ``auto_vacuum=INCREMENTAL`` (set when
-the file is created, and by migration 0009 for files made before): free pages stay
+the file is created; a file made before is switched once by ``pluggably serve`` or
+``pluggably db upgrade``, db/auto_vacuum.py): free pages stay
 until ``PRAGMA incremental_vacuum(N)`` moves up to N of them to the end and cuts the
 file. That needs the write lock, so it runs off the request path (after the response
 of a purge, after a retention pass) and in steps of ``step_pages`` with a pause
