@@ -29,9 +29,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from structlog.testing import capture_logs
 
 from pluggably.app import create_app
+from pluggably.client import AsyncClient, Client
 from pluggably.db import DATABASE_DOWN, Database, migrate, utcnow
 from pluggably.db.auto_vacuum import enable_incremental_vacuum
 from pluggably.db.reclaim import SpaceReclaimer
+from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 from pluggably.sessions.models import ChatSession
 from pluggably.users.models import User
 from tests.conftest import (
@@ -314,6 +316,66 @@ async def test_a_page_stops_at_its_byte_budget(
             f"/v1/sessions/{sid}", params={"before": newest["next_before"]}, headers=alice
         )
         assert [m["content"] for m in older.json()["messages"]] == [huge]
+
+
+# our own client reads the whole history
+LONG = [f"m{i:03d} " + "h" * 1000 for i in range(150)]  # 150 turns, ~150 KB
+
+
+async def test_the_client_reads_every_message_of_a_long_session(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """Past the default page (100 messages) and the page's byte budget: ``messages()``
+    follows ``next_before`` to the first message; ``limit``/``before`` read one page."""
+    app = _app(tmp_path, database_url, openai_sim, session_page_max_bytes=64 * 1024)
+    async with running(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with AsyncClient("http://testserver", transport=transport, api_key=ADMIN_KEY) as pc:
+            chat = await pc.session(title="Long")
+            answer = await chat.generate(GenerateRequest.model_validate(_long_turns()))
+            assert isinstance(answer, GenerateResponse)
+            expected = [*LONG, "ok"]
+            assert [m.content for m in await chat.messages()] == expected
+            assert [m.content for m in await pc.sessions.messages(chat.id)] == expected
+
+            newest = await chat.messages(limit=10)
+            assert [m.content for m in newest] == expected[-10:]
+            older = await pc.sessions.messages(chat.id, before=newest[0].id, limit=5)
+            assert [m.content for m in older] == expected[-15:-10]
+            page = await pc.sessions.get(chat.id)  # one page, with the way back
+            assert page.next_before == page.messages[0].id
+            assert len(page.messages) < len(expected)
+
+
+@pytest.mark.slow
+def test_the_sync_client_reads_every_message_of_a_long_session(
+    tmp_path: Path, free_port: int, openai_sim: OpenAISim
+) -> None:
+    openai_sim.set_reply("gpt-4o-mini", "ok")
+    proc, log_path = start_server(
+        tmp_path,
+        free_port,
+        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
+        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
+        PLUGGABLY_SERVER_KEYS_ALLOWED='["*"]',
+        PLUGGABLY_SESSION_PAGE_MAX_BYTES=str(64 * 1024),
+    )
+    try:
+        with Client(f"http://127.0.0.1:{free_port}", api_key=ADMIN_KEY) as pc:
+            chat = pc.session()
+            assert isinstance(
+                chat.generate(GenerateRequest.model_validate(_long_turns())), GenerateResponse
+            )
+            expected = [*LONG, "ok"]
+            assert [m.content for m in chat.messages()] == expected
+            assert [m.content for m in pc.sessions.messages(chat.id)] == expected
+            assert [m.content for m in chat.messages(limit=3)] == expected[-3:]
+    finally:
+        stop_server(proc, log_path)
+
+
+def _long_turns() -> dict[str, Any]:
+    return {"model": MODEL, "input": {"messages": [{"role": "user", "content": c} for c in LONG]}}
 
 
 # space given back on SQLite

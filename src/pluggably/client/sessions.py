@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Coroutine, Generator, Mapping
 from types import TracebackType
-from typing import Any, Literal, Unpack
+from typing import Any, Literal, Protocol, TypeVar, Unpack, overload
 
 from pluggably.api.schemas_generate import RegenerateRequest
 from pluggably.client.binding import (
@@ -68,8 +68,129 @@ def _regenerate_body(
     return dump(RegenerateRequest.model_validate({**body, "stream": stream}))
 
 
-def _messages(response: Any) -> builtins.list[MessageInfo]:
-    return SessionDetail.model_validate(response.json()).messages
+# Messages per request while reading a whole history (the most the server gives).
+HISTORY_PAGE = 1000
+R_co = TypeVar("R_co", covariant=True)
+
+
+class _ReadMessages(Protocol[R_co]):
+    def __call__(
+        self, session_id: str, *, limit: int | None = None, before: str | None = None
+    ) -> R_co: ...
+
+
+class _ReadOwnMessages(Protocol[R_co]):
+    def __call__(self, *, limit: int | None = None, before: str | None = None) -> R_co: ...
+
+
+def _page(session_id: str, limit: int | None, before: str | None) -> Call[SessionDetail]:
+    return Sessions.get.call(session_id, limit=limit, before=before)
+
+
+def _history(
+    session_id: str, limit: int | None, before: str | None
+) -> Generator[Call[SessionDetail], SessionDetail, builtins.list[MessageInfo]]:
+    """The calls that read the messages, each sent by the caller's sender, which sends
+    back its answer: one page when ``limit`` or ``before`` is given, else every page
+    back to the first message. Oldest first."""
+    if limit is not None or before is not None:
+        return (yield _page(session_id, limit, before)).messages
+    pages: builtins.list[builtins.list[MessageInfo]] = []
+    older: str | None = None
+    while True:
+        detail = yield _page(session_id, HISTORY_PAGE, older)
+        pages.append(detail.messages)
+        if detail.next_before is None:
+            return [m for page in reversed(pages) for m in page]
+        older = detail.next_before
+
+
+def _read_sync(
+    sender: SyncSender, session_id: str, limit: int | None, before: str | None
+) -> builtins.list[MessageInfo]:
+    steps = _history(session_id, limit, before)
+    call = next(steps)
+    try:
+        while True:
+            call = steps.send(sender.send(call))
+    except StopIteration as done:
+        result: builtins.list[MessageInfo] = done.value
+        return result
+
+
+async def _read_async(
+    sender: AsyncSender, session_id: str, limit: int | None, before: str | None
+) -> builtins.list[MessageInfo]:
+    steps = _history(session_id, limit, before)
+    call = next(steps)
+    try:
+        while True:
+            call = steps.send(await sender.send(call))
+    except StopIteration as done:
+        result: builtins.list[MessageInfo] = done.value
+        return result
+
+
+_MESSAGES_DOC = """The messages, oldest first: the whole history, page after page (a long
+session takes several requests), unless ``limit`` or ``before`` is given: then the
+one page ``get`` answers (``get`` has its ``next_before``)."""
+
+
+def _reader(sender: Any, session_id: str | None) -> Any:
+    """``messages`` bound to ``sender`` (and to a handle's session id)."""
+    read = _read_async if isinstance(sender, AsyncSender) else _read_sync
+
+    if session_id is None:
+
+        def messages(
+            session_id: str, *, limit: int | None = None, before: str | None = None
+        ) -> Any:
+            return read(sender, session_id, limit, before)
+
+        messages.__doc__ = _MESSAGES_DOC
+        return messages
+    own_id = session_id
+
+    def own_messages(*, limit: int | None = None, before: str | None = None) -> Any:
+        return read(sender, own_id, limit, before)
+
+    own_messages.__name__ = own_messages.__qualname__ = "messages"
+    own_messages.__doc__ = _MESSAGES_DOC
+    return own_messages
+
+
+class _Messages:
+    """``sessions.messages(session_id, ...)``: several requests, so not an operation."""
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> _Messages: ...
+    @overload
+    def __get__(
+        self, obj: Bound[SyncSender], owner: type[Any]
+    ) -> _ReadMessages[builtins.list[MessageInfo]]: ...
+    @overload
+    def __get__(
+        self, obj: Bound[AsyncSender], owner: type[Any]
+    ) -> _ReadMessages[Coroutine[Any, Any, builtins.list[MessageInfo]]]: ...
+    def __get__(self, obj: Bound[Any] | None, owner: type[Any]) -> Any:
+        return self if obj is None else _reader(obj._sender, None)
+
+
+class _OwnMessages:
+    """``handle.messages(...)``: ``sessions.messages(handle.id, ...)``."""
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> _OwnMessages: ...
+    @overload
+    def __get__(
+        self, obj: Handle[SyncSender], owner: type[Any]
+    ) -> _ReadOwnMessages[builtins.list[MessageInfo]]: ...
+    @overload
+    def __get__(
+        self, obj: Handle[AsyncSender], owner: type[Any]
+    ) -> _ReadOwnMessages[Coroutine[Any, Any, builtins.list[MessageInfo]]]: ...
+    def __get__(self, obj: Handle[Any] | None, owner: type[Any]) -> Any:
+        return self if obj is None else _reader(obj._sender, obj.id)
 
 
 class Sessions(Bound[S]):
@@ -93,17 +214,14 @@ class Sessions(Bound[S]):
     def get(
         route: Route, session_id: str, *, limit: int | None = None, before: str | None = None
     ) -> Call[SessionDetail]:
-        """The session with its messages, oldest first (``limit``/``before`` page back)."""
+        """The session with one page of its messages, oldest first: the newest ``limit``
+        (100 when not given, fewer past the server's byte budget) before message
+        ``before``; ``next_before`` is set when older ones remain. ``messages`` reads
+        them all."""
         params = query_params(limit=limit, before=before)
         return Call(route, route.url(session_id=session_id), model(SessionDetail), params=params)
 
-    @operation("GET", "/v1/sessions/{session_id}")
-    def messages(
-        route: Route, session_id: str, *, limit: int | None = None, before: str | None = None
-    ) -> Call[builtins.list[MessageInfo]]:
-        """Only the messages of ``get``."""
-        params = query_params(limit=limit, before=before)
-        return Call(route, route.url(session_id=session_id), _messages, params=params)
+    messages = _Messages()
 
     @operation("PUT", "/v1/sessions/{session_id}")
     def update(
@@ -222,7 +340,7 @@ class _SessionHandle(Handle[S]):
     regenerate = OnHandle(Sessions.regenerate)
     regenerate_stream = StreamOnHandle(Sessions.regenerate_stream)
     get = OnHandle(Sessions.get)
-    messages = OnHandle(Sessions.messages)
+    messages = _OwnMessages()
     update = OnHandle(Sessions.update)
     reset = OnHandle(Sessions.reset)
     close = OnHandle(Sessions.close)
