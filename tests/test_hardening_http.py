@@ -1,6 +1,8 @@
 """Issue #15: the HTTP server's own limits, through raw sockets against `pluggably serve`
-(the process as the README runs it): request heads too large or too slow, too many
-connections, the open-file limit, and whose X-Forwarded-For is believed."""
+(the process as the README runs it): request heads too large or too slow (pipelined
+ones counted and timed each on its own, never answered inside another's response), too
+many connections in all or from one address, the open-file limit, and whose
+X-Forwarded-For is believed."""
 
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY
+from tests.fixtures.openai_sim import OpenAISim
 from tests.test_serve import BIN, _env, _wait_ready, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -34,8 +37,10 @@ def serving(tmp_path: Path, port: int, **env: str) -> Iterator[str]:
         stop_server(proc, log_path)
 
 
-def connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
+def connect(port: int, source: str | None = None) -> socket.socket:
+    """A connection to the server, from the loopback address ``source`` if given."""
+    address = None if source is None else (source, 0)
+    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=address)
 
 
 def read_until_closed(sock: socket.socket, timeout: float = 5) -> bytes:
@@ -61,6 +66,36 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     while len(body) < length:
         body += sock.recv(65536) or pytest.fail("closed mid-body")
     return int(head.split(b" ", 2)[1]), body
+
+
+def next_response(reader: BinaryIO) -> tuple[int, bytes]:
+    """The next response (with Content-Length) of a connection read as a file, which
+    keeps what arrived beyond it (pipelined answers may come in one piece)."""
+    status = int(reader.readline().split(b" ", 2)[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return status, reader.read(length)
+
+
+def read_chunked(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes]:
+    """A chunked response (head and body, up to its last chunk; ``data`` the part of it
+    already read) and what came after it."""
+    while b"\r\n0\r\n\r\n" not in data:
+        data += sock.recv(65536) or pytest.fail(f"closed before the last chunk: {data!r}")
+    response, after = data.split(b"\r\n0\r\n\r\n", 1)
+    return response, after
+
+
+def head_of(path: str, size: int) -> bytes:
+    """A GET request head of exactly ``size`` bytes."""
+    start = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ".encode()
+    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def status_of(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
 
 
 def refusal(raw: bytes, status: int) -> dict[str, Any]:
@@ -145,8 +180,11 @@ def test_connections_beyond_the_cap_are_refused_and_others_served_after(
                 extra.sendall(
                     b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                 )
-                detail = refusal(read_until_closed(extra), 503)
+                raw = read_until_closed(extra)
+            detail = refusal(raw, 503)
             assert detail["code"] == "too_many_connections"
+            assert detail["retry_after"] == 1
+            assert b"\r\nretry-after: 1\r\n" in raw.split(b"\r\n\r\n")[0] + b"\r\n"
         finally:
             for sock in held:
                 sock.close()
@@ -154,6 +192,144 @@ def test_connections_beyond_the_cap_are_refused_and_others_served_after(
         while httpx.get(f"{base}/health").status_code != 200:
             assert time.monotonic() < deadline, "the server did not take connections again"
             time.sleep(0.05)
+
+
+def test_connections_from_one_address_beyond_its_cap_are_refused_and_others_served(
+    tmp_path: Path, free_port: int
+) -> None:
+    """One client cannot take every connection: past max_connections_per_address its
+    next is refused, while another address, and a trusted proxy (every client behind it
+    comes from its address), still connect."""
+    with serving(
+        tmp_path,
+        free_port,
+        PLUGGABLY_MAX_CONNECTIONS_PER_ADDRESS="3",
+        PLUGGABLY_TRUSTED_PROXIES='["127.0.0.3"]',
+    ):
+        mine = [connect(free_port) for _ in range(3)]
+        proxied = [connect(free_port, "127.0.0.3") for _ in range(4)]
+        try:
+            for sock in mine + proxied:
+                sock.sendall(GET_HEALTH)
+                assert read_response(sock)[0] == 200
+            with connect(free_port) as extra:
+                extra.sendall(GET_HEALTH_AND_CLOSE)
+                raw = read_until_closed(extra)
+            detail = refusal(raw, 503)
+            assert detail["code"] == "too_many_connections"
+            assert detail["message"].startswith("This address has too many open connections")
+            assert detail["retry_after"] == 1
+            assert b"\r\nretry-after: 1\r\n" in raw
+            with connect(free_port, "127.0.0.2") as other:
+                other.sendall(GET_HEALTH_AND_CLOSE)
+                assert status_of(read_until_closed(other)) == 200
+            for sock in mine:
+                sock.close()
+            # Closed connections are no longer counted against the address.
+            deadline = time.monotonic() + 5
+            while True:
+                with connect(free_port) as again:
+                    again.sendall(GET_HEALTH_AND_CLOSE)
+                    if status_of(read_until_closed(again)) == 200:
+                        break
+                assert time.monotonic() < deadline, "the address stayed refused"
+                time.sleep(0.05)
+        finally:
+            for sock in mine + proxied:
+                sock.close()
+
+
+def test_pipelined_heads_are_each_held_to_the_limit_not_their_sum(
+    tmp_path: Path, free_port: int
+) -> None:
+    """Several requests in one read: each head is under the limit though together they
+    are over it (both served); a later head over it is 431, after the answers before it."""
+    with (
+        serving(tmp_path, free_port, PLUGGABLY_MAX_REQUEST_HEADER_BYTES="1024"),
+        connect(free_port) as sock,
+        sock.makefile("rb") as reader,
+    ):
+        sock.sendall(head_of("/health", 640) + head_of("/health", 640))
+        assert next_response(reader)[0] == 200
+        assert next_response(reader)[0] == 200
+        sock.sendall(head_of("/health", 640) + head_of("/health", 1500))
+        assert next_response(reader)[0] == 200
+        status, body = next_response(reader)
+        assert status == 431
+        assert json.loads(body)["detail"]["code"] == "request_header_too_large"
+        assert reader.read() == b""  # and closed
+
+
+def test_a_head_pipelined_after_a_body_is_held_to_the_limit(tmp_path: Path, free_port: int) -> None:
+    """The body's end and the next head in one read: the head is counted from its own
+    first byte (not skipped as part of the piece that carried the body)."""
+    with (
+        serving(tmp_path, free_port, PLUGGABLY_MAX_REQUEST_HEADER_BYTES="1024"),
+        connect(free_port) as sock,
+    ):
+        body = b'{"username": "nobody", "password": "not-the-password"}'
+        sock.sendall(
+            b"POST /v1/users/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        time.sleep(0.2)  # the head alone, then the body and the next head together
+        sock.sendall(body + head_of("/health", 900) + head_of("/health", 1500))
+        with sock.makefile("rb") as reader:
+            assert next_response(reader)[0] == 401
+            assert next_response(reader)[0] == 200
+            status, answer = next_response(reader)
+            assert status == 431
+            assert json.loads(answer)["detail"]["code"] == "request_header_too_large"
+
+
+@pytest.mark.parametrize(
+    ("next_head", "then"),
+    [
+        pytest.param(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n", 408, id="unfinished"),
+        pytest.param(b"\x00 not HTTP\r\n\r\n", None, id="malformed"),
+    ],
+)
+def test_a_head_begun_during_a_streamed_answer_is_answered_only_after_it(
+    tmp_path: Path, free_port: int, openai_sim: OpenAISim, next_head: bytes, then: int | None
+) -> None:
+    """The next request's head, sent while an SSE answer streams for longer than the
+    head timeout: the stream ends whole; then an unfinished head has its own time (408),
+    and a malformed one just closes the connection."""
+    openai_sim.token_delay_s = 0.3
+    openai_sim.set_reply("gpt-4o-mini", "one two three four five six seven eight")
+    body = json.dumps(
+        {"model": "openai:gpt-4o-mini", "input": {"prompt": "count"}, "stream": True}
+    ).encode()
+    with (
+        serving(
+            tmp_path,
+            free_port,
+            PLUGGABLY_HEADER_READ_TIMEOUT_S="1",
+            PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
+            PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
+            PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
+        ),
+        connect(free_port) as sock,
+    ):
+        sock.sendall(
+            b"POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"X-API-Key: " + ADMIN_KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        started = time.monotonic()
+        opened = sock.recv(65536)  # the answer has begun: the next head comes on its own
+        sock.sendall(next_head)
+        stream, after = read_chunked(sock, opened)
+        assert time.monotonic() - started > 1.5  # longer than the head timeout
+        assert stream.startswith(b"HTTP/1.1 200 ")
+        assert b"HTTP/1.1 4" not in stream
+        assert b"eight" in stream
+        after += read_until_closed(sock)
+        if then is None:
+            assert after == b""
+        else:
+            assert refusal(after, then)["code"] == "request_timeout"
 
 
 def test_the_open_file_limit_is_raised_and_the_connection_cap_fits_under_it(

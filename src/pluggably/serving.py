@@ -4,9 +4,12 @@ they must fit under, and which peers may speak for a client (proxy headers)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from ipaddress import ip_network
+from typing import Any, Literal
 
-from pluggably.api.http_protocol import ConnectionLimits, protocol_class
+from pydantic import IPvAnyNetwork
+
+from pluggably.api.http_protocol import ConnectionLimits, Network, protocol_class
 from pluggably.config import Settings
 from pluggably.observability.logging import get_logger
 
@@ -55,18 +58,30 @@ def connection_cap(wanted: int, open_files: int) -> int:
     return wanted
 
 
+def _networks(proxies: list[IPvAnyNetwork | Literal["*"]]) -> tuple[Network, ...]:
+    """``trusted_proxies`` as networks, ``"*"`` as every address."""
+    if "*" in proxies:
+        return (ip_network("0.0.0.0/0"), ip_network("::/0"))
+    return tuple(proxy for proxy in proxies if proxy != "*")
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` for ``settings``."""
+    trusted = [str(proxy) for proxy in settings.trusted_proxies]
     limits = ConnectionLimits(
         max_head_bytes=settings.max_request_header_bytes,
         head_timeout_s=settings.header_read_timeout_s,
         max_connections=connection_cap(settings.max_connections, raise_open_file_limit()),
+        max_per_address=settings.max_connections_per_address,
+        uncapped=_networks(settings.trusted_proxies),
     )
-    trusted = [str(proxy) for proxy in settings.trusted_proxies]
     return {
         "host": settings.host,
         "port": settings.port,
         "http": protocol_class(limits),
+        # No route is a WebSocket: an upgraded connection would leave the protocol that
+        # counts it per address, so upgrades are answered as plain requests.
+        "ws": "none",
         # Without trusted proxies, X-Forwarded-* is ignored: the peer address is the
         # client (uvicorn would otherwise believe any local process's header).
         "proxy_headers": bool(trusted),
