@@ -253,7 +253,8 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         description="Failed logins on one account from all addresses per window after which "
-        "every attempt on it waits first (never refused for this).",
+        "every attempt on it takes a turn, paced one after another (an attempt whose turn "
+        "is over 30 s off is refused 429).",
     )
     login_slowdown_max_s: float = Field(
         default=3.0, ge=0, le=30, description="Longest such wait; it doubles from 0.25 s."
