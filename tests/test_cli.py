@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from pluggably.cli import app
-from pluggably.cli_client import DEFAULT_URL, Flags, UsageError, resolve
+from pluggably.cli.connection import DEFAULT_URL, Flags, UsageError, resolve
 from tests.conftest import ADMIN_KEY
 from tests.fixtures.openai_sim import OpenAISim
 from tests.test_serve import start_server, stop_server

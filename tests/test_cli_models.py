@@ -17,8 +17,8 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from pluggably.cli_jobs import jobs_app
-from pluggably.cli_models import models_app
+from pluggably.cli.jobs import jobs_app
+from pluggably.cli.models import models_app
 from tests.conftest import ADMIN_KEY
 from tests.fixtures.hf_hub import FakeHub
 from tests.test_serve import start_server, stop_server
@@ -80,7 +80,7 @@ def cli(app: typer.Typer, live: Live, *args: str, token: str = ADMIN_KEY, **kw: 
 
 def cli_process(*args: str) -> subprocess.Popen[str]:
     """The CLI as its own process: for signals, and to see exactly what a user sees."""
-    code = "from pluggably.cli_models import models_app; models_app(prog_name='pluggably models')"
+    code = "from pluggably.cli.models import models_app; models_app(prog_name='pluggably models')"
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,

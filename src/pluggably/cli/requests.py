@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from pluggably.api.schemas_generate import RequestStatus
-from pluggably.cli_client import Flags, Server, Token
-from pluggably.cli_common import AsJson, emit_json, plain, remote, when
-from pluggably.cli_output import TextOut, follow_events, note
+from pluggably.cli.common import AsJson, emit_json, plain, remote, when
+from pluggably.cli.connection import Flags, Server, Token
+from pluggably.cli.output import TextOut, follow_events, note
 
 requests_app = typer.Typer(
     help="Generation requests on a running server: status, result, cancel, events.",

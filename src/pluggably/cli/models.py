@@ -3,7 +3,7 @@ running server, through ``pluggably.client``.
 
 Every command takes ``--server`` and ``--token``, either after the group
 (``pluggably models --server URL list``) or after the command; the command's own value
-wins (see ``cli_client`` for the environment and the config file).
+wins (see ``cli.connection`` for the environment and the config file).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pluggably.cli_client import Flags, Server, Token
-from pluggably.cli_common import AsJson, Modality, emit_json, fail, remote, size
-from pluggably.cli_progress import follow, report
+from pluggably.cli.common import AsJson, Modality, emit_json, fail, remote, size
+from pluggably.cli.connection import Flags, Server, Token
+from pluggably.cli.progress import follow, report
 from pluggably.client import Client
 from pluggably.registry.schemas import ModelInfo, SearchResult
 

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pluggably.cli_client import Flags, Server, Token
-from pluggably.cli_common import AsJson, emit_json, remote, size, when
+from pluggably.cli.common import AsJson, emit_json, remote, size, when
+from pluggably.cli.connection import Flags, Server, Token
 from pluggably.downloads.schemas import DownloadJobInfo
 
 jobs_app = typer.Typer(help="Download jobs on a running server (admin).")

@@ -11,7 +11,7 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from pluggably.cli_common import CliError, emit_json
+from pluggably.cli.common import CliError, emit_json
 from pluggably.client import Client, ProtocolError, TransportError
 from pluggably.downloads.schemas import DownloadJobInfo
 

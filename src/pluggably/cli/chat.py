@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 
-from pluggably.cli_client import Connection, Server, Token
-from pluggably.cli_common import CliError, connected, describe, one_line
-from pluggably.cli_generate import ModelOpt, ParamOpt, ProviderOpt, SystemOpt
-from pluggably.cli_output import note, parse_params, stream_response
+from pluggably.cli.common import CliError, connected, describe, one_line
+from pluggably.cli.connection import Connection, Server, Token
+from pluggably.cli.generate import ModelOpt, ParamOpt, ProviderOpt, SystemOpt
+from pluggably.cli.output import note, parse_params, stream_response
 from pluggably.client import Client, PluggablyError, SessionHandle
 from pluggably.client.generation import TurnOptions
 

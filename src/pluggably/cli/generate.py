@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from pluggably.cli_client import Server, Token
-from pluggably.cli_common import AsJson, Modality, emit_json, fail, remote
-from pluggably.cli_output import json_lines, note, parse_params, save_files, stream_response
+from pluggably.cli.common import AsJson, Modality, emit_json, fail, remote
+from pluggably.cli.connection import Server, Token
+from pluggably.cli.output import json_lines, note, parse_params, save_files, stream_response
 from pluggably.client import Client, GenerateOptions
 from pluggably.generation.schemas import Accepted, GenerateResponse
 

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from pluggably.artifacts.schemas import extension_of
-from pluggably.cli_common import CliError, fail, plain
+from pluggably.cli.common import CliError, fail, plain
 from pluggably.client import (
     Client,
     Complete,

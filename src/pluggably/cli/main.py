@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from pluggably import __version__
-from pluggably.cli_chat import chat
-from pluggably.cli_generate import generate
-from pluggably.cli_jobs import jobs_app
-from pluggably.cli_models import models_app
-from pluggably.cli_requests import requests_app
+from pluggably.cli.chat import chat
+from pluggably.cli.generate import generate
+from pluggably.cli.jobs import jobs_app
+from pluggably.cli.models import models_app
+from pluggably.cli.requests import requests_app
 from pluggably.config import Settings, load_settings
 from pluggably.errors import ConfigError, GatewayError
 

@@ -15,7 +15,7 @@ import typer
 from pydantic import BaseModel
 from rich.filesize import decimal
 
-from pluggably.cli_client import Connection, UsageError, connection
+from pluggably.cli.connection import Connection, UsageError, connection
 from pluggably.client import AuthError, Client, PluggablyError, TransportError, ValidationError
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead.")]
