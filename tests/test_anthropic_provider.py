@@ -18,8 +18,9 @@ from fastapi import FastAPI
 
 from pluggably.app import create_app
 from pluggably.errors import BackendUnavailable, UpstreamError
+from pluggably.messages import Message
 from pluggably.providers.anthropic import JSON_INSTRUCTION, AnthropicProvider
-from pluggably.providers.base import Delta, Message, ProviderCall
+from pluggably.providers.base import Delta, ProviderCall
 from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.canned import canned, upstream

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pluggably.db import Database, migrate
-from pluggably.providers.base import Message
+from pluggably.messages import Message
 from pluggably.registry.models import Model, ModelSchema
 from pluggably.registry.param_schemas import default_schema
 from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, template_prompt, transcript

@@ -24,8 +24,9 @@ from pluggably.errors import (
     RateLimited,
     UpstreamError,
 )
+from pluggably.messages import Message
 from pluggably.providers import google
-from pluggably.providers.base import Delta, Message, ProviderCall, StreamEnd, Usage
+from pluggably.providers.base import Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.google import GoogleProvider
 from tests.conftest import (
     ADMIN_KEY,

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from pluggably.providers.base import Message
+from pluggably.messages import Message
 from pluggably.runtimes.base import LocalCall, ModelSpec
 from pluggably.runtimes.llama_cpp_rt import LlamaCppRuntime
 from tests.fixtures.prompts import GREEDY, LONG_RUNNING

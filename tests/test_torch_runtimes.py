@@ -25,7 +25,7 @@ from PIL import Image  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter  # noqa: E402
-from pluggably.providers.base import ImageInput, Message  # noqa: E402
+from pluggably.messages import ImageInput, Message  # noqa: E402
 from pluggably.runtimes import prompts, shap_e_rt  # noqa: E402
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec  # noqa: E402
 from pluggably.runtimes.diffusers_rt import DiffusersRuntime  # noqa: E402

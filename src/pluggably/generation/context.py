@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from pluggably.errors import InvalidParameter
-from pluggably.providers.base import Message
+from pluggably.messages import Message
 from pluggably.sessions.models import SessionMessage
 
 TokenCounter = Callable[[str], int]

@@ -8,7 +8,7 @@ import re
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter, PayloadTooLarge
 from pluggably.generation.schemas import GenerateRequest
-from pluggably.providers.base import ImageInput, Message
+from pluggably.messages import ImageInput, Message
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(;[^,]*)?;base64,(?P<data>.*)$", re.S)

@@ -14,13 +14,14 @@ from pluggably.credentials.service import CredentialSnapshot
 from pluggably.errors import GatewayError, UpstreamError
 from pluggably.generation.context import PER_MESSAGE_TOKENS, estimate_tokens
 from pluggably.generation.schemas import Attempt, Selection, UsageInfo
+from pluggably.messages import Message
 from pluggably.observability.logging import get_logger
-from pluggably.providers.base import Credential, Message, Usage
+from pluggably.providers.base import Credential, Usage
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.errors import redact
-from pluggably.providers.stops import as_list
 from pluggably.routing.resolve import LOCAL, Target
 from pluggably.runtimes.base import ModelSpec
+from pluggably.stops import as_list
 
 if TYPE_CHECKING:
     from pluggably.generation.turns import Turn

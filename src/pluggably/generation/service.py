@@ -50,13 +50,13 @@ from pluggably.generation.stopping import cut_completion, cut_stream
 from pluggably.generation.turns import RegenerateMode, SessionTurns, Turn
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
 from pluggably.lifecycle.scheduler import Reservation
+from pluggably.messages import Message
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.base import (
     Completion,
     Credential,
     Delta,
-    Message,
     Provider,
     ProviderCall,
     StreamEnd,

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 from pluggably.providers.base import Completion, Delta, StreamEnd, Usage
-from pluggably.providers.stops import StopFilter, cut
+from pluggably.stops import StopFilter, cut
 
 
 def cut_completion(completion: Completion, stops: list[str]) -> Completion:

@@ -22,8 +22,8 @@ from pluggably.errors import InvalidParameter, SessionNotFound
 from pluggably.generation import inputs
 from pluggably.generation.context import history_messages
 from pluggably.generation.schemas import GenerateRequest, Output
+from pluggably.messages import Message
 from pluggably.observability.logging import get_logger
-from pluggably.providers.base import Message
 from pluggably.sessions.models import ChatSession
 from pluggably.sessions.service import SessionService
 

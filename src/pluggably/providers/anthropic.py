@@ -11,19 +11,12 @@ from typing import Any
 import orjson
 
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
+from pluggably.messages import Message
 from pluggably.providers import errors
-from pluggably.providers.base import (
-    Completion,
-    Credential,
-    Delta,
-    Message,
-    ProviderCall,
-    StreamEnd,
-    Usage,
-)
+from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.sse import Event, events
-from pluggably.providers.stops import as_list
 from pluggably.providers.upstream import Upstream
+from pluggably.stops import as_list
 
 API_VERSION = "2023-06-01"
 # Anthropic has no default: every request must say how many tokens it may produce.

@@ -6,22 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class ImageInput:
-    mime: str
-    data_b64: str
-
-    @property
-    def data_url(self) -> str:
-        return f"data:{self.mime};base64,{self.data_b64}"
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str  # system | user | assistant
-    text: str
-    images: tuple[ImageInput, ...] = ()
+from pluggably.messages import Message
 
 
 @dataclass

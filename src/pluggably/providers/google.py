@@ -19,19 +19,12 @@ from pluggably.errors import (
     InvalidParameter,
     ProviderNotConfigured,
 )
+from pluggably.messages import Message
 from pluggably.providers import errors
-from pluggably.providers.base import (
-    Completion,
-    Credential,
-    Delta,
-    Message,
-    ProviderCall,
-    StreamEnd,
-    Usage,
-)
+from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.sse import events
-from pluggably.providers.stops import as_list
 from pluggably.providers.upstream import Upstream
+from pluggably.stops import as_list
 
 API_VERSION = "v1beta"
 # SAFETY, RECITATION, OTHER, … end the answer without being a length cut.

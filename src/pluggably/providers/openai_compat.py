@@ -18,20 +18,13 @@ from urllib.parse import quote
 import orjson
 
 from pluggably.errors import ProviderNotConfigured
+from pluggably.messages import Message
 from pluggably.netguard import check_public_url
 from pluggably.providers import errors
-from pluggably.providers.base import (
-    Completion,
-    Credential,
-    Delta,
-    Message,
-    ProviderCall,
-    StreamEnd,
-    Usage,
-)
+from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.sse import events
-from pluggably.providers.stops import as_list
 from pluggably.providers.upstream import Upstream
+from pluggably.stops import as_list
 
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "stop", "tool_calls": "stop"}
 AZURE_API_VERSION = "2024-10-21"

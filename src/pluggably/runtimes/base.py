@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pluggably.providers.base import Message
+from pluggably.messages import Message
 
 
 @dataclass

@@ -18,7 +18,7 @@ from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter
-from pluggably.providers.base import Message
+from pluggably.messages import Message
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory
 from pluggably.runtimes.torch_common import (
     device_and_dtype,

@@ -13,9 +13,9 @@ from collections.abc import Generator
 from typing import Any
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
-from pluggably.providers.stops import as_list
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
 from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, template_prompt, transcript
+from pluggably.stops import as_list
 
 DEFAULT_CONTEXT = 4096
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pluggably.providers.base import Message
-from pluggably.providers.stops import StopFilter
+from pluggably.messages import Message
+from pluggably.stops import StopFilter
 
 __all__ = [
     "TURN_MARKERS",

@@ -15,8 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, 
 from transformers.generation.streamers import BaseStreamer
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter
-from pluggably.providers.base import Message
-from pluggably.providers.stops import as_list
+from pluggably.messages import Message
 from pluggably.runtimes import prompts
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory
 from pluggably.runtimes.prompts import AnswerFilter
@@ -30,6 +29,7 @@ from pluggably.runtimes.torch_common import (
     release_memory,
     require_folder,
 )
+from pluggably.stops import as_list
 
 DEFAULT_MAX_TOKENS = 512
 _DECODE_CONTEXT = 5  # prompt tokens decoded with the first answer token, for its spacing
