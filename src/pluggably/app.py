@@ -45,7 +45,7 @@ from pluggably.db import Database, migrate
 from pluggably.observability.logging import configure_logging, get_logger
 from pluggably.observability.metrics import Metrics
 from pluggably.periodic import every
-from pluggably.registry.startup import discover_models
+from pluggably.registry.discovery import discover_models
 from pluggably.startup import Readiness, prepare_directories
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 

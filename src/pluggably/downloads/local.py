@@ -13,7 +13,7 @@ from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
 from pluggably.downloads.schemas import DownloadRequest
 from pluggably.errors import Conflict, InvalidParameter, ModelNotFound
-from pluggably.registry import discovery
+from pluggably.registry import scan
 from pluggably.registry.service import RegistryService
 
 
@@ -41,7 +41,7 @@ def confined_path(models_dir: Path, uri: str) -> str:
         if path == root or not path.is_relative_to(root):
             raise outside
         relative = path.relative_to(root)
-        if relative.parts[0] == discovery.STAGING_DIR:
+        if relative.parts[0] == scan.STAGING_DIR:
             raise InvalidParameter(f"source.uri '{uri}' is in the downloads' staging folder.")
         if not path.exists():
             raise ModelNotFound(f"Nothing at source.uri '{uri}' in the models directory.")
@@ -73,7 +73,7 @@ async def register(
     root = registry.models_dir
     relative = await asyncio.to_thread(confined_path, root, uri)
     try:
-        found = await asyncio.to_thread(discovery.describe_one, root, relative)
+        found = await asyncio.to_thread(scan.describe_one, root, relative)
     except ValueError as several:
         raise InvalidParameter(
             f"source.uri '{uri}' holds several models ({several}, …); name one of them."
@@ -107,7 +107,7 @@ async def register(
                 f"A model '{model_id}' is already registered; pass model.id to register "
                 "these files under another id."
             )
-        model = discovery.as_model(found, origin="registered")
+        model = scan.as_model(found, origin="registered")
         model.id, model.name = model_id, body.model.name or found.name
         model.version = body.model.version or found.version
         model.modality = body.model.modality or found.modality

@@ -25,7 +25,7 @@ from pluggably.errors import Conflict, GatewayError, InvalidParameter, JobNotFou
 from pluggably.netguard import check_public_url
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
-from pluggably.registry import discovery
+from pluggably.registry import scan
 from pluggably.registry.enrichment import enrich
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
@@ -54,7 +54,7 @@ class DownloadManager:
             settings,
         )
         self.metrics = metrics
-        self.staging = registry.models_dir / discovery.STAGING_DIR
+        self.staging = registry.models_dir / scan.STAGING_DIR
         self._runs: dict[str, Run] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._submit_lock = asyncio.Lock()
@@ -349,13 +349,13 @@ class DownloadManager:
             part.replace(final)
 
     async def _register(self, job_id: str, plan: sources.Plan, local_path: str) -> None:
-        found = await asyncio.to_thread(discovery.describe, self.registry.models_dir, local_path)
+        found = await asyncio.to_thread(scan.describe, self.registry.models_dir, local_path)
         if found is None:
             raise InvalidParameter(
                 "The downloaded files are not a model the local runtimes know "
                 "(GGUF, transformers, diffusers or Shap-E)."
             )
-        model = discovery.as_model(found, origin="downloaded")
+        model = scan.as_model(found, origin="downloaded")
         model.id, model.name = plan.model_id, plan.name
         model.version = plan.version or found.version
         model.modality = plan.modality or found.modality

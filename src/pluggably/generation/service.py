@@ -62,8 +62,8 @@ from pluggably.providers.base import (
     StreamEnd,
 )
 from pluggably.providers.directory import ProviderDirectory
-from pluggably.providers.discovery import Discovery
 from pluggably.providers.errors import is_retryable
+from pluggably.providers.model_lists import Discovery
 from pluggably.registry.models import Model
 from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns

@@ -16,7 +16,7 @@ from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.directory import ProviderDirectory
-from pluggably.providers.discovery import Discovery
+from pluggably.providers.model_lists import Discovery
 from pluggably.registry.schemas import (
     Availability,
     Capabilities,

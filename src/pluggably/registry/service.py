@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import Database
 from pluggably.errors import Conflict, ModelNotFound, ValidationFailed
-from pluggably.registry.discovery import SHARD
 from pluggably.registry.models import Model, ModelDoc, ModelSchema
 from pluggably.registry.param_schemas import default_schema
 from pluggably.registry.repository import RegistryRepository
+from pluggably.registry.scan import SHARD
 from pluggably.registry.schemas import (
     Availability,
     Capabilities,
