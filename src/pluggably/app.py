@@ -79,7 +79,7 @@ async def pin_and_preload(container: Container, *, preload: bool) -> None:
     the defaults now. A default that fails to load is logged; requests retry it."""
     async with container.db.session() as session:
         registry = container.registry
-        container.scheduler.pin(await registry.pinned_ids(session))
+        await registry.repin(session)
         defaults = await registry.defaults(session)
         specs = []
         for model_id in defaults.values() if preload else ():

@@ -156,7 +156,7 @@ async def set_default(
 ) -> ModelInfo:
     """Make this model the default of its modality (persisted; pinned while default)."""
     info = await container.registry.set_default(session, model_id)
-    container.scheduler.pin(await container.registry.pinned_ids(session))
+    await container.registry.repin(session)
     return info
 
 
@@ -182,5 +182,5 @@ async def delete_model(
 ) -> Response:
     """Unregister a model and delete the files it owns (refused while loaded or in use)."""
     await container.registry.delete(session, model_id)
-    container.scheduler.pin(await container.registry.pinned_ids(session))
+    await container.registry.repin(session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -45,9 +45,12 @@ class RuntimeState:
 
 
 class RuntimeView(Protocol):
-    """What the registry needs to know of model residency (owned by the scheduler)."""
+    """What the registry needs of model residency (owned by the scheduler): each
+    model's state, and where to hand the pinned set."""
 
     def state(self, model_id: str) -> RuntimeState: ...
+
+    def pin(self, model_ids: set[str]) -> None: ...
 
 
 LAST_USED_RESOLUTION_S = 60.0
@@ -196,6 +199,11 @@ class RegistryService:
         repo = RegistryRepository(session)
         pinned = {m.id for m in await repo.all() if m.pinned}
         return pinned | set((await repo.defaults()).values())
+
+    async def repin(self, session: AsyncSession) -> None:
+        """Hand residency the pinned set (at startup, and after a default changes or a
+        model is deleted), so it never evicts a default."""
+        self.runtimes.pin(await self.pinned_ids(session))
 
     async def parameter_schema(self, session: AsyncSession, model: Model) -> dict[str, Any]:
         row = await RegistryRepository(session).latest_schema(model.id)
