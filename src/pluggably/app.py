@@ -34,7 +34,7 @@ from pluggably.api import (
     tokens,
     users,
 )
-from pluggably.api.errors import install_error_handlers
+from pluggably.api.errors import ErrorFormats, install_error_handlers
 from pluggably.api.middleware import RequestMiddleware
 from pluggably.api.openapi_security import document_security
 from pluggably.api.schemas import COMMON_ERRORS
@@ -196,8 +196,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.readiness = readiness
     app.state.metrics = metrics
-    install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    # The compatibility surfaces answer errors in their vendor's shape.
+    errors = ErrorFormats((openai_compat.ERROR_FORMAT, anthropic_compat.ERROR_FORMAT))
+    install_error_handlers(app, errors)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        errors=errors,
+    )
     # Generation first: routes are matched in order, and it is the hot path.
     for router in (
         generate.router,

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from pluggably.api.deps import ContainerDep, Writer
-from pluggably.api.errors import register_error_format
+from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
 from pluggably.compat.anthropic_shapes import (
     AnthropicError,
@@ -42,7 +42,9 @@ def _render(status: int, _code: str, message: str, _details: Any) -> dict[str, A
     return error_body(status, message, ctx.request_id if ctx else None)
 
 
-register_error_format(PREFIX, _render)
+# Everything under /anthropic/ answers errors in Anthropic's shape (create_app hands
+# this to the app's error handlers).
+ERROR_FORMAT: tuple[str, ErrorFormat] = (PREFIX, _render)
 
 
 class _AnthropicRoute(APIRoute):
@@ -119,7 +121,7 @@ async def _stream(service: GenerationService, plan: Plan) -> Response:
     become a plain HTTP error (its status, ``Retry-After`` where set), which the SDKs
     retry or raise as they would for Anthropic; later ones are an ``error`` event."""
     frames = service.stream(plan)
-    opened, refused = await opening(frames, plan)
+    opened, refused = await opening(frames, plan, _render)
     if opened is None:
         assert refused is not None
         return refused

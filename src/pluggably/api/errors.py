@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,16 +34,22 @@ _HTTP_CODES = {
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-# Compatibility surfaces (API.md §8) answer errors in their own API's shape: a path
-# prefix and a function of (status, code, message, details) -> body.
+# Compatibility surfaces (API.md §8) answer errors in their own API's shape: a function
+# of (status, code, message, details) -> body, for the requests under a path prefix.
 ErrorFormat = Callable[[int, str, str, Any], dict[str, Any]]
-_FORMATS: list[tuple[str, ErrorFormat]] = []
 
 
-def register_error_format(prefix: str, render: ErrorFormat) -> None:
-    """Errors of requests under ``prefix`` are rendered by ``render`` (once per prefix)."""
-    _FORMATS[:] = [(p, r) for p, r in _FORMATS if p != prefix]
-    _FORMATS.append((prefix, render))
+@dataclass(frozen=True)
+class ErrorFormats:
+    """The surfaces' error formats by path prefix, handed to the app at construction;
+    a path under none of them answers in the native envelope."""
+
+    surfaces: tuple[tuple[str, ErrorFormat], ...] = ()
+
+    def current(self) -> ErrorFormat | None:
+        """The format of the request being answered (None: the native envelope)."""
+        ctx = current()
+        return next((r for p, r in self.surfaces if ctx and ctx.path.startswith(p)), None)
 
 
 def error_response(
@@ -50,12 +57,13 @@ def error_response(
     code: str,
     message: str,
     *,
+    render: ErrorFormat | None = None,
     details: Any = None,
     retry_after: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    """The error in ``render``'s shape, else in the native envelope."""
     ctx = current()
-    render = next((r for p, r in _FORMATS if ctx and ctx.path.startswith(p)), None)
     body = (
         render(status, code, message, details)
         if render is not None
@@ -75,27 +83,32 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=out_headers)
 
 
-def render_gateway_error(exc: GatewayError) -> JSONResponse:
+def render_gateway_error(exc: GatewayError, render: ErrorFormat | None = None) -> JSONResponse:
     return error_response(
         exc.status,
         exc.code,
         exc.message,
+        render=render,
         details=exc.details,
         retry_after=exc.retry_after,
         headers=exc.headers,
     )
 
 
-async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
+def _gateway_error(_request: Request, exc: Exception, render: ErrorFormat | None) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return render_gateway_error(exc)
+    return render_gateway_error(exc, render)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(
+    _request: Request, exc: Exception, render: ErrorFormat | None
+) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
-        return error_response(400, "invalid_json", "The request body is not valid JSON.")
+        return error_response(
+            400, "invalid_json", "The request body is not valid JSON.", render=render
+        )
     # Only loc/msg/type: 'input' may echo secrets such as passwords.
     details = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
@@ -103,7 +116,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     ]
     fields = ", ".join(".".join(str(p) for p in d["loc"]) for d in details[:5])
     return error_response(
-        422, "validation_error", f"Invalid request: check {fields}.", details=details
+        422,
+        "validation_error",
+        f"Invalid request: check {fields}.",
+        render=render,
+        details=details,
     )
 
 
@@ -118,7 +135,7 @@ def _allowed_methods(request: Request) -> str | None:
     return ", ".join(sorted(m.upper() for m in documented if m in _HTTP_METHODS)) or None
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception, render: ErrorFormat | None) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 405 and (allow := _allowed_methods(request)) is not None:
@@ -134,7 +151,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         if code != "validation_error"
         else str(exc.detail)
     )
-    return error_response(exc.status_code, code, message, headers=headers)
+    return error_response(exc.status_code, code, message, render=render, headers=headers)
 
 
 # The database did not answer (DATABASE_DOWN): the request's unit of work was rolled
@@ -142,15 +159,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 DATABASE_RETRY_AFTER_S = 2
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+def _database_error(_request: Request, exc: Exception, render: ErrorFormat | None) -> JSONResponse:
     reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
     log.warning("database_unavailable", error_type=type(exc).__name__, reason=reason[:200])
-    return render_gateway_error(DatabaseUnavailable(retry_after=DATABASE_RETRY_AFTER_S))
+    return render_gateway_error(DatabaseUnavailable(retry_after=DATABASE_RETRY_AFTER_S), render)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(GatewayError, _gateway_error)
+_Render = Callable[[Request, Exception, ErrorFormat | None], JSONResponse]
+
+
+def install_error_handlers(app: FastAPI, formats: ErrorFormats) -> None:
+    """``app``'s failures in the native envelope, or in the shape of the surface
+    (``formats``) whose path the request was for."""
+
+    def handler(render: _Render) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handle(request: Request, exc: Exception) -> JSONResponse:
+            return render(request, exc, formats.current())
+
+        return handle
+
+    app.add_exception_handler(GatewayError, handler(_gateway_error))
     for kind in DATABASE_DOWN:
-        app.add_exception_handler(kind, _database_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+        app.add_exception_handler(kind, handler(_database_error))
+    app.add_exception_handler(RequestValidationError, handler(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, handler(_http_error))

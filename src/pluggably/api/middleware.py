@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pluggably.api.errors import error_response
+from pluggably.api.errors import ErrorFormats, error_response
 from pluggably.api.nul_scan import NulScanner
 from pluggably.observability.context import RequestContext, reset_current, set_current
 from pluggably.observability.metrics import Metrics
@@ -70,10 +70,13 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, errors: ErrorFormats
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.errors = errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,20 +100,26 @@ class RequestMiddleware:
 
         try:
             if _has_nul(scope):
-                await error_response(422, "validation_error", NUL_MESSAGE)(
-                    scope, receive, send_with_id
-                )
+                await error_response(
+                    422, "validation_error", NUL_MESSAGE, render=self.errors.current()
+                )(scope, receive, send_with_id)
             elif self._declared_too_large(headers):
-                await error_response(413, "payload_too_large", self._too_large_message())(
-                    scope, receive, send_with_id
-                )
+                await error_response(
+                    413,
+                    "payload_too_large",
+                    self._too_large_message(),
+                    render=self.errors.current(),
+                )(scope, receive, send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
         except Exception:
             log.exception("unhandled_error", method=scope["method"], route=_route_template(scope))
             if not state["started"]:
                 response = error_response(
-                    500, "internal_error", "Internal server error; the request id is in the logs."
+                    500,
+                    "internal_error",
+                    "Internal server error; the request id is in the logs.",
+                    render=self.errors.current(),
                 )
                 await response(scope, receive, send_with_id)
         finally:

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
-from pluggably.api.errors import register_error_format
+from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
 from pluggably.auth.principal import Principal
 from pluggably.compat.openai_shapes import (
@@ -59,8 +59,9 @@ from pluggably.providers.catalog import remote_models
 PREFIX = "/openai/v1"
 # The SSE layer's own failures (a cancel, a bug below) as OpenAI error chunks.
 _SSE = SSEFormat(error=stream_error)
-# Everything under /openai/ (unknown routes included) answers errors in OpenAI's shape.
-register_error_format("/openai/", error_body)
+# Everything under /openai/ (unknown routes included) answers errors in OpenAI's shape
+# (create_app hands this to the app's error handlers).
+ERROR_FORMAT: tuple[str, ErrorFormat] = ("/openai/", error_body)
 
 _ERROR_TEXT = {
     400: "Bad request (`invalid_parameter`, `invalid_json`, `feature_not_supported`, …)",
@@ -214,7 +215,7 @@ async def _stream(container: Container, plan: Plan, writer: ChunkWriter) -> Resp
     its real status and ``Retry-After``, which the SDKs retry or raise as they would for
     OpenAI; a failure after it is an error chunk."""
     frames = cast(AsyncGenerator[dict[str, Any], None], container.generation.stream(plan))
-    opened, refused = await opening(frames, plan)
+    opened, refused = await opening(frames, plan, error_body)
     if opened is None:
         assert refused is not None
         return refused

@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
-from pluggably.api.errors import render_gateway_error
+from pluggably.api.errors import ErrorFormat, render_gateway_error
 from pluggably.errors import GatewayError
 from pluggably.generation.plan import Plan
 from pluggably.observability.logging import get_logger
@@ -231,14 +231,17 @@ class Opened:
 
 
 async def opening(
-    frames: AsyncIterator[dict[str, Any]], plan: Plan, wait_s: float = KEEPALIVE_S
+    frames: AsyncIterator[dict[str, Any]],
+    plan: Plan,
+    render: ErrorFormat,
+    wait_s: float = KEEPALIVE_S,
 ) -> tuple[Opened | None, Response | None]:
     """A compatibility surface's stream, held back until its first frame that the
     client would see (for at most ``wait_s``; queue and loading notices are not shown
     there, so a request that waits in a local model's queue is held too): when the
     request failed before it (refused by the queue, every candidate tried, nothing
     sent), the plain HTTP error to answer instead of a 200: the real status with
-    ``Retry-After`` where set, in the surface's error shape, which the vendors' SDKs
+    ``Retry-After`` where set, in the surface's error shape (``render``), which the vendors' SDKs
     raise or retry as they would for the vendor itself. Otherwise the stream, to answer
     with a 200; a failure after this point is an error event. The head is read in a
     task of its own, so a cancel (POST …/cancel) reaches it, and a first frame that
@@ -258,7 +261,7 @@ async def opening(
         return opened, None
     await _aclose(frames)
     error = plan.error or GatewayError(str(read[-1].get("message") or INTERNAL_ERROR))
-    return None, render_gateway_error(error)
+    return None, render_gateway_error(error, render)
 
 
 def reported(frame: dict[str, Any], plan: Plan) -> dict[str, Any]:
