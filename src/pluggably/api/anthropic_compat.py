@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from pluggably.api.deps import ContainerDep, Writer
+from pluggably.api.deps import Generation, Writer
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
 from pluggably.compat.anthropic_shapes import (
@@ -102,12 +102,11 @@ MESSAGES_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Create a message (Anthropic Messages API)",
 )
 async def create_message(
-    body: AnthropicMessagesRequest, principal: Writer, container: ContainerDep
+    body: AnthropicMessagesRequest, principal: Writer, service: Generation
 ) -> AnthropicMessage | Response:
     """Answered by the model the native route would pick for ``model`` (registry id,
     ``provider:model`` or a bare vendor model name). A busy local model is waited for,
     silently; credentials go in ``x-api-key`` or ``Authorization: Bearer``."""
-    service = container.generation
     plan = await service.prepare(principal, generate_request(body))
     if body.stream:
         return await _stream(service, plan)

@@ -13,12 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal, Scope
+from pluggably.config import Settings
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
+from pluggably.db import Database
+from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.downloads.manager import DownloadManager
 from pluggably.errors import Forbidden, NotReady
+from pluggably.generation.records import RequestRecords
+from pluggably.generation.service import GenerationService
+from pluggably.lifecycle.scheduler import Scheduler as ModelScheduler
 from pluggably.observability.context import current
+from pluggably.observability.metrics import Metrics
+from pluggably.providers.catalog import ProviderCatalog
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
+from pluggably.sessions.service import SessionService
+from pluggably.storage.quota import Quota
+from pluggably.storage.retention import Retention
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -143,6 +156,58 @@ async def _artifacts(container: ContainerDep) -> ArtifactService:
     return container.artifacts
 
 
+async def _generation(container: ContainerDep) -> GenerationService:
+    return container.generation
+
+
+async def _records(container: ContainerDep) -> RequestRecords:
+    return container.records
+
+
+async def _scheduler(container: ContainerDep) -> ModelScheduler:
+    return container.scheduler
+
+
+async def _catalog(container: ContainerDep) -> ProviderCatalog:
+    return container.catalog
+
+
+async def _providers(container: ContainerDep) -> ProviderDirectory:
+    return container.providers
+
+
+async def _hub(container: ContainerDep) -> HubClient:
+    return container.hub
+
+
+async def _quota(container: ContainerDep) -> Quota:
+    return container.quota
+
+
+async def _retention(container: ContainerDep) -> Retention:
+    return container.retention
+
+
+async def _sessions(container: ContainerDep) -> SessionService:
+    return container.sessions
+
+
+async def _reclaimer(container: ContainerDep) -> SpaceReclaimer:
+    return container.db.reclaimer
+
+
+async def _database(container: ContainerDep) -> Database:
+    return container.db
+
+
+async def _metrics(container: ContainerDep) -> Metrics:
+    return container.metrics
+
+
+async def _settings(container: ContainerDep) -> Settings:
+    return container.settings
+
+
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
@@ -150,6 +215,21 @@ Credentials = Annotated[CredentialService, Depends(_credentials)]
 Registry = Annotated[RegistryService, Depends(_registry)]
 Downloads = Annotated[DownloadManager, Depends(_downloads)]
 Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
+Generation = Annotated[GenerationService, Depends(_generation)]
+Records = Annotated[RequestRecords, Depends(_records)]
+Scheduler = Annotated[ModelScheduler, Depends(_scheduler)]
+Catalog = Annotated[ProviderCatalog, Depends(_catalog)]
+Providers = Annotated[ProviderDirectory, Depends(_providers)]
+Hub = Annotated[HubClient, Depends(_hub)]
+StorageQuota = Annotated[Quota, Depends(_quota)]
+StorageRetention = Annotated[Retention, Depends(_retention)]
+Sessions = Annotated[SessionService, Depends(_sessions)]
+# Gives the file space of deleted rows back (SQLite), after the response is sent.
+Reclaimer = Annotated[SpaceReclaimer, Depends(_reclaimer)]
+# For work that outlives the request's unit of work and opens its own sessions.
+Db = Annotated[Database, Depends(_database)]
+AppMetrics = Annotated[Metrics, Depends(_metrics)]
+AppSettings = Annotated[Settings, Depends(_settings)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from pluggably.api.deps import ContainerDep, Credentials, DbSession, Reader, Writer
+from pluggably.api.deps import Credentials, DbSession, Generation, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.credentials.schemas import ProviderKeyCreate, ProviderKeyDeleted, ProviderKeyInfo
 
@@ -17,11 +17,11 @@ async def put_provider_key(
     principal: Writer,
     session: DbSession,
     credentials: Credentials,
-    container: ContainerDep,
+    generation: Generation,
 ) -> ProviderKeyInfo:
     """Store the caller's credential for a provider, replacing any previous one."""
     stored = ProviderKeyInfo.model_validate(await credentials.put(session, principal, body))
-    container.generation.forget_caller(principal.user_id)
+    generation.forget_caller(principal.user_id)
     return stored
 
 
@@ -39,11 +39,11 @@ async def delete_provider_key(
     principal: Writer,
     session: DbSession,
     credentials: Credentials,
-    container: ContainerDep,
+    generation: Generation,
 ) -> ProviderKeyDeleted:
     """Remove the caller's credential for a provider; answers it, masked (``deleted: true``)."""
     removed = ProviderKeyDeleted.model_validate(
         await credentials.delete(session, principal, provider)
     )
-    container.generation.forget_caller(principal.user_id)
+    generation.forget_caller(principal.user_id)
     return removed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pluggably.api.deps import ContainerDep, DbSession, Reader
+from pluggably.api.deps import Catalog, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS
 from pluggably.api.schemas_providers import ProviderInfo, ProviderList
 from pluggably.credentials.providers import KNOWN_PROVIDERS
@@ -14,14 +14,14 @@ router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 
 @router.get("/v1/providers", response_model=ProviderList)
 async def list_providers(
-    principal: Reader, session: DbSession, container: ContainerDep, discover: bool = True
+    principal: Reader, session: DbSession, catalog: Catalog, discover: bool = True
 ) -> ProviderList:
     """Every provider of this deployment; ``configured`` says whether this user can call it
     (their own key, a server key they may use, or an operator-run endpoint). With
     ``discover`` (default), ``models_discovered`` lists what the user's credential reaches
     (cached for 5 minutes, refreshed when the credential changes); ``credits_status`` is
     what the last calls showed (``unknown`` until a call tells)."""
-    views = await container.catalog.views(session, principal, discover=discover)
+    views = await catalog.views(session, principal, discover=discover)
     return ProviderList(
         providers=[
             ProviderInfo(

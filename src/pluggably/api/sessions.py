@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, status
+from fastapi import APIRouter, BackgroundTasks, Body, Query, status
 
-from pluggably.api.deps import Artifacts, ContainerDep, DbSession, Reader, Writer
+from pluggably.api.deps import Artifacts, DbSession, Reader, Reclaimer, Sessions, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.sessions.schemas import (
     SessionCreate,
     SessionDetail,
@@ -19,25 +18,11 @@ from pluggably.sessions.schemas import (
     SessionSummary,
     SessionUpdate,
 )
-from pluggably.sessions.service import SessionService
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRORS)
 NOT_FOUND = error_responses(404)
 
 
-def _sessions(container: ContainerDep) -> SessionService:
-    return container.sessions
-
-
-Sessions = Annotated[SessionService, Depends(_sessions)]
-
-
-def _reclaimer(container: ContainerDep) -> SpaceReclaimer:
-    return container.db.reclaimer
-
-
-# Gives the file space of deleted messages back (SQLite), after the response is sent.
-Reclaimer = Annotated[SpaceReclaimer, Depends(_reclaimer)]
 STORAGE_FULL = error_responses(409)
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pluggably.api.deps import AdminUser, ContainerDep, DbSession
+from pluggably.api.deps import (
+    AdminUser,
+    DbSession,
+    Downloads,
+    Registry,
+    StorageQuota,
+    StorageRetention,
+)
 from pluggably.api.schemas import AUTH_ERRORS
 from pluggably.api.schemas_storage import CleanupRequest, StorageReport, StoredModel
 from pluggably.storage.schemas import CleanupReport
@@ -13,8 +20,9 @@ router = APIRouter(prefix="/v1/storage", tags=["storage"], responses=AUTH_ERRORS
 
 
 @router.get("", response_model=StorageReport)
-async def storage(_admin: AdminUser, session: DbSession, container: ContainerDep) -> StorageReport:
-    quota, registry = container.quota, container.registry
+async def storage(
+    _admin: AdminUser, session: DbSession, quota: StorageQuota, registry: Registry
+) -> StorageReport:
     used = await quota.used_bytes()
     free = quota.disk_free()
     if quota.limit_bytes is not None:
@@ -41,12 +49,13 @@ async def storage(_admin: AdminUser, session: DbSession, container: ContainerDep
 async def cleanup(
     _admin: AdminUser,
     session: DbSession,
-    container: ContainerDep,
+    retention: StorageRetention,
+    downloads: Downloads,
     body: CleanupRequest | None = None,
 ) -> CleanupReport:
     """Apply the retention policy now; ``dry_run`` reports without deleting."""
-    return await container.retention.cleanup(
+    return await retention.cleanup(
         session,
         dry_run=body.dry_run if body else False,
-        active_jobs=await container.downloads.active_jobs(),
+        active_jobs=await downloads.active_jobs(),
     )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from pluggably.api.deps import Accounts, ContainerDep, CurrentPrincipal, DbSession, Reader, Writer
+from pluggably.api.deps import (
+    Accounts,
+    CurrentPrincipal,
+    DbSession,
+    Generation,
+    Reader,
+    Writer,
+)
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.schemas_users import StatusMessage
 from pluggably.users.schemas import (
@@ -78,11 +85,11 @@ async def update_me(
     principal: Writer,
     session: DbSession,
     accounts: Accounts,
-    container: ContainerDep,
+    generation: Generation,
 ) -> UserProfile:
     """Update display name, preferred model or preferences; answers what was stored."""
     user = await accounts.update_profile(session, principal, body)
-    container.generation.forget_caller(principal.user_id)
+    generation.forget_caller(principal.user_id)
     return UserProfile.model_validate(user)
 
 
