@@ -9,15 +9,15 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
+from pluggably.api.deps import DbSession, Generation, Reader, Records, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.schemas_generate import CancelResult, RequestDetails, RequestStatus
 from pluggably.api.sse import sse_response
-from pluggably.container import Container
 from pluggably.generation.live import LiveRequest
 from pluggably.generation.models import RequestRecord
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
+from pluggably.generation.service import GenerationService
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 
@@ -37,16 +37,15 @@ GENERATE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/v1/generate", response_model=GenerateResponse, responses=GENERATE_RESPONSES)
-async def generate(body: GenerateRequest, principal: Writer, container: ContainerDep) -> Response:
+async def generate(body: GenerateRequest, principal: Writer, service: Generation) -> Response:
     """The answer (200), an SSE stream for text with ``stream``, or 202 ``queued`` when a
     local model is busy and ``wait`` is false (the request keeps its place and runs
     server-side: follow ``Location``)."""
-    plan = await container.generation.prepare(principal, body)
-    return await respond(container, plan, body.stream, body.wait)
+    plan = await service.prepare(principal, body)
+    return await respond(service, plan, body.stream, body.wait)
 
 
-async def respond(container: Container, plan: Plan, stream: bool, wait: bool) -> Response:
-    service = container.generation
+async def respond(service: GenerationService, plan: Plan, stream: bool, wait: bool) -> Response:
     if stream and plan.modality == "text":
         # Admission first: a refused stream is a plain HTTP error, never a 200.
         place = await service.admit(plan)
@@ -84,10 +83,10 @@ def _status(record: RequestRecord, live: LiveRequest | None) -> dict[str, Any]:
     "/v1/requests/{request_id}/status", response_model=RequestStatus, responses=error_responses(404)
 )
 async def request_status(
-    request_id: str, principal: Reader, session: DbSession, container: ContainerDep
+    request_id: str, principal: Reader, session: DbSession, records: Records, generation: Generation
 ) -> RequestStatus:
-    record = await container.records.get(session, principal.user_id, request_id)
-    live = container.generation.live.get(request_id, principal.user_id)
+    record = await records.get(session, principal.user_id, request_id)
+    live = generation.live.get(request_id, principal.user_id)
     return RequestStatus.model_validate(_status(record, live))
 
 
@@ -95,11 +94,11 @@ async def request_status(
     "/v1/requests/{request_id}", response_model=RequestDetails, responses=error_responses(404)
 )
 async def request_details(
-    request_id: str, principal: Reader, session: DbSession, container: ContainerDep
+    request_id: str, principal: Reader, session: DbSession, records: Records, generation: Generation
 ) -> RequestDetails:
     """Status plus the generate response once completed."""
-    record = await container.records.get(session, principal.user_id, request_id)
-    live = container.generation.live.get(request_id, principal.user_id)
+    record = await records.get(session, principal.user_id, request_id)
+    live = generation.live.get(request_id, principal.user_id)
     return RequestDetails.model_validate({**_status(record, live), "result": record.response})
 
 
@@ -107,16 +106,16 @@ async def request_details(
     "/v1/requests/{request_id}/cancel", response_model=CancelResult, responses=error_responses(404)
 )
 async def cancel_request(
-    request_id: str, principal: Writer, session: DbSession, container: ContainerDep
+    request_id: str, principal: Writer, session: DbSession, records: Records, generation: Generation
 ) -> CancelResult:
     """Stop a running request; its partial text comes back. Finished requests stay as they are."""
-    record = await container.records.get(session, principal.user_id, request_id)
-    live = container.generation.live.get(request_id, principal.user_id)
+    record = await records.get(session, principal.user_id, request_id)
+    live = generation.live.get(request_id, principal.user_id)
     if live is None:
         return CancelResult(
             request_id=request_id, cancelled=False, status=record.status, partial_output=None
         )
-    await container.generation.live.cancel(live)
+    await generation.live.cancel(live)
     return CancelResult(
         request_id=request_id,
         cancelled=True,
@@ -134,12 +133,12 @@ async def cancel_request(
     },
 )
 async def request_events(
-    request_id: str, principal: Reader, session: DbSession, container: ContainerDep
+    request_id: str, principal: Reader, session: DbSession, records: Records, generation: Generation
 ) -> StreamingResponse:
     """SSE: the status now; for a running request, its text deltas as they are produced
     and its final status; then ``[DONE]``."""
-    record = await container.records.get(session, principal.user_id, request_id)
-    live = container.generation.live.get(request_id, principal.user_id)
+    record = await records.get(session, principal.user_id, request_id)
+    live = generation.live.get(request_id, principal.user_id)
     return sse_response(_request_events(request_id, record.status, live))
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Reader
+from pluggably.api.deps import AdminUser, DbSession, Generation, Reader, Registry, Scheduler
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.schemas_lifecycle import (
     LoadedList,
@@ -18,8 +18,8 @@ from pluggably.api.schemas_lifecycle import (
     Residency,
     UnloadRequest,
 )
-from pluggably.container import Container
 from pluggably.errors import Conflict
+from pluggably.lifecycle.scheduler import Scheduler as ModelScheduler
 from pluggably.observability.logging import get_logger
 from pluggably.runtimes.base import ModelSpec
 
@@ -28,8 +28,7 @@ log = get_logger("pluggably.lifecycle")
 
 
 @router.get("/loaded", response_model=LoadedList)
-async def loaded_models(_principal: Reader, container: ContainerDep) -> LoadedList:
-    scheduler = container.scheduler
+async def loaded_models(_principal: Reader, scheduler: Scheduler) -> LoadedList:
     return LoadedList(
         models=[
             LoadedModel(
@@ -58,14 +57,15 @@ async def load_model(
     model_id: str,
     _admin: AdminUser,
     session: DbSession,
-    container: ContainerDep,
+    registry: Registry,
+    scheduler: Scheduler,
+    generation: Generation,
     response: Response,
     body: Annotated[LoadRequest | None, Body()] = None,
 ) -> Residency:
     """Load a local model: 202 ``loading`` (``wait: false``), or 200 ``loaded`` once it
     is (already loaded, or ``wait: true``). Makes room by evicting the least recently
     used idle model; 503 ``model_loading`` when every loaded model is busy or pinned."""
-    registry, scheduler = container.registry, container.scheduler
     model = await registry.get(session, model_id)
     if model.provider != "local":
         raise Conflict(f"'{model_id}' is a provider model; only local models load here.")
@@ -75,13 +75,13 @@ async def load_model(
         response.status_code = status.HTTP_200_OK
         return Residency(model_id=model_id, status="loaded")
     scheduler.check_room(spec)  # 503 now rather than a load that can never start
-    container.generation.keep(asyncio.ensure_future(_load(container, spec)))
+    generation.keep(asyncio.ensure_future(_load(scheduler, spec)))
     return Residency(model_id=model_id, status="loading")
 
 
-async def _load(container: Container, spec: ModelSpec) -> None:
+async def _load(scheduler: ModelScheduler, spec: ModelSpec) -> None:
     try:
-        await container.scheduler.ensure_loaded(spec, wait_for_room=False)
+        await scheduler.ensure_loaded(spec, wait_for_room=False)
     except Exception as exc:
         log.warning("model_load_failed", model_id=spec.model_id, error=str(exc))
 
@@ -93,12 +93,13 @@ async def unload_model(
     model_id: str,
     _admin: AdminUser,
     session: DbSession,
-    container: ContainerDep,
+    registry: Registry,
+    scheduler: Scheduler,
     force: Annotated[bool, Query()] = False,
     body: Annotated[UnloadRequest | None, Body()] = None,
 ) -> Residency:
     """Unload a local model. Never interrupts requests: a busy or pinned model is a 409
     unless ``force`` (query or body), which unloads once in-flight requests finish."""
-    await container.registry.get(session, model_id)  # 404 for an unknown id
-    await container.scheduler.unload(model_id, force=force or (body is not None and body.force))
+    await registry.get(session, model_id)  # 404 for an unknown id
+    await scheduler.unload(model_id, force=force or (body is not None and body.force))
     return Residency(model_id=model_id, status="unloaded")

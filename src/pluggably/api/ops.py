@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from pluggably import __version__
-from pluggably.api.deps import ContainerDep, MetricsAccess, Reader
+from pluggably.api.deps import AppMetrics, Artifacts, MetricsAccess, Providers, Reader, StorageQuota
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.schemas_ops import Features, Health, Ready, Version
 from pluggably.errors import NotReady
@@ -54,15 +54,15 @@ async def version() -> Version:
         **AUTH_ERRORS,
     },
 )
-async def metrics(container: ContainerDep, _access: MetricsAccess) -> Response:
+async def metrics(app_metrics: AppMetrics, quota: StorageQuota, _access: MetricsAccess) -> Response:
     """Prometheus metrics; admin-only unless ``PLUGGABLY_METRICS_PUBLIC`` is set."""
-    container.metrics.storage_used.set(await container.quota.recent_used_bytes())
-    container.metrics.storage_limit.set(container.quota.limit_bytes or 0)
-    return Response(container.metrics.render(), media_type=container.metrics.content_type)
+    app_metrics.storage_used.set(await quota.recent_used_bytes())
+    app_metrics.storage_limit.set(quota.limit_bytes or 0)
+    return Response(app_metrics.render(), media_type=app_metrics.content_type)
 
 
 @router.get("/v1/features", response_model=Features, responses=AUTH_ERRORS)
-async def features(_principal: Reader, container: ContainerDep) -> Features:
+async def features(_principal: Reader, artifacts: Artifacts, providers: Providers) -> Features:
     """What this deployment can do: the local runtimes whose libraries are installed
     (a missing one makes its models answer ``feature_not_supported``), where artifacts
     are stored, and the providers configured."""
@@ -70,6 +70,6 @@ async def features(_principal: Reader, container: ContainerDep) -> Features:
     return Features(
         local_models_enabled=any(runtimes.values()),
         runtimes=runtimes,
-        artifacts_backend=container.artifacts.backend,
-        providers=container.providers.names,
+        artifacts_backend=artifacts.backend,
+        providers=providers.names,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from pluggably.api.deps import ContainerDep, Writer
+from pluggably.api.deps import Generation, Writer
 from pluggably.api.generate import GENERATE_RESPONSES, respond
 from pluggably.api.schemas import AUTH_ERRORS
 from pluggably.api.schemas_generate import RegenerateRequest
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRO
     "/{session_id}/generate", response_model=GenerateResponse, responses=GENERATE_RESPONSES
 )
 async def session_generate(
-    session_id: str, body: GenerateRequest, principal: Writer, container: ContainerDep
+    session_id: str, body: GenerateRequest, principal: Writer, service: Generation
 ) -> Response:
     """The next turn: the session's system prompt and history (trimmed oldest-first to
     the model's window) come before this request's input; the user turn is stored at
@@ -27,15 +27,15 @@ async def session_generate(
     if body.session_id not in (None, session_id):
         raise InvalidParameter("session_id in the body differs from the session in the path.")
     body = body.model_copy(update={"session_id": session_id})
-    plan = await container.generation.prepare(principal, body)
-    return await respond(container, plan, body.stream, body.wait)
+    plan = await service.prepare(principal, body)
+    return await respond(service, plan, body.stream, body.wait)
 
 
 @router.post(
     "/{session_id}/regenerate", response_model=GenerateResponse, responses=GENERATE_RESPONSES
 )
 async def session_regenerate(
-    session_id: str, body: RegenerateRequest, principal: Writer, container: ContainerDep
+    session_id: str, body: RegenerateRequest, principal: Writer, service: Generation
 ) -> Response:
     """Answer the last user message again, by default with the model that answered it.
     ``replace`` swaps the last answer only once the new one succeeded (a failure leaves
@@ -50,5 +50,5 @@ async def session_regenerate(
         stream=body.stream,
         wait=body.wait,
     )
-    plan = await container.generation.prepare(principal, request, regenerate=body.mode)
-    return await respond(container, plan, body.stream, body.wait)
+    plan = await service.prepare(principal, request, regenerate=body.mode)
+    return await respond(service, plan, body.stream, body.wait)
