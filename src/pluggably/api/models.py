@@ -8,13 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Downloads, Reader, Registry
+from pluggably.api.deps import AdminUser, Catalog, DbSession, Downloads, Hub, Reader, Registry
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.auth.principal import Principal
-from pluggably.container import Container
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest
 from pluggably.errors import ModelNotFound
-from pluggably.providers.catalog import remote_models
+from pluggably.providers.catalog import ProviderCatalog, remote_models
 from pluggably.registry.schemas import (
     Modality,
     ModelInfo,
@@ -35,7 +34,7 @@ async def list_models(
     principal: Reader,
     session: DbSession,
     registry: Registry,
-    container: ContainerDep,
+    catalog: Catalog,
     modality: Modality | None = None,
     provider: Annotated[str | None, Query(max_length=64)] = None,
     status: ModelStatusName | None = None,
@@ -66,7 +65,7 @@ async def list_models(
             return ModelList(models=models, next_cursor=next_cursor)
     if status not in (None, "available") or provider == "local":
         return ModelList(models=models, next_cursor=None)
-    views = await container.catalog.views(session, principal, discover=discover, only=provider)
+    views = await catalog.views(session, principal, discover=discover, only=provider)
     needle = q.lower() if q else None
     remote = [
         m
@@ -87,7 +86,7 @@ async def list_models(
 @router.get("/search", response_model=SearchPage, responses=error_responses(503))
 async def search_models(
     _principal: Reader,
-    container: ContainerDep,
+    hub: Hub,
     query: Annotated[str | None, Query(max_length=200)] = None,
     source: Literal["huggingface"] = "huggingface",
     modality: Modality | None = None,
@@ -96,7 +95,7 @@ async def search_models(
 ) -> SearchPage:
     """Search the Hugging Face hub; GGUF repos list their quantization files with sizes.
     An unreachable hub answers 503 ``backend_unavailable``."""
-    return await search(container.hub, query, modality, limit, cursor)
+    return await search(hub, query, modality, limit, cursor)
 
 
 @router.post(
@@ -118,10 +117,10 @@ async def download_model(
 
 
 async def _remote(
-    container: Container, session: AsyncSession, principal: Principal, model_id: str
+    catalog: ProviderCatalog, session: AsyncSession, principal: Principal, model_id: str
 ) -> ModelInfo:
     """A provider model the catalog lists for this caller, else the 404 it was."""
-    info = await container.catalog.model(session, principal, model_id)
+    info = await catalog.model(session, principal, model_id)
     if info is None:
         raise ModelNotFound(f"No model '{model_id}'; see GET /v1/models.")
     return info
@@ -129,14 +128,18 @@ async def _remote(
 
 @router.get("/{model_id:path}/status", response_model=ModelStatus, responses=NOT_FOUND)
 async def model_status(
-    model_id: str, principal: Reader, session: DbSession, container: ContainerDep
+    model_id: str,
+    principal: Reader,
+    session: DbSession,
+    registry: Registry,
+    catalog: Catalog,
 ) -> ModelStatus:
     """Residency of a local model; a provider model (``provider:model`` as GET /v1/models
     lists it) is always ``loaded``, with nothing queued here."""
     try:
-        return await container.registry.status(session, model_id)
+        return await registry.status(session, model_id)
     except ModelNotFound:
-        info = await _remote(container, session, principal, model_id)
+        info = await _remote(catalog, session, principal, model_id)
     return ModelStatus(
         model_id=info.id,
         status=info.status,
@@ -152,24 +155,28 @@ async def model_status(
     "/{model_id:path}/default", response_model=ModelInfo, responses=error_responses(404, 409)
 )
 async def set_default(
-    model_id: str, _admin: AdminUser, session: DbSession, container: ContainerDep
+    model_id: str, _admin: AdminUser, session: DbSession, registry: Registry
 ) -> ModelInfo:
     """Make this model the default of its modality (persisted; pinned while default)."""
-    info = await container.registry.set_default(session, model_id)
-    await container.registry.repin(session)
+    info = await registry.set_default(session, model_id)
+    await registry.repin(session)
     return info
 
 
 @router.get("/{model_id:path}", response_model=ModelInfo, responses=NOT_FOUND)
 async def get_model(
-    model_id: str, principal: Reader, session: DbSession, container: ContainerDep
+    model_id: str,
+    principal: Reader,
+    session: DbSession,
+    registry: Registry,
+    catalog: Catalog,
 ) -> ModelInfo:
     """A registry model, or a provider model (``provider:model``) with the same entry
     GET /v1/models?provider= lists for this caller."""
     try:
-        return await container.registry.details(session, model_id, is_admin=principal.is_admin)
+        return await registry.details(session, model_id, is_admin=principal.is_admin)
     except ModelNotFound:
-        return await _remote(container, session, principal, model_id)
+        return await _remote(catalog, session, principal, model_id)
 
 
 @router.delete(
@@ -178,9 +185,9 @@ async def get_model(
     responses=error_responses(404, 409),
 )
 async def delete_model(
-    model_id: str, _admin: AdminUser, session: DbSession, container: ContainerDep
+    model_id: str, _admin: AdminUser, session: DbSession, registry: Registry
 ) -> Response:
     """Unregister a model and delete the files it owns (refused while loaded or in use)."""
-    await container.registry.delete(session, model_id)
-    await container.registry.repin(session)
+    await registry.delete(session, model_id)
+    await registry.repin(session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -21,9 +21,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.api.deps import ContainerDep, DbSession, Reader, Writer
+from pluggably.api.deps import (
+    Artifacts,
+    Catalog,
+    Db,
+    DbSession,
+    Generation,
+    Reader,
+    Registry,
+    Writer,
+)
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
+from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal
 from pluggably.compat.openai_shapes import (
     OpenAIChatCompletion,
@@ -50,11 +60,13 @@ from pluggably.compat.openai_translate import (
     text_completion,
     validation_details,
 )
-from pluggably.container import Container
+from pluggably.db import Database
 from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
-from pluggably.providers.catalog import remote_models
+from pluggably.generation.service import GenerationService
+from pluggably.providers.catalog import ProviderCatalog, remote_models
+from pluggably.registry.service import RegistryService
 
 PREFIX = "/openai/v1"
 # The SSE layer's own failures (a cancel, a bug below) as OpenAI error chunks.
@@ -127,17 +139,17 @@ def _streamed(description: str) -> dict[int | str, dict[str, Any]]:
     ),
 )
 async def chat_completions(
-    body: OpenAIChatCompletionRequest, principal: Writer, container: ContainerDep
+    body: OpenAIChatCompletionRequest, principal: Writer, service: Generation
 ) -> OpenAIChatCompletion | Response:
     """OpenAI chat completions over any model /v1/generate serves (``local/…`` registry
     ids, ``provider:model``, vendor names, ``auto``). Text and ``image_url`` (data: URL)
     parts; ``n`` must be 1."""
-    plan = await container.generation.prepare(principal, chat_request(body))
+    plan = await service.prepare(principal, chat_request(body))
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter("chat", plan.request_id, include_usage=include_usage)
-        return await _stream(container, plan, writer)
-    return chat_completion(await _answer(container, plan))
+        return await _stream(service, plan, writer)
+    return chat_completion(await _answer(service, plan))
 
 
 @router.post(
@@ -149,72 +161,77 @@ async def chat_completions(
     ),
 )
 async def completions(
-    body: OpenAICompletionRequest, principal: Writer, container: ContainerDep
+    body: OpenAICompletionRequest, principal: Writer, service: Generation
 ) -> OpenAITextCompletion | Response:
     """Legacy completions: one prompt in, its continuation out (``echo`` puts the prompt
     in front). The prompt goes through the same path as a one-turn chat."""
     native = completion_request(body)
     echo = completion_prompt(body) if body.echo else None
-    plan = await container.generation.prepare(principal, native)
+    plan = await service.prepare(principal, native)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter("text", plan.request_id, include_usage=include_usage, echo=echo)
-        return await _stream(container, plan, writer)
-    return text_completion(await _answer(container, plan), echo)
+        return await _stream(service, plan, writer)
+    return text_completion(await _answer(service, plan), echo)
 
 
 @router.post(
     "/images/generations", response_model=OpenAIImagesResponse, response_model_exclude_none=True
 )
 async def images_generations(
-    body: OpenAIImageGenerationRequest, principal: Writer, container: ContainerDep, request: Request
+    body: OpenAIImageGenerationRequest,
+    principal: Writer,
+    service: Generation,
+    db: Db,
+    artifacts: Artifacts,
+    request: Request,
 ) -> OpenAIImagesResponse:
     """Images from any image model (``openai:dall-e-3``, local diffusers models, …).
     ``size`` is ``WxH``; ``response_format`` ``url`` answers signed artifact links
     (default, except for gpt-image models), ``b64_json`` the PNG inline."""
-    plan = await container.generation.prepare(principal, image_request(body))
-    response = await _answer(container, plan)
+    plan = await service.prepare(principal, image_request(body))
+    response = await _answer(service, plan)
     fmt = body.response_format or ("b64_json" if "gpt-image" in (body.model or "") else "url")
     if fmt == "b64_json":
-        data = [OpenAIImageData(b64_json=b64) for b64 in await _images_b64(container, response)]
+        data = [OpenAIImageData(b64_json=b64) for b64 in await _images_b64(db, artifacts, response)]
     else:
-        urls = await _image_urls(container, principal, response)
+        urls = await _image_urls(db, artifacts, principal, response)
         data = [OpenAIImageData(url=_absolute(request, url)) for url in urls]
     return OpenAIImagesResponse(created=int(time.time()), data=data)
 
 
 @router.get("/models", response_model=OpenAIModelPage)
 async def list_models(
-    principal: Reader, session: DbSession, container: ContainerDep
+    principal: Reader, session: DbSession, registry: Registry, catalog: Catalog
 ) -> OpenAIModelPage:
     """The models this caller can use: registry models, then the provider models their
     credentials reach (``provider:model``), in OpenAI's list shape."""
-    return OpenAIModelPage(data=await _catalog(session, principal, container))
+    return OpenAIModelPage(data=await _catalog(session, principal, registry, catalog))
 
 
 @router.get("/models/{model_id:path}", response_model=OpenAIModelObject)
 async def retrieve_model(
-    model_id: str, principal: Reader, session: DbSession, container: ContainerDep
+    model_id: str, principal: Reader, session: DbSession, registry: Registry, catalog: Catalog
 ) -> OpenAIModelObject:
-    for model in await _catalog(session, principal, container):
+    for model in await _catalog(session, principal, registry, catalog):
         if model.id == model_id:
             return model
     raise ModelNotFound(f"The model '{model_id}' does not exist or you do not have access to it.")
 
 
 # helpers
-async def _answer(container: Container, plan: Plan) -> GenerateResponse:
-    result = await container.generation.generate(plan, wait=True)
+async def _answer(service: GenerationService, plan: Plan) -> GenerateResponse:
+    result = await service.generate(plan, wait=True)
     assert isinstance(result, GenerateResponse)  # wait=True never answers 202
     return result
 
 
-async def _stream(container: Container, plan: Plan, writer: ChunkWriter) -> Response:
+async def _stream(service: GenerationService, plan: Plan, writer: ChunkWriter) -> Response:
     """The SSE layer of the native route (keep-alives, disconnects), with OpenAI chunks.
     A failure before the first frame (every candidate tried) is a plain HTTP error with
     its real status and ``Retry-After``, which the SDKs retry or raise as they would for
     OpenAI; a failure after it is an error chunk."""
-    frames = cast(AsyncGenerator[dict[str, Any], None], container.generation.stream(plan))
+    frames = cast(AsyncGenerator[dict[str, Any], None], service.stream(plan))
     opened, refused = await opening(frames, plan, error_body)
     if opened is None:
         assert refused is not None
@@ -247,17 +264,17 @@ def _image_type(data: bytes) -> str:
 
 
 async def _image_urls(
-    container: Container, principal: Principal, response: GenerateResponse
+    db: Database, artifacts: ArtifactService, principal: Principal, response: GenerateResponse
 ) -> list[str]:
     """Signed links: the artifacts the response already has, else the inline images
     stored now (owned by the caller, tied to the request)."""
     stored = [a.url for a in response.output.artifacts if a.type == "image"]
     if stored or not response.output.images:
         return stored
-    async with container.db.session() as session:
+    async with db.session() as session:
         for b64 in response.output.images:
             data = base64.b64decode(b64)
-            info = await container.artifacts.save(
+            info = await artifacts.save(
                 session,
                 owner_id=principal.user_id,
                 data=data,
@@ -269,16 +286,18 @@ async def _image_urls(
     return stored
 
 
-async def _images_b64(container: Container, response: GenerateResponse) -> list[str]:
+async def _images_b64(
+    db: Database, artifacts: ArtifactService, response: GenerateResponse
+) -> list[str]:
     """The images inline; ones that were too large to inline are read back from their
     artifacts (through their own signed links)."""
     if response.output.images:
         return list(response.output.images)
     out = []
-    async with container.db.session() as session:
+    async with db.session() as session:
         for artifact in (a for a in response.output.artifacts if a.type == "image"):
             query = parse_qs(urlsplit(artifact.url).query)
-            download = await container.artifacts.open(
+            download = await artifacts.open(
                 session, artifact.id, int(query["expires"][0]), query["sig"][0]
             )
             data = b"".join([chunk async for chunk in download.chunks])
@@ -287,17 +306,17 @@ async def _images_b64(container: Container, response: GenerateResponse) -> list[
 
 
 async def _catalog(
-    session: AsyncSession, principal: Principal, container: Container
+    session: AsyncSession, principal: Principal, registry: RegistryService, catalog: ProviderCatalog
 ) -> list[OpenAIModelObject]:
     local = sorted(
         (
             OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
-            for m in await container.registry.all(session)
+            for m in await registry.all(session)
             if m.status == "available"
         ),
         key=lambda m: m.id,
     )
-    views = await container.catalog.views(session, principal, discover=True)
+    views = await catalog.views(session, principal, discover=True)
     remote = [
         OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
         for m in remote_models(views, locked=False)
