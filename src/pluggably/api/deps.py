@@ -1,5 +1,6 @@
-"""Typed dependencies: the container, a database session per request, and the
-caller's Principal with the scope or role a route needs."""
+"""Typed dependencies: each service a route uses, a database session per request,
+and the caller's Principal with the scope or role a route needs. Routes ask for
+these, never for the container itself."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ async def get_container(request: Request) -> Container:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def _database_if_started(request: Request) -> Database | None:
+    """The database once startup has built the container, else None (for /ready, which
+    reports a server still starting in its own answer)."""
+    container: Container | None = getattr(request.app.state, "container", None)
+    return container.db if container is not None else None
+
+
+StartedDb = Annotated[Database | None, Depends(_database_if_started)]
 
 
 async def db_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from pluggably import __version__
-from pluggably.api.deps import AppMetrics, Artifacts, MetricsAccess, Providers, Reader, StorageQuota
+from pluggably.api.deps import (
+    AppMetrics,
+    Artifacts,
+    MetricsAccess,
+    Providers,
+    Reader,
+    StartedDb,
+    StorageQuota,
+)
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.schemas_ops import Features, Health, Ready, Version
 from pluggably.errors import NotReady
@@ -22,15 +30,14 @@ async def health() -> Health:
 
 
 @router.get("/ready", response_model=Ready, responses=error_responses(503))
-async def ready(request: Request) -> Ready:
+async def ready(request: Request, db: StartedDb) -> Ready:
     """Readiness: the database answers and startup work is done; else 503 ``not_ready``
     with ``details.missing`` naming what is not."""
     readiness: Readiness = request.app.state.readiness
     missing = sorted(readiness.pending)
-    container = getattr(request.app.state, "container", None)
-    if container is None:
+    if db is None:
         missing = sorted({*missing, "startup"})
-    elif not await container.db.ping():
+    elif not await db.ping():
         missing = sorted({*missing, "database"})
     if missing:
         raise NotReady(
