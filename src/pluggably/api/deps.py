@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal, Scope
-from pluggably.config import Settings
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
@@ -215,10 +214,6 @@ async def _metrics(container: ContainerDep) -> Metrics:
     return container.metrics
 
 
-async def _settings(container: ContainerDep) -> Settings:
-    return container.settings
-
-
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
@@ -240,7 +235,6 @@ Reclaimer = Annotated[SpaceReclaimer, Depends(_reclaimer)]
 # For work that outlives the request's unit of work and opens its own sessions.
 Db = Annotated[Database, Depends(_database)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]
-AppSettings = Annotated[Settings, Depends(_settings)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]
