@@ -36,12 +36,12 @@ from tests.conftest import (
     running,
     sse_frames,
 )
+from tests.downloads.test_downloads import MB, gguf_bytes, hub_settings, seed_hub, wait_job
 from tests.fixtures.faults import TcpProxy, small_tmpfs, sqlite_exclusive_lock, sqlite_write_lock
 from tests.fixtures.hf_hub import FakeHub
 from tests.fixtures.openai_sim import OpenAISim
 from tests.fixtures.prompts import GREEDY, LONG_RUNNING
-from tests.test_downloads import MB, gguf_bytes, hub_settings, seed_hub, wait_job
-from tests.test_generate import app_with_backup, gen_app
+from tests.generation.test_generate import app_with_backup, gen_app
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 PROMPT = {"prompt": "x"}
@@ -250,7 +250,7 @@ async def test_sqlite_locked_mid_request_is_503_then_recovers(
 def test_sqlite_locked_at_startup_is_one_line(tmp_path: Path, free_port: int) -> None:
     """Another process holds an exclusive lock on the database file: `pluggably serve`
     gives up after the busy timeout with one line naming the cause, no traceback."""
-    from tests.test_serve import _env, _run
+    from tests.serving.test_serve import _env, _run
 
     db_path = tmp_path / "held.db"
     url = f"sqlite:///{db_path}?timeout=0.5"
@@ -270,7 +270,7 @@ def test_sqlite_write_locked_at_startup_is_one_line(tmp_path: Path, free_port: i
     """An existing database whose write lock another process holds: the startup writes
     (admin row, interrupted requests) cannot happen, and the server says so in one
     line instead of a traceback."""
-    from tests.test_serve import _env, _run
+    from tests.serving.test_serve import _env, _run
 
     env = _env(tmp_path, PLUGGABLY_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}?timeout=0.5")
     assert _run(["db", "upgrade"], env).returncode == 0
@@ -440,7 +440,7 @@ def test_kill_9_during_a_download_then_restart(
     dir: the job resumes from the bytes on disk and completes (the documented
     behaviour), the model is registered once, and users and sessions made before the
     kill are all there."""
-    from tests.test_serve import start_server, stop_server
+    from tests.serving.test_serve import start_server, stop_server
 
     files = seed_hub(hf_hub)
     hf_hub.throttle_bps = 512 * 1024
@@ -497,7 +497,7 @@ def test_kill_9_with_requests_queued_on_a_local_model_then_restart(
         pytest.skip("llama-cpp-python (the 'local' extra)")
     import threading
 
-    from tests.test_serve import start_server, stop_server
+    from tests.serving.test_serve import start_server, stop_server
 
     models = tmp_path / "data" / "models"
     models.mkdir(parents=True)

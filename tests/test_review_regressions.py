@@ -14,7 +14,7 @@ from sqlalchemy import event
 from pluggably.app import create_app
 from pluggably.auth.principal import ALL_SCOPES, Principal
 from tests.conftest import PASSWORD, assert_envelope, client_for, make_settings, new_user, running
-from tests.test_serve import BIN
+from tests.serving.test_serve import BIN
 
 
 async def test_writes_commit_before_the_response_starts(app: FastAPI) -> None:
