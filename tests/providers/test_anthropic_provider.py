@@ -21,7 +21,15 @@ from pluggably.errors import BackendUnavailable, UpstreamError
 from pluggably.messages import Message
 from pluggably.providers.anthropic import JSON_INSTRUCTION, AnthropicProvider
 from pluggably.providers.base import Delta, ProviderCall
-from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, running
+from tests.conftest import (
+    ADMIN_KEY,
+    assert_envelope,
+    client_for,
+    deltas,
+    make_settings,
+    running,
+)
+from tests.conftest import sse_frames as admin_sse_frames
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.canned import canned, upstream
 from tests.fixtures.openai_sim import OpenAISim, make_png
@@ -59,25 +67,7 @@ async def generate(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
 
 
 async def sse_frames(client: httpx.AsyncClient, **body: Any) -> list[Any]:
-    frames: list[Any] = []
-    async with client.stream(
-        "POST", "/v1/generate", json={**body, "stream": True}, headers=ADMIN
-    ) as r:
-        assert r.status_code == 200, await r.aread()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        async for line in r.aiter_lines():
-            if line.startswith("data: "):
-                data = line.removeprefix("data: ")
-                frames.append(data if data == "[DONE]" else json.loads(data))
-    return frames
-
-
-def deltas(frames: list[Any]) -> list[str]:
-    return [
-        f["choices"][0]["delta"]["content"]
-        for f in frames
-        if isinstance(f, dict) and "choices" in f
-    ]
+    return await admin_sse_frames(client, ADMIN, **body)
 
 
 def sent(sim: AnthropicSim) -> Any:

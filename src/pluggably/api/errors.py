@@ -52,6 +52,26 @@ class ErrorFormats:
         return next((r for p, r in self.surfaces if ctx and ctx.path.startswith(p)), None)
 
 
+def envelope(
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    request_id: str | None = None,
+    retry_after: int | None = None,
+) -> dict[str, Any]:
+    """The native error body of API.md §2."""
+    return {
+        "detail": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "request_id": request_id,
+            "retry_after": retry_after,
+        }
+    }
+
+
 def error_response(
     status: int,
     code: str,
@@ -67,15 +87,13 @@ def error_response(
     body = (
         render(status, code, message, details)
         if render is not None
-        else {
-            "detail": {
-                "code": code,
-                "message": message,
-                "details": details,
-                "request_id": ctx.request_id if ctx else None,
-                "retry_after": retry_after,
-            }
-        }
+        else envelope(
+            code,
+            message,
+            details=details,
+            request_id=ctx.request_id if ctx else None,
+            retry_after=retry_after,
+        )
     )
     out_headers = dict(headers or {})
     if retry_after is not None:

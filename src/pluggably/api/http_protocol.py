@@ -36,6 +36,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pluggably.api.errors import envelope
 from pluggably.auth.throttle import client_key
 
 # How long a refused connection's late input is drained before the socket closes.
@@ -67,15 +68,7 @@ def _envelope(
     """A complete response in the API's error envelope, closing the connection."""
     request_id = uuid.uuid4().hex
     body = json.dumps(
-        {
-            "detail": {
-                "code": code,
-                "message": message,
-                "details": None,
-                "request_id": request_id,
-                "retry_after": retry_after,
-            }
-        }
+        envelope(code, message, request_id=request_id, retry_after=retry_after)
     ).encode()
     retry = "" if retry_after is None else f"retry-after: {retry_after}\r\n"
     head = (
