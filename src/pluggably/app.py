@@ -16,14 +16,12 @@ from fastapi import FastAPI
 
 from pluggably import __version__
 from pluggably.api import (
-    anthropic_compat,
     artifacts,
     generate,
     invites,
     jobs,
     lifecycle,
     models,
-    openai_compat,
     ops,
     provider_keys,
     providers,
@@ -47,6 +45,8 @@ from pluggably.observability.metrics import Metrics
 from pluggably.periodic import every
 from pluggably.registry.discovery import discover_models
 from pluggably.startup import Readiness, prepare_directories
+from pluggably.surfaces.anthropic import routes as anthropic_surface
+from pluggably.surfaces.openai import routes as openai_surface
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
 log = get_logger("pluggably.app")
@@ -197,7 +197,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.readiness = readiness
     app.state.metrics = metrics
     # The compatibility surfaces answer errors in their vendor's shape.
-    errors = ErrorFormats((openai_compat.ERROR_FORMAT, anthropic_compat.ERROR_FORMAT))
+    errors = ErrorFormats((openai_surface.ERROR_FORMAT, anthropic_surface.ERROR_FORMAT))
     install_error_handlers(app, errors)
     app.add_middleware(
         RequestMiddleware,
@@ -222,8 +222,8 @@ def create_app(settings: Settings) -> FastAPI:
         sessions.router,
         session_generate.router,
         providers.router,
-        openai_compat.router,
-        anthropic_compat.router,
+        openai_surface.router,
+        anthropic_surface.router,
     ):
         app.include_router(router)
     document_security(app)

@@ -35,7 +35,14 @@ from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
 from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal
-from pluggably.compat.openai_shapes import (
+from pluggably.db import Database
+from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
+from pluggably.generation.plan import Plan
+from pluggably.generation.schemas import GenerateResponse
+from pluggably.generation.service import GenerationService
+from pluggably.providers.catalog import ProviderCatalog, remote_models
+from pluggably.registry.service import RegistryService
+from pluggably.surfaces.openai.shapes import (
     OpenAIChatCompletion,
     OpenAIChatCompletionRequest,
     OpenAICompletionRequest,
@@ -47,7 +54,7 @@ from pluggably.compat.openai_shapes import (
     OpenAIModelPage,
     OpenAITextCompletion,
 )
-from pluggably.compat.openai_translate import (
+from pluggably.surfaces.openai.translate import (
     ChunkWriter,
     chat_completion,
     chat_request,
@@ -60,13 +67,6 @@ from pluggably.compat.openai_translate import (
     text_completion,
     validation_details,
 )
-from pluggably.db import Database
-from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
-from pluggably.generation.plan import Plan
-from pluggably.generation.schemas import GenerateResponse
-from pluggably.generation.service import GenerationService
-from pluggably.providers.catalog import ProviderCatalog, remote_models
-from pluggably.registry.service import RegistryService
 
 PREFIX = "/openai/v1"
 # The SSE layer's own failures (a cancel, a bug below) as OpenAI error chunks.

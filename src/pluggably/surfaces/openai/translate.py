@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from pluggably.compat.openai_shapes import (
+from pluggably.errors import FeatureNotSupported, GatewayError, InvalidParameter
+from pluggably.generation.schemas import GenerateRequest, GenerateResponse, UsageInfo
+from pluggably.surfaces.openai.shapes import (
     OpenAIAssistantMessage,
     OpenAIChatChoice,
     OpenAIChatCompletion,
@@ -21,8 +23,6 @@ from pluggably.compat.openai_shapes import (
     OpenAITextCompletion,
     OpenAIUsage,
 )
-from pluggably.errors import FeatureNotSupported, GatewayError, InvalidParameter
-from pluggably.generation.schemas import GenerateRequest, GenerateResponse, UsageInfo
 
 # Native parameter names as the OpenAI field a client sent.
 _PARAM_NAMES = {"format": "response_format", "num_images": "n", "width": "size", "height": "size"}

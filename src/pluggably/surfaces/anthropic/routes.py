@@ -15,7 +15,12 @@ from fastapi.routing import APIRoute
 from pluggably.api.deps import Generation, Writer
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
-from pluggably.compat.anthropic_shapes import (
+from pluggably.errors import InvalidJson, InvalidParameter, ValidationFailed
+from pluggably.generation.plan import Plan
+from pluggably.generation.schemas import GenerateResponse
+from pluggably.generation.service import GenerationService
+from pluggably.observability.context import current
+from pluggably.surfaces.anthropic.shapes import (
     AnthropicError,
     AnthropicMessage,
     AnthropicMessagesRequest,
@@ -28,11 +33,6 @@ from pluggably.compat.anthropic_shapes import (
     problems,
     status_of,
 )
-from pluggably.errors import InvalidJson, InvalidParameter, ValidationFailed
-from pluggably.generation.plan import Plan
-from pluggably.generation.schemas import GenerateResponse
-from pluggably.generation.service import GenerationService
-from pluggably.observability.context import current
 
 PREFIX = "/anthropic/"
 

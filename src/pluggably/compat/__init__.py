@@ -1,1 +1,0 @@
-"""Wire shapes and translation for the compatibility surfaces (API.md §8)."""
