@@ -15,8 +15,8 @@ from pluggably.api.deps import (
     StorageQuota,
 )
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.schemas_ops import Features, Health, Ready, Version
 from pluggably.errors import NotReady
+from pluggably.observability.schemas import Features, Health, Ready, Version
 from pluggably.runtimes.factory import available
 from pluggably.startup import Readiness
 

@@ -1,56 +1,8 @@
-"""Bodies of the local model residency routes (``api/lifecycle.py``)."""
+"""Moved to ``lifecycle/schemas.py``; kept only for api/lifecycle.py until its owner
+imports from there."""
 
-from __future__ import annotations
-
-from datetime import datetime
-from typing import Literal
-
-from pydantic import BaseModel, Field, computed_field
-
-
-class LoadedModel(BaseModel):
-    model_id: str
-    runtime: str
-    loaded_at: datetime
-    last_used_at: datetime
-    pinned: bool
-    memory_bytes: int
-    in_flight: int
-    queue_depth: int
-    expires_at: datetime | None
-
-    # The same facts under the names the PlugAI clients read.
-    @computed_field(description="Same as pinned.")  # type: ignore[prop-decorator]
-    @property
-    def is_pinned(self) -> bool:
-        return self.pinned
-
-    @computed_field(description="in_flight > 0.")  # type: ignore[prop-decorator]
-    @property
-    def is_busy(self) -> bool:
-        return self.in_flight > 0
-
-    @computed_field(description="Same as in_flight.")  # type: ignore[prop-decorator]
-    @property
-    def busy_count(self) -> int:
-        return self.in_flight
-
-
-class LoadedList(BaseModel):
-    models: list[LoadedModel]
-
-
-class LoadRequest(BaseModel):
-    wait: bool = False
-
-
-class UnloadRequest(BaseModel):
-    force: bool = Field(
-        default=False,
-        description="Same as the query's force (the PlugAI Dart client sends it here).",
-    )
-
-
-class Residency(BaseModel):
-    model_id: str
-    status: Literal["loading", "loaded", "unloaded"]
+from pluggably.lifecycle.schemas import LoadedList as LoadedList
+from pluggably.lifecycle.schemas import LoadedModel as LoadedModel
+from pluggably.lifecycle.schemas import LoadRequest as LoadRequest
+from pluggably.lifecycle.schemas import Residency as Residency
+from pluggably.lifecycle.schemas import UnloadRequest as UnloadRequest

@@ -1,19 +1,5 @@
-"""The answer of ``GET /v1/providers`` (``api/providers.py``)."""
+"""Moved to ``providers/schemas.py``; kept only for api/providers.py until its owner
+imports from there."""
 
-from __future__ import annotations
-
-from pydantic import BaseModel
-
-
-class ProviderInfo(BaseModel):
-    name: str
-    configured: bool
-    supported_modalities: list[str]
-    credential_types: list[str]
-    default_model: str | None
-    models_discovered: list[str] | None = None
-    credits_status: dict[str, object] | None = None
-
-
-class ProviderList(BaseModel):
-    providers: list[ProviderInfo]
+from pluggably.providers.schemas import ProviderInfo as ProviderInfo
+from pluggably.providers.schemas import ProviderList as ProviderList

@@ -8,9 +8,13 @@ from fastapi import APIRouter, Response
 from pluggably.api.deps import Generation, Writer
 from pluggably.api.generate import GENERATE_RESPONSES, respond
 from pluggably.api.schemas import AUTH_ERRORS
-from pluggably.api.schemas_generate import RegenerateRequest
 from pluggably.errors import InvalidParameter
-from pluggably.generation.schemas import GenerateInput, GenerateRequest, GenerateResponse
+from pluggably.generation.schemas import (
+    GenerateInput,
+    GenerateRequest,
+    GenerateResponse,
+    RegenerateRequest,
+)
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=AUTH_ERRORS)
 

@@ -13,8 +13,7 @@ from pluggably.api.deps import (
     StorageRetention,
 )
 from pluggably.api.schemas import AUTH_ERRORS
-from pluggably.api.schemas_storage import CleanupRequest, StorageReport, StoredModel
-from pluggably.storage.schemas import CleanupReport
+from pluggably.storage.schemas import CleanupReport, CleanupRequest, StorageReport, StoredModel
 
 router = APIRouter(prefix="/v1/storage", tags=["storage"], responses=AUTH_ERRORS)
 

@@ -13,13 +13,13 @@ from pluggably.api.deps import (
     Writer,
 )
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.schemas_users import StatusMessage
 from pluggably.users.schemas import (
     ChangePasswordRequest,
     LoginRequest,
     LoginResponse,
     ProfileUpdate,
     RegisterRequest,
+    StatusMessage,
     UserProfile,
 )
 

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from pluggably.api.schemas_users import StatusMessage
 from pluggably.client.binding import Bound, S, operation
 from pluggably.client.calls import UNSET, Call, Route, dump, fields, model, nothing
 from pluggably.credentials.schemas import (
@@ -28,6 +27,7 @@ from pluggably.users.schemas import (
     ProfileUpdate,
     RegisterRequest,
     ScopeName,
+    StatusMessage,
     TokenCreate,
     TokenCreated,
     TokenInfo,

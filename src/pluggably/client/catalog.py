@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pluggably.api.schemas_lifecycle import LoadedList, Residency
-from pluggably.api.schemas_storage import StorageReport
 from pluggably.client.binding import Bound, S, operation, stream_operation
 from pluggably.client.calls import Call, Route, StreamCall, dump, model, nothing, query_params
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, JobList, JobStatus
+from pluggably.lifecycle.schemas import LoadedList, Residency
 from pluggably.registry.schemas import (
     Modality,
     ModelInfo,
@@ -18,7 +17,7 @@ from pluggably.registry.schemas import (
     ParameterSchema,
     SearchPage,
 )
-from pluggably.storage.schemas import CleanupReport
+from pluggably.storage.schemas import CleanupReport, StorageReport
 
 
 def _download_request(

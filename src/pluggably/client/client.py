@@ -14,8 +14,6 @@ from typing import Any, Unpack
 import httpx
 
 from pluggably import __version__
-from pluggably.api.schemas_ops import Features, Health, Ready, Version
-from pluggably.api.schemas_providers import ProviderList
 from pluggably.client.accounts import Invites, ProviderKeys, Tokens, Users
 from pluggably.client.binding import Bound, S, operation, routes_of, stream_operation
 from pluggably.client.calls import (
@@ -43,6 +41,8 @@ from pluggably.client.generation import (
 from pluggably.client.sessions import AsyncSessionHandle, SessionHandle, Sessions
 from pluggably.client.transport import AsyncSender, SyncSender, credential_headers
 from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
+from pluggably.observability.schemas import Features, Health, Ready, Version
+from pluggably.providers.schemas import ProviderList
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)

@@ -8,17 +8,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from pluggably.api.schemas_generate import CancelResult, RequestDetails, RequestStatus
 from pluggably.client.binding import Bound, S, operation, stream_operation
 from pluggably.client.calls import Call, Route, StreamCall, content, dump, model
 from pluggably.client.errors import PluggablyError, RequestFailedError, error_class
 from pluggably.client.events import StreamEvent, events_from_json, parse_event
 from pluggably.generation.schemas import (
     Accepted,
+    CancelResult,
     ChatMessage,
     GenerateRequest,
     GenerateResponse,
     Modality,
+    RequestDetails,
+    RequestStatus,
     SelectionMode,
 )
 

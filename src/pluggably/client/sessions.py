@@ -7,7 +7,6 @@ from collections.abc import Coroutine, Generator, Mapping
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, Unpack, overload
 
-from pluggably.api.schemas_generate import RegenerateRequest
 from pluggably.client.binding import (
     Bound,
     Handle,
@@ -34,6 +33,7 @@ from pluggably.generation.schemas import (
     Accepted,
     GenerateRequest,
     GenerateResponse,
+    RegenerateRequest,
     SelectionMode,
 )
 from pluggably.sessions.schemas import (

@@ -1,4 +1,5 @@
-"""POST /v1/generate: the request and response of API.md §3."""
+"""POST /v1/generate: the request and response of API.md §3, and the bodies of the
+request routes (status, result, cancel) and of a session's regenerate."""
 
 from __future__ import annotations
 
@@ -142,3 +143,39 @@ class Accepted(BaseModel):
     def model_post_init(self, _context: Any) -> None:
         self.status_url = self.status_url or f"/v1/requests/{self.request_id}/status"
         self.result_url = self.result_url or f"/v1/requests/{self.request_id}"
+
+
+RequestState = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class RequestStatus(BaseModel):
+    request_id: str
+    status: RequestState
+    queue_position: int | None
+    model: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: dict[str, str] | None
+
+
+class RequestDetails(RequestStatus):
+    result: dict[str, Any] | None
+
+
+class CancelResult(BaseModel):
+    request_id: str
+    cancelled: bool
+    status: RequestState
+    partial_output: dict[str, Any] | None
+
+
+class RegenerateRequest(RequestBody):
+    """``null`` for a field means the field is not set, as in the generate request."""
+
+    model: str | None = Field(default=None, max_length=300)
+    parameters: Parameters = Field(default_factory=dict)
+    selection_mode: SelectionMode = "auto"
+    mode: Literal["replace", "append"] = "replace"
+    stream: bool = False
+    wait: bool = False

@@ -201,3 +201,7 @@ class InviteCreated(BaseModel):
 
 class InviteList(BaseModel):
     invites: list[InviteInfo]
+
+
+class StatusMessage(BaseModel):
+    status: Literal["logged_out", "password_changed"]

@@ -1,5 +1,5 @@
-"""Answers of the operations routes (``api/ops.py``): kept apart from the routes so
-that the client imports them without the server's machinery."""
+"""Answers of the operations routes (health, readiness, version, features): kept apart
+from the routes so that the client imports them without the server's machinery."""
 
 from __future__ import annotations
 
