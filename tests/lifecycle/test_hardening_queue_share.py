@@ -25,7 +25,8 @@ import httpx
 from fastapi import FastAPI
 
 from pluggably.errors import InvalidParameter
-from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
+from pluggably.lifecycle.limits import SchedulerLimits
+from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
 from tests.conftest import (
     ADMIN_KEY,
@@ -133,7 +134,7 @@ async def until(check: Any, what: str) -> None:
 
 
 def waiting(app: FastAPI) -> int:
-    return int(app.state.container.scheduler.queue_depth(MODEL))
+    return int(app.state.container.scheduler.admission.depth(MODEL))
 
 
 async def hold_the_slot(
@@ -351,9 +352,9 @@ async def test_a_reserved_place_that_no_slot_took_over_is_given_back() -> None:
         first = scheduler.reserve(MODEL, "r1", "alice")  # the free slot
         second = scheduler.reserve(MODEL, "r2", "bob")  # first in line
         assert scheduler.reserve(MODEL, "r2", "bob") == second  # taken once
-        assert (scheduler.queue_depth(MODEL), scheduler.position("r2")) == (1, 1)
+        assert (scheduler.admission.depth(MODEL), scheduler.admission.position("r2")) == (1, 1)
         await first.aclose()
-        assert scheduler.queue_depth(MODEL) == 0  # r2 holds the slot now
+        assert scheduler.admission.depth(MODEL) == 0  # r2 holds the slot now
         await second.aclose()
         spec = ModelSpec(MODEL, Path("/models/zz-local.gguf"), "gguf", "text")
         async with asyncio.timeout(WAIT_S), scheduler.slot(spec, "r3", user="carol") as slot:

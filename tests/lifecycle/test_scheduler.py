@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from pluggably.errors import Conflict, GatewayError, ModelLoading, QueueFull
-from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
+from pluggably.lifecycle.limits import SchedulerLimits
+from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
 
 GiB = 1 << 30
@@ -532,34 +533,34 @@ async def test_queue_positions_renumber_as_requests_leave(
     await until(lambda: "start r0@A" in world.log, "r0 to start")
     w1, w2, w3 = Req("w1", "A"), Req("w2", "A"), Req("w3", "A")
     t1, t2, t3 = start(scheduler, w1), start(scheduler, w2), start(scheduler, w3)
-    await until(lambda: scheduler.queue_depth("A") == 3, "three waiters")
+    await until(lambda: scheduler.admission.depth("A") == 3, "three waiters")
 
     assert (w1.positions, w2.positions, w3.positions) == ([1], [2], [3])
-    assert [scheduler.position(r) for r in ("w1", "w2", "w3")] == [1, 2, 3]
-    assert scheduler.position("r0") is None  # running, not waiting
+    assert [scheduler.admission.position(r) for r in ("w1", "w2", "w3")] == [1, 2, 3]
+    assert scheduler.admission.position("r0") is None  # running, not waiting
 
     t2.cancel()
     await asyncio.wait({t2}, timeout=WAIT_S)
     assert t2.cancelled()
     assert (w1.positions, w3.positions) == ([1], [3, 2])
-    assert scheduler.position("w2") is None
-    assert scheduler.position("w3") == 2
-    assert scheduler.queue_depth("A") == 2
+    assert scheduler.admission.position("w2") is None
+    assert scheduler.admission.position("w3") == 2
+    assert scheduler.admission.depth("A") == 2
 
     head.open()
     await asyncio.wait_for(t0, WAIT_S)
     assert w1.granted
     assert (w1.positions, w3.positions) == ([1], [3, 2, 1])
-    assert scheduler.position("w1") is None
-    assert scheduler.position("w3") == 1
-    assert scheduler.queue_depth("A") == 1
+    assert scheduler.admission.position("w1") is None
+    assert scheduler.admission.position("w3") == 1
+    assert scheduler.admission.depth("A") == 1
 
     w1.open()
     w3.open()
     await asyncio.wait_for(asyncio.gather(t1, t3), WAIT_S)
     assert world.starts() == ["r0", "w1", "w3"]
     assert not w2.granted
-    assert scheduler.queue_depth("A") == 0
+    assert scheduler.admission.depth("A") == 0
 
 
 # 7. Cancellation
@@ -573,13 +574,13 @@ async def test_cancelled_waiter_leaves_the_queue_and_never_runs(
     t0 = start(scheduler, head)
     await until(lambda: "start r0@A" in world.log, "r0 to start")
     t1 = start(scheduler, waiter)
-    await until(lambda: scheduler.queue_depth("A") == 1, "w1 to queue")
+    await until(lambda: scheduler.admission.depth("A") == 1, "w1 to queue")
 
     t1.cancel()
     await asyncio.wait({t1}, timeout=WAIT_S)
     assert t1.cancelled()
-    assert scheduler.queue_depth("A") == 0
-    assert scheduler.position("w1") is None
+    assert scheduler.admission.depth("A") == 0
+    assert scheduler.admission.position("w1") is None
 
     head.open()
     await asyncio.wait_for(t0, WAIT_S)
@@ -596,14 +597,14 @@ async def test_cancelled_runner_frees_its_slot_when_the_runtime_stops(
     t1 = start(scheduler, runner)
     await until(lambda: "start r1@A" in world.log, "r1 to start")
     t2 = start(scheduler, waiter)
-    await until(lambda: scheduler.queue_depth("A") == 1, "r2 to queue")
+    await until(lambda: scheduler.admission.depth("A") == 1, "r2 to queue")
 
     t1.cancel()
     await asyncio.sleep(0.05)
     # The runtime has not stopped yet: r1 still holds the slot.
     assert not waiter.granted
     assert scheduler.state("A").status == "busy"
-    assert scheduler.queue_depth("A") == 1
+    assert scheduler.admission.depth("A") == 1
 
     runner.cancel.set()  # what the caller does: stop the runtime
     await until(lambda: waiter.granted, "r2 to be granted", timeout=0.5)
@@ -624,14 +625,14 @@ async def test_full_queue_refuses_before_waiting(
     tasks = [start(scheduler, reqs[0])]
     await until(lambda: "start r1@A" in world.log, "r1 to start")
     tasks += [start(scheduler, r) for r in reqs[1:]]
-    await until(lambda: scheduler.queue_depth("A") == 2, "two waiters")
+    await until(lambda: scheduler.admission.depth("A") == 2, "two waiters")
 
     with pytest.raises(QueueFull) as refused:
         await serve(scheduler, Req("r4", "A").open())
     assert refused.value.code == "queue_full"
     assert refused.value.status == 503
     assert refused.value.retry_after == 5
-    assert scheduler.queue_depth("A") == 2
+    assert scheduler.admission.depth("A") == 2
 
     for r in reqs:
         r.open()
@@ -663,7 +664,7 @@ async def test_failed_load_reaches_every_waiter_and_leaves_nothing_loaded(
     assert world.residency() == ["load A", "load-failed A"]  # one load for all three
     assert loaded_ids(scheduler) == []
     assert scheduler.state("A").status == "unloaded"
-    assert scheduler.queue_depth("A") == 0
+    assert scheduler.admission.depth("A") == 0
     assert world.resident == 0
 
     await use(scheduler, "r4", "A")  # the next request tries again
@@ -689,7 +690,7 @@ async def test_no_room_without_waiting_is_model_loading(
     assert refused.value.retry_after == 5
     assert loaded_ids(scheduler) == ["A"]
     assert scheduler.state("B").status == "unloaded"
-    assert scheduler.queue_depth("B") == 0
+    assert scheduler.admission.depth("B") == 0
 
     busy.open()
     await asyncio.wait_for(task, WAIT_S)
@@ -719,7 +720,7 @@ async def test_state_follows_unloaded_loading_busy_loaded(
     await until(lambda: world.loading == 1, "the load to start")
     assert first.loading_notices == 1
     t2 = start(scheduler, second)
-    await until(lambda: scheduler.queue_depth("A") == 1, "r2 to queue")
+    await until(lambda: scheduler.admission.depth("A") == 1, "r2 to queue")
     state = scheduler.state("A")
     assert (state.status, state.queue_depth, state.in_use) == ("loading", 1, True)
     assert scheduler.loaded() == []

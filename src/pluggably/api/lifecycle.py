@@ -4,27 +4,21 @@ otherwise take ``/v1/models/loaded``."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from pluggably.api.deps import AdminUser, DbSession, Generation, Reader, Registry, Scheduler
+from pluggably.api.deps import AdminUser, DbSession, Reader, Registry, Scheduler
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.schemas_lifecycle import (
+from pluggably.lifecycle.schemas import (
     LoadedList,
     LoadedModel,
     LoadRequest,
     Residency,
     UnloadRequest,
 )
-from pluggably.errors import Conflict
-from pluggably.lifecycle.scheduler import Scheduler as ModelScheduler
-from pluggably.observability.logging import get_logger
-from pluggably.runtimes.base import ModelSpec
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)
-log = get_logger("pluggably.lifecycle")
 
 
 @router.get("/loaded", response_model=LoadedList)
@@ -39,7 +33,7 @@ async def loaded_models(_principal: Reader, scheduler: Scheduler) -> LoadedList:
                 pinned=scheduler.is_pinned(r.spec.model_id),
                 memory_bytes=r.memory_bytes,
                 in_flight=r.in_flight,
-                queue_depth=scheduler.queue_depth(r.spec.model_id),
+                queue_depth=scheduler.admission.depth(r.spec.model_id),
                 expires_at=scheduler.expires_at(r),
             )
             for r in sorted(scheduler.loaded(), key=lambda r: r.spec.model_id)
@@ -59,31 +53,17 @@ async def load_model(
     session: DbSession,
     registry: Registry,
     scheduler: Scheduler,
-    generation: Generation,
     response: Response,
     body: Annotated[LoadRequest | None, Body()] = None,
 ) -> Residency:
     """Load a local model: 202 ``loading`` (``wait: false``), or 200 ``loaded`` once it
     is (already loaded, or ``wait: true``). Makes room by evicting the least recently
     used idle model; 503 ``model_loading`` when every loaded model is busy or pinned."""
-    model = await registry.get(session, model_id)
-    if model.provider != "local":
-        raise Conflict(f"'{model_id}' is a provider model; only local models load here.")
-    spec = registry.spec_of(model)
-    if scheduler.is_loaded(model_id) or (body is not None and body.wait):
-        await scheduler.ensure_loaded(spec, wait_for_room=False)
+    spec = await registry.local_spec(session, model_id)
+    state = await scheduler.load(spec, wait=body is not None and body.wait)
+    if state == "loaded":
         response.status_code = status.HTTP_200_OK
-        return Residency(model_id=model_id, status="loaded")
-    scheduler.check_room(spec)  # 503 now rather than a load that can never start
-    generation.keep(asyncio.ensure_future(_load(scheduler, spec)))
-    return Residency(model_id=model_id, status="loading")
-
-
-async def _load(scheduler: ModelScheduler, spec: ModelSpec) -> None:
-    try:
-        await scheduler.ensure_loaded(spec, wait_for_room=False)
-    except Exception as exc:
-        log.warning("model_load_failed", model_id=spec.model_id, error=str(exc))
+    return Residency(model_id=model_id, status=state)
 
 
 @router.post(

@@ -15,7 +15,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from pluggably.lifecycle.scheduler import Scheduler, Slot
+from pluggably.lifecycle.resident import Slot
+from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.providers.base import Delta
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
 

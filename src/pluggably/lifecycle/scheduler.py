@@ -1,26 +1,17 @@
-"""Model residency: the one owner of loaded local models, and of each model's
-admission queue.
+"""Model residency: the one owner of loaded local models. Requests reach a model
+through its slots, which admission (admission.py) hands out.
 
 Who owns what
 - ``Scheduler._loaded``: model id -> Resident (runtime, in-flight count, last use,
   keep-alive deadline). Nothing else holds a runtime; a request borrows it through a
   ``Slot`` and gives it back when the slot closes.
-- ``Scheduler._queues``: model id -> Admission (``parallel`` running slots, waiting
-  tickets in the order they will be served: users in turn, see admission.py).
-  Positions are 1-based; every change renumbers the waiters and calls each waiter's
-  listener at once (the SSE layer turns that into a frame).
-- ``Scheduler._reserved``: request id -> the place ``reserve`` took for it before its
-  ``slot`` call (a stream's place is taken before its 200 goes out); ``slot`` takes
-  it over, ``release`` gives back one it never did.
+- ``Scheduler.admission``: each model's queue for its slots; a model with requests
+  running or waiting there is not idle.
 - Loads and unloads run in a worker thread, one load at a time (``_load_lock``).
 
 How it fails
-- A full queue raises ``QueueFull`` (503) before the request waits; a user who already
-  has their share of it waiting (``max_queue_per_user``) ``RateLimited`` (429), so one
-  user cannot take the whole queue. Both are raised synchronously, with Retry-After.
-- A cancelled waiter (its task cancelled: client gone, POST …/cancel) leaves the queue
-  and the others move up; a cancelled runner is stopped by the caller (the cancel
-  event), and its slot frees when the runtime returns.
+- A cancelled runner is stopped by the caller (the cancel event), and its slot frees
+  when the runtime returns.
 - A failed load raises the runtime's error to every request waiting on it and leaves
   nothing loaded; the next request tries again.
 - Room for a load: least recently used idle (no request in flight or waiting),
@@ -39,102 +30,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal
 
-from pluggably.errors import Conflict, ModelLoading, QueueFull, RateLimited
-from pluggably.lifecycle.admission import Admission, PositionListener, Ticket
+from pluggably.errors import Conflict, ModelLoading
+from pluggably.lifecycle.admission import Admission
+from pluggably.lifecycle.admission import Reservation as Reservation  # generation/ imports it here
+from pluggably.lifecycle.fair_queue import PositionListener
+from pluggably.lifecycle.limits import SchedulerLimits as SchedulerLimits  # container.py
+from pluggably.lifecycle.resident import Resident, Slot
+from pluggably.lifecycle.state import RuntimeState
 from pluggably.observability.logging import get_logger
-from pluggably.registry.service import RuntimeState
 from pluggably.runtimes.base import ModelSpec, Runtime, RuntimeFactory
 
 log = get_logger("pluggably.lifecycle")
-T = TypeVar("T")
-QUEUE_FULL_RETRY_S = 5  # the model's whole queue: nothing says when a place frees
-MAX_RETRY_AFTER_S = 300
-
-
-@dataclass
-class SchedulerLimits:
-    max_loaded_models: int = 2
-    memory_budget_bytes: int | None = None
-    keep_alive_s: float | None = 300.0  # None: never unload for idleness
-    max_queue_depth: int = 16
-    # Waiting requests of one user per model; None: a quarter of max_queue_depth (at
-    # least 1). Only requests that name their user (every request of the API does).
-    max_queue_per_user: int | None = None
-    parallel: int = 1
-
-
-@dataclass
-class Resident:
-    spec: ModelSpec
-    runtime: Runtime
-    loaded_at: datetime
-    last_used: float  # monotonic
-    last_used_at: datetime
-    in_flight: int = 0
-    draining: bool = False
-    mean_ms: float | None = None  # moving average of a request's time in its slot
-
-    @property
-    def memory_bytes(self) -> int:
-        return self.runtime.memory_bytes
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A place taken by ``Scheduler.reserve``. Leaving its ``with`` block or closing it
-    (the SSE layer closes a stream's source, whether the stream started or not) gives
-    the place back, unless the request's ``slot`` took it over."""
-
-    scheduler: Scheduler
-    request_id: str
-
-    def __enter__(self) -> Reservation:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.scheduler.release(self.request_id)
-
-    async def aclose(self) -> None:
-        self.scheduler.release(self.request_id)
-
-
-@dataclass
-class Slot:
-    """A request's hold on a model: its runtime while the slot is open."""
-
-    spec: ModelSpec
-    runtime: Runtime
-    queue_ms: float
-    load_ms: float
-    executor: ThreadPoolExecutor
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking runtime call in the runtimes' worker threads. Cancelled, it
-        waits for the call to return (the caller stops it with its cancel event), so
-        the slot is not given to the next request while the runtime still runs."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, fn, *args)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            while not future.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({future})
-            if not future.cancelled():
-                future.exception()  # retrieved: the cancellation is what the caller sees
-            raise
 
 
 class Scheduler:
@@ -155,9 +67,14 @@ class Scheduler:
         self._loaded: dict[str, Resident] = {}
         self._loading: dict[str, asyncio.Future[Resident]] = {}
         self._unloading: dict[str, Resident] = {}  # out of _loaded, memory not yet freed
-        self._queues: dict[str, Admission] = {}
-        self._reserved: dict[str, tuple[str, Ticket]] = {}  # request id -> (model id, place)
-        self._arrivals = itertools.count()  # tickets' arrival order
+        self.admission = Admission(
+            self.limits,
+            clock=clock,
+            service_ms=self._service_ms,
+            on_change=self._notify,
+            metrics=metrics,
+        )
+        self._background: set[asyncio.Task[None]] = set()  # loads nobody waits for
         self._pinned: set[str] = set()
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -186,20 +103,11 @@ class Scheduler:
     def _idle(self, resident: Resident) -> bool:
         """No request in flight, admitted (a slot taken, the runtime not yet borrowed:
         e.g. right after its load) or waiting."""
-        admission = self._queues.get(resident.spec.model_id)
-        held = admission is not None and (admission.running > 0 or bool(admission.waiting))
-        return resident.in_flight == 0 and not held
+        return resident.in_flight == 0 and not self.admission.holds(resident.spec.model_id)
 
-    def queue_depth(self, model_id: str) -> int:
-        admission = self._queues.get(model_id)
-        return len(admission.waiting) if admission else 0
-
-    def position(self, request_id: str) -> int | None:
-        for admission in self._queues.values():
-            for ticket in admission.waiting:
-                if ticket.request_id == request_id:
-                    return ticket.position
-        return None
+    def _service_ms(self, model_id: str) -> float | None:
+        resident = self._loaded.get(model_id)
+        return resident.mean_ms if resident else None
 
     def expires_at(self, resident: Resident) -> datetime | None:
         keep = self.limits.keep_alive_s
@@ -210,7 +118,7 @@ class Scheduler:
 
     def state(self, model_id: str) -> RuntimeState:
         resident = self._loaded.get(model_id)
-        depth = self.queue_depth(model_id)
+        depth = self.admission.depth(model_id)
         if resident is None:
             status = "loading" if model_id in self._loading else "unloaded"
             return RuntimeState(status=status, queue_depth=depth, in_use=depth > 0)
@@ -223,13 +131,14 @@ class Scheduler:
             in_use=True,
         )
 
+    # admission's, for the generation service, which holds only the scheduler
     def estimated_wait_ms(self, model_id: str, position: int) -> int | None:
-        """From the model's recent service times (None until one is known)."""
-        resident = self._loaded.get(model_id)
-        mean = resident.mean_ms if resident else None
-        return None if mean is None else int(mean * position / max(self.limits.parallel, 1))
+        return self.admission.estimated_wait_ms(model_id, position)
 
-    # admission
+    def reserve(self, model_id: str, request_id: str, user: str | None = None) -> Reservation:
+        """See ``Admission.reserve``: refusals are raised here, before anything waits."""
+        return self.admission.reserve(model_id, request_id, user)
+
     @contextlib.asynccontextmanager
     async def slot(
         self,
@@ -245,7 +154,7 @@ class Scheduler:
         one taken now for ``user``), load the model if needed, and hold the slot
         (counted in flight) until the block exits."""
         started = self.clock()
-        await self._admit(spec.model_id, request_id, user, listener)
+        await self.admission.admit(spec.model_id, request_id, user, listener)
         try:
             queue_ms = (self.clock() - started) * 1000
             loading_started = self.clock()
@@ -272,129 +181,7 @@ class Scheduler:
                 )
                 self._notify()
         finally:
-            self._leave(spec.model_id)
-
-    def reserve(self, model_id: str, request_id: str, user: str | None = None) -> Reservation:
-        """Take the request's place for the model now, without waiting: a free slot, or
-        a place in its queue. The refusals are raised here, synchronously, so a caller
-        knows them before it answers anything: ``RateLimited`` (429) when ``user``
-        already has their share of the queue waiting, ``QueueFull`` (503) when the queue
-        is full. Taken again for the same model, the place stays as it is."""
-        held = self._reserved.get(request_id)
-        if held is not None and held[0] != model_id:
-            self.release(request_id)
-            held = None
-        if held is None:
-            self._reserved[request_id] = (model_id, self._enter(model_id, request_id, user))
-        return Reservation(self, request_id)
-
-    def release(self, request_id: str) -> None:
-        """Give back the place ``reserve`` took, unless the request's slot took it over."""
-        held = self._reserved.pop(request_id, None)
-        if held is not None:
-            self._withdraw(*held)
-
-    def _enter(self, model_id: str, request_id: str, user: str | None) -> Ticket:
-        admission = self._queues.setdefault(model_id, Admission())
-        loop = asyncio.get_running_loop()
-        ticket = Ticket(request_id, user, loop.create_future(), self.clock(), next(self._arrivals))
-        if admission.running < self.limits.parallel and not admission.waiting:
-            admission.start(ticket)
-            return ticket
-        self._check_room(model_id, admission, user)
-        admission.wait(ticket)
-        self._renumber(admission)
-        self._gauge(model_id)
-        return ticket
-
-    def _check_room(self, model_id: str, admission: Admission, user: str | None) -> None:
-        """The queue's limits: the model's whole queue first (both may hold: a share can
-        be as large as the queue), then the user's share of it."""
-        limits = self.limits
-        if len(admission.waiting) >= limits.max_queue_depth:
-            raise QueueFull(
-                f"'{model_id}' has {len(admission.waiting)} requests waiting (the limit); "
-                "try again shortly or use another model.",
-                retry_after=QUEUE_FULL_RETRY_S,
-            )
-        if user is None:
-            return
-        share = limits.max_queue_per_user or max(1, limits.max_queue_depth // 4)
-        mine = admission.waiting_of(user)
-        if len(mine) >= share:
-            raise RateLimited(
-                f"You have {len(mine)} requests waiting for '{model_id}' (your share of its "
-                "queue); send more once one of them has started, or use another model.",
-                retry_after=self._retry_after(model_id, mine[0].position),
-            )
-
-    def _retry_after(self, model_id: str, position: int) -> int:
-        """Seconds until the waiter at ``position`` is likely to have started."""
-        wait_ms = self.estimated_wait_ms(model_id, position)
-        if wait_ms is None:
-            return QUEUE_FULL_RETRY_S
-        return min(max(1, math.ceil(wait_ms / 1000)), MAX_RETRY_AFTER_S)
-
-    async def _admit(
-        self, model_id: str, request_id: str, user: str | None, listener: PositionListener | None
-    ) -> None:
-        held = self._reserved.pop(request_id, None)
-        if held is not None and held[0] != model_id:
-            self._withdraw(*held)
-            held = None
-        ticket = held[1] if held is not None else self._enter(model_id, request_id, user)
-        if ticket.is_granted:  # a free slot: at once, or while it was reserved
-            return
-        ticket.listener = listener
-        self._tell(ticket)
-        try:
-            await ticket.granted
-        except asyncio.CancelledError:
-            self._withdraw(model_id, ticket)
-            raise
-        if self.metrics is not None:
-            self.metrics.queue_wait.labels(model_id).observe(self.clock() - ticket.enqueued)
-
-    def _withdraw(self, model_id: str, ticket: Ticket) -> None:
-        """Give a place back: the slot when it was granted (perhaps in the same instant
-        as a cancel), else its place in line (the others move up)."""
-        if ticket.is_granted:
-            self._leave(model_id)
-            return
-        admission = self._queues[model_id]
-        admission.withdraw(ticket)
-        self._renumber(admission)
-        self._gauge(model_id)
-        self._notify()
-
-    def _leave(self, model_id: str) -> None:
-        """A slot frees: the next in line takes it, the others move up."""
-        admission = self._queues[model_id]
-        admission.running -= 1
-        while admission.running < self.limits.parallel and admission.grant_next() is not None:
-            pass
-        self._renumber(admission)
-        if not admission.running and not admission.waiting:
-            del self._queues[model_id]
-        self._gauge(model_id)
-        self._notify()
-
-    def _renumber(self, admission: Admission) -> None:
-        for index, ticket in enumerate(admission.waiting, start=1):
-            if ticket.position != index:
-                ticket.position = index
-                self._tell(ticket)
-
-    def _tell(self, ticket: Ticket) -> None:
-        if ticket.listener is not None:
-            try:
-                ticket.listener(ticket.position)
-            except Exception:
-                log.exception("position_listener_failed", request_id=ticket.request_id)
-
-    def _gauge(self, model_id: str) -> None:
-        if self.metrics is not None:
-            self.metrics.queue_depth.labels(model_id).set(self.queue_depth(model_id))
+            self.admission.leave(spec.model_id)
 
     # residency
     async def ensure_loaded(self, spec: ModelSpec, *, wait_for_room: bool = True) -> Resident:
@@ -464,7 +251,7 @@ class Scheduler:
         ]
         return min(idle, key=lambda r: r.last_used, default=None)
 
-    def check_room(self, spec: ModelSpec) -> None:
+    def _check_room(self, spec: ModelSpec) -> None:
         """Raise ``ModelLoading`` when the model could not load now without waiting:
         the limits are reached and every loaded model is busy or pinned."""
         if spec.model_id in self._loaded or spec.model_id in self._loading:
@@ -531,6 +318,28 @@ class Scheduler:
             await self._unload(resident, reason="unload")
         return True
 
+    async def load(self, spec: ModelSpec, *, wait: bool = False) -> Literal["loaded", "loading"]:
+        """A load asked for by hand: "loaded" once the model is (it already was, or
+        ``wait``), else "loading", the load going on here. It never waits for room: a
+        503 now, when every loaded model is busy or pinned, rather than a load that can
+        never start."""
+        if self.is_loaded(spec.model_id) or wait:
+            await self.ensure_loaded(spec, wait_for_room=False)
+            return "loaded"
+        self._check_room(spec)
+        task = asyncio.ensure_future(self._load_quietly(spec))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return "loading"
+
+    async def _load_quietly(self, spec: ModelSpec) -> None:
+        """A load nobody waits for: its failure is only logged (the next request tries
+        again)."""
+        try:
+            await self.ensure_loaded(spec, wait_for_room=False)
+        except Exception as exc:
+            log.warning("model_load_failed", model_id=spec.model_id, error=str(exc))
+
     # idleness
     def _ensure_reaper(self) -> None:
         if self._reaper is None and self.limits.keep_alive_s is not None and not self._closed:
@@ -566,6 +375,9 @@ class Scheduler:
         generating after ``grace_s`` (its requests are cancelled before this) is left
         to the process's exit: freeing weights under a running generation would crash."""
         self._closed = True
+        for task in self._background:
+            task.cancel()  # a load nobody waits for; the load itself runs on, shielded
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import Database
 from pluggably.errors import Conflict, ModelNotFound, ValidationFailed
+from pluggably.lifecycle.state import RuntimeState
 from pluggably.registry.models import Model, ModelDoc, ModelSchema
 from pluggably.registry.param_schemas import default_schema
 from pluggably.registry.repository import RegistryRepository
@@ -33,15 +34,6 @@ from pluggably.registry.schemas import (
     client_properties,
 )
 from pluggably.runtimes.base import ModelSpec
-
-
-@dataclass(frozen=True)
-class RuntimeState:
-    status: str = "unloaded"
-    queue_depth: int = 0
-    loaded_at: Any = None
-    memory_bytes: int | None = None
-    in_use: bool = False
 
 
 class RuntimeView(Protocol):
@@ -193,6 +185,14 @@ class RegistryService:
             modality=model.modality,
             size_bytes=model.size_bytes,
         )
+
+    async def local_spec(self, session: AsyncSession, model_id: str) -> ModelSpec:
+        """The spec of a registered local model, to load by hand: 404 for an unknown
+        id, 409 for a provider model or one whose files are not usable now."""
+        model = await self.get(session, model_id)
+        if model.provider != "local":
+            raise Conflict(f"'{model_id}' is a provider model; only local models load here.")
+        return self.spec_of(model)
 
     async def pinned_ids(self, session: AsyncSession) -> set[str]:
         """The default of each modality and the models pinned by hand."""
