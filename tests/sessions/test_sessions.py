@@ -21,8 +21,9 @@ from pluggably.artifacts.models import Artifact
 from pluggably.config import Settings
 from pluggably.db import utcnow
 from pluggably.errors import SessionClosed, SessionNotFound
+from pluggably.sessions.messages import auto_title
 from pluggably.sessions.models import ChatSession, SessionMessage
-from pluggably.sessions.service import SessionService, auto_title
+from pluggably.sessions.service import SessionService
 from tests.conftest import ADMIN_KEY, assert_envelope, client_for, new_user, running
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
