@@ -15,6 +15,8 @@ from pluggably.downloads.schemas import DownloadJobInfo
 from pluggably.errors import Conflict, StorageFull
 from pluggably.registry.service import RegistryService
 
+TERMINAL = ("completed", "failed", "cancelled")
+
 
 @dataclass
 class DownloadSettings:
@@ -45,6 +47,12 @@ class Run:
             rate = self._window_bytes / elapsed
             self.speed_bps = rate if self.speed_bps is None else 0.5 * self.speed_bps + 0.5 * rate
             self._window_start, self._window_bytes = time.monotonic(), 0
+
+    def notify(self, info: DownloadJobInfo) -> None:
+        for queue in list(self.listeners):
+            if queue.full():
+                queue.get_nowait()  # a slow listener gets the latest state, not a backlog
+            queue.put_nowait(info)
 
 
 def quota_error() -> dict[str, str]:

@@ -1,0 +1,266 @@
+"""Running download jobs: one asyncio task per job that transfers the planned files
+into its staging folder, installs them under the models directory and registers the
+model; progress is kept in memory, flushed to the database every second and pushed
+to listeners. A job cancelled by shutdown stays "running" and resumes on restart."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+
+from pluggably.db import Database, utcnow
+from pluggably.downloads import sources, transfer
+from pluggably.downloads.repository import DownloadRepository
+from pluggably.downloads.runs import (
+    TERMINAL,
+    DownloadSettings,
+    Run,
+    bytes_on_disk,
+    install,
+    quota_error,
+)
+from pluggably.downloads.schemas import job_info
+from pluggably.errors import GatewayError, InvalidParameter, StorageFull
+from pluggably.netguard import check_public_url
+from pluggably.observability.logging import get_logger
+from pluggably.observability.metrics import Metrics
+from pluggably.registry import scan
+from pluggably.registry.enrichment import enrich
+from pluggably.registry.hub import HubClient
+from pluggably.registry.service import RegistryService
+from pluggably.storage.quota import Quota
+
+log = get_logger("pluggably.downloads")
+FLUSH_EVERY_S = 1.0
+
+
+class DownloadRunner:
+    """The running jobs of one ``DownloadManager``, by job id."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: RegistryService,
+        quota: Quota,
+        hub: HubClient,
+        settings: DownloadSettings,
+        metrics: Metrics,
+    ) -> None:
+        self.db, self.registry, self.quota, self.hub, self.settings = (
+            db,
+            registry,
+            quota,
+            hub,
+            settings,
+        )
+        self.metrics = metrics
+        self.staging = registry.models_dir / scan.STAGING_DIR
+        self.runs: dict[str, Run] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0))
+        # URLs users name: connected to public addresses only, checked as each
+        # connection is made (DNS rebinding), unless the operator allows private ones.
+        self._url_client = (
+            self._client
+            if settings.allow_private_urls
+            else transfer.public_only_client(self._client.timeout)
+        )
+
+    async def close(self) -> None:
+        tasks = [run.task for run in self.runs.values() if run.task is not None]
+        tasks += list(self._background)
+        for task in tasks:
+            task.cancel()  # the jobs stay "running" in the database and resume on restart
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
+        await self._url_client.aclose()
+
+    def start(self, job_id: str) -> None:
+        if job_id in self.runs:
+            return
+        run = self.runs[job_id] = Run()
+        run.task = asyncio.create_task(self._run(job_id, run), name=f"download-{job_id}")
+
+    async def _run(self, job_id: str, run: Run) -> None:
+        staging = self.staging / job_id
+        self.metrics.downloads_active.inc()
+        try:
+            plan = await self._begin(job_id, run, staging)
+            run.transferring = True
+            await self._transfer(job_id, run, plan, staging)
+            run.transferring = False
+            local_path = await asyncio.to_thread(install, staging, plan, self.registry)
+            try:
+                await self._register(job_id, plan, local_path)
+            except BaseException:
+                # No row owns these files: take them back out of the models directory.
+                dest = self.registry.confined(plan.dest)
+                await asyncio.to_thread(shutil.rmtree, dest, True)
+                raise
+            await self._finish(job_id, run, "completed")
+        except transfer.Cancelled:
+            if run.over_quota:
+                shutil.rmtree(staging, ignore_errors=True)
+                await self._finish(job_id, run, "failed", quota_error())
+                return
+            if not self.settings.keep_partial:
+                shutil.rmtree(staging, ignore_errors=True)
+            await self._finish(job_id, run, "cancelled")
+        except GatewayError as exc:
+            await self._finish(job_id, run, "failed", {"code": exc.code, "message": exc.message})
+        except OSError as exc:
+            full = exc.errno == errno.ENOSPC
+            error = StorageFull("The disk filled up during the download.") if full else None
+            log.exception("download_failed", job_id=job_id)
+            if full:  # the partial file holds the space everything else now lacks
+                await asyncio.to_thread(shutil.rmtree, staging, True)
+            await self._finish(
+                job_id,
+                run,
+                "failed",
+                {"code": error.code, "message": error.message}
+                if error
+                else {"code": "internal_error", "message": "The download failed on this server."},
+            )
+        except asyncio.CancelledError:
+            if not run.cancel.is_set():
+                raise  # shutdown: left "running" so that a restart resumes it
+            if not self.settings.keep_partial:
+                shutil.rmtree(staging, ignore_errors=True)
+            await self._finish(job_id, run, "cancelled")
+        except Exception:
+            log.exception("download_failed", job_id=job_id)
+            await self._finish(
+                job_id, run, "failed", {"code": "internal_error", "message": "The download failed."}
+            )
+        finally:
+            self.metrics.downloads_active.dec()
+            self.runs.pop(job_id, None)
+
+    async def _begin(self, job_id: str, run: Run, staging: Path) -> sources.Plan:
+        async with self.db.session() as session:
+            job = await DownloadRepository(session).get(job_id)
+            assert job is not None
+            assert job.plan is not None
+            job.status = "running"
+            plan = sources.Plan.from_json(job.plan)
+        run.bytes_done = bytes_on_disk(staging, plan)  # resume: what earlier tries left
+        if self.quota.limit_bytes is not None and plan.total_bytes is None:
+            # Size unknown up front (a URL without Content-Length): watch it while it runs.
+            used = await self.quota.used_bytes()
+            async with self.db.session() as session:
+                reserved = await DownloadRepository(session).reserved_bytes()
+            run.budget = self.quota.limit_bytes - used - reserved + run.bytes_done
+        await self._flush(job_id, run)
+        return plan
+
+    async def _transfer(self, job_id: str, run: Run, plan: sources.Plan, staging: Path) -> None:
+        headers = self.hub.headers() if plan.needs_hub_auth else {}
+        check = None
+        if plan.source_type == "url":
+            allow = self.settings.allow_private_urls
+
+            async def check(url: str) -> None:
+                await check_public_url(url, allow_private=allow)
+
+        last_flush = time.monotonic()
+
+        def on_bytes(n: int) -> None:
+            nonlocal last_flush
+            run.add(n)
+            if n > 0:
+                self.metrics.download_bytes.inc(n)
+            if run.budget is not None and run.bytes_done > run.budget:
+                run.over_quota = True
+                run.cancel.set()
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                last_flush = time.monotonic()
+                asyncio.get_running_loop().create_task(self._flush(job_id, run))
+
+        for planned in plan.files:
+            final = staging / planned.path
+            if final.exists():
+                continue  # finished by an earlier attempt
+            part = staging / (planned.path + ".part")
+            await transfer.fetch(
+                self._url_client if plan.source_type == "url" else self._client,
+                planned.url,
+                part,
+                headers=headers,
+                expected_size=planned.size,
+                on_bytes=on_bytes,
+                cancel=run.cancel,
+                check_redirect=check,
+            )
+            if planned.sha256:
+                digest = await asyncio.to_thread(transfer.sha256_of, part)
+                if digest != planned.sha256:
+                    part.unlink(missing_ok=True)
+                    raise InvalidParameter(
+                        f"Checksum mismatch for {planned.path}: expected {planned.sha256}, "
+                        f"got {digest}; the partial file was removed."
+                    )
+            part.replace(final)
+
+    async def _register(self, job_id: str, plan: sources.Plan, local_path: str) -> None:
+        found = await asyncio.to_thread(scan.describe, self.registry.models_dir, local_path)
+        if found is None:
+            raise InvalidParameter(
+                "The downloaded files are not a model the local runtimes know "
+                "(GGUF, transformers, diffusers or Shap-E)."
+            )
+        model = scan.as_model(found, origin="downloaded")
+        model.id, model.name = plan.model_id, plan.name
+        model.version = plan.version or found.version
+        model.modality = plan.modality or found.modality
+        model.source_type, model.source_uri = plan.source_type, plan.source_uri
+        model.source_revision, model.owns_files = plan.revision, True
+        huggingface = plan.source_type == "huggingface"
+        async with self.db.session() as session:
+            await self.registry.register(
+                session, model, doc_status="pending" if huggingface else None
+            )
+        if huggingface:
+            task = asyncio.create_task(
+                enrich(
+                    self.db,
+                    self.hub,
+                    self._client,
+                    plan.model_id,
+                    plan.source_uri,
+                    plan.revision,
+                    plan.tags,
+                )
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _flush(self, job_id: str, run: Run) -> None:
+        async with self.db.session() as session:
+            job = await DownloadRepository(session).get(job_id)
+            if job is None or job.status in TERMINAL:
+                return
+            job.bytes_done = run.bytes_done
+            run.notify(job_info(job, run.speed_bps))
+
+    async def _finish(
+        self, job_id: str, run: Run, status: str, error: dict[str, str] | None = None
+    ) -> None:
+        async with self.db.session() as session:
+            job = await DownloadRepository(session).get(job_id)
+            if job is None:
+                return
+            job.status, job.error, job.finished_at = status, error, utcnow()
+            if status == "completed" and job.bytes_total is None:
+                job.bytes_total = run.bytes_done
+            job.bytes_done = (
+                job.bytes_total or run.bytes_done if status == "completed" else run.bytes_done
+            )
+            await session.flush()
+            run.notify(job_info(job))
+        log.info("download_finished", job_id=job_id, status=status, error=error)
