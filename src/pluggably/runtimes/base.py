@@ -82,6 +82,17 @@ class Runtime(Protocol):
         ...
 
 
+def run_out(pieces: Generator[str, None, LocalResult]) -> LocalResult:
+    """The LocalResult a text stream returns, read to its end with the pieces dropped:
+    how a text runtime's ``generate`` is its ``stream`` without a reader."""
+    while True:
+        try:
+            next(pieces)
+        except StopIteration as done:
+            result: LocalResult = done.value
+            return result
+
+
 class CountsTokens(Protocol):
     """Text runtimes also count tokens with their own tokenizer (None: not loaded)."""
 

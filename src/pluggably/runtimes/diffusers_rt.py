@@ -9,8 +9,8 @@ import binascii
 import inspect
 import io
 import threading
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
@@ -20,16 +20,8 @@ from PIL import Image
 from pluggably.errors import FeatureNotSupported, InvalidParameter
 from pluggably.messages import Message
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory
-from pluggably.runtimes.torch_common import (
-    device_and_dtype,
-    estimated_bytes,
-    load_failed,
-    module_bytes,
-    not_loaded,
-    quiet_loading,
-    release_memory,
-    require_folder,
-)
+from pluggably.runtimes.torch_common import not_loaded
+from pluggably.runtimes.torch_runtime import TorchRuntime
 
 SIZE_MULTIPLE = 8  # the latent grid: every diffusers pipeline needs sizes divisible by 8
 
@@ -55,51 +47,64 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-class DiffusersRuntime:
-    kind = "diffusers"
+class PipelineRuntime(TorchRuntime):
+    """A runtime on one diffusers pipeline (a folder with ``model_index.json``)."""
+
+    marker = "model_index.json"
+    pipeline_class: ClassVar[Any]  # whose from_pretrained reads the folder
+    makes: ClassVar[str]  # what comes out, in the answer to a request to stream
 
     def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self._pipe: Any = None
-        self._img2img: Any = None
-        self._loaded_bytes = 0
 
     @property
-    def memory_bytes(self) -> int:
-        if self._pipe is not None:
-            return self._loaded_bytes
-        return estimated_bytes(self.spec)
+    def loaded(self) -> bool:
+        return self._pipe is not None
 
-    def load(self) -> None:
-        if self._pipe is not None:
-            return
-        require_folder(self.spec, "model_index.json")
-        device, dtype = device_and_dtype(torch.float16)
+    def _read(self, device: torch.device, dtype: Any) -> Any:
         diffusers_logging.disable_progress_bar()  # a server's log is no terminal
-        quiet_loading()
-        try:
-            pipe = AutoPipelineForText2Image.from_pretrained(  # type: ignore[no-untyped-call]
-                self.spec.path, local_files_only=True, dtype=dtype
-            )
-            pipe.to(device)
-        except Exception as exc:
-            raise load_failed(self.spec, exc, "diffusers") from exc
-        pipe.set_progress_bar_config(disable=True)
-        self._pipe = pipe
-        self._loaded_bytes = module_bytes(pipe.components.values())
+        pipe = self.pipeline_class.from_pretrained(
+            self.spec.path, local_files_only=True, dtype=dtype
+        )
+        pipe.to(device)
+        return pipe
 
-    def unload(self) -> None:
-        self._pipe = self._img2img = None
-        self._loaded_bytes = 0
-        release_memory()
+    def _keep(self, weights: Any) -> Iterable[Any]:
+        weights.set_progress_bar_config(disable=True)
+        self._pipe = weights
+        return weights.components.values()  # type: ignore[no-any-return]
+
+    def _drop(self) -> None:
+        self._pipe = None
 
     def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
-        raise FeatureNotSupported(f"Model '{self.spec.model_id}' makes images; it cannot stream.")
+        raise FeatureNotSupported(
+            f"Model '{self.spec.model_id}' makes {self.makes}; it cannot stream."
+        )
 
-    def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
+    def _prompt(self, call: LocalCall) -> Message:
+        """The user message the pipeline draws from, once it is loaded."""
         if self._pipe is None:
             raise not_loaded(self.spec)
-        message = last_user_message(self.spec, call.messages)
+        return last_user_message(self.spec, call.messages)
+
+
+class DiffusersRuntime(PipelineRuntime):
+    kind = "diffusers"
+    library = "diffusers"
+    pipeline_class = AutoPipelineForText2Image
+    makes = "images"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self._img2img: Any = None
+
+    def _drop(self) -> None:
+        self._pipe = self._img2img = None
+
+    def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
+        message = self._prompt(call)
         params = call.parameters
         size = self._size(params)
         count = int(params.get("num_images") or 1)

@@ -8,28 +8,21 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import trimesh
 from diffusers import ShapEPipeline
-from diffusers.utils import logging as diffusers_logging
 from PIL import Image, ImageDraw
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter, UpstreamError
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory
-from pluggably.runtimes.diffusers_rt import Cancelled, last_user_message, png, seeded
-from pluggably.runtimes.torch_common import (
-    device_and_dtype,
-    estimated_bytes,
-    load_failed,
-    module_bytes,
-    not_loaded,
-    quiet_loading,
-    release_memory,
-    require_folder,
+from pluggably.runtimes.diffusers_rt import (
+    Cancelled,
+    PipelineRuntime,
+    png,
+    seeded,
 )
 
 FORMATS = ("glb", "obj", "ply")
@@ -43,57 +36,24 @@ class EmptyMesh(Exception):
     """The model's signed distance field has no surface inside the grid."""
 
 
-class ShapERuntime:
+class ShapERuntime(PipelineRuntime):
     kind = "shap_e"
+    library = "diffusers (Shap-E)"
+    pipeline_class = ShapEPipeline
+    makes = "meshes"
 
     def __init__(
         self, spec: ModelSpec, *, grid_size: int | None = None, preview_size: int | None = None
     ) -> None:
         """``grid_size``: marching-cubes resolution. Shap-E's own 128 costs 8x the grid
         points of 64, about half a minute of CPU; so 128 on a GPU, 64 on a CPU."""
-        self.spec = spec
+        super().__init__(spec)
         default_grid = 128 if torch.cuda.is_available() else 64
         self.grid_size = grid_size or GRID_SIZE or default_grid
         self.preview_size = preview_size or PREVIEW_SIZE
-        self._pipe: Any = None
-        self._loaded_bytes = 0
-
-    @property
-    def memory_bytes(self) -> int:
-        if self._pipe is not None:
-            return self._loaded_bytes
-        return estimated_bytes(self.spec)
-
-    def load(self) -> None:
-        if self._pipe is not None:
-            return
-        require_folder(self.spec, "model_index.json")
-        device, dtype = device_and_dtype(torch.float16)
-        diffusers_logging.disable_progress_bar()
-        quiet_loading()
-        try:
-            pipe = ShapEPipeline.from_pretrained(  # type: ignore[no-untyped-call]
-                self.spec.path, local_files_only=True, dtype=dtype
-            )
-            pipe.to(device)
-        except Exception as exc:
-            raise load_failed(self.spec, exc, "diffusers (Shap-E)") from exc
-        pipe.set_progress_bar_config(disable=True)
-        self._pipe = pipe
-        self._loaded_bytes = module_bytes(pipe.components.values())
-
-    def unload(self) -> None:
-        self._pipe = None
-        self._loaded_bytes = 0
-        release_memory()
-
-    def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
-        raise FeatureNotSupported(f"Model '{self.spec.model_id}' makes meshes; it cannot stream.")
 
     def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
-        if self._pipe is None:
-            raise not_loaded(self.spec)
-        message = last_user_message(self.spec, call.messages)
+        message = self._prompt(call)
         if message.images:
             raise FeatureNotSupported(f"Model '{self.spec.model_id}' starts from text only.")
         params = call.parameters

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,18 +17,10 @@ from transformers.generation.streamers import BaseStreamer
 from pluggably.errors import FeatureNotSupported, InvalidParameter
 from pluggably.messages import Message
 from pluggably.runtimes import prompts
-from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory
+from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory, run_out
 from pluggably.runtimes.prompts import AnswerFilter
-from pluggably.runtimes.torch_common import (
-    device_and_dtype,
-    estimated_bytes,
-    load_failed,
-    module_bytes,
-    not_loaded,
-    quiet_loading,
-    release_memory,
-    require_folder,
-)
+from pluggably.runtimes.torch_common import not_loaded
+from pluggably.runtimes.torch_runtime import TorchRuntime
 from pluggably.stops import as_list
 
 DEFAULT_MAX_TOKENS = 512
@@ -40,57 +32,44 @@ def check_text_only(spec: ModelSpec, messages: list[Message]) -> None:
         raise FeatureNotSupported(f"Model '{spec.model_id}' reads text only; send no images.")
 
 
-class TransformersRuntime:
+class TransformersRuntime(TorchRuntime):
     kind = "transformers"
+    marker = "config.json"
+    library = "transformers"
+    gpu_dtype = "auto"
 
     def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self._model: Any = None
         self._tokenizer: Any = None
-        self._loaded_bytes = 0
 
     @property
-    def memory_bytes(self) -> int:
-        if self._model is not None:
-            return self._loaded_bytes
-        return estimated_bytes(self.spec)
+    def loaded(self) -> bool:
+        return self._model is not None
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
-        require_folder(self.spec, "config.json")
-        device, dtype = device_and_dtype("auto")
-        quiet_loading()
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(self.spec.path, local_files_only=True)
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                self.spec.path, local_files_only=True, dtype=dtype
-            )
-            model.to(device)
-            model.eval()
-        except Exception as exc:
-            raise load_failed(self.spec, exc, "transformers") from exc
-        self._model, self._tokenizer = model, tokenizer
-        self._loaded_bytes = module_bytes([model])
+    def _read(self, device: torch.device, dtype: Any) -> Any:
+        tokenizer = AutoTokenizer.from_pretrained(self.spec.path, local_files_only=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            self.spec.path, local_files_only=True, dtype=dtype
+        )
+        model.to(device)
+        model.eval()
+        return model, tokenizer
+
+    def _keep(self, weights: Any) -> Iterable[Any]:
+        self._model, self._tokenizer = weights
+        return [self._model]
+
+    def _drop(self) -> None:
+        self._model = self._tokenizer = None
 
     def count_tokens(self, text: str) -> int | None:
         """The tokenizer's count, or None when not loaded."""
         tokenizer = self._tokenizer
         return None if tokenizer is None else len(tokenizer.encode(text, add_special_tokens=False))
 
-    def unload(self) -> None:
-        self._model = self._tokenizer = None
-        self._loaded_bytes = 0
-        release_memory()
-
     def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
-        pieces = self.stream(call, cancel)
-        while True:
-            try:
-                next(pieces)
-            except StopIteration as done:
-                result: LocalResult = done.value
-                return result
+        return run_out(self.stream(call, cancel))
 
     def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
         if self._model is None:
