@@ -5,10 +5,10 @@ configuration), and the ``--json`` output."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -19,6 +19,8 @@ from pluggably.cli.connection import Connection, UsageError, connection
 from pluggably.client import AuthError, Client, PluggablyError, TransportError, ValidationError
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead.")]
+
+T = TypeVar("T")
 
 
 class Modality(StrEnum):
@@ -89,6 +91,24 @@ def remote(ctx: typer.Context, server: str | None, token: str | None) -> Iterato
     """``connected``, for the commands that need only the client."""
     with connected(ctx, server, token) as (client, _):
         yield client
+
+
+def answer(
+    ctx: typer.Context,
+    server: str | None,
+    token: str | None,
+    as_json: bool,
+    ask: Callable[[Client], T],
+    show: Callable[[T], None],
+) -> None:
+    """A command that is one question to the server: its answer as the server's JSON
+    with --json, else as ``show`` prints it (after the connection is closed)."""
+    with remote(ctx, server, token) as client:
+        found = ask(client)
+    if as_json:
+        emit_json(found)
+    else:
+        show(found)
 
 
 def plain(data: Any) -> Any:

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pluggably.cli.common import AsJson, emit_json, remote, size, when
+from pluggably.cli.common import AsJson, answer, size, when
 from pluggably.cli.connection import Flags, Server, Token
-from pluggably.downloads.schemas import DownloadJobInfo
+from pluggably.downloads.schemas import DownloadJobInfo, JobList
 
 jobs_app = typer.Typer(help="Download jobs on a running server (admin).")
 
@@ -32,15 +32,22 @@ def _jobs_table(jobs: list[DownloadJobInfo]) -> Table:
     return table
 
 
-def _list_jobs(ctx: typer.Context, server: str | None, token: str | None, as_json: bool) -> None:
-    with remote(ctx, server, token) as client:
-        jobs = client.jobs.list()
-    if as_json:
-        emit_json(jobs)
-    elif not jobs.jobs:
+def _jobs_lines(jobs: JobList) -> None:
+    if not jobs.jobs:
         typer.echo("no download jobs")
     else:
         Console().print(_jobs_table(jobs.jobs))
+
+
+def _list_jobs(ctx: typer.Context, server: str | None, token: str | None, as_json: bool) -> None:
+    answer(ctx, server, token, as_json, lambda c: c.jobs.list(), _jobs_lines)
+
+
+def _cancel_line(job_id: str, job: DownloadJobInfo) -> None:
+    if job.status == "cancelled":
+        typer.echo(f"job {job_id} cancelled")
+    else:  # it ended before the cancel arrived
+        typer.echo(f"job {job_id} is {job.status}; nothing to cancel")
 
 
 @jobs_app.callback(invoke_without_command=True)
@@ -70,11 +77,11 @@ def jobs_cancel(
     token: Token = None,
 ) -> None:
     """Cancel a download: the transfer stops and the job ends cancelled."""
-    with remote(ctx, server, token) as client:
-        job = client.jobs.cancel(job_id)
-    if as_json:
-        emit_json(job)
-    elif job.status == "cancelled":
-        typer.echo(f"job {job_id} cancelled")
-    else:  # it ended before the cancel arrived
-        typer.echo(f"job {job_id} is {job.status}; nothing to cancel")
+    answer(
+        ctx,
+        server,
+        token,
+        as_json,
+        lambda c: c.jobs.cancel(job_id),
+        lambda job: _cancel_line(job_id, job),
+    )

@@ -16,10 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pluggably.cli.common import AsJson, Modality, emit_json, fail, remote, size
+from pluggably.cli.common import AsJson, Modality, answer, emit_json, fail, remote, size
 from pluggably.cli.connection import Flags, Server, Token
 from pluggably.cli.progress import follow, report
 from pluggably.client import Client
+from pluggably.lifecycle.schemas import Residency
 from pluggably.registry.schemas import ModelInfo, SearchResult
 
 PAGE_SIZE = 200  # the most GET /v1/models returns per page
@@ -200,6 +201,10 @@ def list_models(
         Console().print(_models_table(models))
 
 
+def _residency_line(residency: Residency) -> None:
+    typer.echo(f"model {residency.model_id} is {residency.status}")
+
+
 @models_app.command("load")
 def load(
     ctx: typer.Context,
@@ -212,12 +217,9 @@ def load(
     token: Token = None,
 ) -> None:
     """Load a local model into memory (admin)."""
-    with remote(ctx, server, token) as client:
-        residency = client.models.load(model_id, wait=wait)
-    if as_json:
-        emit_json(residency)
-    else:
-        typer.echo(f"model {residency.model_id} is {residency.status}")
+    answer(
+        ctx, server, token, as_json, lambda c: c.models.load(model_id, wait=wait), _residency_line
+    )
 
 
 @models_app.command("unload")
@@ -233,12 +235,14 @@ def unload(
     token: Token = None,
 ) -> None:
     """Unload a local model from memory (admin)."""
-    with remote(ctx, server, token) as client:
-        residency = client.models.unload(model_id, force=force)
-    if as_json:
-        emit_json(residency)
-    else:
-        typer.echo(f"model {residency.model_id} is {residency.status}")
+    answer(
+        ctx,
+        server,
+        token,
+        as_json,
+        lambda c: c.models.unload(model_id, force=force),
+        _residency_line,
+    )
 
 
 @models_app.command("rm")

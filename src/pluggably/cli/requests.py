@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from pluggably.api.schemas_generate import RequestStatus
-from pluggably.cli.common import AsJson, emit_json, plain, remote, when
+from pluggably.cli.common import AsJson, answer, plain, remote, when
 from pluggably.cli.connection import Flags, Server, Token
 from pluggably.cli.output import TextOut, follow_events, note
+from pluggably.generation.schemas import CancelResult, RequestDetails, RequestStatus
 
 requests_app = typer.Typer(
     help="Generation requests on a running server: status, result, cancel, events.",
@@ -52,28 +52,10 @@ def status(
     token: Token = None,
 ) -> None:
     """Where a request is: queued (and at which position), running, or how it ended."""
-    with remote(ctx, server, token) as client:
-        found = client.requests.status(request_id)
-    if as_json:
-        emit_json(found)
-    else:
-        _status_lines(found)
+    answer(ctx, server, token, as_json, lambda c: c.requests.status(request_id), _status_lines)
 
 
-@requests_app.command("show")
-def show(
-    ctx: typer.Context,
-    request_id: RequestId,
-    as_json: AsJson = False,
-    server: Server = None,
-    token: Token = None,
-) -> None:
-    """A request's status and, once it completed, its result."""
-    with remote(ctx, server, token) as client:
-        details = client.requests.get(request_id)
-    if as_json:
-        emit_json(details)
-        return
+def _details_lines(details: RequestDetails) -> None:
     _status_lines(details)
     result = details.result or {}
     output = result.get("output") or {}
@@ -87,6 +69,29 @@ def show(
         typer.echo(output["text"])
 
 
+@requests_app.command("show")
+def show(
+    ctx: typer.Context,
+    request_id: RequestId,
+    as_json: AsJson = False,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """A request's status and, once it completed, its result."""
+    answer(ctx, server, token, as_json, lambda c: c.requests.get(request_id), _details_lines)
+
+
+def _cancel_lines(request_id: str, result: CancelResult) -> None:
+    if not result.cancelled:
+        typer.echo(f"request {request_id} is {result.status}; nothing to cancel")
+        return
+    typer.echo(f"request {request_id} cancelled")
+    partial = (result.partial_output or {}).get("text")
+    if partial:
+        note("partial output:")
+        typer.echo(partial)
+
+
 @requests_app.command("cancel")
 def cancel(
     ctx: typer.Context,
@@ -96,19 +101,14 @@ def cancel(
     token: Token = None,
 ) -> None:
     """Stop a queued or running request, printing the text it had produced."""
-    with remote(ctx, server, token) as client:
-        result = client.requests.cancel(request_id)
-    if as_json:
-        emit_json(result)
-        return
-    if not result.cancelled:
-        typer.echo(f"request {request_id} is {result.status}; nothing to cancel")
-        return
-    typer.echo(f"request {request_id} cancelled")
-    partial = (result.partial_output or {}).get("text")
-    if partial:
-        note("partial output:")
-        typer.echo(partial)
+    answer(
+        ctx,
+        server,
+        token,
+        as_json,
+        lambda c: c.requests.cancel(request_id),
+        lambda result: _cancel_lines(request_id, result),
+    )
 
 
 @requests_app.command("events")
