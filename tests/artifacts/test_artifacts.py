@@ -27,9 +27,9 @@ from pluggably.artifacts.models import Artifact
 from pluggably.artifacts.service import ArtifactInfo, ArtifactService
 from pluggably.artifacts.stores import ArtifactStore, LocalArtifactStore, S3ArtifactStore
 from pluggably.config import Settings
-from pluggably.credentials.keys import Keyring, MasterKey
 from pluggably.db import utcnow
 from pluggably.errors import ConfigError
+from pluggably.keyring import Keyring, MasterKey
 from tests.conftest import assert_envelope, client_for, running
 
 ROUTE = "/v1/artifacts/{artifact_id}"

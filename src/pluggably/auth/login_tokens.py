@@ -10,9 +10,9 @@ from typing import Any
 
 import jwt
 
-from pluggably.credentials.keys import Keyring
 from pluggably.db.base import utcnow
 from pluggably.errors import Unauthorized
+from pluggably.keyring import Keyring
 
 ISSUER = "pluggably"
 _PURPOSE = "login-jwt-v1"

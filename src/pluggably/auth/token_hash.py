@@ -9,7 +9,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from pluggably.credentials.keys import Keyring
+from pluggably.keyring import Keyring
 
 _PURPOSE = "token-hash-v1"
 

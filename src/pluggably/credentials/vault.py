@@ -17,8 +17,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pluggably.credentials.keys import Keyring, MasterKey
 from pluggably.errors import CredentialUnreadable
+from pluggably.keyring import Keyring, MasterKey
 
 _PURPOSE = "credential-kek-v1"
 
