@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.errors import ModelNotFound, ModelRequired, UnsupportedProvider
-from pluggably.generation.schemas import GenerateRequest
 from pluggably.providers.catalog import IMAGE_MODELS
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.service import RegistryService
+from pluggably.routing.request import RoutedRequest
 
 _IMAGE_INTENT = re.compile(
     r"\b(draw|paint|sketch|illustrat\w*|picture of|image of|photo of|render an? image)\b", re.I
@@ -43,7 +43,7 @@ class Target:
         return f"{self.provider}:{self.model}"
 
 
-def modality_of(body: GenerateRequest, target: Target) -> str:
+def modality_of(body: RoutedRequest, target: Target) -> str:
     """An explicit modality wins; a named model or provider decides by its name (image
     models are recognisable); only automatic selection reads the prompt's intent."""
     if body.modality:
@@ -53,7 +53,7 @@ def modality_of(body: GenerateRequest, target: Target) -> str:
     return infer_modality(body)
 
 
-def infer_modality(body: GenerateRequest) -> str:
+def infer_modality(body: RoutedRequest) -> str:
     """Inputs first (images alone mean vision chat), then the prompt's intent."""
     if body.modality:
         return body.modality
@@ -83,7 +83,7 @@ class Router:
     async def candidates(
         self,
         session: AsyncSession,
-        body: GenerateRequest,
+        body: RoutedRequest,
         *,
         preferred_model: str | None,
         has_credential: set[str],
@@ -112,7 +112,7 @@ class Router:
     async def _primary(
         self,
         session: AsyncSession,
-        body: GenerateRequest,
+        body: RoutedRequest,
         preferred_model: str | None,
         has_credential: set[str],
     ) -> Target:
@@ -173,7 +173,7 @@ class Router:
             raise ModelRequired(f"{provider} has no default model here; name one with 'model'.")
         return Target(provider, model)
 
-    def _auto(self, body: GenerateRequest, has_credential: set[str]) -> Target:
+    def _auto(self, body: RoutedRequest, has_credential: set[str]) -> Target:
         modality = infer_modality(body)
         names: list[str] = []
         if body.selection_mode != "commercial_only":
@@ -190,7 +190,7 @@ class Router:
             "(POST /v1/users/provider-keys) or name a model."
         )
 
-    def _allowed(self, target: Target, body: GenerateRequest) -> bool:
+    def _allowed(self, target: Target, body: RoutedRequest) -> bool:
         """selection_mode narrows the fallbacks too: 'model' allows none."""
         free = target.provider == LOCAL or self.providers.is_endpoint(target.provider)
         return {
