@@ -1,5 +1,5 @@
-"""Moved to ``generation/schemas.py``; kept only for api/generate.py and cli/requests.py
-until their owners import from there."""
+"""Moved to ``generation/schemas.py``; kept only for api/generate.py until its owner
+imports from there."""
 
 from pluggably.generation.schemas import CancelResult as CancelResult
 from pluggably.generation.schemas import RequestDetails as RequestDetails
