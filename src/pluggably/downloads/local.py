@@ -55,6 +55,37 @@ async def register(
 ) -> tuple[DownloadJob, bool]:
     """The completed job of this registration: an earlier one for the same path, or a
     new one. A path that discovery registered already keeps its model id."""
+    _refuse_ignored_fields(body)
+    found = await _describe(registry.models_dir, body.source.uri or "")
+    key = source_key(found.local_path)
+    repo = DownloadRepository(session)
+    done = await repo.completed_by_key(key)
+    if done is not None and await registry.exists(session, done.model_id):
+        if body.model.id not in (None, done.model_id):
+            raise Conflict(
+                f"'{found.local_path}' is registered already, as '{done.model_id}'; one "
+                "model per file or folder."
+            )
+        return done, False
+    model_id = await _registered_as(session, registry, found.local_path, body.model.id)
+    if model_id is None:
+        model_id = await _register_new(session, registry, repo, found, body)
+    job = DownloadJob(
+        model_id=model_id,
+        source_key=key,
+        request=body.model_dump(mode="json"),
+        plan=None,
+        status="completed",
+        bytes_done=found.size_bytes,
+        bytes_total=found.size_bytes,
+        created_by=user_id,
+        finished_at=utcnow(),
+    )
+    await repo.add(job)
+    return job, True
+
+
+def _refuse_ignored_fields(body: DownloadRequest) -> None:
     ignored = [
         name
         for name, value in (
@@ -69,8 +100,10 @@ async def register(
         raise InvalidParameter(
             f"A local source takes only source.uri; {', '.join(ignored)} would be ignored."
         )
-    uri = body.source.uri or ""
-    root = registry.models_dir
+
+
+async def _describe(root: Path, uri: str) -> scan.Found:
+    """The one model at ``uri`` under the models directory."""
     relative = await asyncio.to_thread(confined_path, root, uri)
     try:
         found = await asyncio.to_thread(scan.describe_one, root, relative)
@@ -83,49 +116,37 @@ async def register(
             f"source.uri '{uri}' is not a model the local runtimes know "
             "(a GGUF file, or a transformers, diffusers or Shap-E folder)."
         )
-    key = source_key(found.local_path)
-    repo = DownloadRepository(session)
-    done = await repo.completed_by_key(key)
-    if done is not None and await registry.exists(session, done.model_id):
-        if body.model.id not in (None, done.model_id):
-            raise Conflict(
-                f"'{found.local_path}' is registered already, as '{done.model_id}'; one "
-                "model per file or folder."
-            )
-        return done, False
-    model_id = await _registered_as(session, registry, found.local_path, body.model.id)
-    if model_id is None:
-        model_id = body.model.id or found.model_id
-        busy = await repo.active_by_model(model_id)
-        if busy is not None:
-            raise Conflict(
-                f"A download of model '{model_id}' is running (job {busy.id}); cancel it "
-                "or pass another model.id."
-            )
-        if await registry.exists(session, model_id):
-            raise Conflict(
-                f"A model '{model_id}' is already registered; pass model.id to register "
-                "these files under another id."
-            )
-        model = scan.as_model(found, origin="registered")
-        model.id, model.name = model_id, body.model.name or found.name
-        model.version = body.model.version or found.version
-        model.modality = body.model.modality or found.modality
-        model.source_uri = found.local_path
-        await registry.register(session, model)
-    job = DownloadJob(
-        model_id=model_id,
-        source_key=key,
-        request=body.model_dump(mode="json"),
-        plan=None,
-        status="completed",
-        bytes_done=found.size_bytes,
-        bytes_total=found.size_bytes,
-        created_by=user_id,
-        finished_at=utcnow(),
-    )
-    await repo.add(job)
-    return job, True
+    return found
+
+
+async def _register_new(
+    session: AsyncSession,
+    registry: RegistryService,
+    repo: DownloadRepository,
+    found: scan.Found,
+    body: DownloadRequest,
+) -> str:
+    """Register files no model has yet, under the requested id or the one they
+    suggest; refused while that id is taken or being downloaded."""
+    model_id = body.model.id or found.model_id
+    busy = await repo.active_by_model(model_id)
+    if busy is not None:
+        raise Conflict(
+            f"A download of model '{model_id}' is running (job {busy.id}); cancel it "
+            "or pass another model.id."
+        )
+    if await registry.exists(session, model_id):
+        raise Conflict(
+            f"A model '{model_id}' is already registered; pass model.id to register "
+            "these files under another id."
+        )
+    model = scan.as_model(found, origin="registered")
+    model.id, model.name = model_id, body.model.name or found.name
+    model.version = body.model.version or found.version
+    model.modality = body.model.modality or found.modality
+    model.source_uri = found.local_path
+    await registry.register(session, model)
+    return model_id
 
 
 async def _registered_as(
