@@ -1,6 +1,6 @@
-"""What residency reports of one local model. Its own module so the registry, which
-shows it in listings and refuses to delete a model in use, reads it without
-depending on the scheduler."""
+"""What residency reports of one local model: the registry shows it in listings and
+refuses to delete a model in use (it reads this through its own RuntimeStatus
+protocol, so it does not import lifecycle)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import Database
 from pluggably.errors import Conflict, ModelNotFound, ValidationFailed
-from pluggably.lifecycle.state import RuntimeState
 from pluggably.registry.models import Model, ModelDoc, ModelSchema
 from pluggably.registry.param_schemas import default_schema
 from pluggably.registry.repository import RegistryRepository
@@ -36,11 +36,27 @@ from pluggably.registry.schemas import (
 from pluggably.runtimes.base import ModelSpec
 
 
+class RuntimeStatus(Protocol):
+    """What the registry reads of one model's residency (lifecycle's RuntimeState),
+    described here so the registry does not depend on lifecycle."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def loaded_at(self) -> datetime | None: ...
+    @property
+    def memory_bytes(self) -> int | None: ...
+    @property
+    def in_use(self) -> bool: ...
+
+
 class RuntimeView(Protocol):
     """What the registry needs of model residency (owned by the scheduler): each
     model's state, and where to hand the pinned set."""
 
-    def state(self, model_id: str) -> RuntimeState: ...
+    def state(self, model_id: str) -> RuntimeStatus: ...
 
     def pin(self, model_ids: set[str]) -> None: ...
 
