@@ -22,6 +22,12 @@ from pluggably.credentials.vault import Vault
 from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.runs import DownloadSettings
+from pluggably.generation.background import Background
+from pluggably.generation.callers import CallerCache
+from pluggably.generation.candidates import Candidates
+from pluggably.generation.live import LiveRequests
+from pluggably.generation.outcomes import Outcomes
+from pluggably.generation.preparation import Preparation
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.service import GenerationService
 from pluggably.generation.turns import SessionTurns
@@ -30,9 +36,11 @@ from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.catalog import ProviderCatalog
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.model_lists import Discovery
 from pluggably.providers.upstream import Upstream
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
+from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import Router
 from pluggably.runtimes.base import ModelSpec, Runtime
 from pluggably.runtimes.factory import make_runtime
@@ -150,7 +158,9 @@ def build_container(
         # A preferred model is whatever a request's ``model`` could name.
         check_model=router.parse,
     )
-    generation = GenerationService(
+    discovery = Discovery()
+    generation = _generation(
+        settings,
         db,
         router,
         providers,
@@ -158,12 +168,11 @@ def build_container(
         accounts,
         records,
         metrics,
-        local=LocalBackend(scheduler, metrics),
+        discovery,
+        scheduler=scheduler,
         registry=registry,
         artifacts=artifacts,
-        inline_output_bytes=settings.inline_output_bytes,
-        turns=SessionTurns(sessions, db),
-        local_context_tokens=settings.local_context_tokens,
+        sessions=sessions,
     )
     return Container(
         settings=settings,
@@ -178,7 +187,7 @@ def build_container(
         credentials=credentials,
         http=http,
         providers=providers,
-        catalog=ProviderCatalog(accounts, providers, credentials, generation.discovery),
+        catalog=ProviderCatalog(accounts, providers, credentials, discovery),
         records=records,
         generation=generation,
         registry=registry,
@@ -190,6 +199,63 @@ def build_container(
         scheduler=scheduler,
         sessions=sessions,
         admin_user_id=admin_user_id,
+    )
+
+
+def _generation(
+    settings: Settings,
+    db: Database,
+    router: Router,
+    providers: ProviderDirectory,
+    credentials: CredentialService,
+    accounts: AccountService,
+    records: RequestRecords,
+    metrics: Metrics,
+    discovery: Discovery,
+    *,
+    scheduler: Scheduler,
+    registry: RegistryService,
+    artifacts: ArtifactService,
+    sessions: SessionService,
+) -> GenerationService:
+    """The generation service and its parts, each built once here."""
+    cooldowns, live, background = Cooldowns(), LiveRequests(), Background()
+    callers = CallerCache(accounts, credentials)
+    local = LocalBackend(scheduler, metrics)
+    turns = SessionTurns(sessions, db)
+    outcomes = Outcomes(
+        db,
+        records,
+        metrics,
+        providers=providers,
+        cooldowns=cooldowns,
+        discovery=discovery,
+        registry=registry,
+        artifacts=artifacts,
+        turns=turns,
+        inline_output_bytes=settings.inline_output_bytes,
+    )
+    preparation = Preparation(
+        db,
+        router,
+        callers,
+        providers=providers,
+        cooldowns=cooldowns,
+        registry=registry,
+        local=local,
+        turns=turns,
+        records=records,
+        background=background,
+        local_context_tokens=settings.local_context_tokens,
+    )
+    return GenerationService(
+        preparation,
+        Candidates(providers, local, outcomes, live),
+        outcomes,
+        callers=callers,
+        live=live,
+        background=background,
+        scheduler=scheduler,
     )
 
 

@@ -13,6 +13,7 @@ from pluggably.api.deps import DbSession, Generation, Reader, Records, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.schemas_generate import CancelResult, RequestDetails, RequestStatus
 from pluggably.api.sse import sse_response
+from pluggably.generation.events import LiveEvent, Status, TextDelta
 from pluggably.generation.live import LiveRequest
 from pluggably.generation.models import RequestRecord
 from pluggably.generation.plan import Plan
@@ -144,19 +145,19 @@ async def request_events(
 
 async def _request_events(
     request_id: str, status: str, live: LiveRequest | None
-) -> AsyncIterator[dict[str, Any]]:
-    yield {"event": "status", "request_id": request_id, "status": live.status if live else status}
+) -> AsyncIterator[LiveEvent]:
+    yield Status(request_id, live.status if live else status)
     if live is None:
         return
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+    queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=256)
     live.listeners.add(queue)
     try:
         if live.parts:  # what was produced before this listener arrived
-            yield {"choices": [{"delta": {"content": live.partial_text}}]}
+            yield TextDelta(live.partial_text)
         while True:
-            frame = await queue.get()
-            yield frame
-            if frame.get("event") == "status":
+            event = await queue.get()
+            yield event
+            if isinstance(event, Status):  # the final one
                 return
     finally:
         live.listeners.discard(queue)

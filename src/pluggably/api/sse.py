@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from pluggably.api.errors import ErrorFormat, render_gateway_error
-from pluggably.errors import GatewayError
-from pluggably.generation.plan import Plan
+from pluggably.api.frames import native_frame
+from pluggably.generation.events import Event, Failed, LoadingModel, QueuePosition
 from pluggably.observability.logging import get_logger
 
 log = get_logger("pluggably.sse")
@@ -30,6 +30,14 @@ KEEPALIVE = b": keep-alive\n\n"
 def _data(item: BaseModel | dict[str, Any]) -> bytes:
     data = item.model_dump(mode="json") if isinstance(item, BaseModel) else item
     return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _native(item: object) -> bytes:
+    """A generation's event as its native frame; other items (a job's progress, a frame
+    this layer wrote itself) as they are."""
+    if isinstance(item, BaseModel | dict):
+        return _data(item)
+    return b"data: " + orjson.dumps(native_frame(item)) + b"\n\n"
 
 
 def _native_error(code: str, message: str) -> dict[str, Any]:
@@ -47,7 +55,7 @@ class SSEFormat:
     done: bytes = b"data: [DONE]\n\n"
 
 
-NATIVE = SSEFormat()
+NATIVE = SSEFormat(encode=_native)
 
 
 class _Frames:
@@ -190,53 +198,48 @@ class SSEResponse(StreamingResponse):
                 await _aclose(self.body_iterator)
 
 
-# Native frames the compatibility surfaces do not show (a queue position, a load).
-NOTICES = frozenset({"queued", "loading"})
-
-
-async def _head(frames: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The frames up to the first one a compatibility surface shows (or an error),
+async def _head(events: AsyncIterator[Event]) -> list[Event]:
+    """The events up to the first one a compatibility surface shows (or an error),
     notices included; all of them when the stream ends before one."""
-    read: list[dict[str, Any]] = []
-    while (frame := await anext(frames, None)) is not None:
-        read.append(frame)
-        if frame.get("event") not in NOTICES:
+    read: list[Event] = []
+    while (event := await anext(events, None)) is not None:
+        read.append(event)
+        if not isinstance(event, QueuePosition | LoadingModel):
             break
     return read
 
 
 class Opened:
     """A compatibility surface's stream once it is answered with a 200: its head (the
-    frames up to the first one shown: a read that may still be running) and the rest,
+    events up to the first one shown: a read that may still be running) and the rest,
     one iterator. Closing it stops a read still running first (a generator cannot be
     closed while another task runs it)."""
 
-    def __init__(self, head: asyncio.Future[list[dict[str, Any]]], frames: AsyncIterator[Any]):
-        self.head, self.frames = head, frames
+    def __init__(self, head: asyncio.Future[list[Event]], events: AsyncIterator[Event]):
+        self.head, self.events = head, events
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    async def __aiter__(self) -> AsyncIterator[Event]:
         # A cancel of the head's read (POST …/cancel) raises here, in the SSE layer's
         # producer, which tells the client the request was cancelled.
-        for frame in await self.head:
-            yield frame
-        async for frame in self.frames:
-            yield frame
+        for event in await self.head:
+            yield event
+        async for event in self.events:
+            yield event
 
     async def aclose(self) -> None:
         if not self.head.done():
             self.head.cancel()
             with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
                 await self.head
-        await _aclose(self.frames)
+        await _aclose(self.events)
 
 
 async def opening(
-    frames: AsyncIterator[dict[str, Any]],
-    plan: Plan,
+    events: AsyncIterator[Event],
     render: ErrorFormat,
     wait_s: float = KEEPALIVE_S,
 ) -> tuple[Opened | None, Response | None]:
-    """A compatibility surface's stream, held back until its first frame that the
+    """A compatibility surface's stream, held back until its first event that the
     client would see (for at most ``wait_s``; queue and loading notices are not shown
     there, so a request that waits in a local model's queue is held too): when the
     request failed before it (refused by the queue, every candidate tried, nothing
@@ -244,33 +247,23 @@ async def opening(
     ``Retry-After`` where set, in the surface's error shape (``render``), which the vendors' SDKs
     raise or retry as they would for the vendor itself. Otherwise the stream, to answer
     with a 200; a failure after this point is an error event. The head is read in a
-    task of its own, so a cancel (POST …/cancel) reaches it, and a first frame that
+    task of its own, so a cancel (POST …/cancel) reaches it, and a first event that
     takes longer than ``wait_s`` (a slow upstream, a long queue) is waited for under the
     SSE layer's keep-alives and disconnect watch instead."""
-    head = asyncio.ensure_future(_head(frames))
+    head = asyncio.ensure_future(_head(events))
     try:
         await asyncio.wait({head}, timeout=wait_s)
     except asyncio.CancelledError:
         head.cancel()
         raise
-    opened = Opened(head, frames)
+    opened = Opened(head, events)
     if not head.done() or head.cancelled():
         return opened, None
     read = head.result()
-    if not read or read[-1].get("event") != "error":
+    if not read or not isinstance(read[-1], Failed):
         return opened, None
-    await _aclose(frames)
-    error = plan.error or GatewayError(str(read[-1].get("message") or INTERNAL_ERROR))
-    return None, render_gateway_error(error, render)
-
-
-def reported(frame: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    """A native frame for a compatibility surface: ``model_selected`` names the model
-    the caller asked for (``Plan.reported_model``), as the surface's chunks and the
-    final answer do; the native stream keeps the selected model's label there."""
-    if frame.get("event") != "model_selected" or plan.served is None:
-        return frame
-    return {**frame, "model": plan.reported_model(plan.served)}
+    await _aclose(events)
+    return None, render_gateway_error(read[-1].error, render)
 
 
 def sse_response(

@@ -7,6 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from pluggably.generation.events import LiveEvent, Status, TextDelta
+
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -19,17 +21,17 @@ class LiveRequest:
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[Any] | None = None
     cancel_requested: bool = False
-    listeners: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    listeners: set[asyncio.Queue[LiveEvent]] = field(default_factory=set)
 
     @property
     def partial_text(self) -> str:
         return "".join(self.parts)
 
-    def publish(self, frame: dict[str, Any]) -> None:
+    def publish(self, event: LiveEvent) -> None:
         for queue in list(self.listeners):
             if queue.full():  # a stalled listener loses old frames, never blocks the request
                 queue.get_nowait()
-            queue.put_nowait(frame)
+            queue.put_nowait(event)
 
 
 class LiveRequests:
@@ -50,14 +52,15 @@ class LiveRequests:
     def delta(self, request_id: str, text: str) -> None:
         live = self._live.get(request_id)
         if live is not None:
+            live.status, live.position = "running", None
             live.parts.append(text)
-            live.publish({"choices": [{"delta": {"content": text}}]})
+            live.publish(TextDelta(text))
 
     def close(self, request_id: str, status: str) -> None:
         live = self._live.pop(request_id, None)
         if live is not None:
             live.status = status
-            live.publish({"event": "status", "request_id": request_id, "status": status})
+            live.publish(Status(request_id, status))
 
     async def cancel(self, live: LiveRequest) -> None:
         """Stop the request's work; returns once it has wound down (or after 5 s)."""

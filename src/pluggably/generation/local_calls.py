@@ -1,15 +1,14 @@
 """The local side of a generation: a plan's local target run through the scheduler,
-its events as SSE frames, its result as a Completion."""
+its result as a Completion."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Any
 
 from pluggably.generation.plan import Plan
-from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, LocalEvent, Queued
+from pluggably.lifecycle.local import LocalBackend, LocalEnd, LocalEvent, Queued
 from pluggably.providers.base import Completion, Usage
 from pluggably.routing.resolve import Target
 from pluggably.runtimes.base import LocalCall, LocalResult
@@ -33,17 +32,6 @@ async def local_events(
             if isinstance(event, LocalEnd):
                 plan.queue_ms, plan.load_ms = round(event.queue_ms, 2), round(event.load_ms, 2)
             yield event
-
-
-def notice_frame(plan: Plan, target: Target, event: Queued | Loading) -> dict[str, Any]:
-    if isinstance(event, Queued):
-        return {
-            "event": "queued",
-            "request_id": plan.request_id,
-            "queue_position": event.position,
-            "estimated_wait_ms": event.estimated_wait_ms,
-        }
-    return {"event": "loading", "request_id": plan.request_id, "model": target.label}
 
 
 def usage_of(result: LocalResult) -> Usage | None:

@@ -48,7 +48,8 @@ class Plan:
     queued: asyncio.Event = field(default_factory=asyncio.Event)  # set when it waits in a queue
     position: int | None = None
     turn: Turn | None = None  # the session this generation continues
-    served: Target | None = None  # the candidate that answered (streams)
+    trying: Target | None = None  # the candidate being tried now
+    served: Target | None = None  # the candidate that answered
     error: GatewayError | None = None  # why every candidate failed (streams)
     requested: str | None = None  # the model id as the caller wrote it (None: auto)
     primary: Target | None = None  # what ``requested`` resolved to
@@ -72,6 +73,11 @@ class Plan:
         """The prompt's size in tokens, estimated (for an answer whose upstream never
         said: a stream the gateway cut short)."""
         return sum(estimate_tokens(m.text) + PER_MESSAGE_TOKENS for m in self.messages)
+
+    def answered_by(self, target: Target) -> None:
+        """``target`` answers: its attempt is the last one."""
+        self.attempts.append(Attempt(model=target.label, provider=target.provider, error_code=None))
+        self.served = target
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]

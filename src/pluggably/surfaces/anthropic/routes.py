@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from pluggably.api.deps import Generation, Writer
 from pluggably.api.errors import ErrorFormat
-from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
+from pluggably.api.sse import Opened, SSEFormat, opening, sse_response
 from pluggably.errors import InvalidJson, InvalidParameter, ValidationFailed
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
@@ -119,8 +119,7 @@ async def _stream(service: GenerationService, plan: Plan) -> Response:
     """Upstream failures that happen before the first token (every fallback tried)
     become a plain HTTP error (its status, ``Retry-After`` where set), which the SDKs
     retry or raise as they would for Anthropic; later ones are an ``error`` event."""
-    frames = service.stream(plan)
-    opened, refused = await opening(frames, plan, _render)
+    opened, refused = await opening(service.stream(plan), _render)
     if opened is None:
         assert refused is not None
         return refused
@@ -132,9 +131,9 @@ async def _events(
     plan: Plan, translator: StreamTranslator, opened: Opened
 ) -> AsyncIterator[dict[str, Any]]:
     try:
-        async for frame in opened:
-            for event in translator.events(reported(frame, plan)):
-                yield event
+        async for event in opened:
+            for shown in translator.events(event):
+                yield shown
         if not translator.finished:  # the native stream ends quietly only when cancelled
             yield translator.error("cancelled", "The request was cancelled.")
     finally:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pluggably import errors
 from pluggably.errors import FeatureNotSupported, GatewayError, InvalidParameter
+from pluggably.generation.events import Completed, Event, Failed, Selected, TextDelta
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
@@ -288,7 +289,7 @@ def error_body(status: int, message: str, request_id: str | None = None) -> dict
 
 @dataclass
 class StreamTranslator:
-    """Native SSE frames in, Anthropic events out: ``message_start``,
+    """A generation's events in, Anthropic events out: ``message_start``,
     ``content_block_start``, ``ping``, ``content_block_delta``…, ``content_block_stop``,
     ``message_delta``, ``message_stop`` (or ``error``). Queue and loading notices are
     dropped: the client just waits. Input tokens are known only at the end, so
@@ -298,18 +299,18 @@ class StreamTranslator:
     started: bool = False
     finished: bool = False
 
-    def events(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
-        kind = frame.get("event")
-        if kind == "model_selected":
-            return self._start(str(frame.get("model") or ""))
-        if "choices" in frame:
-            text = frame["choices"][0]["delta"].get("content") or ""
-            delta = {"type": "text_delta", "text": text}
-            return [{"type": "content_block_delta", "index": 0, "delta": delta}] if text else []
-        if kind == "complete":
-            return self._end(frame)
-        if kind == "error":
-            return [self.error(str(frame.get("code")), str(frame.get("message")))]
+    def events(self, event: Event) -> list[dict[str, Any]]:
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return []
+            delta = {"type": "text_delta", "text": event.text}
+            return [{"type": "content_block_delta", "index": 0, "delta": delta}]
+        if isinstance(event, Selected):
+            return self._start(event.reported_model)
+        if isinstance(event, Completed):
+            return self._end(event.response)
+        if isinstance(event, Failed):
+            return [self.error(event.error.code, event.error.message)]
         return []
 
     def error(self, code: str, message: str) -> dict[str, Any]:
@@ -338,11 +339,11 @@ class StreamTranslator:
             {"type": "ping"},
         ]
 
-    def _end(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
+    def _end(self, response: GenerateResponse) -> list[dict[str, Any]]:
         self.finished = True
-        usage = frame.get("usage") or {}
-        sequence = frame.get("stop_sequence")
-        reason = stop_reason(str(frame.get("finish_reason")), sequence)
+        usage = response.usage
+        sequence = response.stop_sequence
+        reason = stop_reason(response.finish_reason, sequence)
         return [
             {"type": "content_block_stop", "index": 0},
             {
@@ -352,8 +353,8 @@ class StreamTranslator:
                     "stop_sequence": sequence if reason == "stop_sequence" else None,
                 },
                 "usage": {
-                    "input_tokens": int(usage.get("prompt_tokens") or 0),
-                    "output_tokens": int(usage.get("completion_tokens") or 0),
+                    "input_tokens": usage.prompt_tokens if usage else 0,
+                    "output_tokens": usage.completion_tokens if usage else 0,
                 },
             },
             {"type": "message_stop"},

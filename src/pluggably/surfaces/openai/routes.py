@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
@@ -32,7 +32,7 @@ from pluggably.api.deps import (
     Writer,
 )
 from pluggably.api.errors import ErrorFormat
-from pluggably.api.sse import Opened, SSEFormat, opening, reported, sse_response
+from pluggably.api.sse import Opened, SSEFormat, opening, sse_response
 from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal
 from pluggably.db import Database
@@ -231,8 +231,7 @@ async def _stream(service: GenerationService, plan: Plan, writer: ChunkWriter) -
     A failure before the first frame (every candidate tried) is a plain HTTP error with
     its real status and ``Retry-After``, which the SDKs retry or raise as they would for
     OpenAI; a failure after it is an error chunk."""
-    frames = cast(AsyncGenerator[dict[str, Any], None], service.stream(plan))
-    opened, refused = await opening(frames, plan, error_body)
+    opened, refused = await opening(service.stream(plan), error_body)
     if opened is None:
         assert refused is not None
         return refused
@@ -242,8 +241,8 @@ async def _stream(service: GenerationService, plan: Plan, writer: ChunkWriter) -
 async def _relay(plan: Plan, opened: Opened, writer: ChunkWriter) -> AsyncIterator[dict[str, Any]]:
     """The native stream as OpenAI chunks."""
     try:
-        async for frame in opened:
-            for chunk in writer.feed(reported(frame, plan)):
+        async for event in opened:
+            for chunk in writer.feed(event):
                 yield chunk
     finally:
         await opened.aclose()

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from pluggably.errors import FeatureNotSupported, GatewayError, InvalidParameter
+from pluggably.generation.events import Completed, Event, Failed, Selected, TextDelta
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse, UsageInfo
 from pluggably.surfaces.openai.shapes import (
     OpenAIAssistantMessage,
@@ -274,9 +275,9 @@ def text_completion(response: GenerateResponse, echo: str | None) -> OpenAITextC
 
 
 class ChunkWriter:
-    """Native stream frames as OpenAI chunks: (chat) a role chunk once the model is
+    """A generation's events as OpenAI chunks: (chat) a role chunk once the model is
     chosen, content chunks, a chunk with ``finish_reason``, a usage chunk when asked;
-    an ``error`` frame becomes OpenAI's error object. Queue and loading notices are
+    a failure becomes OpenAI's error object. Queue and loading notices are
     not forwarded: the SSE layer sends keep-alive comments while nothing is said."""
 
     def __init__(
@@ -314,26 +315,21 @@ class ChunkWriter:
             delta["content"] = text
         return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
 
-    def feed(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
-        event = frame.get("event")
-        if "choices" in frame:
-            return [self._chunk(self._choice(frame["choices"][0]["delta"]["content"], None))]
-        if event == "model_selected":
-            self.head["model"] = frame.get("model") or ""
+    def feed(self, event: Event) -> list[dict[str, Any]]:
+        if isinstance(event, TextDelta):
+            return [self._chunk(self._choice(event.text, None))]
+        if isinstance(event, Selected):
+            self.head["model"] = event.reported_model
             if self.kind == "chat":
                 return [self._chunk(self._choice("", None, role=True))]
             return [self._chunk(self._choice(self.echo, None))] if self.echo else []
-        if event == "complete":
-            finish = finish_reason(str(frame.get("finish_reason")))
-            out = [self._chunk(self._choice(None, finish))]
+        if isinstance(event, Completed):
+            response = event.response
+            out = [self._chunk(self._choice(None, finish_reason(response.finish_reason)))]
             if self.include_usage:
-                info = frame.get("usage")
-                out.append(
-                    self._chunk(
-                        None, usage=OpenAIUsage.model_validate(info).model_dump() if info else None
-                    )
-                )
+                counted = usage(response.usage)
+                out.append(self._chunk(None, usage=counted.model_dump() if counted else None))
             return out
-        if event == "error":
-            return [stream_error(str(frame.get("code")), str(frame.get("message")))]
+        if isinstance(event, Failed):
+            return [stream_error(event.error.code, event.error.message)]
         return []

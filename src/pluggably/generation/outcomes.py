@@ -1,0 +1,228 @@
+"""How a candidate's attempt ends: a failed one is counted and cooled down; an answer
+becomes the response (files as inline data or artifacts), its metrics, its request
+record and its session turn; a cancelled one keeps its partial text."""
+
+from __future__ import annotations
+
+import time
+
+from pluggably.artifacts.service import ArtifactService
+from pluggably.db import Database
+from pluggably.errors import GatewayError, ProviderNotConfigured
+from pluggably.generation.cooling import cooldown_key
+from pluggably.generation.outputs import build_output
+from pluggably.generation.plan import Plan, first_commercial, usage_info
+from pluggably.generation.records import RequestRecords
+from pluggably.generation.schemas import (
+    Attempt,
+    CreditsStatus,
+    GenerateResponse,
+    Output,
+    Timings,
+)
+from pluggably.generation.turns import SessionTurns
+from pluggably.observability.metrics import Metrics
+from pluggably.providers.base import Completion
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.errors import is_retryable
+from pluggably.providers.model_lists import Discovery
+from pluggably.registry.service import RegistryService
+from pluggably.routing.cooldown import Cooldowns
+from pluggably.routing.resolve import LOCAL, Target
+
+
+class Outcomes:
+    MAX_MODEL_LABELS = 500
+
+    def __init__(
+        self,
+        db: Database,
+        records: RequestRecords,
+        metrics: Metrics,
+        *,
+        providers: ProviderDirectory,
+        cooldowns: Cooldowns,
+        discovery: Discovery,
+        registry: RegistryService,
+        artifacts: ArtifactService,
+        turns: SessionTurns,
+        inline_output_bytes: int,
+    ) -> None:
+        self.db, self.records, self.metrics = db, records, metrics
+        self.providers, self.cooldowns, self.discovery = providers, cooldowns, discovery
+        self.registry, self.artifacts, self.turns = registry, artifacts, turns
+        self.inline_output_bytes = inline_output_bytes
+        self._model_labels: set[str] = set()
+
+    def failed(self, plan: Plan, target: Target, exc: GatewayError) -> bool:
+        """Record the attempt; True when the next candidate should be tried."""
+        plan.attempts.append(
+            Attempt(model=target.label, provider=target.provider, error_code=exc.code)
+        )
+        self.metrics.generation_errors.labels(target.provider, exc.code).inc()
+        if target.provider != LOCAL:
+            self.discovery.observe(plan.principal.user_id, target.provider, exc)
+        if is_retryable(exc) and target.provider != LOCAL:  # a busy local model is not broken
+            self.cooldowns.failed(cooldown_key(self.providers, plan.principal, target))
+        last = len(plan.attempts) == len(plan.targets)
+        return not last and (is_retryable(exc) or isinstance(exc, ProviderNotConfigured))
+
+    async def all_failed(self, plan: Plan, error: GatewayError) -> None:
+        plan.error = error
+        await self.records.finish(
+            plan.request_id, status="failed", error=(error.code, error.message)
+        )
+
+    async def broke_off(self, plan: Plan, target: Target, exc: GatewayError) -> None:
+        """A stream failed after its first token: nothing falls back any more."""
+        self.metrics.generation_errors.labels(target.provider, exc.code).inc()
+        await self.records.finish(
+            plan.request_id,
+            status="failed",
+            model=target.label,
+            provider=target.provider,
+            error=(exc.code, exc.message),
+        )
+
+    async def completed(
+        self,
+        plan: Plan,
+        target: Target,
+        completion: Completion,
+        output: Output,
+        first_token_ms: float | None,
+    ) -> GenerateResponse:
+        """The answer of the candidate that answered (its attempt is in the plan)."""
+        response = self.response(plan, target, completion, output, first_token_ms=first_token_ms)
+        await self._done(plan, target, response)
+        return response
+
+    async def cancelled(self, plan: Plan, target: Target, partial: str) -> GenerateResponse:
+        """A JSON request cancelled while a candidate ran: its partial text."""
+        completion = Completion(text=partial or None, finish_reason="cancelled")
+        output = Output(text=completion.text)
+        response = self.response(plan, target, completion, output, first_token_ms=None)
+        await self.records.finish(
+            plan.request_id,
+            status="cancelled",
+            model=target.label,
+            provider=target.provider,
+            response=response.model_dump(mode="json"),
+        )
+        await self.record_turn(plan, target, output, "cancelled")
+        return response
+
+    async def stream_cancelled(self, plan: Plan, partial: str) -> None:
+        """A stream cancelled (its client went away, or POST …/cancel)."""
+        await self.records.finish(
+            plan.request_id,
+            status="cancelled",
+            response={"output": {"text": partial}, "finish_reason": "cancelled"},
+        )
+        if plan.served is not None:
+            await self.record_turn(plan, plan.served, Output(text=partial), "cancelled")
+
+    async def record_turn(
+        self, plan: Plan, target: Target, output: Output, finish_reason: str
+    ) -> None:
+        if plan.turn is None:
+            return
+        await self.turns.answered(
+            plan.turn,
+            model=target.label,
+            provider=target.provider,
+            modality=plan.modality,
+            output=output,
+            finish_reason=finish_reason,
+            request_id=plan.request_id,
+        )
+
+    async def output(self, plan: Plan, completion: Completion) -> Output:
+        if not (completion.images or completion.mesh or completion.preview):
+            return Output(text=completion.text)
+        return await build_output(
+            completion,
+            owner_id=plan.principal.user_id,
+            request_id=plan.request_id,
+            db=self.db,
+            artifacts=self.artifacts,
+            inline_bytes=self.inline_output_bytes,
+            keep=plan.turn is not None,  # a session keeps its turns' files
+        )
+
+    def response(
+        self,
+        plan: Plan,
+        target: Target,
+        completion: Completion,
+        output: Output,
+        *,
+        first_token_ms: float | None,
+    ) -> GenerateResponse:
+        usage = completion.usage
+        return GenerateResponse(
+            request_id=plan.request_id,
+            model=plan.reported_model(target),
+            provider=target.provider,
+            modality=plan.modality,
+            session_id=plan.turn.chat_id if plan.turn else None,
+            state_tokens=plan.turn.state_tokens if plan.turn else None,
+            output=output,
+            usage=usage_info(usage),
+            finish_reason=completion.finish_reason,
+            stop_sequence=completion.stop_sequence if completion.finish_reason == "stop" else None,
+            selection=plan.selection(target),
+            credits_status=self._credits(plan),
+            timings=Timings(
+                queue_ms=plan.queue_ms,
+                load_ms=plan.load_ms,
+                first_token_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
+                total_ms=round((time.perf_counter() - plan.started) * 1000, 2),
+            ),
+        )
+
+    def _model_label(self, target: Target) -> str:
+        """Model names come from users: past a bound, new ones share one series."""
+        if target.model in self._model_labels or len(self._model_labels) < self.MAX_MODEL_LABELS:
+            self._model_labels.add(target.model)
+            return target.model
+        return "other"
+
+    def _credits(self, plan: Plan) -> CreditsStatus | None:
+        """What we know of the credits of the commercial provider first asked."""
+        provider = first_commercial(plan, self.providers)
+        if provider is None:
+            return None
+        status = self.discovery.credits(plan.principal.user_id, provider)
+        return CreditsStatus(provider=provider, status=status)
+
+    def _measure(self, target: Target, response: GenerateResponse) -> None:
+        m, provider = self.metrics, target.provider
+        m.child(m.generation_requests, provider, self._model_label(target)).inc()
+        m.child(m.generation_latency, provider).observe(response.timings.total_ms / 1000)
+        if response.timings.first_token_ms is not None:
+            m.child(m.generation_ttft, provider).observe(response.timings.first_token_ms / 1000)
+        if response.usage:
+            m.child(m.generation_tokens, provider, "prompt").inc(response.usage.prompt_tokens)
+            m.child(m.generation_tokens, provider, "completion").inc(
+                response.usage.completion_tokens
+            )
+
+    async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
+        self.cooldowns.succeeded(cooldown_key(self.providers, plan.principal, target))
+        if target.provider != LOCAL:
+            self.discovery.observe(plan.principal.user_id, target.provider, None)
+        else:
+            await self.registry.touch(self.db, target.model)
+        self._measure(target, response)
+        await self.record_turn(plan, target, response.output, response.finish_reason)
+        await self.records.finish(
+            plan.request_id,
+            status="completed",
+            model=target.label,
+            provider=target.provider,
+            usage=(response.usage.prompt_tokens, response.usage.completion_tokens)
+            if response.usage
+            else None,
+            response=response.model_dump(mode="json"),
+        )
