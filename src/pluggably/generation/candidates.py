@@ -29,8 +29,8 @@ from pluggably.generation.local_calls import completion_of, local_events
 from pluggably.generation.outcomes import Outcomes
 from pluggably.generation.plan import Plan, as_gateway_error, scrubbed
 from pluggably.generation.stopping import cut_completion, cut_stream
+from pluggably.lifecycle.admission import Reservation
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
-from pluggably.lifecycle.scheduler import Reservation
 from pluggably.providers.base import (
     Completion,
     Credential,

@@ -22,7 +22,8 @@ from pluggably.generation.plan import Plan
 from pluggably.generation.preparation import Preparation
 from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
 from pluggably.generation.turns import RegenerateMode
-from pluggably.lifecycle.scheduler import Reservation, Scheduler
+from pluggably.lifecycle.admission import Reservation
+from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.observability.logging import get_logger
 from pluggably.routing.resolve import LOCAL
 
