@@ -11,13 +11,19 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from pluggably.api.deps import DbSession, Generation, Reader, Records, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.schemas_generate import CancelResult, RequestDetails, RequestStatus
 from pluggably.api.sse import sse_response
 from pluggably.generation.events import LiveEvent, Status, TextDelta
 from pluggably.generation.live import LiveRequest
 from pluggably.generation.models import RequestRecord
 from pluggably.generation.plan import Plan
-from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
+from pluggably.generation.schemas import (
+    Accepted,
+    CancelResult,
+    GenerateRequest,
+    GenerateResponse,
+    RequestDetails,
+    RequestStatus,
+)
 from pluggably.generation.service import GenerationService
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
