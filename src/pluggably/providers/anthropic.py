@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pluggably.messages import Message
 from pluggably.providers import errors
 from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.sse import Event, events
+from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
 from pluggably.stops import as_list
 
@@ -114,12 +114,7 @@ def _stop_sequence(data: Any) -> str | None:
 
 
 def _usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Usage(int(data["input_tokens"]), int(data["output_tokens"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+    return Usage.read(data, "input_tokens", "output_tokens")
 
 
 @dataclass
@@ -147,7 +142,7 @@ class _StreamState:
             self.output_tokens = usage["output_tokens"]
 
 
-class AnthropicProvider:
+class AnthropicProvider(StreamingProvider):
     modalities = frozenset({"text"})
     max_stops: int | None = None  # Anthropic documents no small limit
 
@@ -188,21 +183,9 @@ class AnthropicProvider:
             stop_sequence=_stop_sequence(data),
         )
 
-    async def stream(
-        self, call: ProviderCall, credential: Credential
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    async def _stream_request(self, call: ProviderCall, credential: Credential) -> StreamRequest:
         url, headers = self._url(credential, "/v1/messages")
-        items = self.client.stream(
-            url,
-            provider=self.name,
-            model=call.model,
-            headers=headers,
-            body=messages_body(call, stream=True),
-            frames=lambda lines: self._frames(call, lines),
-        )
-        async with contextlib.aclosing(items):  # closes the upstream response with us
-            async for item in items:
-                yield item
+        return StreamRequest(url, headers, messages_body(call, stream=True))
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]

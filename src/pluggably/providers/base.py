@@ -29,6 +29,17 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @classmethod
+    def read(cls, data: Any, prompt: str, completion: str) -> Usage | None:
+        """A vendor's usage object, by the names of its two counts; None unless it has
+        both, as integers."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(int(data[prompt]), int(data[completion]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
 
 @dataclass
 class Completion:

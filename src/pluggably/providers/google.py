@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-
-import orjson
 
 from pluggably.errors import (
     FeatureNotSupported,
@@ -23,6 +20,7 @@ from pluggably.messages import Message
 from pluggably.providers import errors
 from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.sse import events
+from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
 from pluggably.stops import as_list
 
@@ -192,7 +190,7 @@ def from_status(
     return errors.from_status(provider, model, status, headers, body)
 
 
-class GoogleProvider:
+class GoogleProvider(StreamingProvider):
     modalities = frozenset({"text"})
     max_stops: int | None = MAX_STOPS
     page_size = 1000  # the most GET models hands out at once
@@ -253,23 +251,10 @@ class GoogleProvider:
             upstream_model=data.get("modelVersion"),
         )
 
-    async def stream(
-        self, call: ProviderCall, credential: Credential
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    async def _stream_request(self, call: ProviderCall, credential: Credential) -> StreamRequest:
         headers = self._headers(credential)
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        items = self.client.stream(
-            url,
-            provider=self.name,
-            model=call.model,
-            headers=headers,
-            body=generate_body(call),
-            frames=lambda lines: self._frames(call, lines),
-            from_status=from_status,
-        )
-        async with contextlib.aclosing(items):  # closes the upstream response with us
-            async for item in items:
-                yield item
+        return StreamRequest(url, headers, generate_body(call), from_status=from_status)
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]
@@ -280,12 +265,7 @@ class GoogleProvider:
         usage: Usage | None = None
         any_text = False
         async for event in events(lines):
-            try:
-                data = orjson.loads(event.data)
-            except ValueError:
-                raise errors.malformed(
-                    self.name, call.model, "a stream frame is not JSON"
-                ) from None
+            data = self._frame(call, event)
             if isinstance(data, dict) and "error" in data:
                 raise self._stream_error(call, data, event.data)
             try:

@@ -10,12 +10,9 @@ OpenAI's models answer after it as a new turn; vLLM needs its own
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
-
-import orjson
 
 from pluggably.errors import ProviderNotConfigured
 from pluggably.messages import Message
@@ -23,6 +20,7 @@ from pluggably.netguard import check_public_url
 from pluggably.providers import errors
 from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
 from pluggably.providers.sse import events
+from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
 from pluggably.stops import as_list
 
@@ -67,15 +65,10 @@ def chat_body(call: ProviderCall, *, stream: bool, max_stops: int | None = None)
 
 
 def _usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Usage(int(data["prompt_tokens"]), int(data["completion_tokens"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+    return Usage.read(data, "prompt_tokens", "completion_tokens")
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(StreamingProvider):
     modalities = frozenset({"text", "image"})
 
     def __init__(
@@ -179,23 +172,11 @@ class OpenAICompatProvider:
             raise errors.malformed(self.name, call.model, "no images") from None
         return Completion(text=None, finish_reason="stop", images=images)
 
-    async def stream(
-        self, call: ProviderCall, credential: Credential
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    async def _stream_request(self, call: ProviderCall, credential: Credential) -> StreamRequest:
         public_only = await self._guard(credential)
         url, headers = self._url(credential, call.model, "/chat/completions")
-        items = self.client.stream(
-            url,
-            provider=self.name,
-            model=call.model,
-            headers=headers,
-            body=self._body(call, stream=True),
-            frames=lambda lines: self._frames(call, lines),
-            public_only=public_only,
-        )
-        async with contextlib.aclosing(items):  # closes the upstream response with us
-            async for item in items:
-                yield item
+        body = self._body(call, stream=True)
+        return StreamRequest(url, headers, body, public_only=public_only)
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]
@@ -205,12 +186,7 @@ class OpenAICompatProvider:
             if event.data == "[DONE]":
                 done = True
                 break
-            try:
-                chunk = orjson.loads(event.data)
-            except ValueError:
-                raise errors.malformed(
-                    self.name, call.model, "a stream frame is not JSON"
-                ) from None
+            chunk = self._frame(call, event)
             if isinstance(chunk, dict) and "error" in chunk:
                 raise errors.malformed(
                     self.name,
