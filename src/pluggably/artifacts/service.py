@@ -22,10 +22,10 @@ from pluggably.artifacts.repository import ArtifactRepository
 from pluggably.artifacts.schemas import ArtifactInfo, ArtifactType, extension_of
 from pluggably.artifacts.signing import UrlSigner
 from pluggably.artifacts.stores import ArtifactStore, ObjectMissing
-from pluggably.credentials.keys import Keyring
 from pluggably.db import Database, utcnow
 from pluggably.errors import ArtifactExpired, ArtifactNotFound, Forbidden, GatewayError
 from pluggably.ids import new_id
+from pluggably.keyring import Keyring
 from pluggably.observability.logging import get_logger
 from pluggably.periodic import every
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from pluggably.credentials.keys import Keyring, MasterKey
+from pluggably.keyring import Keyring, MasterKey
 
 PURPOSE = "artifact-url-v1"
 
