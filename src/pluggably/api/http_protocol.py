@@ -32,7 +32,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -112,190 +112,196 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
     return length
 
 
-def protocol_class(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
-    """uvicorn's ``http=`` takes a class; this one carries ``limits``."""
-    # Open connections per client address (an IPv6 client by its /64), for this server's
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """The limited protocol; ``protocol_class`` makes the subclass a server uses."""
+
+    limits: ClassVar[ConnectionLimits]
+    # Open connections per client address (an IPv6 client by its /64), for one server's
     # protocol instances only: counted in connection_made, uncounted in connection_lost.
     # Only the event loop's thread touches it, in those callbacks: no lock is needed.
-    open_per_address: dict[str, int] = {}
+    open_per_address: ClassVar[dict[str, int]]
 
-    class LimitedHttpToolsProtocol(HttpToolsProtocol):
-        # Per connection: the head being read and its deadline, the body left to read,
-        # and a refusal waiting for the answer in progress. The parser's callbacks run
-        # inside data_received, on the event loop: no lock is needed.
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._in_head = True
-            self._head_bytes = 0
-            self._head_tail = b""
-            self._body_left: int | None = None
-            self._head_timer: asyncio.TimerHandle | None = None
-            self._refused = False
-            self._pending_refusal: bytes | None = None
-            self._address: str | None = None
+    # Per connection: the head being read and its deadline, the body left to read,
+    # and a refusal waiting for the answer in progress. The parser's callbacks run
+    # inside data_received, on the event loop: no lock is needed.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._body_left: int | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
+        self._pending_refusal: bytes | None = None
+        self._address: str | None = None
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)  # type: ignore[arg-type]
-            if self.client is not None:
-                host = self.client[0]
-                self._address = host if ":" not in host else client_key(host)
-                count = open_per_address.get(self._address, 0) + 1
-                open_per_address[self._address] = count
-                if count > limits.max_per_address and not _is_uncapped(host, limits.uncapped):
-                    self._refuse(_too_many_connections("This address has"))
-                    return
-            if len(self.connections) > limits.max_connections:
-                self._refuse(_too_many_connections("The server has"))
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        if self.client is not None:
+            host = self.client[0]
+            self._address = host if ":" not in host else client_key(host)
+            count = self.open_per_address.get(self._address, 0) + 1
+            self.open_per_address[self._address] = count
+            if count > self.limits.max_per_address and not _is_uncapped(host, self.limits.uncapped):
+                self._refuse(_too_many_connections("This address has"))
                 return
-            # Nothing received yet: an opened, silent connection is timed too.
-            self._head_timer = self.loop.call_later(limits.head_timeout_s, self._head_late)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(_too_many_connections("The server has"))
+            return
+        # Nothing received yet: an opened, silent connection is timed too.
+        self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_late)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_head_timer()
-            if self._address is not None:
-                left = open_per_address[self._address] - 1
-                if left:
-                    open_per_address[self._address] = left
-                else:
-                    del open_per_address[self._address]
-                self._address = None
-            super().connection_lost(exc)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        if self._address is not None:
+            left = self.open_per_address[self._address] - 1
+            if left:
+                self.open_per_address[self._address] = left
+            else:
+                del self.open_per_address[self._address]
+            self._address = None
+        super().connection_lost(exc)
 
-        def data_received(self, data: bytes) -> None:
-            rest: bytes | memoryview = data
-            while rest and not self._refused and not self.transport.is_closing():
-                rest = self._feed_head(rest) if self._in_head else self._feed_body(rest)
-            if self._in_head and self._head_bytes and self._head_timer is None:
-                self._time_head()
+    def data_received(self, data: bytes) -> None:
+        rest: bytes | memoryview = data
+        while rest and not self._refused and not self.transport.is_closing():
+            rest = self._feed_head(rest) if self._in_head else self._feed_body(rest)
+        if self._in_head and self._head_bytes and self._head_timer is None:
+            self._time_head()
 
-        def _feed_head(self, data: bytes | memoryview) -> bytes | memoryview:
-            """Parses up to the end of the head being read; returns the rest of ``data``."""
-            room = limits.max_head_bytes - self._head_bytes
-            tail = self._head_tail
-            end = _HEAD_END.search(tail + data if tail else data, 0, len(tail) + room)
-            if end is not None:
-                at = end.end() - len(tail)
-                self._head_bytes, self._head_tail = 0, b""
-                if at >= len(data):
-                    super().data_received(data)  # type: ignore[arg-type]
-                    return b""
-                view = memoryview(data)
-                super().data_received(view[:at])  # type: ignore[arg-type]
-                return view[at:]
-            if len(data) <= room:
-                self._head_bytes += len(data)
-                self._head_tail = (tail + bytes(data[-_HEAD_END_CONTEXT:]))[-_HEAD_END_CONTEXT:]
+    def _feed_head(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Parses up to the end of the head being read; returns the rest of ``data``."""
+        room = self.limits.max_head_bytes - self._head_bytes
+        tail = self._head_tail
+        end = _HEAD_END.search(tail + data if tail else data, 0, len(tail) + room)
+        if end is not None:
+            at = end.end() - len(tail)
+            self._head_bytes, self._head_tail = 0, b""
+            if at >= len(data):
                 super().data_received(data)  # type: ignore[arg-type]
                 return b""
-            # The head goes on past the limit. Parsed up to it first, so that a request
-            # malformed by then is answered 400 by uvicorn instead.
-            super().data_received(memoryview(data)[:room])  # type: ignore[arg-type]
-            if not self.transport.is_closing():
-                self._refuse(
-                    _envelope(
-                        431,
-                        "Request Header Fields Too Large",
-                        "request_header_too_large",
-                        f"The request line and headers are larger than the "
-                        f"{limits.max_head_bytes} bytes this server accepts.",
-                    )
-                )
-            return b""
-
-        def _feed_body(self, data: bytes | memoryview) -> bytes | memoryview:
-            """Parses up to the end of a body of declared length, so that a head
-            pipelined after it is counted from its first byte; returns the rest. A
-            chunked body's end only the parser finds: a head after it in the same
-            read is counted from the next read."""
-            if self._body_left is None:
-                self._body_left = _content_length(self.headers)
-            left = self._body_left
-            if left <= 0 or len(data) <= left:
-                self._body_left = max(0, left - len(data))
-                super().data_received(data)  # type: ignore[arg-type]
-                return b""
-            self._body_left = 0
             view = memoryview(data)
-            super().data_received(view[:left])  # type: ignore[arg-type]
-            return view[left:]
-
-        def on_headers_complete(self) -> None:
-            self._in_head = False
-            self._body_left = None
-            self._cancel_head_timer()
-            super().on_headers_complete()
-
-        def on_message_complete(self) -> None:
-            self._in_head = True  # the next bytes are the next request's head
-            super().on_message_complete()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if self.transport.is_closing() or self._answering():
-                return
-            if self._pending_refusal is not None:
-                self._send_and_close(self._pending_refusal)
-            elif self._in_head and self._head_bytes and self._head_timer is None:
-                # A head begun during the answer: its time runs from now, not keep-alive's.
-                self._unset_keepalive_if_required()
-                self._time_head()
-
-        def send_400_response(self, msg: str) -> None:
-            if self._answering():
-                # uvicorn's 400 would land inside the answer: end the connection after it.
-                self._refused = True
-                self.cycle.keep_alive = False
-                return
-            super().send_400_response(msg)
-
-        def _answering(self) -> bool:
-            """An answer (the newest request's, or one before it) is still being written."""
-            return self.cycle is not None and not self.cycle.response_complete
-
-        def _time_head(self) -> None:
-            if self._refused or self.transport.is_closing():
-                return
-            if not self._answering():  # else from the answer's end (on_response_complete)
-                self._head_timer = self.loop.call_later(limits.head_timeout_s, self._head_late)
-
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_late(self) -> None:
-            self._head_timer = None
-            if self.transport.is_closing():
-                return
-            if self._head_bytes:
-                self._refuse(
-                    _envelope(
-                        408,
-                        "Request Timeout",
-                        "request_timeout",
-                        f"The request headers did not arrive within {limits.head_timeout_s:g} s.",
-                    )
+            super().data_received(view[:at])  # type: ignore[arg-type]
+            return view[at:]
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            self._head_tail = (tail + bytes(data[-_HEAD_END_CONTEXT:]))[-_HEAD_END_CONTEXT:]
+            super().data_received(data)  # type: ignore[arg-type]
+            return b""
+        # The head goes on past the limit. Parsed up to it first, so that a request
+        # malformed by then is answered 400 by uvicorn instead.
+        super().data_received(memoryview(data)[:room])  # type: ignore[arg-type]
+        if not self.transport.is_closing():
+            self._refuse(
+                _envelope(
+                    431,
+                    "Request Header Fields Too Large",
+                    "request_header_too_large",
+                    f"The request line and headers are larger than the "
+                    f"{self.limits.max_head_bytes} bytes this server accepts.",
                 )
-            else:
-                self.transport.close()
+            )
+        return b""
 
-        def _refuse(self, response: bytes) -> None:
-            """Answers ``response`` and closes: now, or after the answer in progress."""
-            self._cancel_head_timer()
-            self._refused = True  # later input is dropped unread
-            if self._answering():
-                self._pending_refusal = response
-            else:
-                self._send_and_close(response)
+    def _feed_body(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Parses up to the end of a body of declared length, so that a head
+        pipelined after it is counted from its first byte; returns the rest. A
+        chunked body's end only the parser finds: a head after it in the same
+        read is counted from the next read."""
+        if self._body_left is None:
+            self._body_left = _content_length(self.headers)
+        left = self._body_left
+        if left <= 0 or len(data) <= left:
+            self._body_left = max(0, left - len(data))
+            super().data_received(data)  # type: ignore[arg-type]
+            return b""
+        self._body_left = 0
+        view = memoryview(data)
+        super().data_received(view[:left])  # type: ignore[arg-type]
+        return view[left:]
 
-        def _send_and_close(self, response: bytes) -> None:
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._body_left = None
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True  # the next bytes are the next request's head
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing() or self._answering():
+            return
+        if self._pending_refusal is not None:
+            self._send_and_close(self._pending_refusal)
+        elif self._in_head and self._head_bytes and self._head_timer is None:
+            # A head begun during the answer: its time runs from now, not keep-alive's.
             self._unset_keepalive_if_required()
-            self.transport.write(response)
-            if self.transport.can_write_eof():
-                self.transport.write_eof()
-                # Closed by then at the latest; the client's own close ends it sooner.
-                self.loop.call_later(LINGER_S, self.transport.close)
-            else:
-                self.transport.close()
+            self._time_head()
 
-    return LimitedHttpToolsProtocol
+    def send_400_response(self, msg: str) -> None:
+        if self._answering():
+            # uvicorn's 400 would land inside the answer: end the connection after it.
+            self._refused = True
+            self.cycle.keep_alive = False
+            return
+        super().send_400_response(msg)
+
+    def _answering(self) -> bool:
+        """An answer (the newest request's, or one before it) is still being written."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _time_head(self) -> None:
+        if self._refused or self.transport.is_closing():
+            return
+        if not self._answering():  # else from the answer's end (on_response_complete)
+            self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_late)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes:
+            self._refuse(
+                _envelope(
+                    408,
+                    "Request Timeout",
+                    "request_timeout",
+                    f"The request headers did not arrive within {self.limits.head_timeout_s:g} s.",
+                )
+            )
+        else:
+            self.transport.close()
+
+    def _refuse(self, response: bytes) -> None:
+        """Answers ``response`` and closes: now, or after the answer in progress."""
+        self._cancel_head_timer()
+        self._refused = True  # later input is dropped unread
+        if self._answering():
+            self._pending_refusal = response
+        else:
+            self._send_and_close(response)
+
+    def _send_and_close(self, response: bytes) -> None:
+        self._unset_keepalive_if_required()
+        self.transport.write(response)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            # Closed by then at the latest; the client's own close ends it sooner.
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
+
+
+def protocol_class(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's ``http=`` takes a class: a subclass per server, which carries
+    ``limits`` and its own count of connections per address."""
+    attributes = {"limits": limits, "open_per_address": {}}
+    return type(LimitedHttpToolsProtocol.__name__, (LimitedHttpToolsProtocol,), attributes)
