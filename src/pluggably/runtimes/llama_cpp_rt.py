@@ -103,9 +103,6 @@ class LlamaCppRuntime:
     def _stream(
         self, call: LocalCall, cancel: threading.Event
     ) -> Generator[str, None, LocalResult]:
-        from llama_cpp import StoppingCriteriaList
-        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
         if self._llm is None:
             raise BackendUnavailable(f"'{self.spec.model_id}' is not loaded.")
         llm = self._llm
@@ -117,29 +114,8 @@ class LlamaCppRuntime:
                 f"The prompt is {prompt_tokens} tokens; '{self.spec.model_id}' holds "
                 f"{llm.n_ctx()} here. Shorten the conversation."
             )
-        params = call.parameters
-        max_tokens = min(int(params.get("max_tokens", 512)), room)
         generated = [0]
-
-        def check(tokens: Any, _logits: Any) -> bool:
-            # Called once per sampled token, before that token joins ``tokens``.
-            generated[0] = len(tokens) - prompt_tokens + 1
-            return cancel.is_set()
-
-        grammar = None
-        if params.get("format") == "json":
-            grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-        chunks = llm.create_completion(
-            prompt,
-            max_tokens=max_tokens,
-            temperature=float(params.get("temperature", 0.7)),
-            top_p=float(params.get("top_p", 1.0)),
-            stop=stops or None,
-            seed=params.get("seed"),
-            stream=True,
-            grammar=grammar,
-            stopping_criteria=StoppingCriteriaList([check]),
-        )
+        chunks = _completion(llm, prompt, call.parameters, stops, prompt_tokens, cancel, generated)
         parts: list[str] = []
         finish = "stop"
         try:
@@ -179,6 +155,44 @@ class LlamaCppRuntime:
             except StopIteration as done:
                 result: LocalResult = done.value
                 return result
+
+
+def _completion(
+    llm: Any,
+    prompt: str,
+    params: dict[str, Any],
+    stops: list[str],
+    prompt_tokens: int,
+    cancel: threading.Event,
+    generated: list[int],
+) -> Any:
+    """Start llama.cpp's streamed completion of ``prompt`` (``prompt_tokens`` long) in
+    the context left after it. Setting ``cancel`` stops it at the next token;
+    ``generated[0]`` counts the tokens sampled so far, for the result's usage."""
+    from llama_cpp import StoppingCriteriaList
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    room = llm.n_ctx() - prompt_tokens
+
+    def check(tokens: Any, _logits: Any) -> bool:
+        # Called once per sampled token, before that token joins ``tokens``.
+        generated[0] = len(tokens) - prompt_tokens + 1
+        return cancel.is_set()
+
+    grammar = None
+    if params.get("format") == "json":
+        grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    return llm.create_completion(
+        prompt,
+        max_tokens=min(int(params.get("max_tokens", 512)), room),
+        temperature=float(params.get("temperature", 0.7)),
+        top_p=float(params.get("top_p", 1.0)),
+        stop=stops or None,
+        seed=params.get("seed"),
+        stream=True,
+        grammar=grammar,
+        stopping_criteria=StoppingCriteriaList([check]),
+    )
 
 
 def _free_sampler(llm: Any) -> None:
