@@ -43,13 +43,6 @@ def _list_jobs(ctx: typer.Context, server: str | None, token: str | None, as_jso
     answer(ctx, server, token, as_json, lambda c: c.jobs.list(), _jobs_lines)
 
 
-def _cancel_line(job_id: str, job: DownloadJobInfo) -> None:
-    if job.status == "cancelled":
-        typer.echo(f"job {job_id} cancelled")
-    else:  # it ended before the cancel arrived
-        typer.echo(f"job {job_id} is {job.status}; nothing to cancel")
-
-
 @jobs_app.callback(invoke_without_command=True)
 def jobs_main(
     ctx: typer.Context, as_json: AsJson = False, server: Server = None, token: Token = None
@@ -77,11 +70,11 @@ def jobs_cancel(
     token: Token = None,
 ) -> None:
     """Cancel a download: the transfer stops and the job ends cancelled."""
-    answer(
-        ctx,
-        server,
-        token,
-        as_json,
-        lambda c: c.jobs.cancel(job_id),
-        lambda job: _cancel_line(job_id, job),
-    )
+
+    def line(job: DownloadJobInfo) -> None:
+        if job.status == "cancelled":
+            typer.echo(f"job {job_id} cancelled")
+        else:  # it ended before the cancel arrived
+            typer.echo(f"job {job_id} is {job.status}; nothing to cancel")
+
+    answer(ctx, server, token, as_json, lambda c: c.jobs.cancel(job_id), line)

@@ -201,7 +201,7 @@ def list_models(
         Console().print(_models_table(models))
 
 
-def _residency_line(residency: Residency) -> None:
+def _state(residency: Residency) -> None:
     typer.echo(f"model {residency.model_id} is {residency.status}")
 
 
@@ -217,9 +217,7 @@ def load(
     token: Token = None,
 ) -> None:
     """Load a local model into memory (admin)."""
-    answer(
-        ctx, server, token, as_json, lambda c: c.models.load(model_id, wait=wait), _residency_line
-    )
+    answer(ctx, server, token, as_json, lambda c: c.models.load(model_id, wait=wait), _state)
 
 
 @models_app.command("unload")
@@ -235,14 +233,7 @@ def unload(
     token: Token = None,
 ) -> None:
     """Unload a local model from memory (admin)."""
-    answer(
-        ctx,
-        server,
-        token,
-        as_json,
-        lambda c: c.models.unload(model_id, force=force),
-        _residency_line,
-    )
+    answer(ctx, server, token, as_json, lambda c: c.models.unload(model_id, force=force), _state)
 
 
 @models_app.command("rm")

@@ -81,17 +81,6 @@ def show(
     answer(ctx, server, token, as_json, lambda c: c.requests.get(request_id), _details_lines)
 
 
-def _cancel_lines(request_id: str, result: CancelResult) -> None:
-    if not result.cancelled:
-        typer.echo(f"request {request_id} is {result.status}; nothing to cancel")
-        return
-    typer.echo(f"request {request_id} cancelled")
-    partial = (result.partial_output or {}).get("text")
-    if partial:
-        note("partial output:")
-        typer.echo(partial)
-
-
 @requests_app.command("cancel")
 def cancel(
     ctx: typer.Context,
@@ -101,14 +90,18 @@ def cancel(
     token: Token = None,
 ) -> None:
     """Stop a queued or running request, printing the text it had produced."""
-    answer(
-        ctx,
-        server,
-        token,
-        as_json,
-        lambda c: c.requests.cancel(request_id),
-        lambda result: _cancel_lines(request_id, result),
-    )
+
+    def lines(result: CancelResult) -> None:
+        if not result.cancelled:
+            typer.echo(f"request {request_id} is {result.status}; nothing to cancel")
+            return
+        typer.echo(f"request {request_id} cancelled")
+        partial = (result.partial_output or {}).get("text")
+        if partial:
+            note("partial output:")
+            typer.echo(partial)
+
+    answer(ctx, server, token, as_json, lambda c: c.requests.cancel(request_id), lines)
 
 
 @requests_app.command("events")
