@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,7 @@ from pluggably.config import Settings
 from pluggably.db import utcnow
 from pluggably.errors import ConfigError
 from pluggably.keyring import Keyring, MasterKey
+from pluggably.periodic import every
 from tests.conftest import assert_envelope, client_for, running
 
 ROUTE = "/v1/artifacts/{artifact_id}"
@@ -253,7 +255,8 @@ async def test_cleanup_loop_expires_in_the_background(settings: Settings) -> Non
     async with artifact_app(settings, clock) as h:
         info = await h.save(ttl=timedelta(seconds=30))
         clock.advance(seconds=31)
-        task = asyncio.create_task(h.service.run_cleanup_loop(h.app.state.container.db, 0.01))
+        db = h.app.state.container.db
+        task = asyncio.create_task(every(0.01, "artifact_cleanup", partial(h.service.expire, db)))
         try:
             async with asyncio.timeout(10):
                 while await h.row(info.id) is not None:

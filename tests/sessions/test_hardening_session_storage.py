@@ -18,6 +18,7 @@ import json
 import sqlite3
 from contextlib import closing
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from pluggably.db import DATABASE_DOWN, Database, migrate, utcnow
 from pluggably.db.auto_vacuum import enable_incremental_vacuum
 from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
+from pluggably.periodic import every
 from pluggably.sessions.models import ChatSession
 from pluggably.users.models import User
 from tests.conftest import (
@@ -459,13 +461,10 @@ async def test_the_retention_pass_gives_the_space_back(
         container = app.state.container
         async with container.db.session() as s:
             await s.execute(update(ChatSession).values(closed_at=utcnow() - timedelta(days=40)))
-        # The loop the lifespan runs (its first pass is at once), as configured with
+        # The pass the lifespan runs (its first one at once), as configured with
         # session_retention_closed_days=30.
-        loop = asyncio.create_task(
-            container.sessions.run_retention_loop(
-                container.db, closed_days=30, idle_days=None, interval_s=3600
-            )
-        )
+        retain = partial(container.sessions.retain, container.db, closed_days=30, idle_days=None)
+        loop = asyncio.create_task(every(3600, "session_retention", retain))
         try:
             async with asyncio.timeout(10):
                 while _pages(sqlite_file)[0] >= full_pages // 4:

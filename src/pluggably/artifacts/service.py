@@ -27,7 +27,6 @@ from pluggably.errors import ArtifactExpired, ArtifactNotFound, Forbidden, Gatew
 from pluggably.ids import new_id
 from pluggably.keyring import Keyring
 from pluggably.observability.logging import get_logger
-from pluggably.periodic import every
 
 log = get_logger("pluggably.artifacts")
 
@@ -191,13 +190,10 @@ class ArtifactService:
                 removed += 1
         return removed
 
-    async def run_cleanup_loop(self, db: Database, interval_s: float) -> None:
-        """Expire artifacts every ``interval_s`` seconds until cancelled."""
-
-        async def once() -> None:
-            async with db.session() as session:
-                removed = await self.cleanup_expired(session)
-            if removed:
-                log.info("artifacts_expired", count=removed)
-
-        await every(interval_s, "artifact_cleanup", once)
+    async def expire(self, db: Database) -> int:
+        """One pass of the periodic cleanup (background work: its own transaction)."""
+        async with db.session() as session:
+            removed = await self.cleanup_expired(session)
+        if removed:
+            log.info("artifacts_expired", count=removed)
+        return removed

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.db import Database, utcnow
 from pluggably.observability.logging import get_logger
-from pluggably.periodic import every
 from pluggably.sessions.repository import SessionRepository
 
 log = get_logger("pluggably.sessions")
@@ -46,26 +45,16 @@ class SessionRetention:
                     break
         return removed
 
-    async def run_retention_loop(
-        self,
-        db: Database,
-        *,
-        closed_days: int | None,
-        idle_days: int | None,
-        interval_s: float,
-    ) -> None:
-        """Apply the retention policy every ``interval_s`` seconds until cancelled;
-        returns at once when both rules are off."""
-        if closed_days is None and idle_days is None:
-            return
-
-        async def once() -> None:
-            async with db.session() as db_session:
-                removed = await self.apply_retention(
-                    db_session, closed_days=closed_days, idle_days=idle_days
-                )
-            if removed:
-                log.info("sessions_expired", count=removed)
-                await db.reclaimer.run()
-
-        await every(interval_s, "session_retention", once)
+    async def retain(
+        self, db: Database, *, closed_days: int | None, idle_days: int | None
+    ) -> int:
+        """One pass of the periodic retention (background work: its own transaction);
+        the space freed goes back to the file system."""
+        async with db.session() as db_session:
+            removed = await self.apply_retention(
+                db_session, closed_days=closed_days, idle_days=idle_days
+            )
+        if removed:
+            log.info("sessions_expired", count=removed)
+            await db.reclaimer.run()
+        return removed

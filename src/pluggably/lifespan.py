@@ -1,0 +1,185 @@
+"""The server's life: startup (directories, migrations, the admin row, every stateful
+object, the work that goes on in the background) and shutdown in reverse order.
+
+Periodic work has one shape: a named pass a service offers (``ArtifactService.expire``,
+``SessionService.retain``, the storage cleanup), listed in ``periodic_work`` and run by
+``periodic.every`` in a task this lifespan owns."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI
+
+from pluggably import __version__
+from pluggably.config import Settings
+from pluggably.container import Container, build_container
+from pluggably.db import Database, migrate
+from pluggably.keyring import load_keyring
+from pluggably.observability.logging import get_logger
+from pluggably.observability.metrics import Metrics
+from pluggably.periodic import every
+from pluggably.registry.discovery import discover_models
+from pluggably.startup import Readiness, prepare_directories
+from pluggably.users.service import ensure_admin_user, forget_expired_revocations
+
+log = get_logger("pluggably.app")
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    interval_s: float
+    work: Callable[[], Awaitable[object]]
+    after_ready: bool = False  # the first pass waits until /ready says ready
+
+
+def periodic_work(container: Container) -> list[Periodic]:
+    settings = container.settings
+    work = [
+        Periodic(
+            "artifact_cleanup",
+            settings.artifact_cleanup_interval_s,
+            partial(container.artifacts.expire, container.db),
+        )
+    ]
+    closed, idle = settings.session_retention_closed_days, settings.session_retention_idle_days
+    if closed is not None or idle is not None:
+        retain = partial(
+            container.sessions.retain, container.db, closed_days=closed, idle_days=idle
+        )
+        work.append(Periodic("session_retention", settings.session_cleanup_interval_s, retain))
+    if settings.storage_cleanup_interval_s:
+        cleanup = partial(_storage_cleanup, container)
+        work.append(Periodic("storage_cleanup", settings.storage_cleanup_interval_s, cleanup, True))
+    return work
+
+
+@asynccontextmanager
+async def lifespan(
+    app: FastAPI, settings: Settings, metrics: Metrics, readiness: Readiness
+) -> AsyncIterator[None]:
+    prepare_directories(settings)
+    keyring = load_keyring(settings)
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    container: Container | None = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await migrate.upgrade(db.engine)
+        readiness.done("database")
+        readiness.done("migrations")
+        async with db.session() as session:
+            admin = await ensure_admin_user(session)
+            await forget_expired_revocations(session)
+        container = build_container(settings, metrics, readiness, db, keyring, admin.id)
+        await _open(container)
+        app.state.container = container
+        tasks = _background(container, readiness)
+        log.info("startup_complete", version=__version__, database=db.dialect)
+        _tune_collector()
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if container is not None:
+            await _close(container)
+        await db.dispose()
+
+
+async def _open(container: Container) -> None:
+    interrupted = await container.records.mark_interrupted()
+    if interrupted:
+        log.warning("requests_interrupted", count=interrupted)
+    container.records.start_writer()
+    settings = container.settings
+    if settings.admin_key is None and not settings.local_only:
+        log.warning(
+            "no_admin_credential",
+            hint="set PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
+        )
+
+
+def _background(container: Container, readiness: Readiness) -> list[asyncio.Task[None]]:
+    readiness.expect("model_discovery")
+    tasks = [
+        asyncio.create_task(_step(readiness, "model_discovery", _discover_then_resume(container)))
+    ]
+    for job in periodic_work(container):
+        after = readiness.ready if job.after_ready else None
+        tasks.append(asyncio.create_task(every(job.interval_s, job.name, job.work, after=after)))
+    return tasks
+
+
+async def _close(container: Container) -> None:
+    await container.generation.close()
+    await container.records.close()
+    await container.scheduler.close()
+    await container.downloads.close()
+    await container.http.aclose()
+
+
+def _tune_collector() -> None:
+    # What startup built lives as long as the app: keep it out of the collector's
+    # scans (full collections over it were pauses every request waited behind).
+    gc.collect()
+    gc.freeze()
+    # Fewer young-generation passes: requests allocate many short-lived objects.
+    gc.set_threshold(20_000, 20, 20)
+
+
+async def _step(readiness: Readiness, name: str, work: Coroutine[Any, Any, None]) -> None:
+    """Background startup work: /ready waits for it; a failure is logged, not fatal."""
+    try:
+        await work
+    except Exception:
+        log.exception("startup_step_failed", step=name)
+    finally:
+        readiness.done(name)
+
+
+async def _discover_then_resume(container: Container) -> None:
+    try:
+        await discover_models(
+            container.db, container.registry, with_bundled=container.settings.bundled_model
+        )
+    finally:  # unfinished downloads resume even when discovery failed
+        resumed = await container.downloads.resume_unfinished()
+        if resumed:
+            log.info("downloads_resumed", count=resumed)
+    await pin_and_preload(container, preload=container.settings.preload_defaults)
+
+
+async def pin_and_preload(container: Container, *, preload: bool) -> None:
+    """Pin each modality's default (and models pinned by hand); with ``preload``, load
+    the defaults now. A default that fails to load is logged; requests retry it."""
+    async with container.db.session() as session:
+        registry = container.registry
+        await registry.repin(session)
+        defaults = await registry.defaults(session)
+        specs = []
+        for model_id in defaults.values() if preload else ():
+            try:
+                specs.append(registry.spec_of(await registry.get(session, model_id)))
+            except Exception as exc:
+                log.warning("default_model_unusable", model_id=model_id, error=str(exc))
+    for spec in specs:
+        try:
+            await container.scheduler.ensure_loaded(spec, wait_for_room=False)
+        except Exception as exc:
+            log.warning("default_model_load_failed", model_id=spec.model_id, error=str(exc))
+
+
+async def _storage_cleanup(container: Container) -> None:
+    async with container.db.session() as session:
+        report = await container.retention.cleanup(
+            session, dry_run=False, active_jobs=await container.downloads.active_jobs()
+        )
+    if report.removed:
+        log.info("storage_cleanup", freed_bytes=report.freed_bytes, removed=len(report.removed))
