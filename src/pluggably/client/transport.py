@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, TypeVar
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from pluggably.client.calls import Call, StreamCall
 from pluggably.client.errors import (
-    PluggablyError,
     ProtocolError,
     error_from_response,
     error_from_transport,
@@ -34,18 +34,40 @@ def credential_headers(api_key: str | None, token: str | None) -> dict[str, str]
 
 
 class _Sender:
+    """What both senders share: the request of a call, and the reading of its answer.
+    Only the I/O (sending, reading the body, iterating lines) differs between them."""
+
     def __init__(self, base_url: str, headers: Mapping[str, str], stream_timeout: Any) -> None:
         self.base_url = base_url
         self.headers = dict(headers)
         self.stream_timeout = stream_timeout
 
-    def _headers(
-        self, extra: Mapping[str, str], accept: str = "application/json"
-    ) -> dict[str, str]:
-        return {"Accept": accept, **self.headers, **extra}
+    def _request(
+        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any] | StreamCall[Any]
+    ) -> httpx.Request:
+        """The request of ``call``; a stream asks for events and has its own timeout
+        (the client's default otherwise)."""
+        extra: Mapping[str, str] = {}
+        if isinstance(call, StreamCall):
+            accept, timeout = SSE, self.stream_timeout
+        else:
+            accept, extra, timeout = "application/json", call.headers, httpx.USE_CLIENT_DEFAULT
+        return http.build_request(
+            call.route.method,
+            call.url,
+            params=call.params,
+            json=call.body,
+            headers={"Accept": accept, **self.headers, **extra},
+            timeout=timeout,
+        )
 
-    def _transport_error(self, exc: httpx.TransportError) -> PluggablyError:
-        return error_from_transport(exc, self.base_url)
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """A connection failure as the client's ``TransportError``."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.base_url) from exc
 
     @staticmethod
     def _parse(call: Call[T], response: httpx.Response) -> T:
@@ -63,7 +85,10 @@ class _Sender:
 
     @staticmethod
     def _fallback(call: StreamCall[E], response: httpx.Response) -> list[E]:
-        """A streaming call answered with JSON instead of events."""
+        """A streaming call answered with JSON (read) instead of events: an error, or
+        what ``call.fallback`` makes of it."""
+        if not response.is_success:
+            raise error_from_response(response)
         if call.fallback is None:
             raise ProtocolError(
                 f"expected an event stream from {call.route.path}", code="bad_response"
@@ -74,19 +99,38 @@ class _Sender:
             raise ProtocolError(f"unexpected answer: {exc}", code="bad_response") from None
 
 
-def _incomplete(call: StreamCall[Any]) -> ProtocolError:
-    return ProtocolError(
-        f"the event stream of {call.route.path} ended before [DONE]", code="incomplete_stream"
-    )
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.is_success and response.headers.get("content-type", "").startswith(SSE)
 
 
-def _event(call: StreamCall[E], frame: dict[str, Any]) -> E:
-    try:
-        return call.frame(frame)
-    except ValueError as exc:  # a frame that does not have its documented shape
-        raise ProtocolError(
-            f"unexpected event from {call.route.path}: {exc}", code="bad_event"
-        ) from None
+class _EventReader(Generic[E]):
+    """The events of a stream's lines: ``feed`` answers a line's event (None for most
+    lines); ``done`` is set at ``[DONE]``."""
+
+    def __init__(self, call: StreamCall[E]) -> None:
+        self.call = call
+        self.decoder = SSEDecoder()
+        self.done = False
+
+    def feed(self, line: str) -> E | None:
+        frame = self.decoder.feed(line)
+        if frame is SSEDecoder.DONE:
+            self.done = True
+            return None
+        if frame is None:
+            return None
+        try:
+            return self.call.frame(frame)
+        except ValueError as exc:  # a frame that does not have its documented shape
+            raise ProtocolError(
+                f"unexpected event from {self.call.route.path}: {exc}", code="bad_event"
+            ) from None
+
+    def incomplete(self) -> ProtocolError:
+        return ProtocolError(
+            f"the event stream of {self.call.route.path} ended before [DONE]",
+            code="incomplete_stream",
+        )
 
 
 class SyncSender(_Sender):
@@ -101,52 +145,28 @@ class SyncSender(_Sender):
         self.http = http
 
     def send(self, call: Call[T]) -> T:
-        try:
-            response = self.http.request(
-                call.route.method,
-                call.url,
-                params=call.params,
-                json=call.body,
-                headers=self._headers(call.headers),
-            )
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
+        with self._transport_errors():
+            response = self.http.send(self._request(self.http, call))
         return self._parse(call, response)
 
     def stream(self, call: StreamCall[E]) -> Iterator[E]:
         """The events of ``call``; leaving the loop early closes the connection, which
         cancels a generation on the server."""
-        request = self.http.build_request(
-            call.route.method,
-            call.url,
-            params=call.params,
-            json=call.body,
-            headers=self._headers({}, accept=SSE),
-            timeout=self.stream_timeout,
-        )
+        with self._transport_errors():
+            response = self.http.send(self._request(self.http, call), stream=True)
         try:
-            response = self.http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
-        try:
-            if not response.is_success or not response.headers.get("content-type", "").startswith(
-                SSE
-            ):
-                response.read()
-                if not response.is_success:
-                    raise error_from_response(response)
-                yield from self._fallback(call, response)
-                return
-            decoder = SSEDecoder()
-            for line in response.iter_lines():
-                frame = decoder.feed(line)
-                if frame is SSEDecoder.DONE:
+            with self._transport_errors():
+                if not _is_event_stream(response):
+                    response.read()
+                    yield from self._fallback(call, response)
                     return
-                if frame is not None:
-                    yield _event(call, frame)
-            raise _incomplete(call)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
+                reader = _EventReader(call)
+                for line in response.iter_lines():
+                    if (event := reader.feed(line)) is not None:
+                        yield event
+                    elif reader.done:
+                        return
+                raise reader.incomplete()
         finally:
             response.close()
 
@@ -163,52 +183,28 @@ class AsyncSender(_Sender):
         self.http = http
 
     async def send(self, call: Call[T]) -> T:
-        try:
-            response = await self.http.request(
-                call.route.method,
-                call.url,
-                params=call.params,
-                json=call.body,
-                headers=self._headers(call.headers),
-            )
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
+        with self._transport_errors():
+            response = await self.http.send(self._request(self.http, call))
         return self._parse(call, response)
 
     async def stream(self, call: StreamCall[E]) -> AsyncIterator[E]:
         """The events of ``call``; closing the iterator early (``aclose()``, or leaving
         an ``async with contextlib.aclosing(...)``) closes the connection."""
-        request = self.http.build_request(
-            call.route.method,
-            call.url,
-            params=call.params,
-            json=call.body,
-            headers=self._headers({}, accept=SSE),
-            timeout=self.stream_timeout,
-        )
+        with self._transport_errors():
+            response = await self.http.send(self._request(self.http, call), stream=True)
         try:
-            response = await self.http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
-        try:
-            if not response.is_success or not response.headers.get("content-type", "").startswith(
-                SSE
-            ):
-                await response.aread()
-                if not response.is_success:
-                    raise error_from_response(response)
-                for event in self._fallback(call, response):
-                    yield event
-                return
-            decoder = SSEDecoder()
-            async for line in response.aiter_lines():
-                frame = decoder.feed(line)
-                if frame is SSEDecoder.DONE:
+            with self._transport_errors():
+                if not _is_event_stream(response):
+                    await response.aread()
+                    for fallback in self._fallback(call, response):
+                        yield fallback
                     return
-                if frame is not None:
-                    yield _event(call, frame)
-            raise _incomplete(call)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
+                reader = _EventReader(call)
+                async for line in response.aiter_lines():
+                    if (event := reader.feed(line)) is not None:
+                        yield event
+                    elif reader.done:
+                        return
+                raise reader.incomplete()
         finally:
             await response.aclose()
