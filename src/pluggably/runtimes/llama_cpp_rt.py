@@ -13,7 +13,7 @@ from collections.abc import Generator
 from typing import Any
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
-from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
+from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, run_out
 from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, template_prompt, transcript
 from pluggably.stops import as_list
 
@@ -148,13 +148,7 @@ class LlamaCppRuntime:
         )
 
     def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
-        pieces = self.stream(call, cancel)
-        while True:
-            try:
-                next(pieces)
-            except StopIteration as done:
-                result: LocalResult = done.value
-                return result
+        return run_out(self.stream(call, cancel))
 
 
 def _completion(
