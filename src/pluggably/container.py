@@ -15,6 +15,7 @@ from pluggably.auth.principal import ALL_SCOPES, Principal
 from pluggably.auth.resolver import AdminKeyVerifier, CredentialResolver, Verifier
 from pluggably.auth.throttle import LoginThrottle
 from pluggably.auth.token_hash import TokenHasher
+from pluggably.catalog.service import ModelCatalog
 from pluggably.config import Settings
 from pluggably.credentials.keys import Keyring
 from pluggably.credentials.service import CredentialService
@@ -34,7 +35,6 @@ from pluggably.generation.turns import SessionTurns
 from pluggably.lifecycle.local import LocalBackend
 from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
 from pluggably.observability.metrics import Metrics
-from pluggably.providers.catalog import ProviderCatalog
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.model_lists import Discovery
 from pluggably.providers.upstream import Upstream
@@ -73,7 +73,7 @@ class Container:
     retention: Retention
     http: Upstream
     providers: ProviderDirectory
-    catalog: ProviderCatalog
+    catalog: ModelCatalog
     records: RequestRecords
     generation: GenerationService
     artifacts: ArtifactService
@@ -187,7 +187,7 @@ def build_container(
         credentials=credentials,
         http=http,
         providers=providers,
-        catalog=ProviderCatalog(accounts, providers, credentials, discovery),
+        catalog=ModelCatalog(accounts, providers, credentials, discovery, registry),
         records=records,
         generation=generation,
         registry=registry,

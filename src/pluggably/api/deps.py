@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.principal import Principal, Scope
+from pluggably.catalog.service import ModelCatalog
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
@@ -25,7 +26,6 @@ from pluggably.generation.service import GenerationService
 from pluggably.lifecycle.scheduler import Scheduler as ModelScheduler
 from pluggably.observability.context import current
 from pluggably.observability.metrics import Metrics
-from pluggably.providers.catalog import ProviderCatalog
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
@@ -178,7 +178,7 @@ async def _scheduler(container: ContainerDep) -> ModelScheduler:
     return container.scheduler
 
 
-async def _catalog(container: ContainerDep) -> ProviderCatalog:
+async def _catalog(container: ContainerDep) -> ModelCatalog:
     return container.catalog
 
 
@@ -224,7 +224,7 @@ Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
 Generation = Annotated[GenerationService, Depends(_generation)]
 Records = Annotated[RequestRecords, Depends(_records)]
 Scheduler = Annotated[ModelScheduler, Depends(_scheduler)]
-Catalog = Annotated[ProviderCatalog, Depends(_catalog)]
+Catalog = Annotated[ModelCatalog, Depends(_catalog)]
 Providers = Annotated[ProviderDirectory, Depends(_providers)]
 Hub = Annotated[HubClient, Depends(_hub)]
 StorageQuota = Annotated[Quota, Depends(_quota)]

@@ -21,7 +21,7 @@ async def list_providers(
     ``discover`` (default), ``models_discovered`` lists what the user's credential reaches
     (cached for 5 minutes, refreshed when the credential changes); ``credits_status`` is
     what the last calls showed (``unknown`` until a call tells)."""
-    views = await catalog.views(session, principal, discover=discover)
+    views = await catalog.providers(session, principal, discover=discover)
     return ProviderList(
         providers=[
             ProviderInfo(

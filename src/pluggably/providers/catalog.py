@@ -1,6 +1,7 @@
 """What each provider offers one user: whether they can call it, the models their
 credential reaches (discovered with a timeout, cached by Discovery), and their credits.
-Read by GET /v1/providers and merged into GET /v1/models."""
+The model catalog (catalog/service.py) surveys them for each caller and merges their
+models with the registry's."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from pluggably.registry.schemas import (
     ModelCreditsStatus,
     ModelInfo,
 )
-from pluggably.users.service import AccountService
 
 DISCOVERY_TIMEOUT_S = 5.0
 IMAGE_MODELS = re.compile(r"(dall-e|gpt-image|imagen|stable-diffusion|sdxl|flux)", re.I)
@@ -144,46 +144,3 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
 def _credits_state(value: str) -> CreditsState:
     """A transient ``rate_limited`` says nothing of credits: ``unknown`` in the catalog."""
     return cast(CreditsState, value) if value in get_args(CreditsState) else "unknown"
-
-
-@dataclass(frozen=True)
-class ProviderCatalog:
-    """The providers (and their models) one caller sees: what GET /v1/providers,
-    GET /v1/models and the OpenAI surface's model list read, built once with its peers."""
-
-    accounts: AccountService
-    directory: ProviderDirectory
-    credentials: CredentialService
-    discovery: Discovery
-
-    async def views(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        *,
-        discover: bool,
-        only: str | None = None,
-    ) -> list[ProviderView]:
-        user = await self.accounts.profile(session, principal)
-        return await survey(
-            session,
-            principal,
-            user.username,
-            self.directory,
-            self.credentials,
-            self.discovery,
-            discover=discover,
-            only=only,
-        )
-
-    async def model(
-        self, session: AsyncSession, principal: Principal, model_id: str
-    ) -> ModelInfo | None:
-        """The catalog entry of ``provider:model`` as GET /v1/models?provider= lists it
-        for this caller (``locked`` when they cannot call the provider), or None when the
-        provider does not exist or does not list that model."""
-        provider, sep, name = model_id.partition(":")
-        if not sep or not name or self.directory.get(provider) is None:
-            return None
-        views = await self.views(session, principal, discover=True, only=provider)
-        return next((m for m in remote_models(views, locked=True) if m.id == model_id), None)

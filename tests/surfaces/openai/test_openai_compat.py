@@ -356,6 +356,27 @@ async def test_image_generation_in_both_formats(
         assert error_of(many.value)["param"] == "n"
 
 
+async def test_b64_images_too_large_to_inline_are_read_back_from_their_artifacts(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """The native answer links them (over ``inline_output_bytes``); the surface reads
+    each artifact by id and still answers base64."""
+    app = gen_app(tmp_path, database_url, openai_sim, inline_output_bytes=0)
+    async with serving(app) as (api, _client):
+        out = await api.images.generate(
+            model="openai:dall-e-2",
+            prompt="a red fox",
+            n=2,
+            size="256x256",
+            response_format="b64_json",
+        )
+        assert out.data is not None
+        assert len(out.data) == 2
+        for item in out.data:
+            assert item.url is None
+            assert png_size(base64.b64decode(item.b64_json or "")) == (256, 256)
+
+
 async def test_model_list_and_credentials(
     tmp_path: Path, database_url: str, openai_sim: OpenAISim
 ) -> None:

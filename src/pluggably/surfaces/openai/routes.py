@@ -10,16 +10,13 @@ bad input as 400 like OpenAI's own API."""
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.api.deps import (
     Artifacts,
@@ -28,20 +25,16 @@ from pluggably.api.deps import (
     DbSession,
     Generation,
     Reader,
-    Registry,
     Writer,
 )
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, sse_response
-from pluggably.artifacts.service import ArtifactService
-from pluggably.auth.principal import Principal
-from pluggably.db import Database
+from pluggably.catalog.service import Usable
 from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
 from pluggably.generation.service import GenerationService
-from pluggably.providers.catalog import ProviderCatalog, remote_models
-from pluggably.registry.service import RegistryService
+from pluggably.surfaces.openai.images import image_urls, images_b64
 from pluggably.surfaces.openai.shapes import (
     OpenAIChatCompletion,
     OpenAIChatCompletionRequest,
@@ -193,27 +186,25 @@ async def images_generations(
     response = await _answer(service, plan)
     fmt = body.response_format or ("b64_json" if "gpt-image" in (body.model or "") else "url")
     if fmt == "b64_json":
-        data = [OpenAIImageData(b64_json=b64) for b64 in await _images_b64(db, artifacts, response)]
+        data = [OpenAIImageData(b64_json=b64) for b64 in await images_b64(db, artifacts, response)]
     else:
-        urls = await _image_urls(db, artifacts, principal, response)
+        urls = await image_urls(db, artifacts, principal, response)
         data = [OpenAIImageData(url=_absolute(request, url)) for url in urls]
     return OpenAIImagesResponse(created=int(time.time()), data=data)
 
 
 @router.get("/models", response_model=OpenAIModelPage)
-async def list_models(
-    principal: Reader, session: DbSession, registry: Registry, catalog: Catalog
-) -> OpenAIModelPage:
+async def list_models(principal: Reader, session: DbSession, catalog: Catalog) -> OpenAIModelPage:
     """The models this caller can use: registry models, then the provider models their
     credentials reach (``provider:model``), in OpenAI's list shape."""
-    return OpenAIModelPage(data=await _catalog(session, principal, registry, catalog))
+    return OpenAIModelPage(data=_models(await catalog.usable(session, principal)))
 
 
 @router.get("/models/{model_id:path}", response_model=OpenAIModelObject)
 async def retrieve_model(
-    model_id: str, principal: Reader, session: DbSession, registry: Registry, catalog: Catalog
+    model_id: str, principal: Reader, session: DbSession, catalog: Catalog
 ) -> OpenAIModelObject:
-    for model in await _catalog(session, principal, registry, catalog):
+    for model in _models(await catalog.usable(session, principal)):
         if model.id == model_id:
             return model
     raise ModelNotFound(f"The model '{model_id}' does not exist or you do not have access to it.")
@@ -254,70 +245,8 @@ def _absolute(request: Request, url: str) -> str:
     return f"{str(request.base_url).rstrip('/')}{url}" if url.startswith("/") else url
 
 
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/gif" if data.startswith(b"GIF8") else "image/png"
-
-
-async def _image_urls(
-    db: Database, artifacts: ArtifactService, principal: Principal, response: GenerateResponse
-) -> list[str]:
-    """Signed links: the artifacts the response already has, else the inline images
-    stored now (owned by the caller, tied to the request)."""
-    stored = [a.url for a in response.output.artifacts if a.type == "image"]
-    if stored or not response.output.images:
-        return stored
-    async with db.session() as session:
-        for b64 in response.output.images:
-            data = base64.b64decode(b64)
-            info = await artifacts.save(
-                session,
-                owner_id=principal.user_id,
-                data=data,
-                type="image",
-                content_type=_image_type(data),
-                request_id=response.request_id,
-            )
-            stored.append(info.url)
-    return stored
-
-
-async def _images_b64(
-    db: Database, artifacts: ArtifactService, response: GenerateResponse
-) -> list[str]:
-    """The images inline; ones that were too large to inline are read back from their
-    artifacts (through their own signed links)."""
-    if response.output.images:
-        return list(response.output.images)
-    out = []
-    async with db.session() as session:
-        for artifact in (a for a in response.output.artifacts if a.type == "image"):
-            query = parse_qs(urlsplit(artifact.url).query)
-            download = await artifacts.open(
-                session, artifact.id, int(query["expires"][0]), query["sig"][0]
-            )
-            data = b"".join([chunk async for chunk in download.chunks])
-            out.append(base64.b64encode(data).decode())
-    return out
-
-
-async def _catalog(
-    session: AsyncSession, principal: Principal, registry: RegistryService, catalog: ProviderCatalog
-) -> list[OpenAIModelObject]:
-    local = sorted(
-        (
-            OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
-            for m in await registry.all(session)
-            if m.status == "available"
-        ),
-        key=lambda m: m.id,
-    )
-    views = await catalog.views(session, principal, discover=True)
-    remote = [
+def _models(usable: list[Usable]) -> list[OpenAIModelObject]:
+    return [
         OpenAIModelObject(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
-        for m in remote_models(views, locked=False)
+        for m in usable
     ]
-    return local + remote

@@ -1,0 +1,1 @@
+"""The model catalog one caller sees: registry models and provider models together."""
