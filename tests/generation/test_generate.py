@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from tests.conftest import (
     running,
     sse_frames,
 )
+from tests.fixtures.loopback import serving
 from tests.fixtures.openai_sim import OpenAISim, make_png
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -356,8 +361,6 @@ def test_client_disconnect_cancels_the_upstream_call(
 ) -> None:
     """Through a real server process: a client that goes away mid-stream closes the
     upstream stream at once, and the request record says cancelled."""
-    import time
-
     from tests.serving.test_serve import stop_server
 
     openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
@@ -415,81 +418,121 @@ async def test_dead_upstream_cools_down(
         assert len(openai_sim.requests_to("/v1/chat/completions")) == before
 
 
-@pytest.mark.slow
-def test_cancel_and_events_of_a_running_stream(
-    tmp_path: Path, free_port: int, openai_sim: OpenAISim
-) -> None:
-    """POST /v1/requests/{id}/cancel stops a running stream (partial text back, the
-    upstream closed) while GET …/events follows it; through a real server process."""
-    import threading
-    import time
+def free_port_now() -> int:
+    """A port free at this moment: the ``free_port`` fixture, for class- and module-scoped
+    fixtures (a function-scoped fixture cannot serve them)."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return int(s.getsockname()[1])
 
-    from tests.serving.test_serve import stop_server
 
-    openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
-    openai_sim.token_delay_s = 0.03
-    proc, log_path = serve_with(tmp_path, free_port, openai_sim)
-    base = f"http://127.0.0.1:{free_port}"
-    stream_frames: list[str] = []
-    watched: list[str] = []
-    request_id: list[str] = []
+@dataclass
+class _CancelledStream:
+    """A stream cancelled through POST /v1/requests/{id}/cancel while GET …/events followed
+    it: the cancel's answer, the stream's and the watcher's ``data:`` payloads."""
 
-    def consume() -> None:
+    sim: OpenAISim
+    base: str
+    stream_frames: list[str] = field(default_factory=list)
+    watched: list[str] = field(default_factory=list)
+    request_id: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def consume(self) -> None:
         body = {"model": "openai:gpt-4o-mini", "input": {"prompt": "go"}, "stream": True}
         with (
-            httpx.Client(base_url=base, timeout=20) as c,
+            httpx.Client(base_url=self.base, timeout=20) as c,
             c.stream("POST", "/v1/generate", json=body, headers=ADMIN) as response,
         ):
             for line in response.iter_lines():
                 if line.startswith("data: "):
-                    stream_frames.append(line.removeprefix("data: "))
+                    self.stream_frames.append(line.removeprefix("data: "))
                     if "model_selected" in line:
-                        request_id.append(json.loads(line.removeprefix("data: "))["request_id"])
+                        self.request_id.append(
+                            json.loads(line.removeprefix("data: "))["request_id"]
+                        )
 
-    def watch() -> None:
+    def watch(self) -> None:
+        path = f"/v1/requests/{self.request_id[0]}/events"
         with (
-            httpx.Client(base_url=base, timeout=20) as c,
-            c.stream("GET", f"/v1/requests/{request_id[0]}/events", headers=ADMIN) as response,
+            httpx.Client(base_url=self.base, timeout=20) as c,
+            c.stream("GET", path, headers=ADMIN) as response,
         ):
             for line in response.iter_lines():
                 if line.startswith("data: "):
-                    watched.append(line.removeprefix("data: "))
+                    self.watched.append(line.removeprefix("data: "))
 
-    try:
-        consumer = threading.Thread(target=consume)
+    def cancel_after_five_tokens(self) -> None:
+        consumer = threading.Thread(target=self.consume)
         consumer.start()
-        while len([f for f in stream_frames if "choices" in f]) < 5:
+        while len([f for f in self.stream_frames if "choices" in f]) < 5:
             time.sleep(0.01)
-        watcher = threading.Thread(target=watch)
+        watcher = threading.Thread(target=self.watch)
         watcher.start()
         time.sleep(0.3)
-        with httpx.Client(base_url=base, timeout=10) as c:
-            result = c.post(f"/v1/requests/{request_id[0]}/cancel", headers=ADMIN).json()
-            assert result["cancelled"] is True
-            assert result["status"] == "cancelled"
-            assert result["partial_output"]["text"].startswith("w0 w1 w2 w3 w4")
-            consumer.join(5)
-            watcher.join(5)
-            assert json.loads(stream_frames[-2]) == {
-                "event": "error",
-                "code": "cancelled",
-                "message": "The request was cancelled.",
-            }
-            assert stream_frames[-1] == "[DONE]"
-            assert json.loads(watched[0])["event"] == "status"
-            assert json.loads(watched[-2]) == {
-                "event": "status",
-                "request_id": request_id[0],
-                "status": "cancelled",
-            }
-            assert any("choices" in frame for frame in watched[1:-2])
-            assert openai_sim.wait_for(lambda s: s.active_streams == 0, 2)
-            status = c.get(f"/v1/requests/{request_id[0]}", headers=ADMIN).json()
+        with httpx.Client(base_url=self.base, timeout=10) as c:
+            self.result = c.post(f"/v1/requests/{self.request_id[0]}/cancel", headers=ADMIN).json()
+        consumer.join(5)
+        watcher.join(5)
+
+
+@pytest.fixture(scope="class")  # one stream for the class below; stopped after it
+def cancelled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_CancelledStream]:
+    from tests.serving.test_serve import stop_server
+
+    with serving(OpenAISim(), "the OpenAI simulator") as sim:
+        sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
+        sim.token_delay_s = 0.03
+        port = free_port_now()
+        proc, log_path = serve_with(tmp_path_factory.mktemp("cancel"), port, sim)
+        try:
+            run = _CancelledStream(sim, f"http://127.0.0.1:{port}")
+            run.cancel_after_five_tokens()
+            yield run
+        finally:
+            stop_server(proc, log_path)
+
+
+@pytest.mark.slow
+class TestCancellingARunningStream:
+    """POST /v1/requests/{id}/cancel stops a running stream (partial text back, the
+    upstream closed) while GET …/events follows it; through a real server process, one
+    stream for the class (each test checks one thing the cancel did)."""
+
+    def test_the_cancel_answers_with_the_partial_text(self, cancelled: _CancelledStream) -> None:
+        assert cancelled.result["cancelled"] is True
+        assert cancelled.result["status"] == "cancelled"
+        assert cancelled.result["partial_output"]["text"].startswith("w0 w1 w2 w3 w4")
+
+    def test_the_stream_ends_with_a_cancelled_error(self, cancelled: _CancelledStream) -> None:
+        assert json.loads(cancelled.stream_frames[-2]) == {
+            "event": "error",
+            "code": "cancelled",
+            "message": "The request was cancelled.",
+        }
+        assert cancelled.stream_frames[-1] == "[DONE]"
+
+    def test_the_events_follow_the_stream_to_its_cancel(self, cancelled: _CancelledStream) -> None:
+        watched = cancelled.watched
+        assert json.loads(watched[0])["event"] == "status"
+        assert json.loads(watched[-2]) == {
+            "event": "status",
+            "request_id": cancelled.request_id[0],
+            "status": "cancelled",
+        }
+        assert any("choices" in frame for frame in watched[1:-2])
+
+    def test_the_upstream_stream_is_closed(self, cancelled: _CancelledStream) -> None:
+        assert cancelled.sim.wait_for(lambda s: s.active_streams == 0, 2)
+
+    def test_the_record_says_cancelled_and_a_second_cancel_is_a_no_op(
+        self, cancelled: _CancelledStream
+    ) -> None:
+        rid = cancelled.request_id[0]
+        with httpx.Client(base_url=cancelled.base, timeout=10) as c:
+            status = c.get(f"/v1/requests/{rid}", headers=ADMIN).json()
             assert status["status"] == "cancelled"
-            again = c.post(f"/v1/requests/{request_id[0]}/cancel", headers=ADMIN).json()
+            again = c.post(f"/v1/requests/{rid}/cancel", headers=ADMIN).json()
             assert (again["cancelled"], again["status"]) == (False, "cancelled")
-    finally:
-        stop_server(proc, log_path)
 
 
 async def test_requests_running_at_a_crash_are_marked_interrupted(
@@ -514,22 +557,35 @@ async def test_requests_running_at_a_crash_are_marked_interrupted(
         assert status["error"]["code"] == "interrupted"
 
 
-async def test_discovery_and_the_credits_exhausted_path(
-    tmp_path: Path,
-    database_url: str,
-    openai_sim: OpenAISim,
-    make_openai_sim: Callable[..., OpenAISim],
-) -> None:
-    free = make_openai_sim(models=["tiny-free"])
-    free.set_reply("tiny-free", "free answer")
-    app = gen_app(
+def homelab_app(tmp_path: Path, database_url: str, sim: OpenAISim, free: OpenAISim) -> FastAPI:
+    """The simulator as openai, and ``free`` (serving tiny-free) as the endpoint 'homelab'."""
+    return gen_app(
         tmp_path,
         database_url,
-        openai_sim,
+        sim,
         endpoints={
             "homelab": {"base_url": free.base_url, "api_key": "sk-h-0001", "models": ["tiny-free"]}
         },
     )
+
+
+async def _providers(client: httpx.AsyncClient, user: dict[str, str]) -> dict[str, Any]:
+    """GET /v1/providers as ``user``, by provider name."""
+    listed = (await client.get("/v1/providers", headers=user)).json()["providers"]
+    return {p["name"]: p for p in listed}
+
+
+@pytest.fixture
+async def spender(
+    tmp_path: Path,
+    database_url: str,
+    openai_sim: OpenAISim,
+    make_openai_sim: Callable[..., OpenAISim],
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """A client of the homelab app and the headers of a user with their own openai key."""
+    free = make_openai_sim(models=["tiny-free"])
+    free.set_reply("tiny-free", "free answer")
+    app = homelab_app(tmp_path, database_url, openai_sim, free)
     async with running(app), client_for(app) as client:
         user = await new_user(client, "spender")
         await client.post(
@@ -537,49 +593,61 @@ async def test_discovery_and_the_credits_exhausted_path(
             json={"provider": "openai", "api_key": "sk-spender-0001"},
             headers=user,
         )
-        listed = {
-            p["name"]: p
-            for p in (await client.get("/v1/providers", headers=user)).json()["providers"]
-        }
-        assert listed["openai"]["models_discovered"] == sorted(openai_sim.models)
-        assert listed["openai"]["credits_status"] == {"provider": "openai", "status": "unknown"}
-        assert listed["homelab"]["models_discovered"] == ["tiny-free"]
-        assert listed["groq"]["models_discovered"] is None  # not configured: not asked
-        calls = len(openai_sim.requests_to("/v1/models"))
-        await client.get("/v1/providers", headers=user)
-        assert len(openai_sim.requests_to("/v1/models")) == calls  # cached
-        await client.post(
-            "/v1/users/provider-keys",
-            json={"provider": "openai", "api_key": "sk-spender-0002"},
-            headers=user,
-        )
-        await client.get("/v1/providers", headers=user)
-        assert len(openai_sim.requests_to("/v1/models")) == calls + 1  # a new key: asked again
+        yield client, user
 
-        quota = {
-            "error": {
-                "message": "You exceeded your current quota, please check your plan.",
-                "type": "insufficient_quota",
-                "param": None,
-                "code": "insufficient_quota",
-            }
+
+async def test_providers_list_the_models_each_discovered(
+    spender: tuple[httpx.AsyncClient, dict[str, str]], openai_sim: OpenAISim
+) -> None:
+    listed = await _providers(*spender)
+    assert listed["openai"]["models_discovered"] == sorted(openai_sim.models)
+    assert listed["openai"]["credits_status"] == {"provider": "openai", "status": "unknown"}
+    assert listed["homelab"]["models_discovered"] == ["tiny-free"]
+    assert listed["groq"]["models_discovered"] is None  # not configured: not asked
+
+
+async def test_discovery_is_cached_until_a_new_key(
+    spender: tuple[httpx.AsyncClient, dict[str, str]], openai_sim: OpenAISim
+) -> None:
+    client, user = spender
+    await _providers(client, user)
+    calls = len(openai_sim.requests_to("/v1/models"))
+    await client.get("/v1/providers", headers=user)
+    assert len(openai_sim.requests_to("/v1/models")) == calls  # cached
+    await client.post(
+        "/v1/users/provider-keys",
+        json={"provider": "openai", "api_key": "sk-spender-0002"},
+        headers=user,
+    )
+    await client.get("/v1/providers", headers=user)
+    assert len(openai_sim.requests_to("/v1/models")) == calls + 1  # a new key: asked again
+
+
+async def test_an_exhausted_quota_falls_back_and_says_exhausted(
+    spender: tuple[httpx.AsyncClient, dict[str, str]], openai_sim: OpenAISim
+) -> None:
+    client, user = spender
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
         }
-        openai_sim.fail_next(status=429, body=quota)
-        body = (await generate(client, user, provider="openai", input={"prompt": "hi"})).json()
-        assert body["output"]["text"] == "free answer"
-        assert body["selection"]["selected_provider"] == "homelab"
-        assert body["selection"]["fallback_used"] is True
-        assert body["credits_status"] == {
-            "provider": "openai",
-            "status": "exhausted",
-            "remaining": None,
-            "reset_at": None,
-        }
-        listed = {
-            p["name"]: p
-            for p in (await client.get("/v1/providers", headers=user)).json()["providers"]
-        }
-        assert listed["openai"]["credits_status"]["status"] == "exhausted"
+    }
+    openai_sim.fail_next(status=429, body=quota)
+    body = (await generate(client, user, provider="openai", input={"prompt": "hi"})).json()
+    assert body["output"]["text"] == "free answer"
+    assert body["selection"]["selected_provider"] == "homelab"
+    assert body["selection"]["fallback_used"] is True
+    assert body["credits_status"] == {
+        "provider": "openai",
+        "status": "exhausted",
+        "remaining": None,
+        "reset_at": None,
+    }
+    listed = await _providers(client, user)
+    assert listed["openai"]["credits_status"]["status"] == "exhausted"
 
 
 async def test_upstream_messages_never_carry_the_key(
@@ -711,15 +779,7 @@ async def test_no_credit_left_falls_back_to_a_free_model(
     openai_sim: OpenAISim,
     make_openai_sim: Callable[..., OpenAISim],
 ) -> None:
-    free = make_openai_sim(models=["tiny-free"])
-    app = gen_app(
-        tmp_path,
-        database_url,
-        openai_sim,
-        endpoints={
-            "homelab": {"base_url": free.base_url, "api_key": "sk-h-0001", "models": ["tiny-free"]}
-        },
-    )
+    app = homelab_app(tmp_path, database_url, openai_sim, make_openai_sim(models=["tiny-free"]))
     async with running(app), client_for(app) as client:
         openai_sim.fail_next(status=402, body={"error": {"message": "Insufficient Balance"}})
         body = (await generate(client, ADMIN, provider="openai", input={"prompt": "hi"})).json()
