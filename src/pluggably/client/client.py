@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Unpack
+from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
@@ -52,6 +52,8 @@ STREAM_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POLL_S = 0.5
 
 Waitable = str | Accepted | GenerateResponse
+H = TypeVar("H", bound=httpx.Client | httpx.AsyncClient)
+Tr = TypeVar("Tr", bound=httpx.BaseTransport | httpx.AsyncBaseTransport)
 
 NAMESPACES: dict[str, type[Bound[Any]]] = {
     "users": Users,
@@ -169,12 +171,12 @@ def _expired(deadline: float | None, request_id: str) -> bool:
     return False
 
 
-class Client(_Api[SyncSender]):
-    """A Pluggably server, over HTTP (blocking).
+class _Connected(_Api[S], Generic[S, H, Tr]):
+    """A client and its connections: ``Client`` and ``AsyncClient`` differ only in
+    their httpx client and sender (``_http_class``, ``_sender_class``)."""
 
-    ``api_key`` is sent as ``X-API-Key``, ``token`` (a login or API token) as
-    ``Authorization: Bearer``. ``transport`` replaces httpx's (tests), ``http_client``
-    the whole httpx client (then ``base_url`` and ``timeout`` are its own)."""
+    _http_class: Callable[..., H]
+    _sender_class: Callable[[H, str, Mapping[str, str], Any], S]
 
     def __init__(
         self,
@@ -185,35 +187,46 @@ class Client(_Api[SyncSender]):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         stream_timeout: float | httpx.Timeout = STREAM_TIMEOUT,
         headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        http_client: httpx.Client | None = None,
+        transport: Tr | None = None,
+        http_client: H | None = None,
     ) -> None:
         self._owns_http = http_client is None
-        http = http_client or httpx.Client(
+        self._http: H = http_client or self._http_class(
             base_url=base_url,
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": f"pluggably-client/{__version__}"},
         )
-        sender = SyncSender(
-            http, str(http.base_url), _headers(api_key, token, headers), stream_timeout
+        credentials = _headers(api_key, token, headers)
+        self._stream_timeout = stream_timeout
+        super().__init__(
+            self._sender_class(self._http, str(self._http.base_url), credentials, stream_timeout)
         )
-        super().__init__(sender)
 
-    def with_auth(self, *, api_key: str | None = None, token: str | None = None) -> Client:
+    def with_auth(self, *, api_key: str | None = None, token: str | None = None) -> Self:
         """Another client of the same server and connection pool, with this credential."""
-        sender = self._sender
-        return Client(
+        return type(self)(
             api_key=api_key,
             token=token,
-            stream_timeout=sender.stream_timeout,
-            http_client=sender.http,
+            stream_timeout=self._stream_timeout,
+            http_client=self._http,
         )
+
+
+class Client(_Connected[SyncSender, httpx.Client, httpx.BaseTransport]):
+    """A Pluggably server, over HTTP (blocking).
+
+    ``api_key`` is sent as ``X-API-Key``, ``token`` (a login or API token) as
+    ``Authorization: Bearer``. ``transport`` replaces httpx's (tests), ``http_client``
+    the whole httpx client (then ``base_url`` and ``timeout`` are its own)."""
+
+    _http_class = httpx.Client
+    _sender_class = SyncSender
 
     def close(self) -> None:
         """Close the connections (not those of an ``http_client`` passed in)."""
         if self._owns_http:
-            self._sender.http.close()
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -253,47 +266,16 @@ class Client(_Api[SyncSender]):
         return result
 
 
-class AsyncClient(_Api[AsyncSender]):
+class AsyncClient(_Connected[AsyncSender, httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """A Pluggably server, over HTTP (asyncio); see ``Client``. ``transport`` may be
     ``httpx.ASGITransport(app=app)`` to talk to an app in the same process."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        *,
-        api_key: str | None = None,
-        token: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        stream_timeout: float | httpx.Timeout = STREAM_TIMEOUT,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self._owns_http = http_client is None
-        http = http_client or httpx.AsyncClient(
-            base_url=base_url,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": f"pluggably-client/{__version__}"},
-        )
-        sender = AsyncSender(
-            http, str(http.base_url), _headers(api_key, token, headers), stream_timeout
-        )
-        super().__init__(sender)
-
-    def with_auth(self, *, api_key: str | None = None, token: str | None = None) -> AsyncClient:
-        """Another client of the same server and connection pool, with this credential."""
-        sender = self._sender
-        return AsyncClient(
-            api_key=api_key,
-            token=token,
-            stream_timeout=sender.stream_timeout,
-            http_client=sender.http,
-        )
+    _http_class = httpx.AsyncClient
+    _sender_class = AsyncSender
 
     async def aclose(self) -> None:
         if self._owns_http:
-            await self._sender.http.aclose()
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
