@@ -50,8 +50,17 @@ class Operation(Generic[P, T]):
         self.__doc__ = build.__doc__
         self.signature = _signature(build, skip=1)
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.__name__ = name
+
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[T]:
         return self.build(self.route, *args, **kwargs)
+
+    def sent_as(self, method: str, doc: str) -> Operation[P, T]:
+        """The same operation on another method of its path (``PATCH`` beside ``PUT``)."""
+        twin = Operation(Route(method, self.route.template), self.build)
+        twin.__doc__ = doc
+        return twin
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Operation[P, T]: ...

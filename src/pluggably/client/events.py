@@ -183,39 +183,45 @@ class SSEDecoder:
         return frame
 
 
-def _assemble(response: GenerateResponse | None, parts: list[str]) -> GenerateResponse:
-    if response is None:
-        raise ProtocolError("the stream ended without a result", code="incomplete_stream")
-    if response.output.text is None and parts:
-        output = response.output.model_copy(update={"text": "".join(parts)})
-        response = response.model_copy(update={"output": output})
-    return response
+class _Collector:
+    """What ``collect`` and ``acollect`` keep of a generation stream, one event at a
+    time: the text deltas and the final response; a ``StreamError`` is raised."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.response: GenerateResponse | None = None
+
+    def add(self, event: StreamEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.parts.append(event.text)
+        elif isinstance(event, Complete):
+            self.response = event.response
+        elif isinstance(event, StreamError):
+            raise event.exception()
+
+    def result(self) -> GenerateResponse:
+        """The final response, with the streamed text in ``output.text``."""
+        response = self.response
+        if response is None:
+            raise ProtocolError("the stream ended without a result", code="incomplete_stream")
+        if response.output.text is None and self.parts:
+            output = response.output.model_copy(update={"text": "".join(self.parts)})
+            response = response.model_copy(update={"output": output})
+        return response
 
 
 def collect(events: Iterable[StreamEvent]) -> GenerateResponse:
     """Consume a generation stream: the final response with the streamed text in
     ``output.text``; a ``StreamError`` is raised as its ``PluggablyError``."""
-    parts: list[str] = []
-    response: GenerateResponse | None = None
+    collector = _Collector()
     for event in events:
-        if isinstance(event, TextDelta):
-            parts.append(event.text)
-        elif isinstance(event, Complete):
-            response = event.response
-        elif isinstance(event, StreamError):
-            raise event.exception()
-    return _assemble(response, parts)
+        collector.add(event)
+    return collector.result()
 
 
 async def acollect(events: AsyncIterable[StreamEvent]) -> GenerateResponse:
     """``collect`` for an async stream."""
-    parts: list[str] = []
-    response: GenerateResponse | None = None
+    collector = _Collector()
     async for event in events:
-        if isinstance(event, TextDelta):
-            parts.append(event.text)
-        elif isinstance(event, Complete):
-            response = event.response
-        elif isinstance(event, StreamError):
-            raise event.exception()
-    return _assemble(response, parts)
+        collector.add(event)
+    return collector.result()

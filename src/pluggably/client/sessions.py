@@ -235,17 +235,7 @@ class Sessions(Bound[S]):
         body = SessionUpdate.model_validate(fields(title=title, system_prompt=system_prompt))
         return Call(route, route.url(session_id=session_id), model(SessionInfo), body=dump(body))
 
-    @operation("PATCH", "/v1/sessions/{session_id}")
-    def patch(
-        route: Route,
-        session_id: str,
-        *,
-        title: str | None = UNSET,
-        system_prompt: str | None = UNSET,
-    ) -> Call[SessionInfo]:
-        """The same as ``update``, sent as PATCH."""
-        body = SessionUpdate.model_validate(fields(title=title, system_prompt=system_prompt))
-        return Call(route, route.url(session_id=session_id), model(SessionInfo), body=dump(body))
+    patch = update.sent_as("PATCH", "The same as ``update``, sent as PATCH.")
 
     @operation("DELETE", "/v1/sessions/{session_id}")
     def close(route: Route, session_id: str, *, purge: bool = False) -> Call[SessionInfo]:
