@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from pluggably.api.deps import DbSession, Generation, Reader, Records, Writer
+from pluggably.api.deps import DbSession, Generation, Reader, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.api.sse import sse_response
-from pluggably.generation.events import LiveEvent, Status, TextDelta
-from pluggably.generation.live import LiveRequest
-from pluggably.generation.models import RequestRecord
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import (
     Accepted,
@@ -69,66 +64,33 @@ async def respond(service: GenerationService, plan: Plan, stream: bool, wait: bo
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-def _status(record: RequestRecord, live: LiveRequest | None) -> dict[str, Any]:
-    """The stored record; while the request is in flight here, its live state."""
-    in_flight = live is not None and record.status == "running"
-    return {
-        "request_id": record.id,
-        "status": live.status if in_flight and live else record.status,
-        "queue_position": live.position if in_flight and live else None,
-        "model": record.model,
-        "created_at": record.created_at,
-        "started_at": record.started_at,
-        "finished_at": record.finished_at,
-        "error": {"code": record.error_code, "message": record.error_message or ""}
-        if record.error_code
-        else None,
-    }
-
-
 @router.get(
     "/v1/requests/{request_id}/status", response_model=RequestStatus, responses=error_responses(404)
 )
 async def request_status(
-    request_id: str, principal: Reader, session: DbSession, records: Records, generation: Generation
+    request_id: str, principal: Reader, session: DbSession, generation: Generation
 ) -> RequestStatus:
-    record = await records.get(session, principal.user_id, request_id)
-    live = generation.live.get(request_id, principal.user_id)
-    return RequestStatus.model_validate(_status(record, live))
+    return (await generation.tracked(session, principal.user_id, request_id)).status()
 
 
 @router.get(
     "/v1/requests/{request_id}", response_model=RequestDetails, responses=error_responses(404)
 )
 async def request_details(
-    request_id: str, principal: Reader, session: DbSession, records: Records, generation: Generation
+    request_id: str, principal: Reader, session: DbSession, generation: Generation
 ) -> RequestDetails:
     """Status plus the generate response once completed."""
-    record = await records.get(session, principal.user_id, request_id)
-    live = generation.live.get(request_id, principal.user_id)
-    return RequestDetails.model_validate({**_status(record, live), "result": record.response})
+    return (await generation.tracked(session, principal.user_id, request_id)).details()
 
 
 @router.post(
     "/v1/requests/{request_id}/cancel", response_model=CancelResult, responses=error_responses(404)
 )
 async def cancel_request(
-    request_id: str, principal: Writer, session: DbSession, records: Records, generation: Generation
+    request_id: str, principal: Writer, session: DbSession, generation: Generation
 ) -> CancelResult:
     """Stop a running request; its partial text comes back. Finished requests stay as they are."""
-    record = await records.get(session, principal.user_id, request_id)
-    live = generation.live.get(request_id, principal.user_id)
-    if live is None:
-        return CancelResult(
-            request_id=request_id, cancelled=False, status=record.status, partial_output=None
-        )
-    await generation.live.cancel(live)
-    return CancelResult(
-        request_id=request_id,
-        cancelled=True,
-        status="cancelled",
-        partial_output={"text": live.partial_text},
-    )
+    return await generation.cancel(session, principal.user_id, request_id)
 
 
 @router.get(
@@ -140,30 +102,9 @@ async def cancel_request(
     },
 )
 async def request_events(
-    request_id: str, principal: Reader, session: DbSession, records: Records, generation: Generation
+    request_id: str, principal: Reader, session: DbSession, generation: Generation
 ) -> StreamingResponse:
     """SSE: the status now; for a running request, its text deltas as they are produced
     and its final status; then ``[DONE]``."""
-    record = await records.get(session, principal.user_id, request_id)
-    live = generation.live.get(request_id, principal.user_id)
-    return sse_response(_request_events(request_id, record.status, live))
-
-
-async def _request_events(
-    request_id: str, status: str, live: LiveRequest | None
-) -> AsyncIterator[LiveEvent]:
-    yield Status(request_id, live.status if live else status)
-    if live is None:
-        return
-    queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=256)
-    live.listeners.add(queue)
-    try:
-        if live.parts:  # what was produced before this listener arrived
-            yield TextDelta(live.partial_text)
-        while True:
-            event = await queue.get()
-            yield event
-            if isinstance(event, Status):  # the final one
-                return
-    finally:
-        live.listeners.discard(queue)
+    tracked = await generation.tracked(session, principal.user_id, request_id)
+    return sse_response(tracked.events())

@@ -109,7 +109,8 @@ class Candidates:
                 raise Unanswered(scrubbed(error, credential)) from None
             plan.answered_by(target)
             if not stream:
-                response = await self.outcomes.completed(plan, target, completion, output, None)
+                response = self.outcomes.response(plan, target, completion, output)
+                await self.outcomes.completed(plan, target, response)
                 yield Completed(response)
                 return
             yield self._selected(plan, target)
@@ -165,9 +166,9 @@ class Candidates:
             stop_sequence=item.stop_sequence,
         )
         output = await self.outcomes.output(plan, completion)
-        yield Completed(
-            await self.outcomes.completed(plan, target, completion, output, first_token_ms)
-        )
+        response = self.outcomes.response(plan, target, completion, output, first_token_ms)
+        await self.outcomes.completed(plan, target, response)
+        yield Completed(response)
 
     def _notice(
         self, plan: Plan, target: Target, live: LiveRequest, item: Queued | Loading

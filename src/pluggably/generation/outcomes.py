@@ -84,24 +84,32 @@ class Outcomes:
             error=(exc.code, exc.message),
         )
 
-    async def completed(
-        self,
-        plan: Plan,
-        target: Target,
-        completion: Completion,
-        output: Output,
-        first_token_ms: float | None,
-    ) -> GenerateResponse:
-        """The answer of the candidate that answered (its attempt is in the plan)."""
-        response = self.response(plan, target, completion, output, first_token_ms=first_token_ms)
-        await self._done(plan, target, response)
-        return response
+    async def completed(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
+        """The candidate that answered (its attempt is in the plan): its cooldown ends,
+        its metrics, session turn and request record."""
+        self.cooldowns.succeeded(cooldown_key(self.providers, plan.principal, target))
+        if target.provider != LOCAL:
+            self.discovery.observe(plan.principal.user_id, target.provider, None)
+        else:
+            await self.registry.touch(self.db, target.model)
+        self._measure(target, response)
+        await self.record_turn(plan, target, response.output, response.finish_reason)
+        await self.records.finish(
+            plan.request_id,
+            status="completed",
+            model=target.label,
+            provider=target.provider,
+            usage=(response.usage.prompt_tokens, response.usage.completion_tokens)
+            if response.usage
+            else None,
+            response=response.model_dump(mode="json"),
+        )
 
     async def cancelled(self, plan: Plan, target: Target, partial: str) -> GenerateResponse:
         """A JSON request cancelled while a candidate ran: its partial text."""
         completion = Completion(text=partial or None, finish_reason="cancelled")
         output = Output(text=completion.text)
-        response = self.response(plan, target, completion, output, first_token_ms=None)
+        response = self.response(plan, target, completion, output)
         await self.records.finish(
             plan.request_id,
             status="cancelled",
@@ -156,9 +164,9 @@ class Outcomes:
         target: Target,
         completion: Completion,
         output: Output,
-        *,
-        first_token_ms: float | None,
+        first_token_ms: float | None = None,
     ) -> GenerateResponse:
+        """The response to a candidate's answer."""
         usage = completion.usage
         return GenerateResponse(
             request_id=plan.request_id,
@@ -207,22 +215,3 @@ class Outcomes:
             m.child(m.generation_tokens, provider, "completion").inc(
                 response.usage.completion_tokens
             )
-
-    async def _done(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
-        self.cooldowns.succeeded(cooldown_key(self.providers, plan.principal, target))
-        if target.provider != LOCAL:
-            self.discovery.observe(plan.principal.user_id, target.provider, None)
-        else:
-            await self.registry.touch(self.db, target.model)
-        self._measure(target, response)
-        await self.record_turn(plan, target, response.output, response.finish_reason)
-        await self.records.finish(
-            plan.request_id,
-            status="completed",
-            model=target.label,
-            provider=target.provider,
-            usage=(response.usage.prompt_tokens, response.usage.completion_tokens)
-            if response.usage
-            else None,
-            response=response.model_dump(mode="json"),
-        )

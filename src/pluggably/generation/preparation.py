@@ -64,8 +64,10 @@ class Preparation:
         self,
         principal: Principal,
         body: GenerateRequest,
+        *,
         regenerate: RegenerateMode | None = None,
     ) -> Plan:
+        """The plan: routing, parameters, the session's context (one transaction)."""
         turn: Turn | None = None
         messages = inputs.conversation(body) if body.session_id is None else []
         async with self.db.session() as session:  # one transaction for all the lookups

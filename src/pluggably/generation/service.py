@@ -9,8 +9,8 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.auth.principal import Principal
 from pluggably.errors import GatewayError
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
@@ -20,8 +20,8 @@ from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.outcomes import Outcomes
 from pluggably.generation.plan import Plan
 from pluggably.generation.preparation import Preparation
-from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
-from pluggably.generation.turns import RegenerateMode
+from pluggably.generation.schemas import Accepted, CancelResult, GenerateResponse
+from pluggably.generation.tracking import Tracked
 from pluggably.lifecycle.admission import Reservation
 from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.observability.logging import get_logger
@@ -46,17 +46,32 @@ class GenerationService:
         self.preparation, self.candidates, self.outcomes = preparation, candidates, outcomes
         self.callers, self.live, self.background = callers, live, background
         self.scheduler = scheduler
+        # Everything that can fail with a plain HTTP error, before a stream's 200 goes
+        # out or a request is queued.
+        self.prepare = preparation.prepare
 
-    async def prepare(
-        self,
-        principal: Principal,
-        body: GenerateRequest,
-        *,
-        regenerate: RegenerateMode | None = None,
-    ) -> Plan:
-        """Everything that can fail with a plain HTTP error (routing, parameters, the
-        session), done before a stream's 200 goes out or a request is queued."""
-        return await self.preparation.prepare(principal, body, regenerate)
+    async def tracked(self, session: AsyncSession, user_id: str, request_id: str) -> Tracked:
+        """One of the caller's requests (404 for anyone else's)."""
+        record = await self.outcomes.records.get(session, user_id, request_id)
+        return Tracked(record, self.live.get(request_id, user_id))
+
+    async def cancel(self, session: AsyncSession, user_id: str, request_id: str) -> CancelResult:
+        """Stop a running request; its partial text comes back. Finished requests stay
+        as they are."""
+        tracked = await self.tracked(session, user_id, request_id)
+        live = tracked.live
+        if live is None:
+            status = tracked.record.status
+            return CancelResult(
+                request_id=request_id, cancelled=False, status=status, partial_output=None
+            )
+        await self.live.cancel(live)
+        return CancelResult(
+            request_id=request_id,
+            cancelled=True,
+            status="cancelled",
+            partial_output={"text": live.partial_text},
+        )
 
     def forget_caller(self, user_id: str) -> None:
         """A profile or a credential changed: the next request reads them again."""

@@ -115,41 +115,27 @@ class SessionTurns:
     ) -> None:
         """Store the answer; a successful regenerate-replace drops the old answer."""
         try:
-            await self._store_answer(
-                turn, model, provider, modality, output, finish_reason, request_id
-            )
+            async with self.db.session() as db_session:
+                chat = await db_session.get(ChatSession, turn.chat_id)
+                if chat is None:
+                    raise SessionNotFound(turn.chat_id)
+                if finish_reason != "cancelled":
+                    for message_id in turn.replace_ids:
+                        await self.sessions.remove(db_session, chat, message_id)
+                await self.sessions.append(
+                    db_session,
+                    chat,
+                    role="assistant",
+                    content=output.text or "",
+                    modality=modality,
+                    model=model,
+                    provider=provider,
+                    artifacts=[
+                        {"id": a.id, "type": a.type, "content_type": a.content_type}
+                        for a in output.artifacts
+                    ],
+                    finish_reason=finish_reason,
+                    request_id=request_id,
+                )
         except SessionNotFound:  # purged while the answer was produced
             log.info("session_gone_before_answer", session_id=turn.chat_id)
-
-    async def _store_answer(
-        self,
-        turn: Turn,
-        model: str,
-        provider: str,
-        modality: str,
-        output: Output,
-        finish_reason: str,
-        request_id: str,
-    ) -> None:
-        async with self.db.session() as db_session:
-            chat = await db_session.get(ChatSession, turn.chat_id)
-            if chat is None:
-                raise SessionNotFound(turn.chat_id)
-            if finish_reason != "cancelled":
-                for message_id in turn.replace_ids:
-                    await self.sessions.remove(db_session, chat, message_id)
-            await self.sessions.append(
-                db_session,
-                chat,
-                role="assistant",
-                content=output.text or "",
-                modality=modality,
-                model=model,
-                provider=provider,
-                artifacts=[
-                    {"id": a.id, "type": a.type, "content_type": a.content_type}
-                    for a in output.artifacts
-                ],
-                finish_reason=finish_reason,
-                request_id=request_id,
-            )
