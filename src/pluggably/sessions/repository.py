@@ -152,19 +152,20 @@ class SessionRepository:
         return removed
 
     async def closed_before(self, cutoff: datetime, limit: int) -> Sequence[str]:
-        query = (
-            select(ChatSession.id)
-            .where(ChatSession.status == "closed", ChatSession.closed_at < cutoff)
-            .order_by(ChatSession.closed_at, ChatSession.id)
-            .limit(limit)
-        )
-        return (await self.session.execute(query)).scalars().all()
+        return await self._oldest("closed", ChatSession.closed_at, cutoff, limit)
 
     async def idle_since(self, cutoff: datetime, limit: int) -> Sequence[str]:
+        return await self._oldest("active", ChatSession.last_used_at, cutoff, limit)
+
+    async def _oldest(
+        self, status: str, moment: Any, cutoff: datetime, limit: int
+    ) -> Sequence[str]:
+        """The ids of sessions in ``status`` whose ``moment`` is before ``cutoff``,
+        oldest first."""
         query = (
             select(ChatSession.id)
-            .where(ChatSession.status == "active", ChatSession.last_used_at < cutoff)
-            .order_by(ChatSession.last_used_at, ChatSession.id)
+            .where(ChatSession.status == status, moment < cutoff)
+            .order_by(moment, ChatSession.id)
             .limit(limit)
         )
         return (await self.session.execute(query)).scalars().all()
