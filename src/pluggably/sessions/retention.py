@@ -45,9 +45,7 @@ class SessionRetention:
                     break
         return removed
 
-    async def retain(
-        self, db: Database, *, closed_days: int | None, idle_days: int | None
-    ) -> int:
+    async def retain(self, db: Database, *, closed_days: int | None, idle_days: int | None) -> int:
         """One pass of the periodic retention (background work: its own transaction);
         the space freed goes back to the file system."""
         async with db.session() as db_session:
