@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +162,40 @@ async def test_lifecycle_routes(tmp_path: Path, database_url: str, gemma_gguf: P
         assert features["local_models_enabled"] is True
 
 
-async def test_busy_model_queues_202_positions_and_cancel(
-    tmp_path: Path, database_url: str, gemma_gguf: Path
-) -> None:
+SHORT = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 4, **GREEDY}}
+
+
+@dataclass
+class BusyGemma:
+    """Gemma busy with one long request (the only slot) and two short ones queued behind it."""
+
+    client: httpx.AsyncClient
+    holder: asyncio.Future[httpx.Response]  # the long request, waited for
+    first: httpx.Response  # the first waiter's answer
+    second: dict[str, Any]  # the second waiter's answer
+
+    @property
+    def queued(self) -> dict[str, Any]:
+        return dict(self.first.json())
+
+    async def cancel(self, request_id: str) -> dict[str, Any]:
+        return dict(
+            (await self.client.post(f"/v1/requests/{request_id}/cancel", headers=ADMIN)).json()
+        )
+
+    async def cancel_the_running_one(self) -> dict[str, Any]:
+        return await self.cancel(await _running_request(self.client))
+
+
+async def _gemma_status(client: httpx.AsyncClient) -> dict[str, Any]:
+    return dict((await client.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)).json())
+
+
+@pytest.fixture
+async def busy(tmp_path: Path, database_url: str, gemma_gguf: Path) -> AsyncIterator[BusyGemma]:
     # One user fills the whole queue here: their share is all of it.
     app = local_app(tmp_path, database_url, gemma_gguf, max_queue_depth=2, max_queue_per_user=2)
     async with running(app), client_for(app, timeout=60) as client:
-        # One long request holds the only slot.
         long_body = {
             "model": GEMMA,
             "input": {"prompt": LONG_RUNNING},
@@ -174,82 +203,90 @@ async def test_busy_model_queues_202_positions_and_cancel(
         }
         holder = asyncio.ensure_future(generate(client, ADMIN, **long_body, wait=True))
 
-        async def busy() -> bool:
-            status = await client.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)
-            return bool(status.json()["runtime_status"] == "busy")
+        async def is_busy() -> bool:
+            return bool((await _gemma_status(client))["runtime_status"] == "busy")
 
-        await wait_for(busy, 30)
-        short = {"model": GEMMA, "input": PROMPT, "parameters": {"max_tokens": 4, **GREEDY}}
-        first = await generate(client, ADMIN, **short)
-        assert first.status_code == 202, first.text
-        queued = first.json()
-        assert queued["status"] == "queued"
-        assert queued["queue_position"] == 1
-        assert first.headers["location"] == f"/v1/requests/{queued['request_id']}"
-        second = (await generate(client, ADMIN, **short)).json()
-        assert second["queue_position"] == 2
-        events = asyncio.ensure_future(_events(client, second["request_id"]))
-        full = await generate(client, ADMIN, **short)
-        assert_envelope(full, 503, "queue_full")
-        assert full.headers["retry-after"]
+        await wait_for(is_busy, 30)
+        first = await generate(client, ADMIN, **SHORT)
+        gemma = BusyGemma(client, holder, first, (await generate(client, ADMIN, **SHORT)).json())
+        yield gemma
+        if not holder.done():  # 2,000 tokens would outlast the test by far
+            await gemma.cancel_the_running_one()
+        await holder
 
-        status = await client.get(queued["status_url"], headers=ADMIN)
-        assert (status.json()["status"], status.json()["queue_position"]) == ("queued", 1)
-        model = (await client.get(f"/v1/models/{GEMMA}", headers=ADMIN)).json()
-        assert (model["runtime_status"], model["queue_depth"]) == ("busy", 2)
 
-        # Cancel the first waiter: it leaves the queue and the second moves up.
-        cancelled = await client.post(f"/v1/requests/{queued['request_id']}/cancel", headers=ADMIN)
-        assert cancelled.json()["cancelled"] is True
-        status = await client.get(second["status_url"], headers=ADMIN)
-        assert status.status_code == 200, (status.text, second)
-        assert (status.json()["status"], status.json()["queue_position"]) == ("queued", 1)
+async def test_a_busy_model_answers_202_with_queue_positions_and_503_when_full(
+    busy: BusyGemma,
+) -> None:
+    first, queued = busy.first, busy.queued
+    assert first.status_code == 202, first.text
+    assert queued["status"] == "queued"
+    assert queued["queue_position"] == 1
+    assert first.headers["location"] == f"/v1/requests/{queued['request_id']}"
+    assert busy.second["queue_position"] == 2
+    full = await generate(busy.client, ADMIN, **SHORT)
+    assert_envelope(full, 503, "queue_full")
+    assert full.headers["retry-after"]
 
-        # A stream joins the queue behind it: queued frames at each position, then tokens.
-        streamed = asyncio.ensure_future(sse_frames(client, ADMIN, **short))
+    status = await busy.client.get(queued["status_url"], headers=ADMIN)
+    assert (status.json()["status"], status.json()["queue_position"]) == ("queued", 1)
+    model = (await busy.client.get(f"/v1/models/{GEMMA}", headers=ADMIN)).json()
+    assert (model["runtime_status"], model["queue_depth"]) == ("busy", 2)
 
-        async def two_waiting() -> bool:
-            model = await client.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)
-            return bool(model.json()["queue_depth"] == 2)
 
-        await wait_for(two_waiting)
+async def test_cancelling_a_waiter_moves_the_next_one_up(busy: BusyGemma) -> None:
+    cancelled = await busy.cancel(busy.queued["request_id"])
+    assert cancelled["cancelled"] is True
+    status = await busy.client.get(busy.second["status_url"], headers=ADMIN)
+    assert status.status_code == 200, (status.text, busy.second)
+    assert (status.json()["status"], status.json()["queue_position"]) == ("queued", 1)
+    gone = await busy.client.get(busy.queued["result_url"], headers=ADMIN)
+    assert gone.json()["status"] == "cancelled"
 
-        # Cancel the running request: partial text back, the slot frees, the waiter runs.
-        running_id = await _running_request(client)
-        stopped = await client.post(f"/v1/requests/{running_id}/cancel", headers=ADMIN)
-        assert stopped.json()["cancelled"] is True
-        held = (await holder).json()
-        assert held["finish_reason"] == "cancelled"
-        assert (held["output"]["text"] or "") == stopped.json()["partial_output"]["text"]
 
-        async def served() -> bool:
-            record = await client.get(second["result_url"], headers=ADMIN)
-            return bool(record.json()["status"] == "completed")
+async def test_cancelling_the_running_request_returns_its_text_and_the_queue_runs_on(
+    busy: BusyGemma,
+) -> None:
+    """The first waiter cancelled, a stream joins behind the second: cancelling the running
+    request gives its partial text back, the slot frees and the waiters run in turn."""
+    client, second = busy.client, busy.second
+    events = asyncio.ensure_future(_events(client, second["request_id"]))
+    await busy.cancel(busy.queued["request_id"])
+    # A stream joins the queue behind it: queued frames at each position, then tokens.
+    streamed = asyncio.ensure_future(sse_frames(client, ADMIN, **SHORT))
 
-        await wait_for(served, 30)
-        record = (await client.get(second["result_url"], headers=ADMIN)).json()
-        result = record["result"]
-        assert result is not None, record
-        assert result["usage"], result
-        assert result["usage"]["completion_tokens"] == 4
-        watched = await events  # the 202'd request, followed from its queue to its end
-        assert watched[0] == {
-            "event": "status",
-            "request_id": second["request_id"],
-            "status": "queued",
-        }
-        assert [f["queue_position"] for f in watched if f.get("event") == "queued"] == [1]
-        assert watched[-1]["status"] == "completed"
-        frames = await streamed
-        events = [f.get("event") if isinstance(f, dict) else f for f in frames]
-        assert frames[0]["event"] == "queued"
-        positions = [f["queue_position"] for f in frames[:-1] if f.get("event") == "queued"]
-        assert positions == [2, 1]
-        assert events[2] == "model_selected"
-        assert events[-2:] == ["complete", "[DONE]"]
-        assert frames[-2]["usage"]["completion_tokens"] >= 1
-        gone = await client.get(queued["result_url"], headers=ADMIN)
-        assert gone.json()["status"] == "cancelled"
+    async def two_waiting() -> bool:
+        return bool((await _gemma_status(client))["queue_depth"] == 2)
+
+    await wait_for(two_waiting)
+    stopped = await busy.cancel_the_running_one()
+    assert stopped["cancelled"] is True
+    held = (await busy.holder).json()
+    assert held["finish_reason"] == "cancelled"
+    assert (held["output"]["text"] or "") == stopped["partial_output"]["text"]
+
+    async def served() -> bool:
+        record = await client.get(second["result_url"], headers=ADMIN)
+        return bool(record.json()["status"] == "completed")
+
+    await wait_for(served, 30)
+    record = (await client.get(second["result_url"], headers=ADMIN)).json()
+    result = record["result"]
+    assert result is not None, record
+    assert result["usage"], result
+    assert result["usage"]["completion_tokens"] == 4
+    watched = await events  # the 202'd request, followed from its queue to its end
+    assert watched[0] == {"event": "status", "request_id": second["request_id"], "status": "queued"}
+    assert [f["queue_position"] for f in watched if f.get("event") == "queued"] == [1]
+    assert watched[-1]["status"] == "completed"
+    frames = await streamed
+    names = [f.get("event") if isinstance(f, dict) else f for f in frames]
+    assert frames[0]["event"] == "queued"
+    positions = [f["queue_position"] for f in frames[:-1] if f.get("event") == "queued"]
+    assert positions == [2, 1]
+    assert names[2] == "model_selected"
+    assert names[-2:] == ["complete", "[DONE]"]
+    assert frames[-2]["usage"]["completion_tokens"] >= 1
 
 
 async def test_while_loading_fallback_answers_from_the_default(
