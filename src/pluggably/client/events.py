@@ -199,6 +199,13 @@ class _Collector:
         elif isinstance(event, StreamError):
             raise event.exception()
 
+    def read(self, events: Iterable[StreamEvent]) -> GenerateResponse:
+        """``collect``: a sync stream's events, then the result (``acollect`` adds
+        its own)."""
+        for event in events:
+            self.add(event)
+        return self.result()
+
     def result(self) -> GenerateResponse:
         """The final response, with the streamed text in ``output.text``."""
         response = self.response
@@ -213,10 +220,7 @@ class _Collector:
 def collect(events: Iterable[StreamEvent]) -> GenerateResponse:
     """Consume a generation stream: the final response with the streamed text in
     ``output.text``; a ``StreamError`` is raised as its ``PluggablyError``."""
-    collector = _Collector()
-    for event in events:
-        collector.add(event)
-    return collector.result()
+    return _Collector().read(events)
 
 
 async def acollect(events: AsyncIterable[StreamEvent]) -> GenerateResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +18,7 @@ from pluggably.client.events import SSEDecoder
 
 T = TypeVar("T")
 E = TypeVar("E")
+H = TypeVar("H", bound=httpx.Client | httpx.AsyncClient)
 
 SSE = "text/event-stream"
 
@@ -33,18 +34,19 @@ def credential_headers(api_key: str | None, token: str | None) -> dict[str, str]
     return headers
 
 
-class _Sender:
+class _Sender(Generic[H]):
     """What both senders share: the request of a call, and the reading of its answer.
     Only the I/O (sending, reading the body, iterating lines) differs between them."""
 
-    def __init__(self, base_url: str, headers: Mapping[str, str], stream_timeout: Any) -> None:
+    def __init__(
+        self, http: H, base_url: str, headers: Mapping[str, str], stream_timeout: Any
+    ) -> None:
+        self.http = http
         self.base_url = base_url
         self.headers = dict(headers)
         self.stream_timeout = stream_timeout
 
-    def _request(
-        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any] | StreamCall[Any]
-    ) -> httpx.Request:
+    def _request(self, call: Call[Any] | StreamCall[Any]) -> httpx.Request:
         """The request of ``call``; a stream asks for events and has its own timeout
         (the client's default otherwise)."""
         extra: Mapping[str, str] = {}
@@ -52,7 +54,7 @@ class _Sender:
             accept, timeout = SSE, self.stream_timeout
         else:
             accept, extra, timeout = "application/json", call.headers, httpx.USE_CLIENT_DEFAULT
-        return http.build_request(
+        return self.http.build_request(
             call.route.method,
             call.url,
             params=call.params,
@@ -126,6 +128,15 @@ class _EventReader(Generic[E]):
                 f"unexpected event from {self.call.route.path}: {exc}", code="bad_event"
             ) from None
 
+    def read(self, lines: Iterable[str]) -> Iterator[E]:
+        """The events of ``lines`` (a sync stream's; the async sender feeds its own)."""
+        for line in lines:
+            if (event := self.feed(line)) is not None:
+                yield event
+            elif self.done:
+                return
+        raise self.incomplete()
+
     def incomplete(self) -> ProtocolError:
         return ProtocolError(
             f"the event stream of {self.call.route.path} ended before [DONE]",
@@ -133,65 +144,43 @@ class _EventReader(Generic[E]):
         )
 
 
-class SyncSender(_Sender):
-    def __init__(
-        self,
-        http: httpx.Client,
-        base_url: str,
-        headers: Mapping[str, str],
-        stream_timeout: Any,
-    ) -> None:
-        super().__init__(base_url, headers, stream_timeout)
-        self.http = http
+class SyncSender(_Sender[httpx.Client]):
+    def _open(self, call: Call[Any] | StreamCall[Any], *, stream: bool = False) -> httpx.Response:
+        with self._transport_errors():
+            return self.http.send(self._request(call), stream=stream)
 
     def send(self, call: Call[T]) -> T:
-        with self._transport_errors():
-            response = self.http.send(self._request(self.http, call))
-        return self._parse(call, response)
+        return self._parse(call, self._open(call))
 
     def stream(self, call: StreamCall[E]) -> Iterator[E]:
         """The events of ``call``; leaving the loop early closes the connection, which
         cancels a generation on the server."""
-        with self._transport_errors():
-            response = self.http.send(self._request(self.http, call), stream=True)
+        response = self._open(call, stream=True)
         try:
             with self._transport_errors():
-                if not _is_event_stream(response):
+                if _is_event_stream(response):
+                    yield from _EventReader(call).read(response.iter_lines())
+                else:
                     response.read()
                     yield from self._fallback(call, response)
-                    return
-                reader = _EventReader(call)
-                for line in response.iter_lines():
-                    if (event := reader.feed(line)) is not None:
-                        yield event
-                    elif reader.done:
-                        return
-                raise reader.incomplete()
         finally:
             response.close()
 
 
-class AsyncSender(_Sender):
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        base_url: str,
-        headers: Mapping[str, str],
-        stream_timeout: Any,
-    ) -> None:
-        super().__init__(base_url, headers, stream_timeout)
-        self.http = http
+class AsyncSender(_Sender[httpx.AsyncClient]):
+    async def _open(
+        self, call: Call[Any] | StreamCall[Any], *, stream: bool = False
+    ) -> httpx.Response:
+        with self._transport_errors():
+            return await self.http.send(self._request(call), stream=stream)
 
     async def send(self, call: Call[T]) -> T:
-        with self._transport_errors():
-            response = await self.http.send(self._request(self.http, call))
-        return self._parse(call, response)
+        return self._parse(call, await self._open(call))
 
     async def stream(self, call: StreamCall[E]) -> AsyncIterator[E]:
         """The events of ``call``; closing the iterator early (``aclose()``, or leaving
         an ``async with contextlib.aclosing(...)``) closes the connection."""
-        with self._transport_errors():
-            response = await self.http.send(self._request(self.http, call), stream=True)
+        response = await self._open(call, stream=True)
         try:
             with self._transport_errors():
                 if not _is_event_stream(response):
