@@ -23,6 +23,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 E = TypeVar("E")
 S = TypeVar("S")
+C = TypeVar("C")
+D = TypeVar("D", bound="_Declared[Any, Any]")
 
 
 class Bound(Generic[S]):
@@ -40,10 +42,10 @@ class Handle(Bound[S]):
         self.id = resource_id
 
 
-class Operation(Generic[P, T]):
-    """One route; ``build(route, *args)`` makes the ``Call`` for given arguments."""
+class _Declared(Generic[P, C]):
+    """One route and the builder of its calls; ``call(*args)`` makes the call."""
 
-    def __init__(self, route: Route, build: Callable[Concatenate[Route, P], Call[T]]) -> None:
+    def __init__(self, route: Route, build: Callable[Concatenate[Route, P], C]) -> None:
         self.route = route
         self.build = build
         self.__name__ = build.__name__
@@ -53,8 +55,12 @@ class Operation(Generic[P, T]):
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.__name__ = name
 
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[T]:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> C:
         return self.build(self.route, *args, **kwargs)
+
+
+class Operation(_Declared[P, Call[T]], Generic[P, T]):
+    """One route answered with JSON (or text, bytes, nothing), read as ``T``."""
 
     def sent_as(self, method: str, doc: str) -> Operation[P, T]:
         """The same operation on another method of its path (``PATCH`` beside ``PUT``)."""
@@ -76,18 +82,8 @@ class Operation(Generic[P, T]):
         return _bind(self, lambda *a, **k: obj._sender.send(self.call(*a, **k)))
 
 
-class StreamOperation(Generic[P, E]):
+class StreamOperation(_Declared[P, StreamCall[E]], Generic[P, E]):
     """A route answered with server-sent events, read as typed events."""
-
-    def __init__(self, route: Route, build: Callable[Concatenate[Route, P], StreamCall[E]]) -> None:
-        self.route = route
-        self.build = build
-        self.__name__ = build.__name__
-        self.__doc__ = build.__doc__
-        self.signature = _signature(build, skip=1)
-
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> StreamCall[E]:
-        return self.build(self.route, *args, **kwargs)
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> StreamOperation[P, E]: ...
@@ -103,15 +99,19 @@ class StreamOperation(Generic[P, E]):
         return _bind(self, lambda *a, **k: obj._sender.stream(self.call(*a, **k)))
 
 
-class OnHandle(Generic[P, T]):
-    """An operation whose first argument is the handle's id: ``handle.reset()`` is
-    ``sessions.reset(handle.id)``."""
+class _OnHandle(Generic[D]):
+    """A declared operation whose first argument is the handle's id."""
 
-    def __init__(self, operation: Operation[Concatenate[str, P], T]) -> None:
+    def __init__(self, operation: D) -> None:
         self.operation = operation
         self.__name__ = operation.__name__
         self.__doc__ = operation.__doc__
         self.signature = _signature(operation.build, skip=2)
+
+
+class OnHandle(_OnHandle[Operation[Concatenate[str, P], T]], Generic[P, T]):
+    """An operation whose first argument is the handle's id: ``handle.reset()`` is
+    ``sessions.reset(handle.id)``."""
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> OnHandle[P, T]: ...
@@ -128,14 +128,8 @@ class OnHandle(Generic[P, T]):
         return _bind(self, lambda *a, **k: obj._sender.send(op.call(obj.id, *a, **k)))
 
 
-class StreamOnHandle(Generic[P, E]):
+class StreamOnHandle(_OnHandle[StreamOperation[Concatenate[str, P], E]], Generic[P, E]):
     """A stream operation whose first argument is the handle's id."""
-
-    def __init__(self, operation: StreamOperation[Concatenate[str, P], E]) -> None:
-        self.operation = operation
-        self.__name__ = operation.__name__
-        self.__doc__ = operation.__doc__
-        self.signature = _signature(operation.build, skip=2)
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> StreamOnHandle[P, E]: ...
