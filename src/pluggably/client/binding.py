@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from types import TracebackType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    overload,
+)
 
 from pluggably.client.calls import Call, Route, StreamCall
 
@@ -40,6 +51,25 @@ class Handle(Bound[S]):
     def __init__(self, sender: S, resource_id: str) -> None:
         super().__init__(sender)
         self.id = resource_id
+
+
+class _Closable(Protocol):
+    def close(self) -> object: ...
+
+
+class ClosedOnExit:
+    """``with`` closes it (``close()``) at the end: a client, a session handle."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self: _Closable,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class _Declared(Generic[P, C]):

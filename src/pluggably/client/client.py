@@ -15,7 +15,7 @@ import httpx
 
 from pluggably import __version__
 from pluggably.client.accounts import Invites, ProviderKeys, Tokens, Users
-from pluggably.client.binding import Bound, S, operation, routes_of, stream_operation
+from pluggably.client.binding import Bound, ClosedOnExit, S, operation, routes_of, stream_operation
 from pluggably.client.calls import (
     Call,
     Route,
@@ -213,7 +213,7 @@ class _Connected(_Api[S], Generic[S, H, Tr]):
         )
 
 
-class Client(_Connected[SyncSender, httpx.Client, httpx.BaseTransport]):
+class Client(ClosedOnExit, _Connected[SyncSender, httpx.Client, httpx.BaseTransport]):
     """A Pluggably server, over HTTP (blocking).
 
     ``api_key`` is sent as ``X-API-Key``, ``token`` (a login or API token) as
@@ -227,14 +227,6 @@ class Client(_Connected[SyncSender, httpx.Client, httpx.BaseTransport]):
         """Close the connections (not those of an ``http_client`` passed in)."""
         if self._owns_http:
             self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def session(
         self,

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, TypeVar, Unpack, overload
 
 from pluggably.client.binding import (
     Bound,
+    ClosedOnExit,
     Handle,
     OnHandle,
     S,
@@ -339,16 +340,8 @@ class _SessionHandle(Handle[S]):
         return f"<{type(self).__name__} {self.id} {self.info.title!r}>"
 
 
-class SessionHandle(_SessionHandle[SyncSender]):
+class SessionHandle(ClosedOnExit, _SessionHandle[SyncSender]):
     """A session of the sync ``Client``; ``with`` closes it at the end."""
-
-    def __enter__(self) -> SessionHandle:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class AsyncSessionHandle(_SessionHandle[AsyncSender]):
