@@ -3,7 +3,7 @@ through typed dependencies (``api/deps.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pluggably.artifacts.service import ArtifactService
@@ -23,6 +23,7 @@ from pluggably.credentials.vault import Vault
 from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.runs import DownloadSettings
+from pluggably.downloads.worker import DownloadRunner
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
 from pluggably.generation.candidates import Candidates
@@ -73,13 +74,14 @@ class Container:
     retention: Retention
     http: Upstream
     providers: ProviderDirectory
-    catalog: ModelCatalog
     records: RequestRecords
-    generation: GenerationService
     artifacts: ArtifactService
     scheduler: Scheduler
     sessions: SessionService
     admin_user_id: str
+    # Built from the parts above, once they are there.
+    generation: GenerationService = field(init=False)
+    catalog: ModelCatalog = field(init=False)
 
 
 def build_container(
@@ -93,22 +95,7 @@ def build_container(
     hasher = TokenHasher(keyring)
     login_tokens = LoginTokens(keyring, timedelta(minutes=settings.login_token_ttl_minutes))
     invites = InviteService(hasher, timedelta(days=settings.invite_ttl_days))
-
-    def runtime_for(spec: ModelSpec) -> Runtime:
-        return make_runtime(spec, context_tokens=settings.local_context_tokens)
-
-    scheduler = Scheduler(
-        runtime_for,
-        SchedulerLimits(
-            max_loaded_models=settings.max_loaded_models,
-            memory_budget_bytes=settings.memory_budget_bytes,
-            keep_alive_s=settings.keep_alive_s,
-            max_queue_depth=settings.max_queue_depth,
-            max_queue_per_user=settings.max_queue_per_user,
-            parallel=settings.local_parallel,
-        ),
-        metrics=metrics,
-    )
+    scheduler = _scheduler(settings, metrics)
     registry = RegistryService(settings.models_dir, scheduler)
     credentials = CredentialService(
         Vault(keyring), settings.providers, settings.server_keys_allowed
@@ -117,64 +104,16 @@ def build_container(
         settings.hf_endpoint, settings.hf_token.get_secret_value() if settings.hf_token else None
     )
     quota = Quota(settings.models_dir, settings.storage_limit_bytes)
-    downloads = DownloadManager(
-        db,
-        registry,
-        quota,
-        hub,
-        DownloadSettings(
-            allow_private_urls=settings.allow_private_downloads,
-            keep_partial=settings.keep_partial_downloads,
-            size_guard_bytes=settings.download_size_guard_bytes,
-        ),
-        metrics,
-    )
+    downloads = _downloads(settings, db, registry, quota, hub, metrics)
     # One client for every provider call (connections reused across requests).
     http = Upstream(timeout_s=settings.upstream_timeout_s, proxy=settings.upstream_proxy)
     providers = ProviderDirectory(http, settings.providers, settings.endpoints)
     records = RequestRecords(db)
     sessions = SessionService.from_settings(settings)
-    artifacts = ArtifactService(
-        _artifact_store(settings),
-        keyring,
-        settings.public_base_url,
-        timedelta(seconds=settings.artifact_ttl_s),
-    )
+    artifacts = _artifacts(settings, keyring)
     router = Router(providers, registry, settings.fallbacks, settings.default_fallbacks)
-    accounts = AccountService(
-        passwords=PasswordHasher(),
-        login_tokens=login_tokens,
-        throttle=LoginThrottle(
-            settings.login_max_failures,
-            settings.login_max_failures_per_address,
-            settings.login_failure_window_s,
-            slowdown_after=settings.login_slowdown_after,
-            slowdown_max_s=settings.login_slowdown_max_s,
-            per_account=settings.login_max_failures_per_account,
-            registrations_per_address=settings.registration_max_failures_per_address,
-        ),
-        invites=invites,
-        registration_open=settings.registration_open,
-        # A preferred model is whatever a request's ``model`` could name.
-        check_model=router.parse,
-    )
-    discovery = Discovery()
-    generation = _generation(
-        settings,
-        db,
-        router,
-        providers,
-        credentials,
-        accounts,
-        records,
-        metrics,
-        discovery,
-        scheduler=scheduler,
-        registry=registry,
-        artifacts=artifacts,
-        sessions=sessions,
-    )
-    return Container(
+    accounts = _accounts(settings, login_tokens, invites, router)
+    container = Container(
         settings=settings,
         metrics=metrics,
         readiness=readiness,
@@ -187,9 +126,7 @@ def build_container(
         credentials=credentials,
         http=http,
         providers=providers,
-        catalog=ModelCatalog(accounts, providers, credentials, discovery, registry),
         records=records,
-        generation=generation,
         registry=registry,
         hub=hub,
         quota=quota,
@@ -200,29 +137,80 @@ def build_container(
         sessions=sessions,
         admin_user_id=admin_user_id,
     )
+    discovery = Discovery()  # what each caller's providers were seen to offer
+    container.generation = _generation(container, router, discovery)
+    container.catalog = ModelCatalog(accounts, providers, credentials, discovery, registry)
+    return container
 
 
-def _generation(
+def _scheduler(settings: Settings, metrics: Metrics) -> Scheduler:
+    def runtime_for(spec: ModelSpec) -> Runtime:
+        return make_runtime(spec, context_tokens=settings.local_context_tokens)
+
+    limits = SchedulerLimits(
+        max_loaded_models=settings.max_loaded_models,
+        memory_budget_bytes=settings.memory_budget_bytes,
+        keep_alive_s=settings.keep_alive_s,
+        max_queue_depth=settings.max_queue_depth,
+        max_queue_per_user=settings.max_queue_per_user,
+        parallel=settings.local_parallel,
+    )
+    return Scheduler(runtime_for, limits, metrics=metrics)
+
+
+def _downloads(
     settings: Settings,
     db: Database,
-    router: Router,
-    providers: ProviderDirectory,
-    credentials: CredentialService,
-    accounts: AccountService,
-    records: RequestRecords,
-    metrics: Metrics,
-    discovery: Discovery,
-    *,
-    scheduler: Scheduler,
     registry: RegistryService,
-    artifacts: ArtifactService,
-    sessions: SessionService,
-) -> GenerationService:
+    quota: Quota,
+    hub: HubClient,
+    metrics: Metrics,
+) -> DownloadManager:
+    options = DownloadSettings(
+        allow_private_urls=settings.allow_private_downloads,
+        keep_partial=settings.keep_partial_downloads,
+        size_guard_bytes=settings.download_size_guard_bytes,
+    )
+    return DownloadManager(DownloadRunner(db, registry, quota, hub, options, metrics))
+
+
+def _accounts(
+    settings: Settings, login_tokens: LoginTokens, invites: InviteService, router: Router
+) -> AccountService:
+    throttle = LoginThrottle(
+        settings.login_max_failures,
+        settings.login_max_failures_per_address,
+        settings.login_failure_window_s,
+        slowdown_after=settings.login_slowdown_after,
+        slowdown_max_s=settings.login_slowdown_max_s,
+        per_account=settings.login_max_failures_per_account,
+        registrations_per_address=settings.registration_max_failures_per_address,
+    )
+    return AccountService(
+        passwords=PasswordHasher(),
+        login_tokens=login_tokens,
+        throttle=throttle,
+        invites=invites,
+        registration_open=settings.registration_open,
+        # A preferred model is whatever a request's ``model`` could name.
+        check_model=router.parse,
+    )
+
+
+def _generation(c: Container, router: Router, discovery: Discovery) -> GenerationService:
     """The generation service and its parts, each built once here."""
+    settings, db, metrics, providers, registry = (
+        c.settings,
+        c.db,
+        c.metrics,
+        c.providers,
+        c.registry,
+    )
+    records, scheduler, credentials = c.records, c.scheduler, c.credentials
     cooldowns, live, background = Cooldowns(), LiveRequests(), Background()
-    callers = CallerCache(accounts, credentials)
+    callers = CallerCache(c.accounts, credentials)
     local = LocalBackend(scheduler, metrics)
-    turns = SessionTurns(sessions, db)
+    turns = SessionTurns(c.sessions, db)
     outcomes = Outcomes(
         db,
         records,
@@ -231,7 +219,7 @@ def _generation(
         cooldowns=cooldowns,
         discovery=discovery,
         registry=registry,
-        artifacts=artifacts,
+        artifacts=c.artifacts,
         turns=turns,
         inline_output_bytes=settings.inline_output_bytes,
     )
@@ -278,6 +266,11 @@ def _resolver(
         else None
     )
     return CredentialResolver(verifiers, local)
+
+
+def _artifacts(settings: Settings, keyring: Keyring) -> ArtifactService:
+    ttl = timedelta(seconds=settings.artifact_ttl_s)
+    return ArtifactService(_artifact_store(settings), keyring, settings.public_base_url, ttl)
 
 
 def _artifact_store(settings: Settings) -> ArtifactStore:

@@ -24,24 +24,13 @@ from pluggably.storage.quota import Quota
 
 
 class DownloadManager:
-    def __init__(
-        self,
-        db: Database,
-        registry: RegistryService,
-        quota: Quota,
-        hub: HubClient,
-        settings: DownloadSettings,
-        metrics: Metrics,
-    ) -> None:
-        self.db, self.registry, self.quota, self.hub, self.settings = (
-            db,
-            registry,
-            quota,
-            hub,
-            settings,
-        )
-        self.runner = DownloadRunner(db, registry, quota, hub, settings, metrics)
-        self.staging = self.runner.staging
+    """Download jobs as callers see them (submit, list, follow, cancel); ``runner``
+    runs them."""
+
+    def __init__(self, runner: DownloadRunner) -> None:
+        self.runner = runner
+        self.db, self.registry, self.quota = runner.db, runner.registry, runner.quota
+        self.hub, self.settings, self.staging = runner.hub, runner.settings, runner.staging
         self._submit_lock = asyncio.Lock()
 
     # lifecycle
