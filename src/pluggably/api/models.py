@@ -16,7 +16,6 @@ from pluggably.registry.schemas import (
     ModelInfo,
     ModelList,
     ModelStatus,
-    ModelStatusName,
     SearchPage,
 )
 from pluggably.registry.search import search
@@ -27,31 +26,13 @@ NOT_FOUND = error_responses(404)
 
 @router.get("", response_model=ModelList)
 async def list_models(
-    principal: Reader,
-    session: DbSession,
-    catalog: Catalog,
-    modality: Modality | None = None,
-    provider: Annotated[str | None, Query(max_length=64)] = None,
-    status: ModelStatusName | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Substring of id or name.")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    discover: bool = True,
+    principal: Reader, session: DbSession, catalog: Catalog, query: Annotated[ModelQuery, Query()]
 ) -> ModelList:
     """Registry models first, then the provider models this user can call
     (``provider:model``, ``format: remote``) with their ``availability``: discovered with
     the user's credential (``available``; cached 5 minutes, skipped with
     ``discover=false``), else the provider's default model (``unknown``). Naming a
     ``provider`` the user has no credential for lists its default as ``locked``."""
-    query = ModelQuery(
-        modality=modality,
-        provider=provider,
-        status=status,
-        q=q,
-        limit=limit,
-        cursor=cursor,
-        discover=discover,
-    )
     return await catalog.page(session, principal, query)
 
 

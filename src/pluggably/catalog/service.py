@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal
@@ -27,16 +28,17 @@ from pluggably.registry.service import RegistryService, decode_catalog_cursor, e
 from pluggably.users.service import AccountService
 
 
-@dataclass(frozen=True)
-class ModelQuery:
-    """The filters and page of GET /v1/models."""
+class ModelQuery(BaseModel):
+    """The filters and page of GET /v1/models (its query parameters)."""
+
+    model_config = ConfigDict(frozen=True)
 
     modality: Modality | None = None
-    provider: str | None = None
+    provider: str | None = Field(None, max_length=64)
     status: ModelStatusName | None = None
-    q: str | None = None
-    limit: int = 50
-    cursor: str | None = None
+    q: str | None = Field(None, max_length=200, description="Substring of id or name.")
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=500)
     discover: bool = True
 
 
