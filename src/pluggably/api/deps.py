@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.service import ArtifactService
@@ -18,7 +18,6 @@ from pluggably.catalog.service import ModelCatalog
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
-from pluggably.db.reclaim import SpaceReclaimer
 from pluggably.downloads.manager import DownloadManager
 from pluggably.errors import Forbidden, NotReady
 from pluggably.generation.records import RequestRecords
@@ -202,8 +201,12 @@ async def _sessions(container: ContainerDep) -> SessionService:
     return container.sessions
 
 
-async def _reclaimer(container: ContainerDep) -> SpaceReclaimer:
-    return container.db.reclaimer
+ReclaimLater = Callable[[], None]
+
+
+async def _reclaim_later(container: ContainerDep, background: BackgroundTasks) -> ReclaimLater:
+    reclaimer = container.db.reclaimer
+    return lambda: background.add_task(reclaimer.run)
 
 
 async def _database(container: ContainerDep) -> Database:
@@ -230,8 +233,8 @@ Hub = Annotated[HubClient, Depends(_hub)]
 StorageQuota = Annotated[Quota, Depends(_quota)]
 StorageRetention = Annotated[Retention, Depends(_retention)]
 Sessions = Annotated[SessionService, Depends(_sessions)]
-# Gives the file space of deleted rows back (SQLite), after the response is sent.
-Reclaimer = Annotated[SpaceReclaimer, Depends(_reclaimer)]
+# Call it to give the file space of deleted rows back (SQLite) after the response is sent.
+Reclaim = Annotated[ReclaimLater, Depends(_reclaim_later)]
 # For work that outlives the request's unit of work and opens its own sessions.
 Db = Annotated[Database, Depends(_database)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]

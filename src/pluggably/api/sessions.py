@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Query, status
+from fastapi import APIRouter, Body, Query, status
 
-from pluggably.api.deps import Artifacts, DbSession, Reader, Reclaimer, Sessions, Writer
+from pluggably.api.deps import Artifacts, DbSession, Reader, Reclaim, Sessions, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.sessions.schemas import (
     SessionCreate,
@@ -114,8 +114,7 @@ async def delete_session(
     principal: Writer,
     session: DbSession,
     sessions: Sessions,
-    reclaimer: Reclaimer,
-    background: BackgroundTasks,
+    reclaim: Reclaim,
     purge: Annotated[
         bool, Query(description="Delete the session and its messages instead of closing it.")
     ] = False,
@@ -126,7 +125,7 @@ async def delete_session(
     a Session from every answer of this route)."""
     if purge:
         last = await sessions.purge(session, principal.user_id, session_id)
-        background.add_task(reclaimer.run)
+        reclaim()
         return last
     return SessionInfo.model_validate(await sessions.close(session, principal.user_id, session_id))
 
@@ -137,11 +136,10 @@ async def reset_session(
     principal: Writer,
     session: DbSession,
     sessions: Sessions,
-    reclaimer: Reclaimer,
-    background: BackgroundTasks,
+    reclaim: Reclaim,
 ) -> SessionInfo:
     """Clear the messages and state tokens; keep the title and system prompt.
     A closed session keeps its history: 400 ``session_closed``."""
     chat = await sessions.reset(session, principal.user_id, session_id)
-    background.add_task(reclaimer.run)
+    reclaim()
     return SessionInfo.model_validate(chat)
