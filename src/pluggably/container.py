@@ -17,7 +17,6 @@ from pluggably.auth.throttle import LoginThrottle
 from pluggably.auth.token_hash import TokenHasher
 from pluggably.catalog.service import ModelCatalog
 from pluggably.config import Settings
-from pluggably.credentials.keys import Keyring
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
@@ -33,8 +32,10 @@ from pluggably.generation.preparation import Preparation
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.service import GenerationService
 from pluggably.generation.turns import SessionTurns
+from pluggably.keyring import Keyring
+from pluggably.lifecycle.limits import SchedulerLimits
 from pluggably.lifecycle.local import LocalBackend
-from pluggably.lifecycle.scheduler import Scheduler, SchedulerLimits
+from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.model_lists import Discovery

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from pluggably.api.deps import Catalog, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS
-from pluggably.api.schemas_providers import ProviderInfo, ProviderList
 from pluggably.credentials.providers import KNOWN_PROVIDERS
+from pluggably.providers.schemas import ProviderInfo, ProviderList
 
 router = APIRouter(tags=["generation"], responses=AUTH_ERRORS)
 

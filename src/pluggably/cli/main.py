@@ -79,7 +79,7 @@ async def _migrate(settings: Settings) -> None:
 
 def _run_prepare(settings: Settings) -> None:
     """The lifespan's startup work, done first here so that a problem is one line."""
-    from pluggably.credentials.keys import load_keyring
+    from pluggably.keyring import load_keyring
     from pluggably.startup import prepare_directories
 
     try:
@@ -141,8 +141,8 @@ def _with_services(
 ) -> T:
     """Run ``work`` in one transaction with the same services the server builds."""
     from pluggably.container import build_container
-    from pluggably.credentials.keys import load_keyring
     from pluggably.db import Database
+    from pluggably.keyring import load_keyring
     from pluggably.observability.metrics import Metrics
     from pluggably.startup import Readiness
     from pluggably.users.service import ensure_admin_user
@@ -229,7 +229,7 @@ def secrets_rotate() -> None:
 
     Retired keys stay in the key file: API tokens and invites hashed under them keep
     working (tokens move to the new key on their next use)."""
-    from pluggably.credentials.keys import add_key
+    from pluggably.keyring import add_key
 
     settings = _settings()
     _run_prepare(settings)

@@ -9,18 +9,14 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pluggably.db import Database, utcnow
+from pluggably.db import utcnow
 from pluggably.downloads import local, sources
 from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
-from pluggably.downloads.runs import TERMINAL, DownloadSettings
+from pluggably.downloads.runs import TERMINAL
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, job_info
 from pluggably.downloads.worker import DownloadRunner
 from pluggably.errors import Conflict, InvalidParameter, JobNotFound
-from pluggably.observability.metrics import Metrics
-from pluggably.registry.hub import HubClient
-from pluggably.registry.service import RegistryService
-from pluggably.storage.quota import Quota
 
 
 class DownloadManager:

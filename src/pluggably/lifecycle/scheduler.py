@@ -37,10 +37,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pluggably.errors import Conflict, ModelLoading
-from pluggably.lifecycle.admission import Admission
-from pluggably.lifecycle.admission import Reservation as Reservation  # generation/ imports it here
+from pluggably.lifecycle.admission import Admission, Reservation
 from pluggably.lifecycle.fair_queue import PositionListener
-from pluggably.lifecycle.limits import SchedulerLimits as SchedulerLimits  # container.py
+from pluggably.lifecycle.limits import SchedulerLimits
 from pluggably.lifecycle.resident import Resident, Slot
 from pluggably.lifecycle.state import RuntimeState
 from pluggably.observability.logging import get_logger
