@@ -169,6 +169,11 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
 
 @pytest.fixture
 def free_port() -> int:
+    return unused_port()
+
+
+def unused_port() -> int:
+    """A loopback port free at this moment (for servers a test starts)."""
     import socket
 
     with socket.socket() as s:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typer.testing import CliRunner, Result
 
 from pluggably.cli import app
 from pluggably.cli.connection import DEFAULT_URL, Flags, UsageError, resolve
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, unused_port
 from tests.fixtures.openai_sim import OpenAISim
 from tests.serving.test_serve import start_server, stop_server
 
@@ -32,12 +31,6 @@ MODEL = "openai:gpt-4o-mini"
 GEMMA = "local/gemma"
 PNG = b"\x89PNG"
 BAD_TOKEN = "not-a-valid-token-0000"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -69,7 +62,7 @@ def live(
     home = tmp / "home-config"
     home.mkdir()
     with OpenAISim() as sim:
-        port = _free_port()
+        port = unused_port()
         proc, log = start_server(
             tmp,
             port,
@@ -408,7 +401,7 @@ def test_flags_beat_environment_beat_config_file(live: Live, tmp_path: Path) -> 
     assert cli(live, *args, "--api-key", ADMIN_KEY, **nothing_set).exit_code == 0
 
     # Server: the environment beats the file, a flag (on the group or the command) beats both.
-    nowhere = f"http://127.0.0.1:{_free_port()}"
+    nowhere = f"http://127.0.0.1:{unused_port()}"
     env_server = {**nothing_set, "PLUGGABLY_TOKEN": ADMIN_KEY, "PLUGGABLY_SERVER_URL": nowhere}
     unreachable = cli(live, *args, **env_server)
     assert unreachable.exit_code == 1
@@ -472,7 +465,7 @@ def test_defaults_and_bad_settings(
 
 
 def test_unreachable_server_is_one_line_from_the_installed_command(live: Live) -> None:
-    nowhere = f"http://127.0.0.1:{_free_port()}"
+    nowhere = f"http://127.0.0.1:{unused_port()}"
     result = cli_process(live, "generate", "hi", "-m", MODEL, PLUGGABLY_SERVER_URL=nowhere)
     assert result.returncode == 1
     assert result.stdout == ""

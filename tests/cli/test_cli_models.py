@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from pluggably.cli.jobs import jobs_app
 from pluggably.cli.models import models_app
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, unused_port
 from tests.fixtures.hf_hub import FakeHub
 from tests.serving.test_serve import start_server, stop_server
 
@@ -35,12 +34,6 @@ WIDE = {"COLUMNS": "200"}
 def gguf_bytes(size: int, seed: int = 0) -> bytes:
     block = hashlib.sha256(str(seed).encode()).digest() * 32
     return (b"GGUF" + block * (size // len(block) + 1))[:size]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -63,7 +56,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 library_name="gguf",
                 downloads=100 * seed,
             )
-        port = _free_port()
+        port = unused_port()
         proc, log = start_server(
             tmp, port, PLUGGABLY_HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "hf-home")
         )

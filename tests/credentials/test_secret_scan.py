@@ -19,10 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, unused_port
 from tests.fixtures.loopback import serving
 from tests.fixtures.openai_sim import OpenAISim
-from tests.generation.test_generate import free_port_now
 from tests.serving.test_serve import start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -90,7 +89,7 @@ def sim() -> Iterator[OpenAISim]:
 
 def _run(data: Path, sim: OpenAISim | None, steps: Callable[[Walk], None], *never: str) -> Walk:
     """Start a server in ``data`` (with ``sim`` as openai, if any), take ``steps``, stop it."""
-    port = free_port_now()
+    port = unused_port()
     env = {"PLUGGABLY_LOG_LEVEL": "debug"}
     if sim is not None:
         env |= {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +27,7 @@ from tests.conftest import (
     new_user,
     running,
     sse_frames,
+    unused_port,
 )
 from tests.fixtures.loopback import serving
 from tests.fixtures.openai_sim import OpenAISim, make_png
@@ -418,13 +418,6 @@ async def test_dead_upstream_cools_down(
         assert len(openai_sim.requests_to("/v1/chat/completions")) == before
 
 
-def free_port_now() -> int:
-    """A port free at this moment: the ``free_port`` fixture, for class- and module-scoped
-    fixtures (a function-scoped fixture cannot serve them)."""
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class _CancelledStream:
     """A stream cancelled through POST /v1/requests/{id}/cancel while GET …/events followed
@@ -482,7 +475,7 @@ def cancelled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_CancelledSt
     with serving(OpenAISim(), "the OpenAI simulator") as sim:
         sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
         sim.token_delay_s = 0.03
-        port = free_port_now()
+        port = unused_port()
         proc, log_path = serve_with(tmp_path_factory.mktemp("cancel"), port, sim)
         try:
             run = _CancelledStream(sim, f"http://127.0.0.1:{port}")
