@@ -20,7 +20,6 @@ from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager
 from pluggably.errors import Forbidden, NotReady
-from pluggably.generation.records import RequestRecords
 from pluggably.generation.service import GenerationService
 from pluggably.lifecycle.scheduler import Scheduler as ModelScheduler
 from pluggably.observability.context import current
@@ -169,10 +168,6 @@ async def _generation(container: ContainerDep) -> GenerationService:
     return container.generation
 
 
-async def _records(container: ContainerDep) -> RequestRecords:
-    return container.records
-
-
 async def _scheduler(container: ContainerDep) -> ModelScheduler:
     return container.scheduler
 
@@ -225,7 +220,6 @@ Registry = Annotated[RegistryService, Depends(_registry)]
 Downloads = Annotated[DownloadManager, Depends(_downloads)]
 Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
 Generation = Annotated[GenerationService, Depends(_generation)]
-Records = Annotated[RequestRecords, Depends(_records)]
 Scheduler = Annotated[ModelScheduler, Depends(_scheduler)]
 Catalog = Annotated[ModelCatalog, Depends(_catalog)]
 Providers = Annotated[ProviderDirectory, Depends(_providers)]
