@@ -2,8 +2,8 @@
 object, the work that goes on in the background) and shutdown in reverse order.
 
 Periodic work has one shape: a named pass a service offers (``ArtifactService.expire``,
-``SessionService.retain``, the storage cleanup), listed in ``periodic_work`` and run by
-``periodic.every`` in a task this lifespan owns."""
+``SessionService.retain``, ``Scheduler.unload_idle``, the storage cleanup), listed in
+``periodic_work`` and run by ``periodic.every`` in a task this lifespan owns."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def periodic_work(container: Container) -> list[Periodic]:
             container.sessions.retain, container.db, closed_days=closed, idle_days=idle
         )
         work.append(Periodic("session_retention", settings.session_cleanup_interval_s, retain))
+    if (tick := container.scheduler.idle_tick_s) is not None:
+        work.append(Periodic("idle_unload", tick, container.scheduler.unload_idle))
     if settings.storage_cleanup_interval_s:
         cleanup = partial(_storage_cleanup, container)
         work.append(Periodic("storage_cleanup", settings.storage_cleanup_interval_s, cleanup, True))

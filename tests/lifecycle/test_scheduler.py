@@ -23,6 +23,7 @@ import pytest
 from pluggably.errors import Conflict, GatewayError, ModelLoading, QueueFull
 from pluggably.lifecycle.limits import SchedulerLimits
 from pluggably.lifecycle.scheduler import Scheduler
+from pluggably.periodic import every
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
 
 GiB = 1 << 30
@@ -229,14 +230,22 @@ def world() -> Iterator[World]:
 @pytest.fixture
 async def make(world: World) -> AsyncIterator[Callable[..., Scheduler]]:
     made: list[Scheduler] = []
+    keep_alive: list[asyncio.Task[None]] = []
 
     def make(**limits: Any) -> Scheduler:
         scheduler = Scheduler(world.runtime, SchedulerLimits(**limits))
         world.parallel = scheduler.limits.parallel
         made.append(scheduler)
+        if (tick := scheduler.idle_tick_s) is not None:  # as the lifespan runs it
+            keep_alive.append(
+                asyncio.create_task(every(tick, "idle_unload", scheduler.unload_idle))
+            )
         return scheduler
 
     yield make
+    for task in keep_alive:
+        task.cancel()
+    await asyncio.gather(*keep_alive, return_exceptions=True)
     world.closing.set()  # blocked generations and loads return
     for scheduler in made:
         await scheduler.close()
@@ -308,7 +317,7 @@ async def test_pinned_model_is_not_unloaded_when_idle(
     scheduler.pin({"A"})
     await use(scheduler, "r1", "A")
     await use(scheduler, "r2", "B")
-    # A has been idle longer than B; the reaper looks at every resident on each tick,
+    # A has been idle longer than B; the keep-alive pass looks at every resident on each tick,
     # so when B goes for idleness, A was passed over.
     await until(lambda: "unload B" in world.log, "B to idle-unload")
 
@@ -344,7 +353,7 @@ async def test_model_in_flight_is_not_idle_unloaded(
     task = start(scheduler, req)
     await until(lambda: "start r1@A" in world.log, "r1 to start")
 
-    await asyncio.sleep(0.4)  # keep-alive and several reaper ticks, all while in flight
+    await asyncio.sleep(0.4)  # keep-alive and several of its passes, all while in flight
     assert scheduler.is_loaded("A")
     assert scheduler.state("A").status == "busy"
 

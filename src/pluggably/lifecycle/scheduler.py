@@ -77,7 +77,6 @@ class Scheduler:
         self._pinned: set[str] = set()
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
-        self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
     # state
@@ -229,7 +228,6 @@ class Scheduler:
                 self.metrics.model_events.labels("load").inc()
                 self.metrics.model_event_seconds.labels("load").observe(took)
                 self.metrics.models_loaded.set(len(self._loaded))
-            self._ensure_reaper()
             return resident
 
     def _over(self, incoming_bytes: int) -> bool:
@@ -340,26 +338,28 @@ class Scheduler:
             log.warning("model_load_failed", model_id=spec.model_id, error=str(exc))
 
     # idleness
-    def _ensure_reaper(self) -> None:
-        if self._reaper is None and self.limits.keep_alive_s is not None and not self._closed:
-            self._reaper = asyncio.get_running_loop().create_task(self._reap())
-
-    async def _reap(self) -> None:
+    @property
+    def idle_tick_s(self) -> float | None:
+        """How often ``unload_idle`` should run (None: models stay until evicted)."""
         keep = self.limits.keep_alive_s
-        assert keep is not None
-        tick = min(max(keep / 4, 0.05), 5.0)
-        while not self._closed:
-            await asyncio.sleep(tick)
-            now = self.clock()
-            for resident in list(self._loaded.values()):
-                model_id = resident.spec.model_id
-                if (
-                    self._idle(resident)
-                    and model_id not in self._pinned
-                    and now - resident.last_used >= keep
-                    and self._loaded.get(model_id) is resident
-                ):
-                    await self._unload(resident, reason="idle_unload")
+        return None if keep is None else min(max(keep / 4, 0.05), 5.0)
+
+    async def unload_idle(self) -> None:
+        """One pass of the keep-alive (the lifespan runs it every ``idle_tick_s``):
+        unload each idle, unpinned model unused for ``keep_alive_s``."""
+        keep = self.limits.keep_alive_s
+        if keep is None or self._closed:
+            return
+        now = self.clock()
+        for resident in list(self._loaded.values()):
+            model_id = resident.spec.model_id
+            if (
+                self._idle(resident)
+                and model_id not in self._pinned
+                and now - resident.last_used >= keep
+                and self._loaded.get(model_id) is resident
+            ):
+                await self._unload(resident, reason="idle_unload")
 
     def _notify(self) -> None:
         """Wake everything waiting for a model to go idle, unload or load."""
@@ -370,17 +370,13 @@ class Scheduler:
         await self._changed.wait()
 
     async def close(self, grace_s: float = 10.0) -> None:
-        """Stop the reaper and unload everything (at shutdown). A model still
+        """Unload everything (at shutdown). A model still
         generating after ``grace_s`` (its requests are cancelled before this) is left
         to the process's exit: freeing weights under a running generation would crash."""
         self._closed = True
         for task in self._background:
             task.cancel()  # a load nobody waits for; the load itself runs on, shielded
         await asyncio.gather(*self._background, return_exceptions=True)
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
         deadline = self.clock() + grace_s
         while any(r.in_flight for r in self._loaded.values()) and self.clock() < deadline:
             with contextlib.suppress(TimeoutError):
