@@ -11,6 +11,7 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.generation.test_generate import gen_app, serve_with
 ADMIN = {"X-API-Key": ADMIN_KEY}
 BASE = "http://testserver/openai/v1"
 PNG_B64 = base64.b64encode(make_png(8, 8, "x")).decode()
+HELLO = [{"role": "user", "content": "hi"}]
 
 
 def sdk(app: FastAPI, key: str = ADMIN_KEY) -> openai.AsyncOpenAI:
@@ -81,279 +83,364 @@ def cancel_after(stream: Any, chunks: int, base: str) -> None:
             assert answer.json()["cancelled"] is True
 
 
-async def test_chat_plain_streamed_and_vision_through_the_simulator(
+@dataclass
+class Surface:
+    """The gateway in process over the OpenAI simulator: the app (for SDK clients with
+    other keys), the SDK as the admin, and a plain client for the native routes."""
+
+    app: FastAPI
+    api: openai.AsyncOpenAI
+    client: httpx.AsyncClient
+
+
+@pytest.fixture
+async def surface(
     tmp_path: Path, database_url: str, openai_sim: OpenAISim
-) -> None:
+) -> AsyncIterator[Surface]:
     app = gen_app(tmp_path, database_url, openai_sim)
     async with serving(app) as (api, client):
-        chat = await api.chat.completions.create(
-            model="openai:gpt-4o-mini",
-            messages=[
-                {"role": "developer", "content": "Be brief."},
-                {"role": "user", "content": "hello there"},
-            ],
-            max_completion_tokens=50,
-            temperature=0.2,
-            top_p=0.9,
-            stop=["\n\n"],
-            seed=7,
-            n=1,
-        )
-        assert chat.object == "chat.completion"
-        assert chat.id.startswith("chatcmpl-")
-        assert chat.model == "openai:gpt-4o-mini"
-        assert chat.choices[0].message.role == "assistant"
-        assert chat.choices[0].message.content == "Echo: hello there"
-        assert chat.choices[0].finish_reason == "stop"
-        assert chat.usage is not None
-        assert chat.usage.completion_tokens == 3
-        assert chat.usage.total_tokens == chat.usage.prompt_tokens + 3
-        sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
-        assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
-        assert (sent["max_tokens"], sent["temperature"], sent["top_p"], sent["seed"]) == (
-            50,
-            0.2,
-            0.9,
-            7,
-        )
-        assert sent["stop"] == ["\n\n"]
-        # The same request record as /v1/generate keeps.
-        request_id = chat.id.removeprefix("chatcmpl-")
-        record = (await client.get(f"/v1/requests/{request_id}", headers=ADMIN)).json()
-        assert record["status"] == "completed"
-        assert record["result"]["output"]["text"] == "Echo: hello there"
-
-        short = await api.chat.completions.create(
-            model="gpt-4o",  # a bare vendor name finds its vendor, as on /v1/generate
-            messages=[{"role": "user", "content": "one two three four"}],
-            max_tokens=2,
-        )
-        assert short.model == "gpt-4o"  # the id as the caller sent it
-        assert short.choices[0].finish_reason == "length"
-
-        as_json = await api.chat.completions.create(
-            model="openai:gpt-4o-mini",
-            messages=[{"role": "user", "content": "answer in json"}],
-            response_format={"type": "json_object"},
-        )
-        assert as_json.choices[0].message.content
-        sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
-        assert sent["response_format"] == {"type": "json_object"}
-
-        vision = await api.chat.completions.create(
-            model="openai:gpt-4o",
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "what is this"},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": f"data:image/png;base64,{PNG_B64}"},
-                        },
-                    ],
-                }
-            ],
-        )
-        assert vision.choices[0].message.content == "Echo: what is this [1 image]"
-        parts = openai_sim.requests_to("/v1/chat/completions")[-1].body["messages"][-1]["content"]
-        assert parts[1]["image_url"]["url"] == f"data:image/png;base64,{PNG_B64}"
-
-        openai_sim.set_reply("gpt-4o-mini", "one two three four five")
-        stream = await api.chat.completions.create(
-            model="openai:gpt-4o-mini",
-            messages=[{"role": "user", "content": "count"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = [chunk async for chunk in stream]
-        assert {c.id for c in chunks} == {chunks[0].id}
-        assert all(c.object == "chat.completion.chunk" for c in chunks)
-        assert all(c.model == "openai:gpt-4o-mini" for c in chunks)
-        assert chunks[0].choices[0].delta.role == "assistant"
-        texts = [c.choices[0].delta.content for c in chunks if c.choices]
-        assert "".join(t for t in texts if t) == "one two three four five"
-        assert len([t for t in texts if t]) == 5  # one chunk per upstream token
-        assert chunks[-2].choices[0].finish_reason == "stop"
-        assert chunks[-1].choices == []
-        assert chunks[-1].usage is not None
-        assert chunks[-1].usage.completion_tokens == 5
-        assert all(c.usage is None for c in chunks[:-1])
-
-        plain = await api.chat.completions.create(
-            model="openai:gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
-        )
-        plain_chunks = [chunk async for chunk in plain]
-        assert plain_chunks[-1].choices[0].finish_reason == "stop"  # no usage chunk unasked
+        yield Surface(app, api, client)
 
 
-async def test_legacy_completions(tmp_path: Path, database_url: str, openai_sim: OpenAISim) -> None:
-    app = gen_app(tmp_path, database_url, openai_sim)
-    async with serving(app) as (api, _client):
-        done = await api.completions.create(
-            model="openai:gpt-4o-mini", prompt="say hi", max_tokens=10
-        )
-        assert done.object == "text_completion"
-        assert done.choices[0].text == "Echo: say hi"
-        assert done.choices[0].finish_reason == "stop"
-        assert done.usage is not None
-        assert done.usage.completion_tokens == 3
-        echoed = await api.completions.create(
-            model="openai:gpt-4o-mini", prompt=["say hi"], echo=True
-        )
-        assert echoed.choices[0].text == "say hiEcho: say hi"
-        stream = await api.completions.create(
-            model="openai:gpt-4o-mini",
-            prompt="a b c",
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = [chunk async for chunk in stream]
-        assert "".join(c.choices[0].text for c in chunks if c.choices) == "Echo: a b c"
-        assert chunks[-2].choices[0].finish_reason == "stop"
-        assert chunks[-1].usage is not None
-        with pytest.raises(openai.BadRequestError) as many:
-            await api.completions.create(model="openai:gpt-4o-mini", prompt=["a", "b"])
-        assert error_of(many.value)["param"] == "prompt"
-
-
-async def test_errors_come_in_openai_shape(
-    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+async def test_chat_answers_in_openai_shape_and_maps_the_request_upstream(
+    surface: Surface, openai_sim: OpenAISim
 ) -> None:
-    app = gen_app(tmp_path, database_url, openai_sim)
-    hello = [{"role": "user", "content": "hi"}]
-    async with serving(app) as (api, client):
-        with pytest.raises(openai.NotFoundError) as unknown:
-            await api.chat.completions.create(model="no-such-model", messages=hello)
-        error = error_of(unknown.value)
-        assert (error["type"], error["code"]) == ("invalid_request_error", "model_not_found")
-        with pytest.raises(openai.NotFoundError) as upstream:
-            await api.chat.completions.create(model="openai:gpt-nope", messages=hello)
-        assert error_of(upstream.value)["code"] == "model_not_found"
+    chat = await surface.api.chat.completions.create(
+        model="openai:gpt-4o-mini",
+        messages=[
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": "hello there"},
+        ],
+        max_completion_tokens=50,
+        temperature=0.2,
+        top_p=0.9,
+        stop=["\n\n"],
+        seed=7,
+        n=1,
+    )
+    assert chat.object == "chat.completion"
+    assert chat.id.startswith("chatcmpl-")
+    assert chat.model == "openai:gpt-4o-mini"
+    assert chat.choices[0].message.role == "assistant"
+    assert chat.choices[0].message.content == "Echo: hello there"
+    assert chat.choices[0].finish_reason == "stop"
+    assert chat.usage is not None
+    assert chat.usage.completion_tokens == 3
+    assert chat.usage.total_tokens == chat.usage.prompt_tokens + 3
+    sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert (sent["max_tokens"], sent["temperature"], sent["top_p"], sent["seed"]) == (
+        50,
+        0.2,
+        0.9,
+        7,
+    )
+    assert sent["stop"] == ["\n\n"]
+    # The same request record as /v1/generate keeps.
+    request_id = chat.id.removeprefix("chatcmpl-")
+    record = (await surface.client.get(f"/v1/requests/{request_id}", headers=ADMIN)).json()
+    assert record["status"] == "completed"
+    assert record["result"]["output"]["text"] == "Echo: hello there"
 
-        with pytest.raises(openai.BadRequestError) as two:
-            await api.chat.completions.create(model="openai:gpt-4o-mini", messages=hello, n=2)
-        assert error_of(two.value)["param"] == "n"
-        with pytest.raises(openai.BadRequestError) as hot:
-            await api.chat.completions.create(
-                model="openai:gpt-4o-mini",
-                messages=hello,
-                temperature=5,
-            )
-        error = error_of(hot.value)
-        assert (error["param"], error["code"]) == ("temperature", "invalid_parameter")
-        assert "maximum" in error["message"]
-        with pytest.raises(openai.BadRequestError) as empty:
-            await api.chat.completions.create(model="openai:gpt-4o-mini", messages=[])
-        assert error_of(empty.value)["param"] == "messages"
-        with pytest.raises(openai.BadRequestError) as role:
-            await api.chat.completions.create(
-                model="openai:gpt-4o-mini",
-                messages=[{"role": "wizard", "content": "x"}],
-            )
-        assert error_of(role.value)["param"] == "messages[0].role"
-        with pytest.raises(openai.BadRequestError) as tools:
-            await api.chat.completions.create(
-                model="openai:gpt-4o-mini",
-                messages=hello,
-                tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
-            )
-        assert error_of(tools.value)["code"] == "feature_not_supported"
-        with pytest.raises(openai.BadRequestError) as schema:
-            await api.chat.completions.create(
-                model="openai:gpt-4o-mini",
-                messages=hello,
-                response_format={"type": "json_schema", "json_schema": {"name": "x"}},
-            )
-        assert error_of(schema.value)["param"] == "response_format.type"
 
-        with pytest.raises(openai.AuthenticationError) as bad_key:
-            await sdk(app, "not-a-real-key").models.list()
-        error = error_of(bad_key.value)
-        assert (error["type"], error["code"]) == ("authentication_error", "unauthorized")
+async def test_a_bare_vendor_model_name_is_found_and_answered_as_sent(surface: Surface) -> None:
+    short = await surface.api.chat.completions.create(
+        model="gpt-4o",  # a bare vendor name finds its vendor, as on /v1/generate
+        messages=[{"role": "user", "content": "one two three four"}],
+        max_tokens=2,
+    )
+    assert short.model == "gpt-4o"  # the id as the caller sent it
+    assert short.choices[0].finish_reason == "length"
 
-        # A failure after the 200 of a stream: an OpenAI error chunk, which the SDK raises.
-        openai_sim.set_reply("gpt-4o-mini", "a b c d e f")
-        openai_sim.break_stream_after(2)
-        stream = await api.chat.completions.create(
-            model="openai:gpt-4o-mini", messages=hello, stream=True
-        )
-        seen: list[str] = []
-        with pytest.raises(openai.APIError) as broken:
-            await drain(stream, seen)
-        assert "".join(seen) == "a b "
-        assert isinstance(broken.value.body, dict)
-        assert broken.value.body["code"] == "backend_unavailable"
-        assert broken.value.body["type"] == "server_error"
 
-        # Outside the SDK: bad JSON, unknown routes and methods, all in OpenAI's shape.
-        raw = await client.post(
+async def test_json_object_response_format_reaches_the_upstream(
+    surface: Surface, openai_sim: OpenAISim
+) -> None:
+    as_json = await surface.api.chat.completions.create(
+        model="openai:gpt-4o-mini",
+        messages=[{"role": "user", "content": "answer in json"}],
+        response_format={"type": "json_object"},
+    )
+    assert as_json.choices[0].message.content
+    sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
+    assert sent["response_format"] == {"type": "json_object"}
+
+
+async def test_an_image_part_reaches_the_upstream(surface: Surface, openai_sim: OpenAISim) -> None:
+    vision = await surface.api.chat.completions.create(
+        model="openai:gpt-4o",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": f"data:image/png;base64,{PNG_B64}"},
+                    },
+                ],
+            }
+        ],
+    )
+    assert vision.choices[0].message.content == "Echo: what is this [1 image]"
+    parts = openai_sim.requests_to("/v1/chat/completions")[-1].body["messages"][-1]["content"]
+    assert parts[1]["image_url"]["url"] == f"data:image/png;base64,{PNG_B64}"
+
+
+async def test_a_stream_sends_a_chunk_per_token_then_the_usage_asked_for(
+    surface: Surface, openai_sim: OpenAISim
+) -> None:
+    openai_sim.set_reply("gpt-4o-mini", "one two three four five")
+    stream = await surface.api.chat.completions.create(
+        model="openai:gpt-4o-mini",
+        messages=[{"role": "user", "content": "count"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert {c.id for c in chunks} == {chunks[0].id}
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert all(c.model == "openai:gpt-4o-mini" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    texts = [c.choices[0].delta.content for c in chunks if c.choices]
+    assert "".join(t for t in texts if t) == "one two three four five"
+    assert len([t for t in texts if t]) == 5  # one chunk per upstream token
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 5
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+async def test_a_stream_has_no_usage_chunk_unasked(surface: Surface) -> None:
+    plain = await surface.api.chat.completions.create(
+        model="openai:gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    plain_chunks = [chunk async for chunk in plain]
+    assert plain_chunks[-1].choices[0].finish_reason == "stop"  # no usage chunk unasked
+
+
+async def test_legacy_completions(surface: Surface) -> None:
+    api = surface.api
+    done = await api.completions.create(model="openai:gpt-4o-mini", prompt="say hi", max_tokens=10)
+    assert done.object == "text_completion"
+    assert done.choices[0].text == "Echo: say hi"
+    assert done.choices[0].finish_reason == "stop"
+    assert done.usage is not None
+    assert done.usage.completion_tokens == 3
+    echoed = await api.completions.create(model="openai:gpt-4o-mini", prompt=["say hi"], echo=True)
+    assert echoed.choices[0].text == "say hiEcho: say hi"
+    stream = await api.completions.create(
+        model="openai:gpt-4o-mini",
+        prompt="a b c",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "Echo: a b c"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage is not None
+    with pytest.raises(openai.BadRequestError) as many:
+        await api.completions.create(model="openai:gpt-4o-mini", prompt=["a", "b"])
+    assert error_of(many.value)["param"] == "prompt"
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "error_class", "expected", "message_says"),
+    [
+        pytest.param(
+            {"model": "no-such-model"},
+            openai.NotFoundError,
+            {"type": "invalid_request_error", "code": "model_not_found"},
+            None,
+            id="unknown-model",
+        ),
+        pytest.param(
+            {"model": "openai:gpt-nope"},
+            openai.NotFoundError,
+            {"code": "model_not_found"},
+            None,
+            id="model-unknown-upstream",
+        ),
+        pytest.param({"n": 2}, openai.BadRequestError, {"param": "n"}, None, id="n-over-one"),
+        pytest.param(
+            {"temperature": 5},
+            openai.BadRequestError,
+            {"param": "temperature", "code": "invalid_parameter"},
+            "maximum",
+            id="temperature-too-high",
+        ),
+        pytest.param(
+            {"messages": []}, openai.BadRequestError, {"param": "messages"}, None, id="no-messages"
+        ),
+        pytest.param(
+            {"messages": [{"role": "wizard", "content": "x"}]},
+            openai.BadRequestError,
+            {"param": "messages[0].role"},
+            None,
+            id="unknown-role",
+        ),
+        pytest.param(
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+            openai.BadRequestError,
+            {"code": "feature_not_supported"},
+            None,
+            id="tools",
+        ),
+        pytest.param(
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            openai.BadRequestError,
+            {"param": "response_format.type"},
+            None,
+            id="json-schema-response-format",
+        ),
+    ],
+)
+async def test_a_rejected_chat_is_an_openai_error(
+    surface: Surface,
+    request_fields: dict[str, Any],
+    error_class: type[openai.APIStatusError],
+    expected: dict[str, str],
+    message_says: str | None,
+) -> None:
+    body: dict[str, Any] = {"model": "openai:gpt-4o-mini", "messages": HELLO, **request_fields}
+    with pytest.raises(error_class) as rejected:
+        await surface.api.chat.completions.create(**body)
+    error = error_of(rejected.value)
+    assert {field: error[field] for field in expected} == expected
+    if message_says is not None:
+        assert message_says in error["message"]
+
+
+async def test_an_unknown_key_is_an_openai_authentication_error(surface: Surface) -> None:
+    with pytest.raises(openai.AuthenticationError) as bad_key:
+        await sdk(surface.app, "not-a-real-key").models.list()
+    error = error_of(bad_key.value)
+    assert (error["type"], error["code"]) == ("authentication_error", "unauthorized")
+
+
+async def test_a_stream_failing_after_its_200_ends_in_an_openai_error_chunk(
+    surface: Surface, openai_sim: OpenAISim
+) -> None:
+    """An OpenAI error chunk, which the SDK raises."""
+    openai_sim.set_reply("gpt-4o-mini", "a b c d e f")
+    openai_sim.break_stream_after(2)
+    stream = await surface.api.chat.completions.create(
+        model="openai:gpt-4o-mini", messages=HELLO, stream=True
+    )
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as broken:
+        await drain(stream, seen)
+    assert "".join(seen) == "a b "
+    assert isinstance(broken.value.body, dict)
+    assert broken.value.body["code"] == "backend_unavailable"
+    assert broken.value.body["type"] == "server_error"
+
+
+BAD_JSON = {"content": b"{not json", "headers": {**ADMIN, "content-type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "sent", "status", "field", "value"),
+    [
+        pytest.param(
+            "POST",
             "/openai/v1/chat/completions",
-            content=b"{not json",
-            headers={**ADMIN, "content-type": "application/json"},
-        )
-        assert raw.status_code == 400
-        assert raw.json()["error"]["code"] == "invalid_json"
-        missing = await client.get("/openai/v1/nope", headers=ADMIN)
-        assert missing.status_code == 404
-        assert missing.json()["error"]["code"] == "not_found"
-        wrong = await client.get("/openai/v1/chat/completions", headers=ADMIN)
-        assert wrong.status_code == 405
-        assert wrong.json()["error"]["type"] == "invalid_request_error"
-        anonymous = await client.post("/openai/v1/chat/completions", json={})
-        assert anonymous.status_code == 401
-        assert anonymous.json()["error"]["type"] == "authentication_error"
-        assert anonymous.headers["www-authenticate"].startswith("Bearer")
-        # The native surface keeps its own envelope.
-        native = await client.post(
-            "/v1/generate",
-            content=b"{not json",
-            headers={**ADMIN, "content-type": "application/json"},
-        )
-        assert native.json()["detail"]["code"] == "invalid_json"
-
-
-async def test_image_generation_in_both_formats(
-    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+            BAD_JSON,
+            400,
+            "code",
+            "invalid_json",
+            id="bad-json",
+        ),
+        pytest.param(
+            "GET",
+            "/openai/v1/nope",
+            {"headers": ADMIN},
+            404,
+            "code",
+            "not_found",
+            id="unknown-route",
+        ),
+        pytest.param(
+            "GET",
+            "/openai/v1/chat/completions",
+            {"headers": ADMIN},
+            405,
+            "type",
+            "invalid_request_error",
+            id="wrong-method",
+        ),
+    ],
+)
+async def test_requests_outside_the_sdk_get_openai_errors(
+    surface: Surface,
+    method: str,
+    path: str,
+    sent: dict[str, Any],
+    status: int,
+    field: str,
+    value: str,
 ) -> None:
-    app = gen_app(tmp_path, database_url, openai_sim)
-    async with serving(app) as (api, client):
-        inline = await api.images.generate(
-            model="openai:dall-e-2",
-            prompt="a red fox",
-            n=2,
-            size="256x256",
-            response_format="b64_json",
-        )
-        assert inline.data is not None
-        assert len(inline.data) == 2
-        for item in inline.data:
-            assert item.url is None
-            assert item.b64_json is not None
-            assert png_size(base64.b64decode(item.b64_json)) == (256, 256)
-        sent = openai_sim.requests_to("/v1/images/generations")[-1].body
-        assert (sent["model"], sent["n"], sent["size"]) == ("dall-e-2", 2, "256x256")
+    answer = await surface.client.request(method, path, **sent)
+    assert answer.status_code == status
+    assert answer.json()["error"][field] == value
 
-        linked = await api.images.generate(
-            model="openai:dall-e-3", prompt="a blue whale", size="1024x1024"
-        )
-        assert linked.data is not None
-        assert len(linked.data) == 1
-        url = linked.data[0].url
-        assert url is not None
-        assert linked.data[0].b64_json is None
-        assert url.startswith("http://testserver/v1/artifacts/")
-        fetched = await client.get(url)  # the signed link is the credential
-        assert fetched.status_code == 200
-        assert fetched.headers["content-type"] == "image/png"
-        assert png_size(fetched.content) == (1024, 1024)
 
-        with pytest.raises(openai.BadRequestError) as size:
-            await api.images.generate(model="openai:dall-e-2", prompt="x", size="huge")
-        assert error_of(size.value)["param"] == "size"
-        with pytest.raises(openai.BadRequestError) as many:
-            await api.images.generate(model="openai:dall-e-2", prompt="x", n=9)
-        assert error_of(many.value)["param"] == "n"
+async def test_an_anonymous_request_is_asked_for_a_bearer_key(surface: Surface) -> None:
+    anonymous = await surface.client.post("/openai/v1/chat/completions", json={})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["type"] == "authentication_error"
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_the_native_surface_keeps_its_own_envelope(surface: Surface) -> None:
+    native = await surface.client.post("/v1/generate", **BAD_JSON)
+    assert native.json()["detail"]["code"] == "invalid_json"
+
+
+async def two_base64_foxes(api: openai.AsyncOpenAI) -> None:
+    """Two 256x256 images asked for in base64: both come inline, neither as a link."""
+    out = await api.images.generate(
+        model="openai:dall-e-2",
+        prompt="a red fox",
+        n=2,
+        size="256x256",
+        response_format="b64_json",
+    )
+    assert out.data is not None
+    assert len(out.data) == 2
+    for item in out.data:
+        assert item.url is None
+        assert item.b64_json is not None
+        assert png_size(base64.b64decode(item.b64_json)) == (256, 256)
+
+
+async def test_image_generation_in_both_formats(surface: Surface, openai_sim: OpenAISim) -> None:
+    api, client = surface.api, surface.client
+    await two_base64_foxes(api)
+    sent = openai_sim.requests_to("/v1/images/generations")[-1].body
+    assert (sent["model"], sent["n"], sent["size"]) == ("dall-e-2", 2, "256x256")
+
+    linked = await api.images.generate(
+        model="openai:dall-e-3", prompt="a blue whale", size="1024x1024"
+    )
+    assert linked.data is not None
+    assert len(linked.data) == 1
+    url = linked.data[0].url
+    assert url is not None
+    assert linked.data[0].b64_json is None
+    assert url.startswith("http://testserver/v1/artifacts/")
+    fetched = await client.get(url)  # the signed link is the credential
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "image/png"
+    assert png_size(fetched.content) == (1024, 1024)
+
+    with pytest.raises(openai.BadRequestError) as size:
+        await api.images.generate(model="openai:dall-e-2", prompt="x", size="huge")
+    assert error_of(size.value)["param"] == "size"
+    with pytest.raises(openai.BadRequestError) as many:
+        await api.images.generate(model="openai:dall-e-2", prompt="x", n=9)
+    assert error_of(many.value)["param"] == "n"
 
 
 async def test_b64_images_too_large_to_inline_are_read_back_from_their_artifacts(
@@ -363,67 +450,53 @@ async def test_b64_images_too_large_to_inline_are_read_back_from_their_artifacts
     each artifact by id and still answers base64."""
     app = gen_app(tmp_path, database_url, openai_sim, inline_output_bytes=0)
     async with serving(app) as (api, _client):
-        out = await api.images.generate(
-            model="openai:dall-e-2",
-            prompt="a red fox",
-            n=2,
-            size="256x256",
-            response_format="b64_json",
-        )
-        assert out.data is not None
-        assert len(out.data) == 2
-        for item in out.data:
-            assert item.url is None
-            assert png_size(base64.b64decode(item.b64_json or "")) == (256, 256)
+        await two_base64_foxes(api)
 
 
-async def test_model_list_and_credentials(
-    tmp_path: Path, database_url: str, openai_sim: OpenAISim
-) -> None:
-    app = gen_app(tmp_path, database_url, openai_sim)
-    async with serving(app) as (api, client):
-        page = await api.models.list()
-        ids = [m.id for m in page.data]
-        assert "openai:gpt-4o-mini" in ids
-        assert "openai:dall-e-3" in ids
-        assert all(m.object == "model" and isinstance(m.created, int) for m in page.data)
-        assert {m.owned_by for m in page.data} == {"openai"}
-        raw = (await client.get("/openai/v1/models", headers=ADMIN)).json()
-        assert raw["object"] == "list"
-        assert set(raw["data"][0]) == {"id", "object", "created", "owned_by"}
-        one = await api.models.retrieve("openai:gpt-4o-mini")
-        assert one.id == "openai:gpt-4o-mini"
-        with pytest.raises(openai.NotFoundError):
-            await api.models.retrieve("openai:nothing-like-it")
+async def test_model_list_and_credentials(surface: Surface, openai_sim: OpenAISim) -> None:
+    app, api, client = surface.app, surface.api, surface.client
+    page = await api.models.list()
+    ids = [m.id for m in page.data]
+    assert "openai:gpt-4o-mini" in ids
+    assert "openai:dall-e-3" in ids
+    assert all(m.object == "model" and isinstance(m.created, int) for m in page.data)
+    assert {m.owned_by for m in page.data} == {"openai"}
+    raw = (await client.get("/openai/v1/models", headers=ADMIN)).json()
+    assert raw["object"] == "list"
+    assert set(raw["data"][0]) == {"id", "object", "created", "owned_by"}
+    one = await api.models.retrieve("openai:gpt-4o-mini")
+    assert one.id == "openai:gpt-4o-mini"
+    with pytest.raises(openai.NotFoundError):
+        await api.models.retrieve("openai:nothing-like-it")
 
-        # A user's API token as the SDK's bearer key: no OpenAI key, so no OpenAI models,
-        # and a chat with one says what is missing.
-        login = await new_user(client, "sdkuser")
-        created = await client.post("/v1/users/tokens", json={"name": "sdk"}, headers=login)
-        token = created.json()["token"]
-        assert token.startswith("plg_")
-        user_api = sdk(app, token)
-        try:
-            assert [m.id for m in (await user_api.models.list()).data] == []
-            with pytest.raises(openai.BadRequestError) as missing:
-                await user_api.chat.completions.create(
-                    model="openai:gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-                )
-            assert error_of(missing.value)["code"] == "provider_not_configured"
-            await client.post(
-                "/v1/users/provider-keys",
-                json={"provider": "openai", "api_key": "sk-users-own-key-77"},
-                headers=login,
-            )
-            assert "openai:gpt-4o" in [m.id for m in (await user_api.models.list()).data]
-            chat = await user_api.chat.completions.create(
+    # A user's API token as the SDK's bearer key: no OpenAI key, so no OpenAI models,
+    # and a chat with one says what is missing.
+    login = await new_user(client, "sdkuser")
+    created = await client.post("/v1/users/tokens", json={"name": "sdk"}, headers=login)
+    token = created.json()["token"]
+    assert token.startswith("plg_")
+    user_api = sdk(app, token)
+    try:
+        assert [m.id for m in (await user_api.models.list()).data] == []
+        with pytest.raises(openai.BadRequestError) as missing:
+            await user_api.chat.completions.create(
                 model="openai:gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
             )
-            assert chat.choices[0].message.content == "Echo: hi"
-            sent = openai_sim.requests_to("/v1/chat/completions")[-1]
-            assert sent.headers["authorization"] == "Bearer sk-users-own-key-77"
-        finally:
-            await user_api.close()
+        assert error_of(missing.value)["code"] == "provider_not_configured"
+        await client.post(
+            "/v1/users/provider-keys",
+            json={"provider": "openai", "api_key": "sk-users-own-key-77"},
+            headers=login,
+        )
+        assert "openai:gpt-4o" in [m.id for m in (await user_api.models.list()).data]
+        chat = await user_api.chat.completions.create(
+            model="openai:gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert chat.choices[0].message.content == "Echo: hi"
+        sent = openai_sim.requests_to("/v1/chat/completions")[-1]
+        assert sent.headers["authorization"] == "Bearer sk-users-own-key-77"
+    finally:
+        await user_api.close()
 
 
 def gemma_app(tmp_path: Path, database_url: str, gemma_gguf: Path) -> FastAPI:
