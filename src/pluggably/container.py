@@ -35,6 +35,7 @@ from pluggably.generation.turns import SessionTurns
 from pluggably.keyring import Keyring
 from pluggably.lifecycle.limits import SchedulerLimits
 from pluggably.lifecycle.local import LocalBackend
+from pluggably.lifecycle.residency import ResidencyService
 from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.directory import ProviderDirectory
@@ -78,6 +79,7 @@ class Container:
     records: RequestRecords
     artifacts: ArtifactService
     scheduler: Scheduler
+    residency: ResidencyService
     sessions: SessionService
     admin_user_id: str
     # Built from the parts above, once they are there.
@@ -135,6 +137,7 @@ def build_container(
         retention=Retention(quota, registry, downloads.staging, settings.retention_max_idle_days),
         artifacts=artifacts,
         scheduler=scheduler,
+        residency=ResidencyService(registry, scheduler),
         sessions=sessions,
         admin_user_id=admin_user_id,
     )

@@ -21,7 +21,7 @@ from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager
 from pluggably.errors import Forbidden, NotReady
 from pluggably.generation.service import GenerationService
-from pluggably.lifecycle.scheduler import Scheduler as ModelScheduler
+from pluggably.lifecycle.residency import ResidencyService
 from pluggably.observability.context import current
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.directory import ProviderDirectory
@@ -168,8 +168,8 @@ async def _generation(container: ContainerDep) -> GenerationService:
     return container.generation
 
 
-async def _scheduler(container: ContainerDep) -> ModelScheduler:
-    return container.scheduler
+async def _residency(container: ContainerDep) -> ResidencyService:
+    return container.residency
 
 
 async def _catalog(container: ContainerDep) -> ModelCatalog:
@@ -220,7 +220,7 @@ Registry = Annotated[RegistryService, Depends(_registry)]
 Downloads = Annotated[DownloadManager, Depends(_downloads)]
 Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
 Generation = Annotated[GenerationService, Depends(_generation)]
-Scheduler = Annotated[ModelScheduler, Depends(_scheduler)]
+Residency = Annotated[ResidencyService, Depends(_residency)]
 Catalog = Annotated[ModelCatalog, Depends(_catalog)]
 Providers = Annotated[ProviderDirectory, Depends(_providers)]
 Hub = Annotated[HubClient, Depends(_hub)]
