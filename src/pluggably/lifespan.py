@@ -180,8 +180,6 @@ async def pin_and_preload(container: Container, *, preload: bool) -> None:
 
 async def _storage_cleanup(container: Container) -> None:
     async with container.db.session() as session:
-        report = await container.retention.cleanup(
-            session, dry_run=False, active_jobs=await container.downloads.active_jobs()
-        )
+        report = await container.retention.cleanup(session, dry_run=False)
     if report.removed:
         log.info("storage_cleanup", freed_bytes=report.freed_bytes, removed=len(report.removed))

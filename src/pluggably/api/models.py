@@ -88,9 +88,7 @@ async def set_default(
     model_id: str, _admin: AdminUser, session: DbSession, registry: Registry
 ) -> ModelInfo:
     """Make this model the default of its modality (persisted; pinned while default)."""
-    info = await registry.set_default(session, model_id)
-    await registry.repin(session)
-    return info
+    return await registry.set_default(session, model_id)
 
 
 @router.get("/{model_id:path}", response_model=ModelInfo, responses=NOT_FOUND)
@@ -115,5 +113,4 @@ async def delete_model(
 ) -> Response:
     """Unregister a model and delete the files it owns (refused while loaded or in use)."""
     await registry.delete(session, model_id)
-    await registry.repin(session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

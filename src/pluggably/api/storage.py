@@ -7,13 +7,13 @@ from fastapi import APIRouter
 from pluggably.api.deps import (
     AdminUser,
     DbSession,
-    Downloads,
     Registry,
     StorageQuota,
     StorageRetention,
 )
 from pluggably.api.schemas import AUTH_ERRORS
-from pluggably.storage.schemas import CleanupReport, CleanupRequest, StorageReport, StoredModel
+from pluggably.storage.report import storage_report
+from pluggably.storage.schemas import CleanupReport, CleanupRequest, StorageReport
 
 router = APIRouter(prefix="/v1/storage", tags=["storage"], responses=AUTH_ERRORS)
 
@@ -22,26 +22,7 @@ router = APIRouter(prefix="/v1/storage", tags=["storage"], responses=AUTH_ERRORS
 async def storage(
     _admin: AdminUser, session: DbSession, quota: StorageQuota, registry: Registry
 ) -> StorageReport:
-    used = await quota.used_bytes()
-    free = quota.disk_free()
-    if quota.limit_bytes is not None:
-        free = max(0, min(free, quota.limit_bytes - used))
-    defaults = set((await registry.defaults(session)).values())
-    return StorageReport(
-        limit_bytes=quota.limit_bytes,
-        used_bytes=used,
-        free_bytes=free,
-        models=[
-            StoredModel(
-                id=m.id,
-                size_bytes=m.size_bytes,
-                last_used_at=m.last_used_at,
-                pinned=m.pinned or m.id in defaults,
-            )
-            for m in await registry.all(session)
-            if m.provider == "local"
-        ],
-    )
+    return await storage_report(session, quota, registry)
 
 
 @router.post("/cleanup", response_model=CleanupReport)
@@ -49,12 +30,7 @@ async def cleanup(
     _admin: AdminUser,
     session: DbSession,
     retention: StorageRetention,
-    downloads: Downloads,
     body: CleanupRequest | None = None,
 ) -> CleanupReport:
     """Apply the retention policy now; ``dry_run`` reports without deleting."""
-    return await retention.cleanup(
-        session,
-        dry_run=body.dry_run if body else False,
-        active_jobs=await downloads.active_jobs(),
-    )
+    return await retention.cleanup(session, dry_run=body.dry_run if body else False)

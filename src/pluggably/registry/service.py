@@ -300,6 +300,7 @@ class RegistryService:
             )
         repo = RegistryRepository(session)
         await repo.set_default(model.modality, model.id)
+        await self.repin(session)  # pinned while default
         return self.info_of(model, await repo.defaults(), is_admin=True)
 
     async def delete(self, session: AsyncSession, model_id: str) -> None:
@@ -309,6 +310,7 @@ class RegistryService:
         repo = RegistryRepository(session)
         await repo.clear_default(model_id)
         await repo.delete(model)
+        await self.repin(session)
         if model.owns_files and model.local_path:
             path = self.confined(model.local_path)
             # Only once the row is gone for good: a failed commit keeps files and row.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,12 +31,12 @@ class Retention:
     quota: Quota
     registry: RegistryService
     staging: Path
+    active_jobs: Callable[[], Awaitable[set[str]]]  # downloads running now: their files stay
     max_idle_days: int | None = None
 
-    async def cleanup(
-        self, session: AsyncSession, *, dry_run: bool, active_jobs: set[str]
-    ) -> CleanupReport:
+    async def cleanup(self, session: AsyncSession, *, dry_run: bool) -> CleanupReport:
         removed: list[Removed] = []
+        active_jobs = await self.active_jobs()
         for path in sorted(self.staging.glob("*")) if self.staging.is_dir() else []:
             if path.name in active_jobs:
                 continue
