@@ -9,8 +9,9 @@ import base64
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,55 +99,72 @@ def named_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-async def test_plain_and_streamed_against_the_openai_simulator(
-    tmp_path: Path, database_url: str, openai_sim: OpenAISim
-) -> None:
+@dataclass
+class Surface:
+    """The gateway in process over a simulator: the app (for SDK clients with other keys),
+    the SDK as the admin, and a plain client for the wire and the native routes."""
+
+    app: FastAPI
+    client: anthropic.AsyncAnthropic
+    http: httpx.AsyncClient
+
+
+@pytest.fixture
+async def gpt(tmp_path: Path, database_url: str, openai_sim: OpenAISim) -> AsyncIterator[Surface]:
+    """The OpenAI simulator as the upstream."""
     app = compat_app(tmp_path, database_url, openai=openai_sim)
     async with running(app), sdk(app) as client, client_for(app) as http:
-        message = await client.messages.create(model=GPT, max_tokens=64, messages=HELLO)
-        assert (message.type, message.role, message.model) == ("message", "assistant", GPT)
-        assert message.id.startswith("msg_")
-        assert [(b.type, b.text) for b in message.content] == [("text", "Echo: hello there")]
-        assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
-        assert message.usage.input_tokens > 0
-        assert message.usage.output_tokens > 0
-        assert openai_sim.requests[-1].body["max_tokens"] == 64
+        yield Surface(app, client, http)
 
-        async with client.messages.stream(model=GPT, max_tokens=64, messages=HELLO) as stream:
-            pieces = [text async for text in stream.text_stream]
-            final = await stream.get_final_message()
-        assert len(pieces) > 1  # token by token
-        assert "".join(pieces) == "Echo: hello there"
-        assert final.content[0].text == "Echo: hello there"
-        assert (final.model, final.stop_reason) == (GPT, "end_turn")
-        assert final.usage.input_tokens == message.usage.input_tokens
-        assert final.usage.output_tokens == message.usage.output_tokens
 
-        events = await client.messages.create(model=GPT, max_tokens=64, messages=HELLO, stream=True)
-        kinds = [event.type async for event in events]
-        assert kinds[:2] == ["message_start", "content_block_start"]
-        assert set(kinds[2:-3]) == {"content_block_delta"}
-        assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+async def test_plain_and_streamed_against_the_openai_simulator(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    client, http = gpt.client, gpt.http
+    message = await client.messages.create(model=GPT, max_tokens=64, messages=HELLO)
+    assert (message.type, message.role, message.model) == ("message", "assistant", GPT)
+    assert message.id.startswith("msg_")
+    assert [(b.type, b.text) for b in message.content] == [("text", "Echo: hello there")]
+    assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
+    assert message.usage.input_tokens > 0
+    assert message.usage.output_tokens > 0
+    assert openai_sim.requests[-1].body["max_tokens"] == 64
 
-        # Raw wire, with `x-api-key` as older SDKs send it: named events, a ping, no [DONE].
-        headers = {"x-api-key": ADMIN_KEY, "anthropic-version": "2023-06-01"}
-        text = await raw_stream(http, headers, model=GPT, max_tokens=64, messages=HELLO)
-        assert "[DONE]" not in text
-        names = [name for name, _ in named_events(text)]
-        assert names[:3] == ["message_start", "content_block_start", "ping"]
-        assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
-        delta = named_events(text)[-2][1]
-        assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
-        assert delta["usage"]["output_tokens"] == message.usage.output_tokens
+    async with client.messages.stream(model=GPT, max_tokens=64, messages=HELLO) as stream:
+        pieces = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+    assert len(pieces) > 1  # token by token
+    assert "".join(pieces) == "Echo: hello there"
+    assert final.content[0].text == "Echo: hello there"
+    assert (final.model, final.stop_reason) == (GPT, "end_turn")
+    assert final.usage.input_tokens == message.usage.input_tokens
+    assert final.usage.output_tokens == message.usage.output_tokens
 
-        # The same request records and metrics as the native route.
-        record = await http.get(f"/v1/requests/{request_id(message.id)}", headers=ADMIN)
-        assert record.status_code == 200, record.text
-        assert (record.json()["status"], record.json()["model"]) == ("completed", GPT)
-        assert record.json()["result"]["output"]["text"] == "Echo: hello there"
-        metrics = (await http.get("/metrics", headers=ADMIN)).text
-        counted = 'pluggably_generation_requests_total{model="gpt-4o-mini",provider="openai"} 4.0'
-        assert counted in metrics
+    events = await client.messages.create(model=GPT, max_tokens=64, messages=HELLO, stream=True)
+    kinds = [event.type async for event in events]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert set(kinds[2:-3]) == {"content_block_delta"}
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+    # Raw wire, with `x-api-key` as older SDKs send it: named events, a ping, no [DONE].
+    headers = {"x-api-key": ADMIN_KEY, "anthropic-version": "2023-06-01"}
+    text = await raw_stream(http, headers, model=GPT, max_tokens=64, messages=HELLO)
+    assert "[DONE]" not in text
+    names = [name for name, _ in named_events(text)]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    delta = named_events(text)[-2][1]
+    assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert delta["usage"]["output_tokens"] == message.usage.output_tokens
+
+    # The same request records and metrics as the native route.
+    record = await http.get(f"/v1/requests/{request_id(message.id)}", headers=ADMIN)
+    assert record.status_code == 200, record.text
+    assert (record.json()["status"], record.json()["model"]) == ("completed", GPT)
+    assert record.json()["result"]["output"]["text"] == "Echo: hello there"
+    metrics = (await http.get("/metrics", headers=ADMIN)).text
+    counted = 'pluggably_generation_requests_total{model="gpt-4o-mini",provider="openai"} 4.0'
+    assert counted in metrics
 
 
 async def test_system_history_images_and_parameters_reach_anthropic(
@@ -229,118 +247,196 @@ async def test_stop_sequences_and_max_tokens(
         assert (final.content[0].text, final.stop_reason) == ("a b ", "max_tokens")
 
 
-async def test_openai_simulator_sees_images_and_stops(
-    tmp_path: Path, database_url: str, openai_sim: OpenAISim
-) -> None:
-    app = compat_app(tmp_path, database_url, openai=openai_sim)
+async def test_openai_simulator_sees_images_and_stops(gpt: Surface, openai_sim: OpenAISim) -> None:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
-    async with running(app), sdk(app) as client:
-        message = await client.messages.create(
-            model=GPT,
-            max_tokens=32,
-            system="Be brief.",
-            stop_sequences=["\n\n"],
-            messages=[{"role": "user", "content": [{"type": "text", "text": "look"}, image]}],
-        )
-        assert message.content[0].text == "Echo: look [1 image]"
-        sent = openai_sim.requests[-1].body
-        assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
-        assert sent["stop"] == ["\n\n"]
+    client = gpt.client
+    message = await client.messages.create(
+        model=GPT,
+        max_tokens=32,
+        system="Be brief.",
+        stop_sequences=["\n\n"],
+        messages=[{"role": "user", "content": [{"type": "text", "text": "look"}, image]}],
+    )
+    assert message.content[0].text == "Echo: look [1 image]"
+    sent = openai_sim.requests[-1].body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent["stop"] == ["\n\n"]
 
 
-async def test_errors_are_anthropic_errors(
-    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+async def create(client: anthropic.AsyncAnthropic, **body: Any) -> object:
+    return await client.messages.create(**body)
+
+
+async def final_of_stream(client: anthropic.AsyncAnthropic, **body: Any) -> object:
+    async with client.messages.stream(**body) as stream:
+        return await stream.get_final_message()
+
+
+async def post_raw(client: anthropic.AsyncAnthropic, **body: Any) -> object:
+    """Past the SDK's own checks (it would not send a message without max_tokens)."""
+    return await client.post("/v1/messages", cast_to=object, body=body)
+
+
+Send = Callable[..., Awaitable[object]]
+
+
+@pytest.mark.parametrize(
+    ("send", "fields", "error_class", "match"),
+    [
+        pytest.param(
+            create,
+            {"model": "local/no-such-model"},
+            anthropic.NotFoundError,
+            "no-such-model",
+            id="unknown-model",
+        ),
+        pytest.param(  # the upstream's 404, streamed
+            final_of_stream,
+            {"model": "openai:gpt-unknown"},
+            anthropic.NotFoundError,
+            None,
+            id="unknown-upstream-model-streamed",
+        ),
+        pytest.param(
+            post_raw,
+            {"max_tokens": None},
+            anthropic.BadRequestError,
+            "max_tokens",
+            id="no-max-tokens",
+        ),
+        pytest.param(
+            create,
+            {"extra_body": {"temperature": 1.5}},
+            anthropic.BadRequestError,
+            "temperature",
+            id="temperature-too-high",
+        ),
+        pytest.param(
+            create,
+            {"stop_sequences": ["x"] * 65},
+            anthropic.BadRequestError,
+            "stop_sequences: at most 64",
+            id="too-many-stop-sequences",
+        ),
+        pytest.param(
+            create,
+            {"tools": [{"name": "f", "input_schema": {"type": "object"}}]},
+            anthropic.BadRequestError,
+            "tool",
+            id="tools",
+        ),
+    ],
+)
+async def test_a_rejected_message_is_an_anthropic_error(
+    gpt: Surface,
+    send: Send,
+    fields: dict[str, Any],
+    error_class: type[anthropic.APIStatusError],
+    match: str | None,
 ) -> None:
-    app = compat_app(tmp_path, database_url, openai=openai_sim)
-    async with running(app), sdk(app) as client, client_for(app) as http:
-        with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
-            await client.messages.create(model="local/no-such-model", max_tokens=8, messages=HELLO)
-        with pytest.raises(anthropic.NotFoundError):  # the upstream's 404, streamed
-            async with client.messages.stream(
-                model="openai:gpt-unknown", max_tokens=8, messages=HELLO
-            ) as stream:
-                await stream.get_final_message()
-        with pytest.raises(anthropic.BadRequestError, match="max_tokens"):
-            await client.post(
-                "/v1/messages", cast_to=object, body={"model": GPT, "messages": HELLO}
-            )
-        with pytest.raises(anthropic.BadRequestError, match="temperature"):
-            await client.messages.create(
-                model=GPT, max_tokens=8, messages=HELLO, extra_body={"temperature": 1.5}
-            )
-        with pytest.raises(anthropic.BadRequestError, match="stop_sequences: at most 64"):
-            await client.messages.create(
-                model=GPT, max_tokens=8, messages=HELLO, stop_sequences=["x"] * 65
-            )
-        with pytest.raises(anthropic.BadRequestError, match="tool"):
-            await client.messages.create(
-                model=GPT,
-                max_tokens=8,
-                messages=HELLO,
-                tools=[{"name": "f", "input_schema": {"type": "object"}}],
-            )
+    """``fields`` over a valid message; a None drops the field."""
+    body = {"model": GPT, "max_tokens": 8, "messages": HELLO, **fields}
+    with pytest.raises(error_class, match=match):
+        await send(gpt.client, **{k: v for k, v in body.items() if v is not None})
 
-        openai_sim.fail_next(status=429)
-        with pytest.raises(anthropic.RateLimitError):
-            await client.messages.create(model=GPT, max_tokens=8, messages=HELLO)
-        openai_sim.fail_next(status=429)
-        with pytest.raises(anthropic.RateLimitError):  # before the first token: a real 429
-            async with client.messages.stream(model=GPT, max_tokens=8, messages=HELLO) as stream:
-                await stream.get_final_message()
 
-        openai_sim.set_reply("gpt-4o-mini", "a b c d e f")
-        openai_sim.break_stream_after(2)
-        pieces: list[str] = []
-        with pytest.raises(anthropic.APIStatusError):  # after it: an error event
-            await stream_into(pieces, client, model=GPT, max_tokens=8, messages=HELLO)
-        assert pieces == ["a ", "b "]
+@pytest.mark.parametrize("send", [create, final_of_stream], ids=["plain", "streamed"])
+async def test_an_upstream_429_before_the_first_token_is_a_rate_limit_error(
+    gpt: Surface, openai_sim: OpenAISim, send: Send
+) -> None:
+    openai_sim.fail_next(status=429)
+    with pytest.raises(anthropic.RateLimitError):  # streamed, a real 429 all the same
+        await send(gpt.client, model=GPT, max_tokens=8, messages=HELLO)
 
-        async with sdk(app, api_key="not-a-key") as stranger:
-            with pytest.raises(anthropic.AuthenticationError):
-                await stranger.messages.create(model=GPT, max_tokens=8, messages=HELLO)
-        user = await new_user(http, "reader")
-        made = await http.post(
-            "/v1/users/tokens", json={"name": "ro", "scopes": ["read"]}, headers=user
-        )
-        assert made.status_code == 201, made.text
-        async with sdk(app, api_key=made.json()["token"]) as reader:
-            with pytest.raises(anthropic.PermissionDeniedError):
-                await reader.messages.create(model=GPT, max_tokens=8, messages=HELLO)
 
-        # The envelope itself, on the wire.
-        bad_json = await http.post(
-            "/anthropic/v1/messages",
-            content=b"{not json",
-            headers={**ADMIN, "content-type": "application/json"},
-        )
-        assert bad_json.status_code == 400
-        assert bad_json.json() == {
-            "type": "error",
-            "error": {
-                "type": "invalid_request_error",
-                "message": bad_json.json()["error"]["message"],
-            },
-            "request_id": bad_json.headers["x-request-id"],
-        }
-        missing = await http.post(
-            "/anthropic/v1/messages", json={"model": GPT, "max_tokens": 8}, headers=ADMIN
-        )
-        assert missing.status_code == 400
-        assert missing.json()["error"] == {
+async def test_a_stream_failing_after_its_first_tokens_ends_in_an_error_event(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    openai_sim.set_reply("gpt-4o-mini", "a b c d e f")
+    openai_sim.break_stream_after(2)
+    pieces: list[str] = []
+    with pytest.raises(anthropic.APIStatusError):
+        await stream_into(pieces, gpt.client, model=GPT, max_tokens=8, messages=HELLO)
+    assert pieces == ["a ", "b "]
+
+
+async def test_an_unknown_key_is_an_authentication_error(gpt: Surface) -> None:
+    async with sdk(gpt.app, api_key="not-a-key") as stranger:
+        with pytest.raises(anthropic.AuthenticationError):
+            await stranger.messages.create(model=GPT, max_tokens=8, messages=HELLO)
+
+
+async def test_a_read_only_token_may_not_send_messages(gpt: Surface) -> None:
+    user = await new_user(gpt.http, "reader")
+    made = await gpt.http.post(
+        "/v1/users/tokens", json={"name": "ro", "scopes": ["read"]}, headers=user
+    )
+    assert made.status_code == 201, made.text
+    async with sdk(gpt.app, api_key=made.json()["token"]) as reader:
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await reader.messages.create(model=GPT, max_tokens=8, messages=HELLO)
+
+
+async def test_bad_json_gets_the_whole_anthropic_envelope(gpt: Surface) -> None:
+    bad_json = await gpt.http.post(
+        "/anthropic/v1/messages",
+        content=b"{not json",
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert bad_json.status_code == 400
+    assert bad_json.json() == {
+        "type": "error",
+        "error": {
             "type": "invalid_request_error",
-            "message": "messages: Field required",
-        }
-        no_key = await http.post(
-            "/anthropic/v1/messages", json={"model": GPT, "max_tokens": 8, "messages": HELLO}
-        )
-        assert no_key.status_code == 401
-        assert no_key.json()["error"]["type"] == "authentication_error"
-        nowhere = await http.get("/anthropic/v1/no-such-route", headers=ADMIN)
-        assert nowhere.status_code == 404
-        assert nowhere.json()["error"]["type"] == "not_found_error"
-        # The native routes keep their own envelope.
-        native = await http.post("/v1/generate", json={"model": "local/nope"}, headers=ADMIN)
-        assert set(native.json()) == {"detail"}
+            "message": bad_json.json()["error"]["message"],
+        },
+        "request_id": bad_json.headers["x-request-id"],
+    }
+
+
+async def test_a_missing_field_is_named_in_the_error(gpt: Surface) -> None:
+    missing = await gpt.http.post(
+        "/anthropic/v1/messages", json={"model": GPT, "max_tokens": 8}, headers=ADMIN
+    )
+    assert missing.status_code == 400
+    assert missing.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "messages: Field required",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "sent", "status", "error_type"),
+    [
+        pytest.param(
+            "POST",
+            "/anthropic/v1/messages",
+            {"json": {"model": GPT, "max_tokens": 8, "messages": HELLO}},
+            401,
+            "authentication_error",
+            id="no-key",
+        ),
+        pytest.param(
+            "GET",
+            "/anthropic/v1/no-such-route",
+            {"headers": ADMIN},
+            404,
+            "not_found_error",
+            id="unknown-route",
+        ),
+    ],
+)
+async def test_wire_errors_outside_the_sdk_are_anthropic_errors(
+    gpt: Surface, method: str, path: str, sent: dict[str, Any], status: int, error_type: str
+) -> None:
+    answer = await gpt.http.request(method, path, **sent)
+    assert answer.status_code == status
+    assert answer.json()["error"]["type"] == error_type
+
+
+async def test_the_native_routes_keep_their_own_envelope(gpt: Surface) -> None:
+    native = await gpt.http.post("/v1/generate", json={"model": "local/nope"}, headers=ADMIN)
+    assert set(native.json()) == {"detail"}
 
 
 async def test_fallback_answers_when_the_first_choice_fails(
@@ -390,70 +486,85 @@ def gemma_app(tmp_path: Path, database_url: str, gemma_gguf: Path, **extra: Any)
     return create_app(make_settings(tmp_path, database_url, **extra))
 
 
-@pytest.mark.slow
-async def test_bundled_gemma_plain_streamed_and_queued(
-    tmp_path: Path, database_url: str, gemma_gguf: Path
-) -> None:
+FRANCE = [{"role": "user", "content": "The capital of France is"}]
+
+
+@pytest.fixture
+async def gemma(tmp_path: Path, database_url: str, gemma_gguf: Path) -> AsyncIterator[Surface]:
+    """The bundled model as the upstream: real llama.cpp inference."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python (the 'local' extra)")
     app = gemma_app(tmp_path, database_url, gemma_gguf)
-    prompt = [{"role": "user", "content": "The capital of France is"}]
     async with running(app), sdk(app) as client, client_for(app, timeout=60) as http:
-        # Greedy: sampled, the base model may end its turn within a few tokens.
-        greedy = {"temperature": 0}
-        message = await client.messages.create(
-            model=GEMMA, max_tokens=8, messages=prompt, extra_body=greedy
-        )
-        assert message.model == GEMMA
-        assert message.content[0].text
-        assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 8)
-        assert message.usage.input_tokens > 5
+        yield Surface(app, client, http)
 
-        async with client.messages.stream(
-            model=GEMMA,
-            max_tokens=8,
-            system="Answer briefly.",
-            messages=prompt,
-            extra_body=greedy,
-        ) as stream:
-            pieces = [text async for text in stream.text_stream]
-            final = await stream.get_final_message()
-        assert len(pieces) >= 6
-        assert final.content[0].text == "".join(pieces)
-        assert (final.stop_reason, final.usage.output_tokens) == ("max_tokens", 8)
-        assert final.usage.input_tokens > message.usage.input_tokens  # the system prompt
 
-        # A busy model: the SDK's requests wait in its queue (no 202), then answer.
-        holder = asyncio.ensure_future(
-            http.post(
-                "/v1/generate",
-                json={
-                    "model": GEMMA,
-                    "input": {"prompt": LONG_RUNNING},
-                    "parameters": {"max_tokens": 150, **GREEDY},
-                },
-                headers=ADMIN,
-            )
+async def plain_gemma(client: anthropic.AsyncAnthropic) -> anthropic.types.Message:
+    """Eight greedy tokens (sampled, the base model may end its turn within a few)."""
+    return await client.messages.create(
+        model=GEMMA, max_tokens=8, messages=FRANCE, extra_body=GREEDY
+    )
+
+
+@pytest.mark.slow
+async def test_bundled_gemma_answers_a_plain_message(gemma: Surface) -> None:
+    message = await plain_gemma(gemma.client)
+    assert message.model == GEMMA
+    assert message.content[0].text
+    assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 8)
+    assert message.usage.input_tokens > 5
+
+
+@pytest.mark.slow
+async def test_bundled_gemma_streams_token_by_token_with_the_system_prompt_counted(
+    gemma: Surface,
+) -> None:
+    message = await plain_gemma(gemma.client)
+    async with gemma.client.messages.stream(
+        model=GEMMA,
+        max_tokens=8,
+        system="Answer briefly.",
+        messages=FRANCE,
+        extra_body=GREEDY,
+    ) as stream:
+        pieces = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+    assert len(pieces) >= 6
+    assert final.content[0].text == "".join(pieces)
+    assert (final.stop_reason, final.usage.output_tokens) == ("max_tokens", 8)
+    assert final.usage.input_tokens > message.usage.input_tokens  # the system prompt
+
+
+@pytest.mark.slow
+async def test_bundled_gemma_busy_queues_the_sdk_requests_then_answers(gemma: Surface) -> None:
+    """No 202 for an SDK: its plain and streamed requests wait in the model's queue."""
+    client, http = gemma.client, gemma.http
+    holder = asyncio.ensure_future(
+        http.post(
+            "/v1/generate",
+            json={
+                "model": GEMMA,
+                "input": {"prompt": LONG_RUNNING},
+                "parameters": {"max_tokens": 150, **GREEDY},
+            },
+            headers=ADMIN,
         )
-        for _ in range(500):
-            status = await http.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)
-            if status.json()["runtime_status"] == "busy":
-                break
-            await asyncio.sleep(0.02)
-        assert status.json()["runtime_status"] == "busy"
-        waiting = client.messages.create(
-            model=GEMMA, max_tokens=4, messages=prompt, extra_body=greedy
-        )
-        streamed = raw_stream(
-            http, ADMIN, model=GEMMA, max_tokens=4, messages=prompt, temperature=0
-        )
-        plain, text = await asyncio.gather(waiting, streamed)
-        assert (plain.stop_reason, plain.usage.output_tokens) == ("max_tokens", 4)
-        record = await http.get(f"/v1/requests/{request_id(plain.id)}", headers=ADMIN)
-        assert record.json()["result"]["timings"]["queue_ms"] > 0  # it did wait its turn
-        names = [name for name, _ in named_events(text)]
-        assert names[:3] == ["message_start", "content_block_start", "ping"]
-        assert names[-1] == "message_stop"
-        assert (await holder).status_code == 200
+    )
+    for _ in range(500):
+        status = await http.get(f"/v1/models/{GEMMA}/status", headers=ADMIN)
+        if status.json()["runtime_status"] == "busy":
+            break
+        await asyncio.sleep(0.02)
+    assert status.json()["runtime_status"] == "busy"
+    waiting = client.messages.create(model=GEMMA, max_tokens=4, messages=FRANCE, extra_body=GREEDY)
+    streamed = raw_stream(http, ADMIN, model=GEMMA, max_tokens=4, messages=FRANCE, temperature=0)
+    plain, text = await asyncio.gather(waiting, streamed)
+    assert (plain.stop_reason, plain.usage.output_tokens) == ("max_tokens", 4)
+    record = await http.get(f"/v1/requests/{request_id(plain.id)}", headers=ADMIN)
+    assert record.json()["result"]["timings"]["queue_ms"] > 0  # it did wait its turn
+    names = [name for name, _ in named_events(text)]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[-1] == "message_stop"
+    assert (await holder).status_code == 200
 
 
 @pytest.mark.slow

@@ -337,7 +337,10 @@ async def test_a_stream_failing_after_its_200_ends_in_an_openai_error_chunk(
     assert broken.value.body["type"] == "server_error"
 
 
-BAD_JSON = {"content": b"{not json", "headers": {**ADMIN, "content-type": "application/json"}}
+BAD_JSON: dict[str, Any] = {
+    "content": b"{not json",
+    "headers": {**ADMIN, "content-type": "application/json"},
+}
 
 
 @pytest.mark.parametrize(
