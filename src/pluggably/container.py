@@ -134,13 +134,7 @@ def build_container(
         hub=hub,
         quota=quota,
         downloads=downloads,
-        retention=Retention(
-            quota,
-            registry,
-            downloads.staging,
-            downloads.active_jobs,
-            settings.retention_max_idle_days,
-        ),
+        retention=_retention(settings, quota, registry, downloads),
         artifacts=artifacts,
         scheduler=scheduler,
         residency=ResidencyService(registry, scheduler),
@@ -151,6 +145,13 @@ def build_container(
     container.generation = _generation(container, router, discovery)
     container.catalog = ModelCatalog(accounts, providers, credentials, discovery, registry)
     return container
+
+
+def _retention(
+    settings: Settings, quota: Quota, registry: RegistryService, downloads: DownloadManager
+) -> Retention:
+    staging, running = downloads.staging, downloads.active_jobs
+    return Retention(quota, registry, staging, running, settings.retention_max_idle_days)
 
 
 def _scheduler(settings: Settings, metrics: Metrics) -> Scheduler:

@@ -14,8 +14,7 @@ from pluggably.sessions.schemas import (
     SessionDetail,
     SessionInfo,
     SessionList,
-    SessionStatus,
-    SessionSummary,
+    SessionQuery,
     SessionUpdate,
 )
 
@@ -47,17 +46,10 @@ async def list_sessions(
     principal: Reader,
     session: DbSession,
     sessions: Sessions,
-    status: SessionStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    query: Annotated[SessionQuery, Query()],
 ) -> SessionList:
     """The caller's sessions, newest activity first; ``next_cursor`` pages on."""
-    rows, next_cursor = await sessions.page(
-        session, principal.user_id, status=status, cursor=cursor, limit=limit
-    )
-    return SessionList(
-        sessions=[SessionSummary.model_validate(r) for r in rows], next_cursor=next_cursor
-    )
+    return await sessions.page(session, principal.user_id, query)
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=NOT_FOUND)

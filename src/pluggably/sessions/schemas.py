@@ -63,6 +63,16 @@ class SessionSummary(BaseModel):
     message_count: int
 
 
+class SessionQuery(BaseModel):
+    """The filters and page of GET /v1/sessions (its query parameters)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: SessionStatus | None = None
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=500)
+
+
 class SessionList(BaseModel):
     sessions: list[SessionSummary]
     next_cursor: str | None = Field(

@@ -33,6 +33,9 @@ from pluggably.sessions.schemas import (
     SessionCreate,
     SessionDetail,
     SessionInfo,
+    SessionList,
+    SessionQuery,
+    SessionSummary,
     SessionUpdate,
 )
 from pluggably.sessions.storage import StorageBound, own_size
@@ -85,20 +88,18 @@ class SessionService(SessionMessages, SessionRetention):
         return chat
 
     async def page(
-        self,
-        db_session: AsyncSession,
-        user_id: str,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> tuple[list[ChatSession], str | None]:
+        self, db_session: AsyncSession, user_id: str, query: SessionQuery
+    ) -> SessionList:
         """One page, newest activity first, in one query; next_cursor or None."""
+        limit = query.limit
         rows = await SessionRepository(db_session).page(
-            user_id, status=status, after=decode_cursor(cursor), limit=limit + 1
+            user_id, status=query.status, after=decode_cursor(query.cursor), limit=limit + 1
         )
         page = list(rows[:limit])
-        return page, encode_cursor(page[-1]) if len(rows) > limit else None
+        return SessionList(
+            sessions=[SessionSummary.model_validate(r) for r in page],
+            next_cursor=encode_cursor(page[-1]) if len(rows) > limit else None,
+        )
 
     async def get(self, db_session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         chat = await SessionRepository(db_session).owned(user_id, session_id)
