@@ -204,10 +204,6 @@ async def _reclaim_later(container: ContainerDep, background: BackgroundTasks) -
     return lambda: background.add_task(reclaimer.run)
 
 
-async def _database(container: ContainerDep) -> Database:
-    return container.db
-
-
 async def _metrics(container: ContainerDep) -> Metrics:
     return container.metrics
 
@@ -229,8 +225,6 @@ StorageRetention = Annotated[Retention, Depends(_retention)]
 Sessions = Annotated[SessionService, Depends(_sessions)]
 # Call it to give the file space of deleted rows back (SQLite) after the response is sent.
 Reclaim = Annotated[ReclaimLater, Depends(_reclaim_later)]
-# For work that outlives the request's unit of work and opens its own sessions.
-Db = Annotated[Database, Depends(_database)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

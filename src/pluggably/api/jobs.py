@@ -34,9 +34,11 @@ async def get_job(
 
 
 @router.delete("/{job_id}", response_model=DownloadJobInfo, responses=error_responses(404))
-async def cancel_job(job_id: str, _admin: AdminUser, downloads: Downloads) -> DownloadJobInfo:
+async def cancel_job(
+    job_id: str, _admin: AdminUser, session: DbSession, downloads: Downloads
+) -> DownloadJobInfo:
     """Cancel: the transfer stops (its connection is closed) and the job ends cancelled."""
-    return await downloads.cancel(job_id)
+    return await downloads.cancel(session, job_id)
 
 
 @router.get(

@@ -139,7 +139,7 @@ class DownloadManager:
             job.bytes_done = max(job.bytes_done, run.bytes_done)
         return job_info(job, run.speed_bps if run and job.status == "running" else None)
 
-    async def cancel(self, job_id: str) -> DownloadJobInfo:
+    async def cancel(self, session: Any, job_id: str) -> DownloadJobInfo:
         run = self.runner.runs.get(job_id)
         if run is not None:
             run.cancel.set()
@@ -147,13 +147,12 @@ class DownloadManager:
                 # Also interrupts a transfer stalled between chunks: its connection closes.
                 run.task.cancel()
                 await asyncio.wait({run.task}, timeout=5)
-        async with self.db.session() as session:
-            job = await DownloadRepository(session).get(job_id)
-            if job is None:
-                raise JobNotFound(f"No download job '{job_id}'.")
-            if job.status == "queued":  # never started here (e.g. another replica's)
-                job.status, job.finished_at = "cancelled", utcnow()
-            return self.info(job)
+        job = await DownloadRepository(session).get(job_id)
+        if job is None:
+            raise JobNotFound(f"No download job '{job_id}'.")
+        if job.status == "queued":  # never started here (e.g. another replica's)
+            job.status, job.finished_at = "cancelled", utcnow()
+        return self.info(job)
 
     async def events(self, job_id: str) -> AsyncIterator[DownloadJobInfo]:
         """The job's state now, then on every change, until it ends."""

@@ -21,7 +21,6 @@ from fastapi.routing import APIRoute
 from pluggably.api.deps import (
     Artifacts,
     Catalog,
-    Db,
     DbSession,
     Generation,
     Reader,
@@ -175,7 +174,7 @@ async def images_generations(
     body: OpenAIImageGenerationRequest,
     principal: Writer,
     service: Generation,
-    db: Db,
+    session: DbSession,
     artifacts: Artifacts,
     request: Request,
 ) -> OpenAIImagesResponse:
@@ -186,9 +185,11 @@ async def images_generations(
     response = await _answer(service, plan)
     fmt = body.response_format or ("b64_json" if "gpt-image" in (body.model or "") else "url")
     if fmt == "b64_json":
-        data = [OpenAIImageData(b64_json=b64) for b64 in await images_b64(db, artifacts, response)]
+        data = [
+            OpenAIImageData(b64_json=b64) for b64 in await images_b64(session, artifacts, response)
+        ]
     else:
-        urls = await image_urls(db, artifacts, principal, response)
+        urls = await image_urls(session, artifacts, principal, response)
         data = [OpenAIImageData(url=_absolute(request, url)) for url in urls]
     return OpenAIImagesResponse(created=int(time.time()), data=data)
 
