@@ -4,6 +4,7 @@ request records."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -116,6 +117,40 @@ async def test_json_text_with_usage_and_record(
         )
         assert bare.json()["model"] == "gpt-4o"  # as asked; the selection names the target
         assert bare.json()["selection"]["selected_model"] == "openai:gpt-4o"
+
+
+async def test_a_cancel_once_the_answer_is_in_leaves_it_completed(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """The upstream has answered and the gateway is writing the answer out (files, turn,
+    record): a cancel then comes too late and must not turn the answer into 'cancelled'."""
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        generation = app.state.container.generation
+        writing, release = asyncio.Event(), asyncio.Event()
+        output = generation.outcomes.output
+
+        async def held(plan: Any, completion: Any) -> Any:
+            writing.set()
+            await release.wait()
+            return await output(plan, completion)
+
+        generation.outcomes.output = held
+        call = asyncio.create_task(
+            generate(client, ADMIN, model="openai:gpt-4o-mini", input={"prompt": "hello there"})
+        )
+        await asyncio.wait_for(writing.wait(), 10)
+        [live] = generation.live.all()
+        cancel = await client.post(f"/v1/requests/{live.request_id}/cancel", headers=ADMIN)
+        assert cancel.status_code == 200
+        release.set()
+        response = await asyncio.wait_for(call, 10)
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["finish_reason"], body["output"]["text"]) == ("stop", "Echo: hello there")
+        record = (await client.get(f"/v1/requests/{body['request_id']}", headers=ADMIN)).json()
+        assert record["status"] == "completed"
 
 
 async def test_users_own_key_system_prompt_and_parameters(

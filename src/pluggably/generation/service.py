@@ -168,15 +168,15 @@ class GenerationService:
         live = self.live.open(plan.request_id, plan.principal.user_id)
         live.task = asyncio.current_task()
         status = "cancelled"
+        events = self.candidates.run(plan, live, stream=True)
         try:
-            async with contextlib.aclosing(self.candidates.run(plan, live, stream=True)) as events:
-                async for event in events:
-                    if isinstance(event, Completed | Failed):
-                        status = "completed" if isinstance(event, Completed) else "failed"
-                    yield event
-                    # A surface reads the first event in the request's task and the rest
-                    # in the SSE layer's: a cancel must reach whichever task reads now.
-                    live.task = asyncio.current_task()
+            async for event in events:
+                if isinstance(event, Completed | Failed):
+                    status = "completed" if isinstance(event, Completed) else "failed"
+                yield event
+                # A surface reads the first event in the request's task and the rest
+                # in the SSE layer's: a cancel must reach whichever task reads now.
+                live.task = asyncio.current_task()
         except Exception:
             log.exception("stream_failed", request_id=plan.request_id)
             status = "failed"
@@ -185,7 +185,17 @@ class GenerationService:
             )
             yield Failed(GatewayError(STREAM_FAILED))
         finally:
-            if status == "cancelled":  # the client went away, or POST …/cancel
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                await _close_quietly(events, plan.request_id)
+                if status == "cancelled":  # the client went away, or POST …/cancel
                     await self.outcomes.stream_cancelled(plan, live.partial_text)
             self.live.close(plan.request_id, status)
+
+
+async def _close_quietly(events: AsyncGenerator[Event, None], request_id: str) -> None:
+    """Close a stream's loop (and its upstream) on any way out. A failure to close is
+    logged: the stream is already ending, as a cancel or with its own last event."""
+    try:
+        await events.aclose()
+    except Exception:
+        log.exception("stream_close_failed", request_id=request_id)
