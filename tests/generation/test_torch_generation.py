@@ -164,6 +164,25 @@ async def test_discovery_registers_the_tiny_models(client: httpx.AsyncClient) ->
         assert (status["status"], status["runtime_status"]) == ("available", "unloaded")
 
 
+async def test_an_idle_model_unloads_after_its_keep_alive(
+    tmp_path: Path, database_url: str, tiny_models: dict[str, Path]
+) -> None:
+    """The keep-alive pass the lifespan runs (lifespan.periodic_work), end to end."""
+    app = torch_app(tmp_path, database_url, tiny_models, keep_alive_s=0.3)
+    async with running(app), client_for(app, timeout=60) as client:
+        await ok(client, model=LLM, input={"prompt": "hi"}, parameters={"max_tokens": 2})
+        loaded = (await client.get("/v1/models/loaded", headers=ADMIN)).json()["models"]
+        [entry] = [m for m in loaded if m["model_id"] == LLM]
+        assert entry["expires_at"] is not None
+        for _ in range(200):
+            loaded = (await client.get("/v1/models/loaded", headers=ADMIN)).json()["models"]
+            if all(m["model_id"] != LLM for m in loaded):
+                break
+            await asyncio.sleep(0.05)
+        status = (await client.get(f"/v1/models/{LLM}/status", headers=ADMIN)).json()
+        assert status["runtime_status"] == "unloaded"
+
+
 async def test_used_models_are_loaded_with_their_runtime(client: httpx.AsyncClient) -> None:
     # All three at once: each loads and runs in the scheduler's worker threads.
     answers = await asyncio.gather(
