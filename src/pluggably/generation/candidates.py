@@ -102,9 +102,7 @@ class Candidates:
                     item = await anext(items)
                 if not stream:  # the whole answer, or a failure that falls back
                     completion = await self._whole(plan, target, item, items)
-                    # Answered: a cancel from now on comes too late to stop anything, and
-                    # must not cut the answer's own writes short.
-                    live.task = None
+                    live.answered()
                     await _close(items)  # a local model's slot goes back now
                     output = await self.outcomes.output(plan, completion)
             except Exception as raw:

@@ -27,6 +27,11 @@ class LiveRequest:
     def partial_text(self) -> str:
         return "".join(self.parts)
 
+    def answered(self) -> None:
+        """The answer is in: a cancel from now on comes too late to stop anything and
+        must not cut the answer's own writes (files, turn, record) short."""
+        self.task = None
+
     def publish(self, event: LiveEvent) -> None:
         for queue in list(self.listeners):
             if queue.full():  # a stalled listener loses old frames, never blocks the request
