@@ -100,7 +100,14 @@ async def test_json_text_with_usage_and_record(
             "selected_provider": "openai",
             "fallback_used": False,
             "fallback_reason": None,
-            "attempts": [{"model": "openai:gpt-4o-mini", "provider": "openai", "error_code": None}],
+            "attempts": [
+                {
+                    "model": "openai:gpt-4o-mini",
+                    "provider": "openai",
+                    "error_code": None,
+                    "reason": None,
+                }
+            ],
         }
         sent = openai_sim.requests_to("/v1/chat/completions")[-1]
         assert sent.headers["authorization"] == "Bearer sk-server-key-0001"
@@ -448,7 +455,12 @@ async def test_dead_upstream_cools_down(
         ).json()
         # Three failures in a row: openai sits out; the backup answers without a wasted call.
         assert body["selection"]["attempts"] == [
-            {"model": "backup:gpt-4o-mini", "provider": "backup", "error_code": None}
+            {
+                "model": "backup:gpt-4o-mini",
+                "provider": "backup",
+                "error_code": None,
+                "reason": None,
+            }
         ]
         assert len(openai_sim.requests_to("/v1/chat/completions")) == before
 

@@ -10,15 +10,24 @@ from pluggably.generation.events import (
     Failed,
     LoadingModel,
     QueuePosition,
+    ReasoningDelta,
     Selected,
     Status,
     TextDelta,
+    ToolCallDelta,
 )
 
 
 def native_frame(event: object) -> dict[str, Any]:
     if isinstance(event, TextDelta):
         return {"choices": [{"delta": {"content": event.text}}]}
+    if isinstance(event, ToolCallDelta):
+        return {"choices": [{"delta": {"tool_calls": [tool_call_fragment(event)]}}]}
+    if isinstance(event, ReasoningDelta):
+        delta: dict[str, Any] = {"reasoning": event.text}
+        if event.signature:
+            delta["reasoning_signature"] = event.signature
+        return {"choices": [{"delta": delta}]}
     if isinstance(event, Selected):
         return {
             "event": "model_selected",
@@ -31,7 +40,8 @@ def native_frame(event: object) -> dict[str, Any]:
         }
     if isinstance(event, Completed):
         complete = event.response.model_dump(mode="json")
-        complete["output"].pop("text", None)  # already sent as deltas
+        for sent in ("text", "tool_calls", "reasoning"):  # already sent as deltas
+            complete["output"].pop(sent, None)
         return {"event": "complete", **complete}
     if isinstance(event, Failed):
         frame = {"event": "error", "code": event.error.code, "message": event.error.message}
@@ -50,3 +60,16 @@ def native_frame(event: object) -> dict[str, Any]:
     if isinstance(event, Status):
         return {"event": "status", "request_id": event.request_id, "status": event.status}
     raise TypeError(f"no native frame for {type(event).__name__}")
+
+
+def tool_call_fragment(delta: ToolCallDelta) -> dict[str, Any]:
+    """OpenAI's ``delta.tool_calls[]`` item: id, type and name in the first fragment."""
+    fragment: dict[str, Any] = {"index": delta.index}
+    if delta.id is not None:
+        fragment["id"] = delta.id
+        fragment["type"] = "function"
+    function: dict[str, Any] = {"arguments": delta.arguments}
+    if delta.name is not None:
+        function["name"] = delta.name
+    fragment["function"] = function
+    return fragment

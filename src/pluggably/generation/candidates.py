@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+from pluggably.deltas import Assembly
 from pluggably.errors import GatewayError, ProviderNotConfigured, UpstreamError
 from pluggably.generation.events import (
     Completed,
@@ -37,12 +38,15 @@ from pluggably.providers.base import (
     Delta,
     Provider,
     ProviderCall,
+    ReasoningDelta,
     StreamEnd,
+    ToolCallDelta,
 )
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.routing.resolve import LOCAL, Target
 
-Item = Queued | Loading | Delta | StreamEnd | Completion
+Item = Queued | Loading | Delta | ToolCallDelta | ReasoningDelta | StreamEnd | Completion
+Part = (Delta, ToolCallDelta, ReasoningDelta)  # the pieces of an answer
 
 
 class Unanswered(Exception):
@@ -126,9 +130,10 @@ class Candidates:
     async def _whole(
         self, plan: Plan, target: Target, item: Item, items: AsyncIterator[Item]
     ) -> Completion:
-        """A JSON answer: the deltas of a local model (for listeners), then its end."""
-        while isinstance(item, Delta):
-            self.live.delta(plan.request_id, item.text)
+        """A JSON answer: the deltas of a local model (text for listeners), then its end."""
+        while isinstance(item, Part):
+            if isinstance(item, Delta):
+                self.live.delta(plan.request_id, item.text)
             item = await anext(items)
         if not isinstance(item, Completion):  # pragma: no cover - adapters end with one
             raise UpstreamError(f"{target.label} ended without an answer.")
@@ -143,13 +148,17 @@ class Candidates:
         credential: Credential,
     ) -> AsyncGenerator[Event, None]:
         """A stream after its candidate answered: deltas, then the end."""
-        parts: list[str] = []
+        whole = Assembly()
         first_token_ms = (time.perf_counter() - plan.started) * 1000
         try:
-            while isinstance(item, Delta):
-                parts.append(item.text)
-                self.live.delta(plan.request_id, item.text)
-                yield TextDelta(item.text)
+            while isinstance(item, Part):
+                if isinstance(item, Delta):
+                    whole.text.append(item.text)
+                    self.live.delta(plan.request_id, item.text)
+                    yield TextDelta(item.text)
+                else:
+                    whole.add(item)
+                    yield item
                 item = await anext(items)
             if not isinstance(item, StreamEnd | Completion):  # pragma: no cover
                 raise UpstreamError(f"{target.label} ended without an answer.")
@@ -161,10 +170,13 @@ class Candidates:
         finally:
             await _close(items)
         completion = Completion(
-            text="".join(parts),
+            text="".join(whole.text),
             finish_reason=item.finish_reason,
             usage=item.usage,
             stop_sequence=item.stop_sequence,
+            tool_calls=whole.tool_calls,
+            reasoning=whole.reasoning_text,
+            reasoning_signature=whole.signature,
         )
         output = await self.outcomes.output(plan, completion)
         response = self.outcomes.response(plan, target, completion, output, first_token_ms)
@@ -202,7 +214,9 @@ class Candidates:
             return self._local(plan, target), {}
         provider = self._provider(plan, target)
         credential = self._credential(plan, target)
-        call = ProviderCall(target.model, plan.messages, plan.parameters, plan.modality)
+        call = ProviderCall(
+            target.model, plan.messages, plan.parameters, plan.modality, plan.features
+        )
         beyond = _beyond(provider, plan.stops)
         if stream:
             upstream = provider.stream(call, credential)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Re-exported: events too, as the upstream gives them.
+from pluggably.deltas import ReasoningDelta as ReasoningDelta
+from pluggably.deltas import ToolCallDelta as ToolCallDelta
 from pluggably.errors import GatewayError
 from pluggably.generation.schemas import GenerateResponse, Selection
 
@@ -67,5 +70,14 @@ class Status:
 
 
 Notice = QueuePosition | LoadingModel
-Event = QueuePosition | LoadingModel | Selected | TextDelta | Completed | Failed
+Event = (
+    QueuePosition
+    | LoadingModel
+    | Selected
+    | TextDelta
+    | ToolCallDelta
+    | ReasoningDelta
+    | Completed
+    | Failed
+)
 LiveEvent = QueuePosition | LoadingModel | TextDelta | Status

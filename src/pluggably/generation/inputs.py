@@ -7,8 +7,18 @@ import binascii
 import re
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter, PayloadTooLarge
-from pluggably.generation.schemas import GenerateRequest
-from pluggably.messages import ImageInput, Message
+from pluggably.generation.schemas import ChatMessage, GenerateRequest, NamedToolChoice
+from pluggably.messages import (
+    NO_FEATURES,
+    Features,
+    ImageInput,
+    Message,
+    ReasoningSpec,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(;[^,]*)?;base64,(?P<data>.*)$", re.S)
@@ -50,7 +60,7 @@ def conversation(body: GenerateRequest) -> list[Message]:
     if body.system_prompt:
         messages.append(Message("system", body.system_prompt))
     if body.input.messages:
-        messages += [Message(m.role, m.content) for m in body.input.messages]
+        messages += [message_of(m) for m in body.input.messages]
     elif body.input.prompt is not None:
         messages.append(Message("user", body.input.prompt))
     if not any(m.role == "user" for m in messages):
@@ -60,3 +70,55 @@ def conversation(body: GenerateRequest) -> list[Message]:
         last = max(i for i, m in enumerate(messages) if m.role == "user")
         messages[last] = Message("user", messages[last].text, images)
     return messages
+
+
+def message_of(turn: ChatMessage) -> Message:
+    return Message(
+        turn.role,
+        turn.content or "",
+        tool_calls=tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments) for c in turn.tool_calls or []
+        ),
+        tool_call_id=turn.tool_call_id,
+        reasoning=turn.reasoning,
+        reasoning_signature=turn.reasoning_signature,
+    )
+
+
+def features(body: GenerateRequest) -> Features:
+    """What the request asks beyond the conversation; ``parameters.format: json`` is
+    an alias of ``response_format: {type: json_object}``."""
+    fmt = body.response_format
+    response_format = None
+    if fmt is not None and fmt.type != "text":
+        spec = fmt.json_schema if fmt.type == "json_schema" else None
+        response_format = ResponseFormat(
+            type=fmt.type,
+            name=spec.name if spec else None,
+            schema=spec.schema_ if spec else None,
+            strict=spec.strict if spec else None,
+            description=spec.description if spec else None,
+        )
+    elif fmt is None and body.parameters.get("format") == "json":
+        response_format = ResponseFormat(type="json_object")
+    tools = tuple(
+        Tool(t.function.name, t.function.description, t.function.parameters, t.function.strict)
+        for t in body.tools or []
+    )
+    choice = body.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        tool_choice = ToolChoice("function", choice.function.name)
+    else:
+        tool_choice = ToolChoice(choice or "auto")
+    reasoning = (
+        ReasoningSpec(body.reasoning.effort, body.reasoning.max_tokens) if body.reasoning else None
+    )
+    if not tools and response_format is None and reasoning is None:
+        return NO_FEATURES
+    return Features(
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=response_format,
+        reasoning=reasoning,
+    )

@@ -10,7 +10,7 @@ from pluggably.artifacts.service import ArtifactService
 from pluggably.db import Database
 from pluggably.errors import GatewayError, ProviderNotConfigured
 from pluggably.generation.cooling import cooldown_key
-from pluggably.generation.outputs import build_output
+from pluggably.generation.outputs import build_output, text_output
 from pluggably.generation.plan import Plan, first_commercial, usage_info
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import (
@@ -147,7 +147,7 @@ class Outcomes:
 
     async def output(self, plan: Plan, completion: Completion) -> Output:
         if not (completion.images or completion.mesh or completion.preview):
-            return Output(text=completion.text)
+            return text_output(completion)
         return await build_output(
             completion,
             owner_id=plan.principal.user_id,
@@ -168,6 +168,9 @@ class Outcomes:
     ) -> GenerateResponse:
         """The response to a candidate's answer."""
         usage = completion.usage
+        finish = completion.finish_reason
+        if completion.tool_calls and finish == "stop":  # the answer is the calls
+            finish = "tool_calls"
         return GenerateResponse(
             request_id=plan.request_id,
             model=plan.reported_model(target),
@@ -177,8 +180,8 @@ class Outcomes:
             state_tokens=plan.turn.state_tokens if plan.turn else None,
             output=output,
             usage=usage_info(usage),
-            finish_reason=completion.finish_reason,
-            stop_sequence=completion.stop_sequence if completion.finish_reason == "stop" else None,
+            finish_reason=finish,
+            stop_sequence=completion.stop_sequence if finish == "stop" else None,
             selection=plan.selection(target),
             credits_status=self._credits(plan),
             timings=Timings(
@@ -187,7 +190,15 @@ class Outcomes:
                 first_token_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
                 total_ms=round((time.perf_counter() - plan.started) * 1000, 2),
             ),
+            warnings=self._warnings(plan, target),
         )
+
+    @staticmethod
+    def _warnings(plan: Plan, target: Target) -> list[str]:
+        warnings = list(plan.warnings)
+        if plan.features.reasoning is not None and target.provider == LOCAL:
+            warnings.append(f"'reasoning' was ignored: {target.label} does not reason.")
+        return warnings
 
     def _model_label(self, target: Target) -> str:
         """Model names come from users: past a bound, new ones share one series."""

@@ -8,7 +8,7 @@ import base64
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.db import Database
-from pluggably.generation.schemas import Artifact, Output
+from pluggably.generation.schemas import Artifact, FunctionCall, Output, ToolCallSpec
 from pluggably.providers.base import Completion
 
 MESH_TYPES = {
@@ -16,6 +16,19 @@ MESH_TYPES = {
     "obj": "model/obj",
     "ply": "model/ply",
 }
+
+
+def text_output(completion: Completion) -> Output:
+    """The answer's text, tool calls and reasoning."""
+    return Output(
+        text=completion.text,
+        tool_calls=[
+            ToolCallSpec(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))
+            for c in completion.tool_calls
+        ],
+        reasoning=completion.reasoning,
+        reasoning_signature=completion.reasoning_signature,
+    )
 
 
 def _b64_size(value: str) -> int:
@@ -34,7 +47,8 @@ async def build_output(
 ) -> Output:
     """``keep``: store every file as an artifact too (a session turn refers to them),
     still inline in the response while they fit."""
-    output = Output(text=completion.text, images=list(completion.images), mesh=completion.mesh)
+    output = text_output(completion)
+    output.images, output.mesh = list(completion.images), completion.mesh
     size = sum(_b64_size(i) for i in completion.images) + (
         _b64_size(completion.mesh) if completion.mesh else 0
     )

@@ -14,7 +14,7 @@ from pluggably.credentials.service import CredentialSnapshot
 from pluggably.errors import GatewayError, UpstreamError
 from pluggably.generation.context import PER_MESSAGE_TOKENS, estimate_tokens
 from pluggably.generation.schemas import Attempt, Selection, UsageInfo
-from pluggably.messages import Message
+from pluggably.messages import NO_FEATURES, Features, Message
 from pluggably.observability.logging import get_logger
 from pluggably.providers.base import Credential, Usage
 from pluggably.providers.directory import ProviderDirectory
@@ -53,6 +53,8 @@ class Plan:
     error: GatewayError | None = None  # why every candidate failed (streams)
     requested: str | None = None  # the model id as the caller wrote it (None: auto)
     primary: Target | None = None  # what ``requested`` resolved to
+    features: Features = NO_FEATURES  # tools, tool choice, output format, reasoning
+    warnings: list[str] = field(default_factory=list)  # for the response
 
     def reported_model(self, served: Target) -> str:
         """The ``model`` a response names: the id the caller asked for, as they wrote it
@@ -74,6 +76,17 @@ class Plan:
         said: a stream the gateway cut short)."""
         return sum(estimate_tokens(m.text) + PER_MESSAGE_TOKENS for m in self.messages)
 
+    def skipped(self, target: Target, reason: str) -> None:
+        """``target`` cannot do what the request asks: it is not called."""
+        self.attempts.append(
+            Attempt(
+                model=target.label,
+                provider=target.provider,
+                error_code="feature_not_supported",
+                reason=reason,
+            )
+        )
+
     def answered_by(self, target: Target) -> None:
         """``target`` answers: its attempt is the last one."""
         self.attempts.append(Attempt(model=target.label, provider=target.provider, error_code=None))
@@ -81,7 +94,14 @@ class Plan:
 
     def selection(self, served: Target) -> Selection:
         failed = [a for a in self.attempts if a.error_code]
-        reason = f"{failed[-1].provider} failed with {failed[-1].error_code}" if failed else None
+        reason = None
+        if failed:
+            last = failed[-1]
+            reason = (
+                f"{last.model} was skipped: {last.reason}"
+                if last.reason
+                else f"{last.provider} failed with {last.error_code}"
+            )
         if self.loading_fallback is not None and served.label != self.loading_fallback:
             reason = (
                 f"{self.loading_fallback} is loading; the default {self.modality} model answered"

@@ -16,6 +16,7 @@ from pluggably.errors import GatewayError, InvalidParameter
 from pluggably.generation import inputs
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
+from pluggably.generation.capable import capable
 from pluggably.generation.context import DEFAULT_WINDOW, estimate_tokens, fit, provider_window
 from pluggably.generation.cooling import cooldown_key
 from pluggably.generation.params import validate_default, validate_parameters
@@ -24,7 +25,7 @@ from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import GenerateRequest
 from pluggably.generation.turns import RegenerateMode, SessionTurns, Turn
 from pluggably.lifecycle.local import LocalBackend
-from pluggably.messages import Message
+from pluggably.messages import NO_FEATURES, Message
 from pluggably.observability.logging import get_logger
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.models import Model
@@ -85,6 +86,11 @@ class Preparation:
             )
             plan = Plan("", principal, user.username, "text", messages, {}, targets)
             plan.credentials, plan.requested, plan.primary = credentials, body.model, targets[0]
+            plan.features = inputs.features(body)
+            if plan.features is not NO_FEATURES:
+                plan.targets = await capable(
+                    session, plan, targets, providers=self.providers, registry=self.registry
+                )
             local_row = await self._order(session, plan, body)
             plan.parameters = await self._parameters(session, plan, body, local_row)
             if turn is not None:

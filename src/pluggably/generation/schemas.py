@@ -15,9 +15,93 @@ SelectionMode = Literal["auto", "free_only", "commercial_only", "model"]
 MAX_IMAGES = 16
 
 
+TOOL_NAME = r"^[a-zA-Z0-9_.-]{1,64}$"
+MAX_TOOLS = 128
+
+
+class FunctionCall(BaseModel):
+    name: str = Field(pattern=TOOL_NAME)
+    arguments: str = Field(max_length=1_000_000, description="the arguments' JSON text")
+
+
+class ToolCallSpec(BaseModel):
+    """A tool call, in OpenAI's shape: in responses, and on assistant messages of a
+    request's history."""
+
+    id: str = Field(min_length=1, max_length=200)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(RequestBody):
-    role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=1_000_000)
+    """A turn of ``input.messages``. An assistant turn may carry ``tool_calls`` (its
+    ``content`` then may be empty or null); a ``tool`` turn is a tool's result and names
+    the call it answers in ``tool_call_id``. ``reasoning`` (with its vendor's
+    ``reasoning_signature``) is an assistant turn's visible reasoning, sent back."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = Field(default="", max_length=1_000_000)
+    tool_calls: list[ToolCallSpec] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=200)
+    reasoning: str | None = Field(default=None, max_length=1_000_000)
+    reasoning_signature: str | None = Field(default=None, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _tool_fields(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.role == "tool" and self.tool_call_id is None:
+            raise ValueError("a tool message names the call it answers in tool_call_id")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("only tool messages carry tool_call_id")
+        return self
+
+
+class FunctionSpec(RequestBody):
+    name: str = Field(pattern=TOOL_NAME)
+    description: str | None = Field(default=None, max_length=100_000)
+    parameters: dict[str, AnyJson] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="the arguments' JSON Schema",
+    )
+    strict: bool | None = None
+
+
+class ToolSpec(RequestBody):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(RequestBody):
+    name: str = Field(pattern=TOOL_NAME)
+
+
+class NamedToolChoice(RequestBody):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchemaSpec(RequestBody):
+    name: str = Field(default="response", pattern=TOOL_NAME)
+    schema_: dict[str, AnyJson] = Field(alias="schema")
+    strict: bool | None = None
+    description: str | None = Field(default=None, max_length=100_000)
+
+
+class ResponseFormatSpec(RequestBody):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormatSpec:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs json_schema: {name, schema}")
+        return self
+
+
+class ReasoningOptions(RequestBody):
+    effort: Literal["low", "medium", "high"] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class GenerateInput(RequestBody):
@@ -51,11 +135,28 @@ class GenerateRequest(RequestBody):
     while_loading: Literal["wait", "fallback"] = "wait"
     wait: bool = False
     stream: bool = False
+    tools: list[ToolSpec] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatSpec | None = None
+    reasoning: ReasoningOptions | None = None
 
     @field_validator("model")
     @classmethod
     def _auto(cls, value: str | None) -> str | None:
         return None if value in {None, "", "auto"} else value
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> GenerateRequest:
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: each function needs its own name")
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names '{choice.function.name}', which is not in tools")
+        if choice == "required" and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
 
 
 class Artifact(BaseModel):
@@ -69,6 +170,15 @@ class Artifact(BaseModel):
 
 class Output(BaseModel):
     text: str | None = None
+    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    reasoning: str | None = Field(
+        default=None, description="the model's visible reasoning, when it returned one"
+    )
+    reasoning_signature: str | None = Field(
+        default=None,
+        description="its vendor's signature of the reasoning (Anthropic): send it back "
+        "with the reasoning on the assistant message to continue the conversation",
+    )
     images: list[str] = Field(default_factory=list)
     mesh: str | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
@@ -84,6 +194,9 @@ class Attempt(BaseModel):
     model: str
     provider: str
     error_code: str | None
+    reason: str | None = Field(
+        default=None, description="why the candidate was skipped without being called"
+    )
 
 
 class Selection(BaseModel):
@@ -117,7 +230,7 @@ class GenerateResponse(BaseModel):
     state_tokens: dict[str, Any] | None = None
     output: Output
     usage: UsageInfo | None
-    finish_reason: Literal["stop", "length", "cancelled", "error"]
+    finish_reason: Literal["stop", "length", "tool_calls", "cancelled", "error"]
     stop_sequence: str | None = Field(
         default=None,
         description="Which of the request's stop sequences ended the text (finish_reason "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 
-from pluggably.providers.base import Completion, Delta, StreamEnd, Usage
+from pluggably.providers.base import Completion, Delta, StreamEnd, StreamItem, Usage
 from pluggably.stops import StopFilter, cut
 
 
@@ -24,10 +24,10 @@ def cut_completion(completion: Completion, stops: list[str]) -> Completion:
 
 
 async def cut_stream(
-    upstream: AsyncIterator[Delta | StreamEnd],
+    upstream: AsyncIterator[StreamItem],
     stops: list[str],
     prompt_tokens: Callable[[], int],
-) -> AsyncIterator[Delta | StreamEnd]:
+) -> AsyncIterator[StreamItem]:
     """``upstream`` with text that may begin a stop sequence held back, ending at the
     first match: the upstream is closed then (no more tokens are paid for), and since its
     own usage report would come only at its end, the usage is estimated (the deltas
@@ -41,6 +41,9 @@ async def cut_stream(
                     yield Delta(tail)
                 yield item
                 return
+            if not isinstance(item, Delta):  # tool calls and reasoning are not cut
+                yield item
+                continue
             received += 1
             text, hit = stopper.feed(item.text)
             if text:

@@ -15,10 +15,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from pluggably.deltas import ReasoningDelta, ToolCallDelta
 from pluggably.lifecycle.resident import Slot
 from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.providers.base import Delta
-from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec
+from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, Piece
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class LocalEnd:
     generation_s: float
 
 
-LocalEvent = Queued | Loading | Delta | LocalEnd
+LocalEvent = Queued | Loading | Delta | ToolCallDelta | ReasoningDelta | LocalEnd
 
 
 class LocalBackend:
@@ -96,7 +97,7 @@ class LocalBackend:
     async def _generate(self, slot: Slot, call: LocalCall) -> AsyncIterator[LocalEvent]:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str] = asyncio.Queue()
+        pieces: asyncio.Queue[Piece] = asyncio.Queue()
         runtime = slot.runtime
         started = time.perf_counter()
 
@@ -122,10 +123,10 @@ class LocalBackend:
                 finally:
                     getter.cancel()
                 if getter.done() and not getter.cancelled():
-                    yield Delta(getter.result())
+                    yield _item(getter.result())
             # Pieces are queued before the result is: whatever is left came first.
             while not pieces.empty():
-                yield Delta(pieces.get_nowait())
+                yield _item(pieces.get_nowait())
             result = finished.result()
         except BaseException:
             cancel.set()  # cancelled, or the consumer went away: stop the runtime
@@ -148,3 +149,8 @@ async def _settle(finished: asyncio.Future[Any]) -> None:
             await asyncio.shield(finished)
     if not finished.cancelled():
         finished.exception()
+
+
+def _item(piece: Piece) -> Delta | ToolCallDelta | ReasoningDelta:
+    """A runtime's piece as a stream item: text is a ``Delta``, the rest as it is."""
+    return Delta(piece) if isinstance(piece, str) else piece

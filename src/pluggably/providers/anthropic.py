@@ -12,7 +12,15 @@ import orjson
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
 from pluggably.messages import Message
 from pluggably.providers import errors
-from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
+from pluggably.providers.base import (
+    Completion,
+    Credential,
+    Delta,
+    ProviderCall,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 from pluggably.providers.sse import Event, events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
@@ -189,7 +197,7 @@ class AnthropicProvider(StreamingProvider):
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    ) -> AsyncIterator[StreamItem]:
         state = _StreamState()
         async for event in events(lines):
             text = self._apply(call, event, state)

@@ -6,18 +6,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pluggably.messages import Message
+from pluggably.deltas import ReasoningDelta as ReasoningDelta
+from pluggably.deltas import ToolCallDelta as ToolCallDelta
+from pluggably.messages import NO_FEATURES, Features, Message, ToolCall
 
 
 @dataclass
 class ProviderCall:
     """One upstream call: the vendor's model name, the conversation, parameters
-    already validated against the model's schema."""
+    already validated against the model's schema, and what the call asks beyond them
+    (tools, tool choice, output format, reasoning)."""
 
     model: str
     messages: list[Message]
     parameters: dict[str, Any] = field(default_factory=dict)
     modality: str = "text"
+    features: Features = NO_FEATURES
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Usage:
 @dataclass
 class Completion:
     text: str | None
-    finish_reason: str  # stop | length | error
+    finish_reason: str  # stop | length | tool_calls | error
     usage: Usage | None = None
     images: list[str] = field(default_factory=list)  # base64 PNG/JPEG
     upstream_model: str | None = None
@@ -52,6 +56,9 @@ class Completion:
     mesh_format: str | None = None  # obj | glb | ply
     preview: bytes | None = None  # PNG preview of the mesh
     stop_sequence: str | None = None  # the caller's stop sequence that ended the text
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str | None = None  # the model's visible reasoning
+    reasoning_signature: str | None = None  # its vendor's signature (Anthropic)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class StreamEnd:
     stop_sequence: str | None = None  # the caller's stop sequence that ended the text
 
 
+StreamItem = Delta | ToolCallDelta | ReasoningDelta | StreamEnd
 Credential = dict[str, Any]
 
 
@@ -78,12 +86,16 @@ class Provider(Protocol):
     # gateway cuts the answer at the rest.
     max_stops: int | None
 
+    def unable(self, model: str, features: Features) -> str | None:
+        """Why ``model`` cannot do what ``features`` ask (tools, a JSON schema, …), in
+        words for a user; None when it can. A candidate that cannot is skipped."""
+        ...
+
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion: ...
 
-    def stream(
-        self, call: ProviderCall, credential: Credential
-    ) -> AsyncIterator[Delta | StreamEnd]:
-        """Text deltas as the upstream produces them, then exactly one ``StreamEnd``."""
+    def stream(self, call: ProviderCall, credential: Credential) -> AsyncIterator[StreamItem]:
+        """Text, tool-call and reasoning deltas as the upstream produces them, then
+        exactly one ``StreamEnd``."""
         ...
 
     async def list_models(self, credential: Credential) -> list[str]: ...

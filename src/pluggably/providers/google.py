@@ -18,7 +18,15 @@ from pluggably.errors import (
 )
 from pluggably.messages import Message
 from pluggably.providers import errors
-from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
+from pluggably.providers.base import (
+    Completion,
+    Credential,
+    Delta,
+    ProviderCall,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 from pluggably.providers.sse import events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
@@ -258,7 +266,7 @@ class GoogleProvider(StreamingProvider):
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    ) -> AsyncIterator[StreamItem]:
         """Every frame is a whole GenerateContentResponse; there is no [DONE]: only a
         finishReason tells a finished stream from a cut one."""
         finish: str | None = None

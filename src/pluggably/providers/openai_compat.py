@@ -18,7 +18,15 @@ from pluggably.errors import ProviderNotConfigured
 from pluggably.messages import Message
 from pluggably.netguard import check_public_url
 from pluggably.providers import errors
-from pluggably.providers.base import Completion, Credential, Delta, ProviderCall, StreamEnd, Usage
+from pluggably.providers.base import (
+    Completion,
+    Credential,
+    Delta,
+    ProviderCall,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 from pluggably.providers.sse import events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
@@ -180,7 +188,7 @@ class OpenAICompatProvider(StreamingProvider):
 
     async def _frames(
         self, call: ProviderCall, lines: AsyncIterator[str]
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    ) -> AsyncIterator[StreamItem]:
         finish, usage, done = "stop", None, False
         async for event in events(lines):
             if event.data == "[DONE]":

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
+from pluggably.messages import Features
 from pluggably.providers import errors
-from pluggably.providers.base import Credential, Delta, ProviderCall, StreamEnd
+from pluggably.providers.base import Credential, ProviderCall, StreamItem
 from pluggably.providers.sse import Event
 from pluggably.providers.upstream import StatusMapper, Upstream
 
@@ -31,9 +32,12 @@ class StreamingProvider(ABC):
     name: str
     client: Upstream
 
-    async def stream(
-        self, call: ProviderCall, credential: Credential
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    def unable(self, model: str, features: Features) -> str | None:
+        """Why ``model`` cannot do what ``features`` ask; None: it can (the default:
+        the vendor's API takes tools, JSON output and reasoning)."""
+        return None
+
+    async def stream(self, call: ProviderCall, credential: Credential) -> AsyncIterator[StreamItem]:
         request = await self._stream_request(call, credential)
         items = self.client.stream(
             request.url,
@@ -62,7 +66,5 @@ class StreamingProvider(ABC):
         anything is sent."""
 
     @abstractmethod
-    def _frames(
-        self, call: ProviderCall, lines: AsyncIterator[str]
-    ) -> AsyncIterator[Delta | StreamEnd]:
+    def _frames(self, call: ProviderCall, lines: AsyncIterator[str]) -> AsyncIterator[StreamItem]:
         """The deltas and the one StreamEnd that the lines of the upstream's answer say."""

@@ -10,7 +10,7 @@ from typing import Protocol
 
 class RoutedMessage(Protocol):
     @property
-    def content(self) -> str: ...
+    def content(self) -> str | None: ...
 
 
 class RoutedInput(Protocol):

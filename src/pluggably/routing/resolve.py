@@ -59,7 +59,9 @@ def infer_modality(body: RoutedRequest) -> str:
         return body.modality
     if body.input.mesh:
         return "3d"
-    text = body.input.prompt or (body.input.messages[-1].content if body.input.messages else "")
+    text = body.input.prompt or (
+        (body.input.messages[-1].content or "") if body.input.messages else ""
+    )
     if _3D_INTENT.search(text or ""):
         return "3d"
     if not body.input.images and _IMAGE_INTENT.search(text or ""):

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pluggably.messages import Message
+from pluggably.deltas import ReasoningDelta, ToolCallDelta
+from pluggably.messages import NO_FEATURES, Features, Message, ToolCall
+
+# What a text runtime's stream yields: text, or a tool call's / reasoning's fragment.
+Piece = str | ToolCallDelta | ReasoningDelta
 
 
 @dataclass
@@ -25,11 +29,13 @@ class LocalCall:
     base64 in ``Message.images``) and parameters already validated against the
     model's schema (text: temperature, max_tokens, top_p, stop, seed, format; image:
     width, height, num_inference_steps, guidance_scale, negative_prompt, num_images,
-    strength, seed; 3d: num_inference_steps, guidance_scale, output_format, seed)."""
+    strength, seed; 3d: num_inference_steps, guidance_scale, output_format, seed), and
+    what the call asks beyond them (tools, tool choice, output format)."""
 
     messages: list[Message]
     parameters: dict[str, Any] = field(default_factory=dict)
     modality: str = "text"
+    features: Features = NO_FEATURES
 
 
 @dataclass
@@ -39,10 +45,12 @@ class LocalResult:
     mesh: bytes | None = None  # the mesh file, in mesh_format
     mesh_format: str | None = None  # obj | glb | ply
     preview: bytes | None = None  # PNG preview of a mesh
-    finish_reason: str = "stop"  # stop | length | cancelled
+    finish_reason: str = "stop"  # stop | length | tool_calls | cancelled
     stop_sequence: str | None = None  # the caller's stop sequence that ended the text
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,14 +83,16 @@ class Runtime(Protocol):
 
     def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult: ...
 
-    def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
-        """Text runtimes: yield text pieces as tokens are produced, then return the
-        LocalResult (its ``text`` is the whole answer). Other runtimes may raise
-        ``FeatureNotSupported``."""
+    def stream(
+        self, call: LocalCall, cancel: threading.Event
+    ) -> Generator[Piece, None, LocalResult]:
+        """Text runtimes: yield text pieces (and tool-call fragments) as tokens are
+        produced, then return the LocalResult (its ``text`` and ``tool_calls`` are the
+        whole answer). Other runtimes may raise ``FeatureNotSupported``."""
         ...
 
 
-def run_out(pieces: Generator[str, None, LocalResult]) -> LocalResult:
+def run_out(pieces: Generator[Piece, None, LocalResult]) -> LocalResult:
     """The LocalResult a text stream returns, read to its end with the pieces dropped:
     how a text runtime's ``generate`` is its ``stream`` without a reader."""
     while True:

@@ -1,0 +1,83 @@
+"""Whether a candidate can do what a request asks beyond text (tools, JSON output):
+one that cannot is skipped before anything is sent to it, with its reason in
+``selection.attempts``; when none can, the request is a 400 naming each reason."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pluggably.errors import FeatureNotSupported, GatewayError
+from pluggably.generation.plan import Plan
+from pluggably.messages import Features
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.registry.models import Model
+from pluggably.registry.service import RegistryService
+from pluggably.routing.resolve import LOCAL, Target
+
+
+def local_unable(model: Model, features: Features) -> str | None:
+    """Why the local ``model`` cannot do what ``features`` ask; None when it can.
+
+    GGUF models constrain their output with a grammar compiled from the JSON Schema
+    (JSON output, a forced tool call); ``tool_choice: auto`` needs a chat template that
+    takes tools. transformers models have no constrained decoding here."""
+    if model.modality != "text":
+        return None
+    if model.format == "gguf":
+        auto_tools = features.uses_tools and not features.tool_choice.forced
+        if auto_tools and not (model.capabilities or {}).get("tool_calling"):
+            return (
+                f"'{model.id}' has no chat template that takes tools, so it cannot choose "
+                "whether to call one (tool_choice 'auto'); ask for 'required' or name the "
+                "function (grammar-constrained), or use a model whose template supports tools"
+            )
+        return None
+    if features.uses_tools:
+        return f"'{model.id}' ({model.format}) cannot call tools here; use a GGUF model"
+    if features.json_output:
+        return (
+            f"'{model.id}' ({model.format}) cannot constrain its output to JSON here; "
+            "use a GGUF model"
+        )
+    return None
+
+
+async def capable(
+    session: AsyncSession,
+    plan: Plan,
+    targets: list[Target],
+    *,
+    providers: ProviderDirectory,
+    registry: RegistryService,
+) -> list[Target]:
+    """The targets that can do what the plan's features ask; the others are recorded
+    as skipped. None left: ``FeatureNotSupported`` with every reason."""
+    features = plan.features
+    kept: list[Target] = []
+    for target in targets:
+        reason = await _unable(session, target, features, providers, registry)
+        if reason is None:
+            kept.append(target)
+        else:
+            plan.skipped(target, reason)
+    if not kept:
+        reasons = "; ".join(a.reason or "" for a in plan.attempts)
+        raise FeatureNotSupported(f"No candidate model can answer this request: {reasons}.")
+    return kept
+
+
+async def _unable(
+    session: AsyncSession,
+    target: Target,
+    features: Features,
+    providers: ProviderDirectory,
+    registry: RegistryService,
+) -> str | None:
+    if target.provider == LOCAL:
+        try:
+            model = await registry.get(session, target.model)
+        except GatewayError:  # an unknown model: the usual checks say so later
+            return None
+        return local_unable(model, features)
+    provider = providers.get(target.provider)
+    return None if provider is None else provider.unable(target.model, features)
