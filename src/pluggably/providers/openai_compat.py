@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pluggably.errors import ProviderNotConfigured
-from pluggably.messages import Message
+from pluggably.messages import NO_FEATURES, Features, Message, Tool, ToolCall
 from pluggably.netguard import check_public_url
 from pluggably.providers import errors
 from pluggably.providers.base import (
@@ -23,8 +23,10 @@ from pluggably.providers.base import (
     Credential,
     Delta,
     ProviderCall,
+    ReasoningDelta,
     StreamEnd,
     StreamItem,
+    ToolCallDelta,
     Usage,
 )
 from pluggably.providers.sse import events
@@ -32,7 +34,13 @@ from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
 from pluggably.stops import as_list
 
-_FINISH = {"stop": "stop", "length": "length", "content_filter": "stop", "tool_calls": "stop"}
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",  # the legacy name some servers still send
+}
 AZURE_API_VERSION = "2024-10-21"
 # OpenAI's chat completions take at most 4 stop sequences (a longer list is a 400), and
 # the vendors that copy its API (Azure, xAI, Groq, …) the same or fewer; the first 4 go
@@ -48,12 +56,72 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
     return parts
 
 
-def chat_body(call: ProviderCall, *, stream: bool, max_stops: int | None = None) -> dict[str, Any]:
+def _message(message: Message) -> dict[str, Any]:
+    """A chat message on the wire. An assistant turn's reasoning is not sent back: the
+    vendors that return it (DeepSeek above all) refuse ``reasoning_content`` in input."""
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.text or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.text}
+    return {"role": message.role, "content": _content(message)}
+
+
+def _features(body: dict[str, Any], features: Features, *, azure: bool) -> None:
+    """The request's tools, tool choice, output format and reasoning effort, in
+    OpenAI's fields."""
+    if features.tools:
+        body["tools"] = [_tool(tool) for tool in features.tools]
+        choice = features.tool_choice
+        if choice.mode == "function":
+            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        elif choice.mode != "auto":  # auto is the API's default once tools are given
+            body["tool_choice"] = choice.mode
+        if features.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = features.parallel_tool_calls
+    fmt = features.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        spec: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
+        if fmt.strict is not None:
+            spec["strict"] = fmt.strict
+        if fmt.description:
+            spec["description"] = fmt.description
+        body["response_format"] = {"type": "json_schema", "json_schema": spec}
+    elif fmt is not None and fmt.type == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    effort = features.reasoning.effort if features.reasoning else None
+    # Azure's GA api-version refuses reasoning_effort (it came with a later preview).
+    if effort and not azure:
+        body["reasoning_effort"] = effort
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def chat_body(
+    call: ProviderCall, *, stream: bool, max_stops: int | None = None, azure: bool = False
+) -> dict[str, Any]:
     """The chat-completions body; of the stop sequences at most ``max_stops`` (the rest
     are the gateway's to apply)."""
     body: dict[str, Any] = {
         "model": call.model,
-        "messages": [{"role": m.role, "content": _content(m)} for m in call.messages],
+        "messages": [_message(m) for m in call.messages],
     }
     params = call.parameters
     for name in ("temperature", "top_p", "seed"):
@@ -66,10 +134,29 @@ def chat_body(call: ProviderCall, *, stream: bool, max_stops: int | None = None)
         body["max_tokens"] = params["max_tokens"]
     if params.get("format") == "json":
         body["response_format"] = {"type": "json_object"}
+    if call.features is not NO_FEATURES:
+        _features(body, call.features, azure=azure)
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _tool_calls(message: dict[str, Any]) -> list[ToolCall]:
+    return [
+        ToolCall(
+            id=str(call.get("id") or f"call_{index}"),
+            name=str(call["function"]["name"]),
+            arguments=str(call["function"].get("arguments") or "{}"),
+        )
+        for index, call in enumerate(message.get("tool_calls") or [])
+    ]
+
+
+def _reasoning(message: dict[str, Any]) -> str | None:
+    """DeepSeek's and xAI's ``reasoning_content``, or OpenRouter's ``reasoning``."""
+    text = message.get("reasoning_content") or message.get("reasoning")
+    return text if isinstance(text, str) and text else None
 
 
 def _usage(data: Any) -> Usage | None:
@@ -149,8 +236,10 @@ class OpenAICompatProvider(StreamingProvider):
         )
         try:
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            message = choice["message"]
+            text = message.get("content") or ""
             finish = _FINISH.get(choice.get("finish_reason") or "stop", "stop")
+            calls = _tool_calls(message)
         except (KeyError, IndexError, TypeError, AttributeError):
             raise errors.malformed(self.name, call.model, "no choices") from None
         return Completion(
@@ -158,10 +247,12 @@ class OpenAICompatProvider(StreamingProvider):
             finish_reason=finish,
             usage=_usage(data.get("usage")),
             upstream_model=data.get("model"),
+            tool_calls=calls,
+            reasoning=_reasoning(message),
         )
 
     def _body(self, call: ProviderCall, *, stream: bool) -> dict[str, Any]:
-        return chat_body(call, stream=stream, max_stops=self.max_stops)
+        return chat_body(call, stream=stream, max_stops=self.max_stops, azure=self.azure)
 
     async def _image(self, call: ProviderCall, credential: Credential) -> Completion:
         params = call.parameters
@@ -203,7 +294,12 @@ class OpenAICompatProvider(StreamingProvider):
                 )
             usage = _usage(chunk.get("usage")) or usage
             for choice in chunk.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                # A plain text delta ({"content": …}) skips the look for anything else.
+                if not text or len(delta) > 1:
+                    for item in self._extras(call, delta):
+                        yield item
                 if text:
                     yield Delta(text)
                 if choice.get("finish_reason"):
@@ -211,6 +307,28 @@ class OpenAICompatProvider(StreamingProvider):
         if not done:
             raise errors.malformed(self.name, call.model, "the stream ended early")
         yield StreamEnd(finish_reason=finish, usage=usage)
+
+    def _extras(self, call: ProviderCall, delta: dict[str, Any]) -> list[StreamItem]:
+        """A delta's reasoning and tool-call fragments, each fragment as received (id
+        and name only where the vendor sent them)."""
+        items: list[StreamItem] = []
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
+        if thought and isinstance(thought, str):
+            items.append(ReasoningDelta(thought))
+        for fragment in delta.get("tool_calls") or ():
+            try:
+                function = fragment.get("function") or {}
+                items.append(
+                    ToolCallDelta(
+                        index=int(fragment["index"]),
+                        id=fragment.get("id"),
+                        name=function.get("name"),
+                        arguments=function.get("arguments") or "",
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise errors.malformed(self.name, call.model, "a bad tool-call delta") from None
+        return items
 
     async def list_models(self, credential: Credential) -> list[str]:
         public_only = await self._guard(credential)
