@@ -26,7 +26,7 @@ from pluggably.errors import (
 )
 from pluggably.messages import Message
 from pluggably.providers import google
-from pluggably.providers.base import Delta, ProviderCall, StreamEnd, Usage
+from pluggably.providers.base import Delta, ProviderCall, ReasoningDelta, StreamEnd, Usage
 from pluggably.providers.google import GoogleProvider
 from tests.conftest import (
     ADMIN_KEY,
@@ -99,7 +99,9 @@ async def test_json_text_usage_and_key_header(
             "selected_provider": "google",
             "fallback_used": False,
             "fallback_reason": None,
-            "attempts": [{"model": MODEL, "provider": "google", "error_code": None}],
+            "attempts": [
+                {"model": MODEL, "provider": "google", "error_code": None, "reason": None}
+            ],
         }
         sent = last_to(gemini_sim, GENERATE)
         assert sent.method == "POST"
@@ -380,8 +382,18 @@ async def test_fallback_from_google_to_an_openai_compatible_backup(
             "fallback_used": True,
             "fallback_reason": "google failed with rate_limited",
             "attempts": [
-                {"model": MODEL, "provider": "google", "error_code": "rate_limited"},
-                {"model": "backup:gpt-4o-mini", "provider": "backup", "error_code": None},
+                {
+                    "model": MODEL,
+                    "provider": "google",
+                    "error_code": "rate_limited",
+                    "reason": None,
+                },
+                {
+                    "model": "backup:gpt-4o-mini",
+                    "provider": "backup",
+                    "error_code": None,
+                    "reason": None,
+                },
             ],
         }
         gemini_sim.fail_next(status=429)
@@ -468,7 +480,12 @@ async def test_stream_details_the_simulator_does_not_send() -> None:
         lambda: web.Response(text=body, content_type="text/event-stream")
     ) as provider:
         items = [item async for item in provider.stream(CALL, {"oauth_token": "ya29.abcdefgh"})]
-    assert items == [Delta("Hel"), Delta("lo"), StreamEnd("stop", Usage(1, 5))]
+    assert items == [
+        Delta("Hel"),
+        ReasoningDelta("thinking"),  # a thought summary is reasoning, not answer text
+        Delta("lo"),
+        StreamEnd("stop", Usage(1, 5)),
+    ]
 
 
 async def test_errors_inside_a_stream_and_retry_info() -> None:

@@ -6,149 +6,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from pluggably.errors import (
-    FeatureNotSupported,
-    GatewayError,
-    InvalidParameter,
-    ProviderNotConfigured,
-)
-from pluggably.messages import Message
+from pluggably.errors import FeatureNotSupported, GatewayError, ProviderNotConfigured
 from pluggably.providers import errors
 from pluggably.providers.base import (
     Completion,
     Credential,
     Delta,
     ProviderCall,
+    ReasoningDelta,
     StreamEnd,
     StreamItem,
+    ToolCallDelta,
     Usage,
 )
+from pluggably.providers.google_reading import Chunk, chunk, finish, tool_calls
+from pluggably.providers.google_request import MAX_STOPS, generate_body
 from pluggably.providers.sse import events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
-from pluggably.stops import as_list
 
 API_VERSION = "v1beta"
-# SAFETY, RECITATION, OTHER, … end the answer without being a length cut.
-_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-MAX_STOPS = 5
-# Finish reasons meaning the answer was withheld, not merely cut short: with no text
-# at all the caller gets an error that says so instead of an empty success.
-_BLOCKED = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"})
 _MAX_MODEL_PAGES = 5
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
-
-
-# request building
-def _parts(message: Message) -> list[dict[str, Any]]:
-    # Google's vision guidance puts images before the text that talks about them.
-    parts: list[dict[str, Any]] = [
-        {"inlineData": {"mimeType": img.mime, "data": img.data_b64}} for img in message.images
-    ]
-    if message.text:
-        parts.append({"text": message.text})
-    return parts
-
-
-def _contents(messages: list[Message]) -> list[dict[str, Any]]:
-    """User/model turns; Gemini wants turns to alternate, so neighbours of one role
-    are merged into one turn."""
-    contents: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        role = "model" if message.role == "assistant" else "user"
-        parts = _parts(message)
-        if not parts:
-            continue  # an empty turn is a 400 upstream and says nothing anyway
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
-    return contents
-
-
-def _generation_config(parameters: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for ours, theirs in (
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("max_tokens", "maxOutputTokens"),
-        ("seed", "seed"),
-    ):
-        if parameters.get(ours) is not None:
-            config[theirs] = parameters[ours]
-    if stops := as_list(parameters.get("stop")):
-        # Gemini takes at most 5 ("the number of stop_sequences must not exceed 5"); the
-        # gateway cuts the answer at the others itself.
-        config["stopSequences"] = stops[:MAX_STOPS]
-    if parameters.get("format") == "json":
-        config["responseMimeType"] = "application/json"
-    return config
-
-
-def generate_body(call: ProviderCall) -> dict[str, Any]:
-    body: dict[str, Any] = {"contents": _contents(call.messages)}
-    system = [{"text": m.text} for m in call.messages if m.role == "system" and m.text]
-    if system:
-        body["systemInstruction"] = {"parts": system}
-    config = _generation_config(call.parameters)
-    if config:
-        body["generationConfig"] = config
-    return body
-
-
-# response reading
-def _usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict) or "promptTokenCount" not in data:
-        return None
-    try:
-        # proto3 JSON leaves zero counts out. Thinking models bill their thoughts as
-        # output, so they count as completion tokens (total then matches Google's).
-        completion = int(data.get("candidatesTokenCount") or 0)
-        completion += int(data.get("thoughtsTokenCount") or 0)
-        return Usage(int(data["promptTokenCount"]), completion)
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    """One GenerateContentResponse, whole or a stream frame of one."""
-
-    text: str
-    finish: str | None  # Google's finishReason, when this response carries one
-    usage: Usage | None
-    has_candidate: bool
-
-
-def _chunk(data: Any, who: str) -> _Chunk:
-    if not isinstance(data, dict):
-        raise TypeError("not an object")
-    candidates = data.get("candidates") or []
-    blocked = (data.get("promptFeedback") or {}).get("blockReason")
-    if not candidates and blocked:
-        raise InvalidParameter(f"{who} blocked the prompt ({blocked}); rephrase it.")
-    if not candidates:
-        return _Chunk("", None, _usage(data.get("usageMetadata")), has_candidate=False)
-    candidate = candidates[0]
-    parts = (candidate.get("content") or {}).get("parts") or []
-    # Thought summaries (thinking models) are not part of the answer.
-    text = "".join(
-        str(p["text"]) for p in parts if isinstance(p.get("text"), str) and not p.get("thought")
-    )
-    finish = candidate.get("finishReason")
-    return _Chunk(text, finish, _usage(data.get("usageMetadata")), has_candidate=True)
-
-
-def _finish(reason: str, any_text: bool, who: str) -> str:
-    if not any_text and reason in _BLOCKED:
-        raise InvalidParameter(f"{who} blocked the prompt: no answer was given ({reason}).")
-    return _FINISH.get(reason, "stop")
 
 
 # errors
@@ -245,19 +127,26 @@ class GoogleProvider(StreamingProvider):
             body=generate_body(call),
             from_status=from_status,
         )
-        try:
-            chunk = _chunk(data, self._who(call.model))
-        except (TypeError, AttributeError, KeyError):
-            raise errors.malformed(self.name, call.model, "not a GenerateContentResponse") from None
-        if not chunk.has_candidate:
+        got = self._chunk(call, data, "not a GenerateContentResponse")
+        if not got.has_candidate:
             raise errors.malformed(self.name, call.model, "no candidates")
-        finish = _finish(chunk.finish or "STOP", bool(chunk.text), self._who(call.model))
+        answered = bool(got.text or got.calls)
+        who = self._who(call.model)
         return Completion(
-            text=chunk.text,
-            finish_reason=finish,
-            usage=chunk.usage,
+            text=got.text,
+            finish_reason=finish(got.finish or "STOP", answered, bool(got.calls), who),
+            usage=got.usage,
             upstream_model=data.get("modelVersion"),
+            tool_calls=tool_calls(got.calls),
+            reasoning=got.thoughts or None,
+            reasoning_signature=got.signature,
         )
+
+    def _chunk(self, call: ProviderCall, data: Any, what: str) -> Chunk:
+        try:
+            return chunk(data, self._who(call.model))
+        except (TypeError, AttributeError, KeyError):
+            raise errors.malformed(self.name, call.model, what) from None
 
     async def _stream_request(self, call: ProviderCall, credential: Credential) -> StreamRequest:
         headers = self._headers(credential)
@@ -268,26 +157,34 @@ class GoogleProvider(StreamingProvider):
         self, call: ProviderCall, lines: AsyncIterator[str]
     ) -> AsyncIterator[StreamItem]:
         """Every frame is a whole GenerateContentResponse; there is no [DONE]: only a
-        finishReason tells a finished stream from a cut one."""
-        finish: str | None = None
+        finishReason tells a finished stream from a cut one. Gemini sends each function
+        call whole, so each is one ToolCallDelta with all its arguments."""
+        reason: str | None = None
         usage: Usage | None = None
-        any_text = False
+        answered = False
+        calls = 0
+        signature: str | None = None
         async for event in events(lines):
             data = self._frame(call, event)
             if isinstance(data, dict) and "error" in data:
                 raise self._stream_error(call, data, event.data)
-            try:
-                chunk = _chunk(data, self._who(call.model))
-            except (TypeError, AttributeError, KeyError):
-                raise errors.malformed(self.name, call.model, "a frame is not a response") from None
-            if chunk.text:
-                any_text = True
-                yield Delta(chunk.text)
-            finish = chunk.finish or finish
-            usage = chunk.usage or usage
-        if finish is None:
+            got = self._chunk(call, data, "a frame is not a response")
+            if got.thoughts:
+                yield ReasoningDelta(got.thoughts)
+            if got.text:
+                yield Delta(got.text)
+            for found in got.calls:
+                yield ToolCallDelta(calls, found.id or f"call_{calls}", found.name, found.arguments)
+                calls += 1
+            answered = answered or bool(got.text or got.calls)
+            signature = signature or got.signature
+            reason = got.finish or reason
+            usage = got.usage or usage
+        if reason is None:
             raise errors.malformed(self.name, call.model, "the stream ended early")
-        yield StreamEnd(_finish(finish, any_text, self._who(call.model)), usage)
+        if signature is not None:
+            yield ReasoningDelta("", signature=signature)
+        yield StreamEnd(finish(reason, answered, calls > 0, self._who(call.model)), usage)
 
     def _stream_error(self, call: ProviderCall, data: dict[str, Any], raw: str) -> GatewayError:
         """An error sent inside a 200 stream, classified by its own HTTP-like code."""
