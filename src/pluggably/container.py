@@ -26,6 +26,7 @@ from pluggably.downloads.worker import DownloadRunner
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
 from pluggably.generation.candidates import Candidates
+from pluggably.generation.counting import TokenCounting
 from pluggably.generation.live import LiveRequests
 from pluggably.generation.outcomes import Outcomes
 from pluggably.generation.preparation import Preparation
@@ -84,6 +85,7 @@ class Container:
     admin_user_id: str
     # Built from the parts above, once they are there.
     generation: GenerationService = field(init=False)
+    counting: TokenCounting = field(init=False)
     catalog: ModelCatalog = field(init=False)
 
 
@@ -143,6 +145,9 @@ def build_container(
     )
     discovery = Discovery()  # what each caller's providers were seen to offer
     container.generation = _generation(container, router, discovery)
+    # The callers' cache is the generation's: a credential change reaches both at once.
+    callers = container.generation.callers
+    container.counting = TokenCounting(db, router, callers, providers, registry, scheduler)
     container.catalog = ModelCatalog(accounts, providers, credentials, discovery, registry)
     return container
 

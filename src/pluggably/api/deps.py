@@ -20,6 +20,7 @@ from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager
 from pluggably.errors import Forbidden, NotReady
+from pluggably.generation.counting import TokenCounting
 from pluggably.generation.service import GenerationService
 from pluggably.lifecycle.residency import ResidencyService
 from pluggably.observability.context import current
@@ -168,6 +169,10 @@ async def _generation(container: ContainerDep) -> GenerationService:
     return container.generation
 
 
+async def _counting(container: ContainerDep) -> TokenCounting:
+    return container.counting
+
+
 async def _residency(container: ContainerDep) -> ResidencyService:
     return container.residency
 
@@ -216,6 +221,7 @@ Registry = Annotated[RegistryService, Depends(_registry)]
 Downloads = Annotated[DownloadManager, Depends(_downloads)]
 Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
 Generation = Annotated[GenerationService, Depends(_generation)]
+TokenCounter = Annotated[TokenCounting, Depends(_counting)]
 Residency = Annotated[ResidencyService, Depends(_residency)]
 Catalog = Annotated[ModelCatalog, Depends(_catalog)]
 Providers = Annotated[ProviderDirectory, Depends(_providers)]

@@ -320,10 +320,10 @@ Send = Callable[..., Awaitable[object]]
         ),
         pytest.param(
             create,
-            {"tools": [{"name": "f", "input_schema": {"type": "object"}}]},
+            {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
             anthropic.BadRequestError,
-            "tool",
-            id="tools",
+            r"Server tools are not supported here: web_search \(web_search_20250305\)",
+            id="server-tools",
         ),
     ],
 )

@@ -1,6 +1,7 @@
 """Anthropic-compatible surface under /anthropic/v1 (API.md §8): ``POST /messages``,
 plain and streamed, over the native generation (same routing, queueing, fallbacks,
-records and metrics). Base URL for the Anthropic SDKs: ``http://host:8080/anthropic``."""
+records and metrics), and ``POST /messages/count_tokens``. Base URL for the Anthropic
+SDKs: ``http://host:8080/anthropic``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from pluggably.api.deps import Generation, Writer
+from pluggably.api.deps import Generation, TokenCounter, Writer
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, sse_response
 from pluggably.errors import InvalidJson, InvalidParameter, ValidationFailed
@@ -20,19 +21,22 @@ from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
 from pluggably.generation.service import GenerationService
 from pluggably.observability.context import current
-from pluggably.surfaces.anthropic.shapes import (
-    AnthropicError,
-    AnthropicMessage,
-    AnthropicMessagesRequest,
-    StreamTranslator,
+from pluggably.surfaces.anthropic.answer import message_id, message_of
+from pluggably.surfaces.anthropic.envelope import (
     error_body,
-    generate_request,
-    message_id,
-    message_of,
     parameter_problems,
     problems,
     status_of,
 )
+from pluggably.surfaces.anthropic.request import generate_request, native
+from pluggably.surfaces.anthropic.shapes import (
+    AnthropicCountTokensRequest,
+    AnthropicError,
+    AnthropicMessage,
+    AnthropicMessagesRequest,
+    AnthropicTokenCount,
+)
+from pluggably.surfaces.anthropic.stream import StreamTranslator
 
 PREFIX = "/anthropic/"
 
@@ -88,8 +92,10 @@ MESSAGES_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/event-stream": {}},
         "description": "The message, or with stream=true Anthropic's named SSE events: "
-        "message_start, content_block_start, ping, content_block_delta (text_delta)…, "
-        "content_block_stop, message_delta (stop_reason, usage), message_stop; or error.",
+        "message_start, then per content block content_block_start (the first followed "
+        "by ping), content_block_delta (thinking_delta and signature_delta, text_delta, "
+        "input_json_delta)…, content_block_stop; message_delta (stop_reason, usage), "
+        "message_stop; or error.",
     },
     **{status: {"model": AnthropicError, "description": text} for status, text in _ERRORS.items()},
 }
@@ -113,6 +119,33 @@ async def create_message(
     result = await service.generate(plan, wait=True)
     assert isinstance(result, GenerateResponse)  # wait=True never answers 202
     return message_of(result)
+
+
+ESTIMATE_HEADER = "X-Pluggably-Token-Estimate"
+
+
+@router.post(
+    "/messages/count_tokens",
+    response_model=AnthropicTokenCount,
+    responses={
+        200: {
+            "description": f"The input tokens. With the header `{ESTIMATE_HEADER}: true` an "
+            "estimate: no tokenizer of the model's at hand."
+        },
+        **{s: r for s, r in MESSAGES_RESPONSES.items() if s != 200},
+    },
+    summary="Count a message's input tokens (Anthropic Messages API)",
+)
+async def count_tokens(
+    body: AnthropicCountTokensRequest, principal: Writer, counting: TokenCounter, response: Response
+) -> AnthropicTokenCount:
+    """The tokens of the messages, system prompt and tools for the model ``model``
+    routes to: the local model's own tokenizer and template, Anthropic's count for
+    Anthropic's models, else an estimate flagged by ``X-Pluggably-Token-Estimate``."""
+    counted = await counting.count(principal, native(body))
+    if counted.estimated:
+        response.headers[ESTIMATE_HEADER] = "true"
+    return AnthropicTokenCount(input_tokens=counted.tokens)
 
 
 async def _stream(service: GenerationService, plan: Plan) -> Response:

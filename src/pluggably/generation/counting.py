@@ -1,0 +1,139 @@
+"""How many tokens a conversation is for the model it would go to (Anthropic's
+``messages/count_tokens``): exact with a local model's own tokenizer and chat template,
+the upstream's own count where the provider has one (Anthropic), else an estimate that
+says it is one."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import orjson
+
+from pluggably.auth.principal import Principal
+from pluggably.credentials.service import CredentialSnapshot
+from pluggably.db import Database
+from pluggably.errors import InvalidParameter, ProviderNotConfigured
+from pluggably.generation import inputs
+from pluggably.generation.callers import CallerCache
+from pluggably.generation.context import PER_MESSAGE_TOKENS, estimate_tokens
+from pluggably.generation.schemas import GenerateRequest
+from pluggably.lifecycle.scheduler import Scheduler
+from pluggably.messages import Features, Message
+from pluggably.providers.base import Credential, ProviderCall
+from pluggably.providers.directory import ProviderDirectory
+from pluggably.registry.service import RegistryService
+from pluggably.routing.resolve import LOCAL, Router, Target
+from pluggably.runtimes.base import LocalCall, ModelSpec
+from pluggably.runtimes.factory import check_available
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    tokens: int
+    estimated: bool  # no tokenizer of the model's at hand: about right, not exact
+
+
+@runtime_checkable
+class CountsPrompts(Protocol):
+    """A local runtime that counts a call's whole prompt (template, tools and all) as
+    its generation would feed it."""
+
+    def prompt_tokens(self, call: LocalCall) -> int | None: ...
+
+
+@runtime_checkable
+class CountsUpstream(Protocol):
+    """A provider whose vendor counts a call's input tokens (Anthropic)."""
+
+    async def count_tokens(self, call: ProviderCall, credential: Credential) -> int: ...
+
+
+class TokenCounting:
+    def __init__(
+        self,
+        db: Database,
+        router: Router,
+        callers: CallerCache,
+        providers: ProviderDirectory,
+        registry: RegistryService,
+        scheduler: Scheduler,
+    ) -> None:
+        self.db, self.router, self.callers = db, router, callers
+        self.providers, self.registry, self.scheduler = providers, registry, scheduler
+
+    async def count(self, principal: Principal, body: GenerateRequest) -> TokenCount:
+        """The input tokens of ``body`` for the model it routes to (its first choice:
+        fallbacks are not counted)."""
+        messages, features = inputs.conversation(body), inputs.features(body)
+        spec: ModelSpec | None = None
+        async with self.db.session() as session:
+            user, credentials = await self.callers.get(session, principal)
+            targets = await self.router.candidates(
+                session,
+                body,
+                preferred_model=user.preferred_model,
+                has_credential=credentials.usable,
+            )
+            target = targets[0]
+            if target.provider == LOCAL:
+                model = await self.registry.get(session, target.model)
+                if model.modality != "text":
+                    raise InvalidParameter(
+                        f"'{model.id}' is a {model.modality} model: it takes no messages."
+                    )
+                spec = self.registry.spec_of(model)
+        if spec is not None:
+            counted = await self._local(spec, LocalCall(messages, features=features))
+        else:
+            call = ProviderCall(target.model, messages, features=features)
+            counted = await self._upstream(target, credentials, call)
+        if counted is not None:
+            return TokenCount(counted, estimated=False)
+        return TokenCount(estimate(messages, features), estimated=True)
+
+    async def _local(self, spec: ModelSpec, call: LocalCall) -> int | None:
+        """Counted by the model's runtime. A model that is not loaded is loaded through
+        the scheduler (room made as for a request): clients count right before they send
+        the message that needs it, and the runtime's own prompt is the only exact count
+        (a vocabulary-only load would repeat its template and tool rendering)."""
+        check_available(spec)
+        runtime = (await self.scheduler.ensure_loaded(spec)).runtime
+        if not isinstance(runtime, CountsPrompts):
+            return None
+        return await asyncio.to_thread(runtime.prompt_tokens, call)
+
+    async def _upstream(
+        self, target: Target, credentials: CredentialSnapshot, call: ProviderCall
+    ) -> int | None:
+        provider = self.providers.get(target.provider)
+        if not isinstance(provider, CountsUpstream):
+            return None
+        if self.providers.is_endpoint(target.provider):
+            credential = self.providers.endpoint_credential(target.provider)
+        else:
+            found = credentials.resolve(target.provider)
+            if found is None:
+                raise ProviderNotConfigured(
+                    f"You have no credential for {target.provider}: store one with "
+                    "POST /v1/users/provider-keys."
+                )
+            credential = found
+        return await provider.count_tokens(call, credential)
+
+
+def estimate(messages: list[Message], features: Features) -> int:
+    """About how many tokens: each turn's text, tool calls and reasoning, and the
+    tools' definitions, at about 3 characters a token."""
+    total = 0
+    for m in messages:
+        parts = [m.text, m.reasoning or "", *(c.name + c.arguments for c in m.tool_calls)]
+        total += estimate_tokens("".join(parts)) + PER_MESSAGE_TOKENS
+    if features.tools:
+        tools = [
+            {"name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in features.tools
+        ]
+        total += estimate_tokens(orjson.dumps(tools).decode())
+    return total
