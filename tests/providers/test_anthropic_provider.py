@@ -86,7 +86,7 @@ def only(model: str, provider: str = "anthropic") -> dict[str, Any]:
         "selected_provider": provider,
         "fallback_used": False,
         "fallback_reason": None,
-        "attempts": [{"model": model, "provider": provider, "error_code": None}],
+        "attempts": [{"model": model, "provider": provider, "error_code": None, "reason": None}],
     }
 
 
@@ -493,8 +493,13 @@ async def test_fallback_from_anthropic_to_openai_compatible_backup(
         "fallback_used": True,
         "fallback_reason": "anthropic failed with rate_limited",
         "attempts": [
-            {"model": MODEL, "provider": "anthropic", "error_code": "rate_limited"},
-            {"model": "backup:gpt-4o-mini", "provider": "backup", "error_code": None},
+            {"model": MODEL, "provider": "anthropic", "error_code": "rate_limited", "reason": None},
+            {
+                "model": "backup:gpt-4o-mini",
+                "provider": "backup",
+                "error_code": None,
+                "reason": None,
+            },
         ],
     }
     async with serving(app, anthropic_sim) as client:

@@ -1,112 +1,47 @@
-"""Anthropic's Messages API (``POST /v1/messages``), JSON and SSE, and its model list."""
+"""Anthropic's Messages API (``POST /v1/messages``), JSON and SSE, its token count
+(``/v1/messages/count_tokens``) and its model list. The request body is built in
+``anthropic_body``; this module reads the answers: text, ``tool_use`` blocks as tool
+calls, thinking blocks as reasoning with their signatures."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
-from pluggably.messages import Message
+from pluggably.messages import Features, ToolCall
 from pluggably.providers import errors
+from pluggably.providers.anthropic_body import JSON_INSTRUCTION as JSON_INSTRUCTION
+from pluggably.providers.anthropic_body import count_body, messages_body
 from pluggably.providers.base import (
     Completion,
     Credential,
     Delta,
     ProviderCall,
+    ReasoningDelta,
     StreamEnd,
     StreamItem,
+    ToolCallDelta,
     Usage,
 )
 from pluggably.providers.sse import Event, events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
-from pluggably.stops import as_list
 
 API_VERSION = "2023-06-01"
-# Anthropic has no default: every request must say how many tokens it may produce.
-DEFAULT_MAX_TOKENS = 1024
-# The gateway's schema allows OpenAI's 0-2 range; Anthropic rejects anything above 1.
-MAX_TEMPERATURE = 1.0
-# There is no JSON mode: the model is asked for one in the system prompt instead.
-JSON_INSTRUCTION = "Answer with a single valid JSON value only: no prose, no Markdown code fences."
 _FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
-    "tool_use": "stop",
+    "tool_use": "tool_calls",
     "pause_turn": "stop",
     "refusal": "stop",
 }
 MODELS_PAGE_SIZE = 100
 MAX_MODEL_PAGES = 5  # 500 models: far more than Anthropic lists; bounds a looping cursor
-
-
-def _blocks(message: Message) -> list[dict[str, Any]]:
-    """Images first (Anthropic recommends them before the question), then the text;
-    empty text blocks are left out because the API rejects them."""
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "image",
-            "source": {"type": "base64", "media_type": img.mime, "data": img.data_b64},
-        }
-        for img in message.images
-    ]
-    if message.text:
-        blocks.append({"type": "text", "text": message.text})
-    return blocks
-
-
-def _turns(messages: list[Message]) -> list[dict[str, Any]]:
-    """User/assistant turns; consecutive ones of the same role merged, since the API
-    requires the roles to alternate. A last assistant turn is a prefill, which Anthropic
-    continues; it refuses one that ends in whitespace, so that is trimmed."""
-    if messages and messages[-1].role == "assistant":
-        last = messages[-1]
-        messages = [*messages[:-1], dataclasses.replace(last, text=last.text.rstrip())]
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        blocks = _blocks(message)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"] += blocks
-        else:
-            turns.append({"role": message.role, "content": blocks})
-    return turns
-
-
-def _system(call: ProviderCall) -> str:
-    parts = [m.text for m in call.messages if m.role == "system" and m.text]
-    if call.parameters.get("format") == "json":
-        parts.append(JSON_INSTRUCTION)
-    return "\n\n".join(parts)
-
-
-def messages_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
-    params = call.parameters
-    body: dict[str, Any] = {
-        "model": call.model,
-        "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
-        "messages": _turns(call.messages),
-    }
-    if system := _system(call):
-        body["system"] = system
-    if params.get("temperature") is not None:
-        body["temperature"] = min(float(params["temperature"]), MAX_TEMPERATURE)
-    if params.get("top_p") is not None:
-        body["top_p"] = params["top_p"]
-    if stops := as_list(params.get("stop")):
-        body["stop_sequences"] = stops
-    # `seed` is deliberately dropped: the API has no such field and would 400 on it.
-    if stream:
-        body["stream"] = True
-    return body
 
 
 def _finish(stop_reason: Any) -> str:
@@ -125,6 +60,28 @@ def _usage(data: Any) -> Usage | None:
     return Usage.read(data, "input_tokens", "output_tokens")
 
 
+def _answer(blocks: list[dict[str, Any]]) -> Completion:
+    """The text, tool calls and reasoning of an answer's content blocks (its finish
+    reason and usage are filled in by the caller). Redacted thinking has nothing a
+    caller could read, so it is left out."""
+    answer = Completion(text="", finish_reason="stop")
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            answer.tool_calls.append(ToolCall(str(block["id"]), str(block["name"]), arguments))
+        elif kind == "thinking":
+            thoughts.append(str(block.get("thinking") or ""))
+            answer.reasoning_signature = block.get("signature") or answer.reasoning_signature
+    answer.text = "".join(texts)
+    answer.reasoning = "".join(thoughts) if thoughts else None
+    return answer
+
+
 @dataclass
 class _StreamState:
     """What the events of one stream have told us so far."""
@@ -134,6 +91,8 @@ class _StreamState:
     finish: str = "stop"
     stop_sequence: str | None = None
     done: bool = False
+    # content block index -> the ordinal of its tool call among this answer's calls
+    tool_calls: dict[int, int] = field(default_factory=dict)
 
     @property
     def usage(self) -> Usage | None:
@@ -149,6 +108,28 @@ class _StreamState:
         if isinstance(usage.get("output_tokens"), int):
             self.output_tokens = usage["output_tokens"]
 
+    def block_start(self, data: dict[str, Any]) -> StreamItem | None:
+        """A ``tool_use`` block opens its call: id and name in the first fragment."""
+        block = data.get("content_block") or {}
+        if block.get("type") != "tool_use":
+            return None
+        ordinal = self.tool_calls[int(data["index"])] = len(self.tool_calls)
+        return ToolCallDelta(ordinal, id=str(block["id"]), name=str(block["name"]))
+
+    def block_delta(self, data: dict[str, Any]) -> StreamItem | None:
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return Delta(str(delta.get("text") or ""))
+        if kind == "input_json_delta":
+            ordinal = self.tool_calls[int(data["index"])]
+            return ToolCallDelta(ordinal, arguments=str(delta.get("partial_json") or ""))
+        if kind == "thinking_delta":
+            return ReasoningDelta(str(delta.get("thinking") or ""))
+        if kind == "signature_delta":
+            return ReasoningDelta("", signature=str(delta.get("signature") or ""))
+        return None  # citations and kinds added later
+
 
 class AnthropicProvider(StreamingProvider):
     modalities = frozenset({"text"})
@@ -158,6 +139,14 @@ class AnthropicProvider(StreamingProvider):
         self.name = name
         self.client = client
         self.base_url = base_url.rstrip("/")
+
+    def unable(self, model: str, features: Features) -> str | None:
+        if features.reasoning is not None and features.uses_tools and features.tool_choice.forced:
+            return (
+                f"'{model}' cannot think (reasoning) while a tool call is forced "
+                "(tool_choice 'required' or a named function): Anthropic refuses the pair"
+            )
+        return None
 
     # addressing
     def _url(self, credential: Credential, path: str) -> tuple[str, dict[str, str]]:
@@ -179,17 +168,27 @@ class AnthropicProvider(StreamingProvider):
             "POST", url, provider=self.name, model=call.model, headers=headers, body=body
         )
         try:
-            blocks = data["content"]
-            text = "".join(b["text"] for b in blocks if b.get("type") == "text")
-        except (KeyError, TypeError, AttributeError):
+            answer = _answer(data["content"])
+        except (KeyError, TypeError, AttributeError, ValueError):
             raise errors.malformed(self.name, call.model, "no content") from None
-        return Completion(
-            text=text,
-            finish_reason=_finish(data.get("stop_reason")),
-            usage=_usage(data.get("usage")),
-            upstream_model=data.get("model"),
-            stop_sequence=_stop_sequence(data),
+        answer.finish_reason = _finish(data.get("stop_reason"))
+        answer.usage = _usage(data.get("usage"))
+        answer.upstream_model = data.get("model")
+        answer.stop_sequence = _stop_sequence(data)
+        return answer
+
+    async def count_tokens(self, call: ProviderCall, credential: Credential) -> int:
+        """The input tokens Anthropic counts for ``call`` (its conversation, system
+        prompt, tools, thinking and output format), without generating anything."""
+        url, headers = self._url(credential, "/v1/messages/count_tokens")
+        body = count_body(call)
+        data = await self.client.json(
+            "POST", url, provider=self.name, model=call.model, headers=headers, body=body
         )
+        count = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise errors.malformed(self.name, call.model, "no input_tokens in the token count")
+        return count
 
     async def _stream_request(self, call: ProviderCall, credential: Credential) -> StreamRequest:
         url, headers = self._url(credential, "/v1/messages")
@@ -200,17 +199,17 @@ class AnthropicProvider(StreamingProvider):
     ) -> AsyncIterator[StreamItem]:
         state = _StreamState()
         async for event in events(lines):
-            text = self._apply(call, event, state)
-            if text:
-                yield Delta(text)
+            item = self._apply(call, event, state)
+            if item is not None and not (isinstance(item, Delta) and not item.text):
+                yield item
             if state.done:
                 break
         if not state.done:
             raise errors.malformed(self.name, call.model, "the stream ended early")
         yield StreamEnd(state.finish, state.usage, stop_sequence=state.stop_sequence)
 
-    def _apply(self, call: ProviderCall, event: Event, state: _StreamState) -> str | None:
-        """Fold one SSE event into ``state``; the text it adds, if any."""
+    def _apply(self, call: ProviderCall, event: Event, state: _StreamState) -> StreamItem | None:
+        """Fold one SSE event into ``state``; the piece of the answer it carries, if any."""
         try:
             data = orjson.loads(event.data)
         except ValueError:
@@ -218,15 +217,17 @@ class AnthropicProvider(StreamingProvider):
         if not isinstance(data, dict):
             raise errors.malformed(self.name, call.model, "a stream event is not an object")
         kind = data.get("type") or event.event
+        try:
+            if kind == "content_block_start":
+                return state.block_start(data)
+            if kind == "content_block_delta":
+                return state.block_delta(data)
+        except (KeyError, TypeError, ValueError):
+            raise errors.malformed(self.name, call.model, f"a malformed {kind} event") from None
         if kind == "error":
             raise self._stream_error(call, data)
         if kind == "message_start":
             state.count((data.get("message") or {}).get("usage"))
-        elif kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            # Other delta kinds (thinking, tool input JSON) are not part of the answer text.
-            if delta.get("type") == "text_delta":
-                return str(delta.get("text") or "")
         elif kind == "message_delta":
             delta = data.get("delta") or {}
             state.finish = _finish(delta.get("stop_reason"))
@@ -234,7 +235,7 @@ class AnthropicProvider(StreamingProvider):
             state.count(data.get("usage"))
         elif kind == "message_stop":
             state.done = True
-        return None  # ping, content_block_start/stop, and kinds added later
+        return None  # ping, content_block_stop, and kinds added later
 
     def _stream_error(self, call: ProviderCall, data: dict[str, Any]) -> GatewayError:
         """An ``event: error`` after the 200 went out: the API's way of failing mid-stream."""
