@@ -1,0 +1,293 @@
+"""Tools, structured output and reasoning on the Anthropic-compatible surface, driven by
+the official `anthropic` SDK against the OpenAI simulator (the gateway translates
+Anthropic's blocks to the native conversation, the provider to OpenAI's wire)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pydantic
+import pytest
+
+from tests.conftest import ADMIN_KEY, client_for, running
+from tests.fixtures.openai_sim import OpenAISim, call_id
+from tests.fixtures.schema_instance import instance
+from tests.surfaces.anthropic.test_anthropic_compat import (
+    GPT,
+    Surface,
+    compat_app,
+    named_events,
+    raw_stream,
+    sdk,
+)
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+    "required": ["city", "days"],
+}
+WEATHER = {"name": "get_weather", "description": "The forecast", "input_schema": WEATHER_SCHEMA}
+TIME = {"name": "get_time", "input_schema": {"type": "object", "properties": {}}}
+ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+ARGUMENTS = instance(WEATHER_SCHEMA)
+COMPACT_ARGUMENTS = json.dumps(ARGUMENTS, separators=(",", ":"))  # the input, as JSON text
+
+
+@pytest.fixture
+async def gpt(tmp_path: Path, database_url: str, openai_sim: OpenAISim) -> AsyncIterator[Surface]:
+    app = compat_app(tmp_path, database_url, openai=openai_sim)
+    async with running(app), sdk(app) as client, client_for(app) as http:
+        yield Surface(app, client, http)
+
+
+def sent_call_id(openai_sim: OpenAISim, index: int = 0) -> str:
+    """The id the simulator gave its call for the conversation it last received."""
+    return call_id(openai_sim.requests[-1].body["messages"], index)
+
+
+async def test_a_tool_call_is_a_tool_use_block(gpt: Surface, openai_sim: OpenAISim) -> None:
+    message = await gpt.client.messages.create(
+        model=GPT, max_tokens=64, tools=[WEATHER], messages=ASK
+    )
+    assert [(b.type, b.id, b.name, b.input) for b in message.content] == [
+        ("tool_use", sent_call_id(openai_sim), "get_weather", ARGUMENTS)
+    ]
+    assert message.stop_reason == "tool_use"
+    assert openai_sim.requests[-1].body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The forecast",
+                "parameters": WEATHER_SCHEMA,
+            },
+        }
+    ]
+
+
+async def test_a_streamed_tool_call_assembles_from_input_json_deltas(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    async with gpt.client.messages.stream(
+        model=GPT, max_tokens=64, tools=[WEATHER], messages=ASK
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [(b.type, b.id, b.name, b.input) for b in final.content] == [
+        ("tool_use", sent_call_id(openai_sim), "get_weather", ARGUMENTS)
+    ]
+    assert final.stop_reason == "tool_use"
+
+
+async def test_a_streamed_tool_call_is_one_block_of_json_pieces_on_the_wire(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    text = await raw_stream(
+        gpt.http, {"x-api-key": ADMIN_KEY}, model=GPT, max_tokens=64, tools=[WEATHER], messages=ASK
+    )
+    events = named_events(text)
+    start = next(data for name, data in events if name == "content_block_start")
+    call = {"type": "tool_use", "id": sent_call_id(openai_sim), "name": "get_weather", "input": {}}
+    assert start == {"type": "content_block_start", "index": 0, "content_block": call}
+    pieces = [d["delta"] for name, d in events if name == "content_block_delta"]
+    assert {p["type"] for p in pieces} == {"input_json_delta"}
+    assert len(pieces) > 1
+    assert json.loads("".join(p["partial_json"] for p in pieces)) == ARGUMENTS
+    assert [name for name, _ in events][-4:] == [
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert events[-2][1]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+
+
+async def test_parallel_calls_are_one_tool_use_block_each(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    ask = [{"role": "user", "content": "Weather and time, in parallel"}]
+    async with gpt.client.messages.stream(
+        model=GPT, max_tokens=64, tools=[WEATHER, TIME], messages=ask
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [(b.type, b.id, b.name, b.input) for b in final.content] == [
+        ("tool_use", sent_call_id(openai_sim, 0), "get_weather", ARGUMENTS),
+        ("tool_use", sent_call_id(openai_sim, 1), "get_time", {}),
+    ]
+
+
+TOOL_TURN: list[Any] = [
+    *ASK,
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "Let me look."},
+            {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": ARGUMENTS},
+        ],
+    },
+]
+
+
+async def test_a_tool_result_reaches_the_model_as_a_tool_message(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    result = {"type": "tool_result", "tool_use_id": "toolu_01", "content": "18 degrees"}
+    message = await gpt.client.messages.create(
+        model=GPT,
+        max_tokens=64,
+        tools=[WEATHER],
+        messages=[*TOOL_TURN, {"role": "user", "content": [result]}],
+    )
+    assert [(b.type, getattr(b, "text", None)) for b in message.content] == [
+        ("text", "The tool said: 18 degrees")
+    ]
+    assert message.stop_reason == "end_turn"
+    assert openai_sim.requests[-1].body["messages"] == [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                {
+                    "id": "toolu_01",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": COMPACT_ARGUMENTS},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_01", "content": "18 degrees"},
+    ]
+
+
+async def test_tool_results_then_text_are_tool_messages_then_a_user_message(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    blocks = [
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_01",
+            "content": [{"type": "text", "text": "18"}, {"type": "text", "text": "degrees"}],
+        },
+        {"type": "text", "text": "Thanks."},
+    ]
+    await gpt.client.messages.create(
+        model=GPT,
+        max_tokens=64,
+        tool_choice={"type": "none"},
+        tools=[WEATHER],
+        messages=[*TOOL_TURN, {"role": "user", "content": blocks}],
+    )
+    assert openai_sim.requests[-1].body["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "toolu_01", "content": "18\n\ndegrees"},
+        {"role": "user", "content": "Thanks."},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("choice", "tool_choice", "parallel"),
+    [
+        pytest.param({"type": "auto"}, None, None, id="auto"),  # the default: not sent
+        pytest.param({"type": "any"}, "required", None, id="any"),
+        pytest.param(
+            {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True},
+            {"type": "function", "function": {"name": "get_time"}},
+            False,
+            id="tool",
+        ),
+        pytest.param({"type": "none"}, "none", None, id="none"),
+    ],
+)
+async def test_tool_choice_reaches_the_upstream_in_its_terms(
+    gpt: Surface,
+    openai_sim: OpenAISim,
+    choice: dict[str, Any],
+    tool_choice: Any,
+    parallel: bool | None,
+) -> None:
+    await gpt.client.messages.create(
+        model=GPT, max_tokens=64, tools=[WEATHER, TIME], tool_choice=choice, messages=ASK
+    )
+    sent = openai_sim.requests[-1].body
+    assert (sent.get("tool_choice"), sent.get("parallel_tool_calls")) == (tool_choice, parallel)
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    days: int
+
+
+async def test_output_config_json_schema_answers_json_of_the_schema(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    schema = Forecast.model_json_schema()
+    message = await gpt.client.messages.create(
+        model=GPT,
+        max_tokens=64,
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+        messages=ASK,
+    )
+    assert json.loads(message.content[0].text) == instance(schema)
+    sent = openai_sim.requests[-1].body["response_format"]
+    assert (sent["type"], sent["json_schema"]["schema"]) == ("json_schema", schema)
+
+
+async def test_messages_parse_gives_a_validated_model(gpt: Surface) -> None:
+    parsed = await gpt.client.messages.parse(
+        model=GPT, max_tokens=64, output_format=Forecast, messages=ASK
+    )
+    assert parsed.parsed_output == Forecast(city="city-1", days=1)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_a_reasoners_reasoning_is_a_thinking_block_without_signature(
+    tmp_path: Path,
+    database_url: str,
+    make_openai_sim: Callable[..., OpenAISim],
+    streamed: bool,
+) -> None:
+    """DeepSeek's reasoner (through an OpenAI-compatible endpoint) shows its reasoning;
+    it has no signature to give, and the SDK takes the empty one."""
+    reasoner = make_openai_sim(models=["deepseek-reasoner"])
+    app = compat_app(
+        tmp_path,
+        database_url,
+        endpoints={"deep": {"base_url": reasoner.base_url, "api_key": "sk-deep-0001"}},
+    )
+    body: dict[str, Any] = {"model": "deep:deepseek-reasoner", "max_tokens": 64, "messages": ASK}
+    async with running(app), sdk(app) as client:
+        if streamed:
+            async with client.messages.stream(**body) as stream:
+                message = await stream.get_final_message()
+        else:
+            message = await client.messages.create(**body)
+    thinking, text = message.content
+    assert thinking.type == "thinking"
+    assert (thinking.thinking, thinking.signature) == (
+        "The user wrote: What is the weather in Paris?. I should answer.",
+        "",
+    )
+    assert text.type == "text"
+    assert text.text
+
+
+async def test_counting_tokens_for_an_openai_model_is_an_estimate(gpt: Surface) -> None:
+    counted = await gpt.client.messages.with_raw_response.count_tokens(
+        model=GPT, messages=[{"role": "user", "content": "hello there"}]
+    )
+    assert counted.headers["x-pluggably-token-estimate"] == "true"
+    # 11 characters at about 3 a token, and 4 for the turn's markers.
+    assert (await counted.parse()).input_tokens == 8
+
+
+async def test_counting_tokens_counts_the_tools_too(gpt: Surface) -> None:
+    bare = await gpt.client.messages.count_tokens(model=GPT, messages=ASK)
+    with_tools = await gpt.client.messages.count_tokens(model=GPT, messages=ASK, tools=[WEATHER])
+    assert with_tools.input_tokens > bare.input_tokens
+
+
+async def test_counting_tokens_for_an_unknown_model_is_not_found(gpt: Surface) -> None:
+    with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
+        await gpt.client.messages.count_tokens(model="local/no-such-model", messages=ASK)
