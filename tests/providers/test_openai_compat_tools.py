@@ -274,6 +274,35 @@ async def test_a_reasoners_stream_sends_reasoning_deltas_before_the_text(
     assert len(deltas(frames, "reasoning")) > 1
 
 
+async def test_openrouter_style_reasoning_is_output_reasoning(app: FastAPI, sim: OpenAISim) -> None:
+    sim.reasoning_field = "reasoning"
+    async with running(app), client_for(app) as client:
+        response = await generate(client, ADMIN, model=REASONER, input={"messages": [ASK]})
+        frames = await sse_frames(client, ADMIN, model=REASONER, input={"messages": [ASK]})
+    assert response.status_code == 200, response.text
+    assert response.json()["output"]["reasoning"] == reasoning_of([ASK])
+    assert "".join(deltas(frames, "reasoning")) == reasoning_of([ASK])
+
+
+async def test_a_reasoners_tool_call_streams_its_reasoning_then_the_call(
+    app: FastAPI, sim: OpenAISim
+) -> None:
+    async with running(app), client_for(app) as client:
+        frames = await sse_frames(
+            client, ADMIN, model=REASONER, input={"messages": [ASK]}, tools=[WEATHER]
+        )
+        answer = await generate(
+            client, ADMIN, model=REASONER, input={"messages": [ASK]}, tools=[WEATHER]
+        )
+    assert "".join(deltas(frames, "reasoning")) == reasoning_of([ASK])
+    [head] = [f for part in deltas(frames, "tool_calls") for f in part if "id" in f]
+    assert head["function"]["name"] == "get_weather"
+    body = answer.json()
+    assert body["finish_reason"] == "tool_calls"
+    assert body["output"]["reasoning"] == reasoning_of([ASK])
+    assert [c["id"] for c in body["output"]["tool_calls"]] == [head["id"]]
+
+
 async def test_reasoning_effort_goes_upstream_as_reasoning_effort(
     app: FastAPI, sim: OpenAISim
 ) -> None:
