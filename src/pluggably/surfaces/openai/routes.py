@@ -125,7 +125,8 @@ def _streamed(description: str) -> dict[int | str, dict[str, Any]]:
     response_model=OpenAIChatCompletion,
     responses=_streamed(
         "A chat.completion, or with `stream` an SSE stream of chat.completion.chunk objects "
-        "(role, content deltas, finish_reason, usage with `stream_options.include_usage`; "
+        "(role, content, tool_calls and reasoning_content deltas, finish_reason, usage with "
+        "`stream_options.include_usage`; "
         "an error object on a failure after the first chunk), then `[DONE]`. A stream "
         "that fails before its first chunk answers the error's own status instead."
     ),
@@ -135,13 +136,23 @@ async def chat_completions(
 ) -> OpenAIChatCompletion | Response:
     """OpenAI chat completions over any model /v1/generate serves (``local/…`` registry
     ids, ``provider:model``, vendor names, ``auto``). Text and ``image_url`` (data: URL)
-    parts; ``n`` must be 1."""
+    parts; function ``tools`` (and the legacy ``functions``), ``tool_choice``,
+    ``parallel_tool_calls``, tool results; ``response_format`` ``json_object`` and
+    ``json_schema``; ``reasoning_effort``, and the model's reasoning as
+    ``reasoning_content``; ``n`` must be 1."""
     plan = await service.prepare(principal, chat_request(body))
+    legacy = bool(body.functions)  # the call answers as the legacy function_call
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = ChunkWriter("chat", plan.request_id, include_usage=include_usage)
+        writer = ChunkWriter(
+            "chat",
+            plan.request_id,
+            include_usage=include_usage,
+            offers_tools=bool(body.tools or body.functions),
+            legacy=legacy,
+        )
         return await _stream(service, plan, writer)
-    return chat_completion(await _answer(service, plan))
+    return chat_completion(await _answer(service, plan), legacy=legacy)
 
 
 @router.post(

@@ -2,7 +2,8 @@
 ranges are checked against the model's parameter schema like on /v1/generate) and
 responses (what the official SDKs parse). Unknown request fields are ignored, as
 most OpenAI-compatible servers do; fields that ask for something this gateway
-cannot honour (``n`` > 1, tools, logprobs, …) are refused with a clear 400."""
+cannot honour (``n`` > 1, logprobs, tools other than functions, …) are refused with a
+clear 400."""
 
 from __future__ import annotations
 
@@ -21,9 +22,16 @@ class OpenAIStreamOptions(_Loose):
     include_usage: bool | None = None
 
 
+class OpenAIJsonSchema(_Loose):
+    name: str = Field(max_length=64)
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
 class OpenAIResponseFormat(_Loose):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+    json_schema: OpenAIJsonSchema | None = None
 
 
 class OpenAIImageURL(_Loose):
@@ -41,13 +49,67 @@ class OpenAIImagePart(_Loose):
     image_url: OpenAIImageURL
 
 
-OpenAIContentPart = Annotated[OpenAITextPart | OpenAIImagePart, Field(discriminator="type")]
+class OpenAIRefusalPart(_Loose):
+    """A refusal the assistant gave earlier, sent back in its turn."""
+
+    type: Literal["refusal"]
+    refusal: str = Field(max_length=1_000_000)
+
+
+OpenAIContentPart = Annotated[
+    OpenAITextPart | OpenAIImagePart | OpenAIRefusalPart, Field(discriminator="type")
+]
+
+
+class OpenAIFunctionCall(_Loose):
+    """A call the model made: ``arguments`` is the JSON text it wrote."""
+
+    name: str
+    arguments: str = Field(max_length=1_000_000)
+
+
+class OpenAIToolCallIn(_Loose):
+    """An assistant turn's tool call, sent back in the history. ``type`` is checked
+    by the translation (only functions are served), so the 400 can name it."""
+
+    id: str
+    type: str = "function"
+    function: OpenAIFunctionCall | None = None
 
 
 class OpenAIChatMessageIn(_Loose):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[OpenAIContentPart] | None = None
     name: str | None = None
+    tool_calls: list[OpenAIToolCallIn] | None = None
+    tool_call_id: str | None = None
+    function_call: OpenAIFunctionCall | None = None  # legacy, before tool_calls
+    # DeepSeek's clients send an assistant turn's reasoning back under this name.
+    reasoning_content: str | None = None
+
+
+class OpenAIFunction(_Loose):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class OpenAITool(_Loose):
+    """A tool the model may call. Only ``function`` tools are served; ``type`` stays a
+    string so that another type is refused by name rather than as a schema error."""
+
+    type: str
+    function: OpenAIFunction | None = None
+
+
+class OpenAINamedFunction(_Loose):
+    name: str
+
+
+class OpenAINamedToolChoice(_Loose):
+    type: str
+    function: OpenAINamedFunction | None = None
 
 
 class OpenAISamplingRequest(_Loose):
@@ -68,8 +130,12 @@ class OpenAIChatCompletionRequest(OpenAISamplingRequest):
     messages: list[OpenAIChatMessageIn] = Field(min_length=1, max_length=2000)
     max_completion_tokens: int | None = None
     response_format: OpenAIResponseFormat | None = None
-    tools: list[Any] | None = None
-    functions: list[Any] | None = None
+    tools: list[OpenAITool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | OpenAINamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[OpenAIFunction] | None = None  # legacy: tools of type function
+    function_call: Literal["auto", "none"] | OpenAINamedFunction | None = None  # legacy
+    reasoning_effort: str | None = None
 
 
 class OpenAICompletionRequest(OpenAISamplingRequest):
@@ -98,10 +164,24 @@ class OpenAIUsage(BaseModel):
     total_tokens: int
 
 
+class OpenAIToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: OpenAIFunctionCall
+
+
 class OpenAIAssistantMessage(BaseModel):
+    """``content`` is null when the answer is only tool calls, as OpenAI's is;
+    ``reasoning_content`` is the model's visible reasoning under DeepSeek's name (the
+    OpenAI SDK keeps it as an extra field). ``function_call`` answers a request made
+    with the legacy ``functions``."""
+
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
+    tool_calls: list[OpenAIToolCall] | None = None
+    function_call: OpenAIFunctionCall | None = None
+    reasoning_content: str | None = None
 
 
 class OpenAIChatChoice(BaseModel):

@@ -9,11 +9,22 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from pluggably.api.frames import tool_call_fragment
 from pluggably.errors import FeatureNotSupported, GatewayError, InvalidParameter
-from pluggably.generation.events import Completed, Event, Failed, Selected, TextDelta
+from pluggably.generation.events import (
+    Completed,
+    Event,
+    Failed,
+    ReasoningDelta,
+    Selected,
+    TextDelta,
+    ToolCallDelta,
+)
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse, UsageInfo
+from pluggably.surfaces.openai.conversation import native_messages
+from pluggably.surfaces.openai.features import assistant_message, finish_reason, native_features
+from pluggably.surfaces.openai.fields import field_error
 from pluggably.surfaces.openai.shapes import (
-    OpenAIAssistantMessage,
     OpenAIChatChoice,
     OpenAIChatCompletion,
     OpenAIChatCompletionRequest,
@@ -95,20 +106,14 @@ def invalid(details: list[dict[str, Any]], message: str | None = None) -> Invali
     return InvalidParameter(text, details=details)
 
 
-def _field_error(
-    field: list[str | int], message: str, cls: type[GatewayError] = InvalidParameter
-) -> GatewayError:
-    return cls(message, details=[{"loc": ["body", *field], "msg": message, "type": "value_error"}])
-
-
 # requests
 def _refuse_unsupported(body: OpenAISamplingRequest) -> None:
     if body.n not in (None, 1):
-        raise _field_error(
+        raise field_error(
             ["n"], "Only n=1 is supported here; send one request per completion you need."
         )
     if body.logprobs not in (None, False, 0):
-        raise _field_error(["logprobs"], "logprobs are not available here.", FeatureNotSupported)
+        raise field_error(["logprobs"], "logprobs are not available here.", FeatureNotSupported)
 
 
 def _sampling(body: OpenAISamplingRequest, max_tokens: int | None) -> dict[str, Any]:
@@ -129,60 +134,21 @@ def _native(fields: dict[str, Any]) -> GenerateRequest:
         raise invalid(validation_details(exc.errors())) from None
 
 
-def _message(index: int, role: str, content: Any, images: list[str]) -> dict[str, str]:
-    if role in ("tool", "function"):
-        raise _field_error(
-            ["messages", index, "role"],
-            "Tool and function messages are not supported here.",
-            FeatureNotSupported,
-        )
-    if content is None or isinstance(content, str):
-        return {"role": "system" if role == "developer" else role, "content": content or ""}
-    texts = []
-    for j, part in enumerate(content):
-        if part.type == "text":
-            texts.append(part.text)
-            continue
-        url = part.image_url.url
-        if url.startswith(("http://", "https://")):
-            raise _field_error(
-                ["messages", index, "content", j, "image_url", "url"],
-                "Image URLs are not fetched here; send the image as a data: URL (base64).",
-                FeatureNotSupported,
-            )
-        images.append(url)
-    return {"role": "system" if role == "developer" else role, "content": "\n".join(texts)}
-
-
 def chat_request(body: OpenAIChatCompletionRequest) -> GenerateRequest:
-    """The native request of a chat completion. Images of every message ride on the last
-    user turn (the native input carries one image list per request)."""
+    """The native request of a chat completion: the history, its images, the sampling
+    parameters, and the tools, output format and reasoning asked for."""
     _refuse_unsupported(body)
-    if body.tools or body.functions:
-        field = "tools" if body.tools else "functions"
-        raise _field_error([field], "Tool calling is not supported here.", FeatureNotSupported)
-    images: list[str] = []
-    messages = [_message(i, m.role, m.content, images) for i, m in enumerate(body.messages)]
+    messages, images = native_messages(body.messages)
     limit = body.max_completion_tokens
-    params = _sampling(body, limit if limit is not None else body.max_tokens)
-    fmt = body.response_format.type if body.response_format else "text"
-    if fmt == "json_schema":
-        raise _field_error(
-            ["response_format", "type"],
-            "json_schema is not supported here; use {'type': 'json_object'} and describe "
-            "the shape in the prompt.",
-            FeatureNotSupported,
-        )
-    if fmt == "json_object":
-        params["format"] = "json"
     return _native(
         {
             "model": body.model,
             "modality": "text",
             "input": {"messages": messages, "images": images or None},
-            "parameters": params,
+            "parameters": _sampling(body, limit if limit is not None else body.max_tokens),
             "stream": bool(body.stream),
             "wait": True,
+            **native_features(body),
         }
     )
 
@@ -191,16 +157,16 @@ def completion_prompt(body: OpenAICompletionRequest) -> str:
     if isinstance(body.prompt, str):
         return body.prompt
     if len(body.prompt) != 1:
-        raise _field_error(["prompt"], "Send exactly one prompt per request.")
+        raise field_error(["prompt"], "Send exactly one prompt per request.")
     return body.prompt[0]
 
 
 def completion_request(body: OpenAICompletionRequest) -> GenerateRequest:
     _refuse_unsupported(body)
     if body.suffix:
-        raise _field_error(["suffix"], "suffix is not supported here.", FeatureNotSupported)
+        raise field_error(["suffix"], "suffix is not supported here.", FeatureNotSupported)
     if body.best_of not in (None, 1):
-        raise _field_error(["best_of"], "Only best_of=1 is supported here.")
+        raise field_error(["best_of"], "Only best_of=1 is supported here.")
     return _native(
         {
             "model": body.model,
@@ -215,12 +181,12 @@ def completion_request(body: OpenAICompletionRequest) -> GenerateRequest:
 
 def image_request(body: OpenAIImageGenerationRequest) -> GenerateRequest:
     if body.stream:
-        raise _field_error(["stream"], "Image streams are not supported here.", FeatureNotSupported)
+        raise field_error(["stream"], "Image streams are not supported here.", FeatureNotSupported)
     params: dict[str, Any] = {"num_images": 1 if body.n is None else body.n}
     if body.size and body.size != "auto":
         width, x, height = body.size.partition("x")
         if not (x and width.isdigit() and height.isdigit()):
-            raise _field_error(
+            raise field_error(
                 ["size"], f"size must be 'WIDTHxHEIGHT' or 'auto', not {body.size!r}."
             )
         params.update(width=int(width), height=int(height))
@@ -236,23 +202,21 @@ def image_request(body: OpenAIImageGenerationRequest) -> GenerateRequest:
 
 
 # responses
-def finish_reason(native: str) -> str:
-    return "length" if native == "length" else "stop"
-
-
 def usage(info: UsageInfo | None) -> OpenAIUsage | None:
     return OpenAIUsage.model_validate(info.model_dump()) if info is not None else None
 
 
-def chat_completion(response: GenerateResponse) -> OpenAIChatCompletion:
+def chat_completion(response: GenerateResponse, *, legacy: bool = False) -> OpenAIChatCompletion:
+    """``legacy``: the request sent the legacy ``functions``; the call comes back as
+    ``function_call``."""
     return OpenAIChatCompletion(
         id=f"chatcmpl-{response.request_id}",
         created=int(time.time()),
         model=response.model,
         choices=[
             OpenAIChatChoice(
-                message=OpenAIAssistantMessage(content=response.output.text or ""),
-                finish_reason=finish_reason(response.finish_reason),
+                message=assistant_message(response.output, legacy=legacy),
+                finish_reason=finish_reason(response.finish_reason, legacy=legacy),
             )
         ],
         usage=usage(response.usage),
@@ -276,9 +240,15 @@ def text_completion(response: GenerateResponse, echo: str | None) -> OpenAITextC
 
 class ChunkWriter:
     """A generation's events as OpenAI chunks: (chat) a role chunk once the model is
-    chosen, content chunks, a chunk with ``finish_reason``, a usage chunk when asked;
-    a failure becomes OpenAI's error object. Queue and loading notices are
-    not forwarded: the SSE layer sends keep-alive comments while nothing is said."""
+    chosen, content, tool-call and reasoning chunks, a chunk with ``finish_reason``, a
+    usage chunk when asked; a failure becomes OpenAI's error object. Queue and loading
+    notices are not forwarded: the SSE layer sends keep-alive comments while nothing is
+    said.
+
+    Where tools are offered the role chunk's content is null, as OpenAI's is before tool
+    calls (a client assembling the deltas then finds null for an answer of calls only).
+    ``legacy``: the request sent the legacy ``functions``, whose call streams as
+    ``delta.function_call``."""
 
     def __init__(
         self,
@@ -287,8 +257,11 @@ class ChunkWriter:
         *,
         include_usage: bool,
         echo: str | None = None,
+        offers_tools: bool = False,
+        legacy: bool = False,
     ) -> None:
         self.kind, self.include_usage, self.echo = kind, include_usage, echo
+        self.offers_tools, self.legacy = offers_tools, legacy
         prefix, obj = (
             ("chatcmpl", "chat.completion.chunk") if kind == "chat" else ("cmpl", "text_completion")
         )
@@ -305,31 +278,45 @@ class ChunkWriter:
             chunk.setdefault("usage", None)
         return chunk
 
-    def _choice(
-        self, text: str | None, finish: str | None, *, role: bool = False
-    ) -> dict[str, Any]:
+    def _choice(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         if self.kind == "text":
-            return {"text": text or "", "index": 0, "logprobs": None, "finish_reason": finish}
-        delta: dict[str, Any] = {"role": "assistant"} if role else {}
-        if text is not None:
-            delta["content"] = text
+            text = delta.get("content") or ""
+            return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
         return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    def _tool_call(self, event: ToolCallDelta) -> dict[str, Any]:
+        if not self.legacy:
+            return {"tool_calls": [tool_call_fragment(event)]}
+        call = {"name": event.name} if event.name is not None else {}
+        return {"function_call": {**call, "arguments": event.arguments}}
 
     def feed(self, event: Event) -> list[dict[str, Any]]:
         if isinstance(event, TextDelta):
-            return [self._chunk(self._choice(event.text, None))]
+            return [self._chunk(self._choice({"content": event.text}))]
+        if isinstance(event, ToolCallDelta):
+            if self.kind == "text" or (self.legacy and event.index > 0):
+                return []  # a legacy answer carries one call
+            return [self._chunk(self._choice(self._tool_call(event)))]
+        if isinstance(event, ReasoningDelta):
+            if self.kind == "text" or not event.text:  # a signature has no OpenAI field
+                return []
+            return [self._chunk(self._choice({"reasoning_content": event.text}))]
         if isinstance(event, Selected):
             self.head["model"] = event.reported_model
             if self.kind == "chat":
-                return [self._chunk(self._choice("", None, role=True))]
-            return [self._chunk(self._choice(self.echo, None))] if self.echo else []
+                role = {"role": "assistant", "content": None if self.offers_tools else ""}
+                return [self._chunk(self._choice(role))]
+            return [self._chunk(self._choice({"content": self.echo}))] if self.echo else []
         if isinstance(event, Completed):
-            response = event.response
-            out = [self._chunk(self._choice(None, finish_reason(response.finish_reason)))]
-            if self.include_usage:
-                counted = usage(response.usage)
-                out.append(self._chunk(None, usage=counted.model_dump() if counted else None))
-            return out
+            return self._finish(event.response)
         if isinstance(event, Failed):
             return [stream_error(event.error.code, event.error.message)]
         return []
+
+    def _finish(self, response: GenerateResponse) -> list[dict[str, Any]]:
+        finish = finish_reason(response.finish_reason, legacy=self.legacy)
+        out = [self._chunk(self._choice({}, finish))]
+        if self.include_usage:
+            counted = usage(response.usage)
+            out.append(self._chunk(None, usage=counted.model_dump() if counted else None))
+        return out
