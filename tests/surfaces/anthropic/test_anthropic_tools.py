@@ -1,6 +1,7 @@
 """Tools, structured output and reasoning on the Anthropic-compatible surface, driven by
-the official `anthropic` SDK against the OpenAI simulator (the gateway translates
-Anthropic's blocks to the native conversation, the provider to OpenAI's wire)."""
+the official `anthropic` SDK: against the OpenAI simulator (the gateway translates
+Anthropic's blocks to the native conversation, the provider to OpenAI's wire), then
+against the Anthropic simulator (blocks, signatures and counts round-tripped)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pydantic
 import pytest
 
 from tests.conftest import ADMIN_KEY, client_for, running
+from tests.fixtures.anthropic_blocks import sign
+from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.openai_sim import OpenAISim, call_id
 from tests.fixtures.schema_instance import instance
 from tests.surfaces.anthropic.test_anthropic_compat import (
@@ -291,3 +294,114 @@ async def test_counting_tokens_counts_the_tools_too(gpt: Surface) -> None:
 async def test_counting_tokens_for_an_unknown_model_is_not_found(gpt: Surface) -> None:
     with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
         await gpt.client.messages.count_tokens(model="local/no-such-model", messages=ASK)
+
+
+# Against the Anthropic simulator: Anthropic's blocks through the gateway and back.
+
+CLAUDE = "claude-3-5-haiku-latest"
+THINK = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.fixture
+async def claude(
+    tmp_path: Path, database_url: str, anthropic_sim: AnthropicSim
+) -> AsyncIterator[Surface]:
+    app = compat_app(tmp_path, database_url, claude=anthropic_sim)
+    async with running(app), sdk(app) as client, client_for(app) as http:
+        yield Surface(app, client, http)
+
+
+async def test_anthropics_tool_use_keeps_its_id(
+    claude: Surface, anthropic_sim: AnthropicSim
+) -> None:
+    message = await claude.client.messages.create(
+        model=CLAUDE, max_tokens=64, tools=[WEATHER], messages=ASK
+    )
+    (call,) = message.content
+    assert (call.type, call.name, call.input) == ("tool_use", "get_weather", ARGUMENTS)
+    assert call.id.startswith("toolu_")
+    assert message.stop_reason == "tool_use"
+    assert anthropic_sim.requests[-1].body["tools"] == [WEATHER]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_a_signed_thinking_block_comes_back_and_reaches_anthropic_unchanged(
+    claude: Surface, anthropic_sim: AnthropicSim, streamed: bool
+) -> None:
+    body: dict[str, Any] = {
+        "model": CLAUDE,
+        "max_tokens": 2048,
+        "thinking": THINK,
+        "tools": [WEATHER],
+        "messages": ASK,
+    }
+    if streamed:
+        async with claude.client.messages.stream(**body) as stream:
+            first = await stream.get_final_message()
+    else:
+        first = await claude.client.messages.create(**body)
+    thinking, call = first.content
+    assert thinking.type == "thinking"
+    assert thinking.thinking == "Let me think about the question step by step."
+    assert thinking.signature == sign(thinking.thinking)
+    assert call.type == "tool_use"
+    assert anthropic_sim.requests[-1].body["thinking"] == THINK
+
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "18 degrees"}
+    history = [
+        *ASK,
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    second = await claude.client.messages.create(**{**body, "messages": history})
+    sent = anthropic_sim.requests[-1].body["messages"][1]["content"]
+    assert sent[0] == {
+        "type": "thinking",
+        "thinking": thinking.thinking,
+        "signature": thinking.signature,
+    }
+    assert sent[1] == {"type": "tool_use", "id": call.id, "name": "get_weather", "input": ARGUMENTS}
+    assert [b.type for b in second.content] == ["thinking", "text"]
+    assert second.stop_reason == "end_turn"
+
+
+async def test_a_tool_result_reaches_anthropic_as_a_tool_result_block(
+    claude: Surface, anthropic_sim: AnthropicSim
+) -> None:
+    history: list[Any] = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": ARGUMENTS}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01", "content": "18 degrees"}
+            ],
+        },
+    ]
+    message = await claude.client.messages.create(
+        model=CLAUDE, max_tokens=64, tools=[WEATHER], messages=history
+    )
+    assert message.stop_reason == "end_turn"
+    assert "18 degrees" in message.content[0].text
+    sent = anthropic_sim.requests[-1].body["messages"][-1]
+    assert sent["role"] == "user"
+    assert [(b["type"], b["tool_use_id"]) for b in sent["content"]] == [("tool_result", "toolu_01")]
+
+
+async def test_counting_tokens_for_an_anthropic_model_is_anthropics_count(
+    claude: Surface, anthropic_sim: AnthropicSim
+) -> None:
+    counted = await claude.client.messages.with_raw_response.count_tokens(
+        model=CLAUDE, system="Be brief.", tools=[WEATHER], messages=ASK
+    )
+    assert "x-pluggably-token-estimate" not in counted.headers
+    assert anthropic_sim.requests[-1].path == "/v1/messages/count_tokens"
+    message = await claude.client.messages.create(
+        model=CLAUDE, max_tokens=64, system="Be brief.", tools=[WEATHER], messages=ASK
+    )
+    assert (await counted.parse()).input_tokens == message.usage.input_tokens
