@@ -1,8 +1,9 @@
 """Tool calling, structured output and reasoning on /openai/v1/chat/completions, driven by
-the official `openai` SDK against the OpenAI simulator: OpenAI's wire format both ways
+the official `openai` SDK: against the OpenAI simulator, OpenAI's wire format both ways
 (tool calls JSON and streamed, tool results, `parse` with a pydantic model, the legacy
-`functions`, DeepSeek's `reasoning_content`), and OpenAI's errors for what cannot be
-served."""
+`functions`, DeepSeek's `reasoning_content`) and OpenAI's errors for what cannot be
+served; against the bundled Gemma, grammar-constrained tool calls and JSON that parse
+and validate on every seed."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from typing import Any, Literal
 
 import openai
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tests.fixtures.openai_sim import DEFAULT_MODELS, OpenAISim, call_id, reasoning_of
 from tests.generation.test_generate import gen_app
-from tests.surfaces.openai.test_openai_compat import HELLO, Surface, error_of, serving
+from tests.surfaces.openai.test_openai_compat import HELLO, Surface, error_of, gemma_app, serving
 
 MODEL = "openai:gpt-4o-mini"
 WEATHER = {
@@ -475,3 +476,100 @@ async def test_a_tool_request_that_cannot_be_served_is_an_openai_error(
         code,
         "invalid_request_error",
     )
+
+
+# The bundled Gemma: grammar-constrained tool calls and JSON on llama.cpp.
+SEEDS = range(1, 21)
+
+
+class City(BaseModel):
+    """A city and what it is known for."""
+
+    name: str = Field(max_length=40)
+    country: str = Field(max_length=40)
+    population_millions: float
+
+
+class LookUpCity(BaseModel):
+    """Look a city up by name."""
+
+    name: str = Field(max_length=40)
+    with_weather: bool
+
+
+@pytest.fixture
+async def gemma_api(
+    tmp_path: Path, database_url: str, gemma_gguf: Path
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the 'local' extra)")
+    async with serving(gemma_app(tmp_path, database_url, gemma_gguf)) as (api, _):
+        yield api
+
+
+@pytest.mark.slow
+async def test_gemma_makes_a_forced_tool_call_that_validates_on_every_seed(
+    gemma_api: openai.AsyncOpenAI,
+) -> None:
+    calls = []
+    for seed in SEEDS:
+        completion = await gemma_api.chat.completions.parse(
+            model="local/gemma",
+            messages=[{"role": "user", "content": "Tell me about Lyon."}],
+            tools=[openai.pydantic_function_tool(LookUpCity)],
+            tool_choice={"type": "function", "function": {"name": "LookUpCity"}},
+            temperature=0.9,
+            seed=seed,
+            max_tokens=200,
+        )
+        choice = completion.choices[0]
+        assert choice.finish_reason == "tool_calls", (seed, choice)
+        assert choice.message.tool_calls is not None
+        [call] = choice.message.tool_calls
+        assert call.function.name == "LookUpCity"
+        assert call.id
+        assert isinstance(call.function.parsed_arguments, LookUpCity), (seed, call)
+        calls.append(call.function.parsed_arguments)
+    assert len(calls) == len(SEEDS)
+
+
+@pytest.mark.slow
+async def test_gemma_answers_json_matching_a_schema_on_every_seed(
+    gemma_api: openai.AsyncOpenAI,
+) -> None:
+    answers = []
+    for seed in SEEDS:
+        completion = await gemma_api.chat.completions.parse(
+            model="local/gemma",
+            messages=[{"role": "user", "content": "Describe a large city as JSON."}],
+            response_format=City,
+            temperature=0.9,
+            seed=seed,
+            max_tokens=200,
+        )
+        choice = completion.choices[0]
+        assert choice.finish_reason == "stop", (seed, choice)
+        assert isinstance(choice.message.parsed, City), (seed, choice.message.content)
+        answers.append(choice.message.parsed)
+    assert len(answers) == len(SEEDS)
+
+
+@pytest.mark.slow
+async def test_gemma_streams_a_forced_tool_call_in_openai_deltas(
+    gemma_api: openai.AsyncOpenAI,
+) -> None:
+    async with gemma_api.chat.completions.stream(
+        model="local/gemma",
+        messages=[{"role": "user", "content": "Tell me about Lyon."}],
+        tools=[openai.pydantic_function_tool(LookUpCity)],
+        tool_choice="required",
+        temperature=0.9,
+        seed=3,
+        max_tokens=200,
+    ) as stream:
+        final = await stream.get_final_completion()
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls is not None
+    [call] = choice.message.tool_calls
+    assert call.function.name == "LookUpCity"
+    assert isinstance(call.function.parsed_arguments, LookUpCity)

@@ -164,6 +164,10 @@ class OpenAIUsage(BaseModel):
     total_tokens: int
 
 
+def _none(value: object) -> bool:
+    return value is None
+
+
 class OpenAIToolCall(BaseModel):
     id: str
     type: Literal["function"] = "function"
@@ -179,9 +183,10 @@ class OpenAIAssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
-    tool_calls: list[OpenAIToolCall] | None = None
-    function_call: OpenAIFunctionCall | None = None
-    reasoning_content: str | None = None
+    # Absent rather than null when there are none, as in OpenAI's (and DeepSeek's) answers.
+    tool_calls: list[OpenAIToolCall] | None = Field(default=None, exclude_if=_none)
+    function_call: OpenAIFunctionCall | None = Field(default=None, exclude_if=_none)
+    reasoning_content: str | None = Field(default=None, exclude_if=_none)
 
 
 class OpenAIChatChoice(BaseModel):
