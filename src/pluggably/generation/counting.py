@@ -6,6 +6,7 @@ says it is one."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -41,6 +42,13 @@ class CountsPrompts(Protocol):
     its generation would feed it."""
 
     def prompt_tokens(self, call: LocalCall) -> int | None: ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A local runtime that counts a text with its model's tokenizer (None: not loaded)."""
+
+    def count_tokens(self, text: str) -> int | None: ...
 
 
 @runtime_checkable
@@ -85,24 +93,34 @@ class TokenCounting:
                     )
                 spec = self.registry.spec_of(model)
         if spec is not None:
-            counted = await self._local(spec, LocalCall(messages, features=features))
-        else:
-            call = ProviderCall(target.model, messages, features=features)
-            counted = await self._upstream(target, credentials, call)
+            return await self._local(spec, LocalCall(messages, features=features))
+        call = ProviderCall(target.model, messages, features=features)
+        counted = await self._upstream(target, credentials, call)
         if counted is not None:
             return TokenCount(counted, estimated=False)
-        return TokenCount(estimate(messages, features), estimated=True)
+        return TokenCount(tally(messages, features, estimate_tokens), estimated=True)
 
-    async def _local(self, spec: ModelSpec, call: LocalCall) -> int | None:
+    async def _local(self, spec: ModelSpec, call: LocalCall) -> TokenCount:
         """Counted by the model's runtime. A model that is not loaded is loaded through
         the scheduler (room made as for a request): clients count right before they send
         the message that needs it, and the runtime's own prompt is the only exact count
-        (a vocabulary-only load would repeat its template and tool rendering)."""
+        (a vocabulary-only load would repeat its template and tool rendering). A runtime
+        that cannot count a whole prompt counts its parts with the model's tokenizer:
+        close, but the template's markers are estimated."""
         check_available(spec)
         runtime = (await self.scheduler.ensure_loaded(spec)).runtime
-        if not isinstance(runtime, CountsPrompts):
-            return None
-        return await asyncio.to_thread(runtime.prompt_tokens, call)
+        if isinstance(runtime, CountsPrompts):
+            exact = await asyncio.to_thread(runtime.prompt_tokens, call)
+            if exact is not None:
+                return TokenCount(exact, estimated=False)
+        counter = runtime.count_tokens if isinstance(runtime, CountsTokens) else None
+
+        def count(text: str) -> int:
+            counted = counter(text) if counter is not None else None
+            return counted if counted is not None else estimate_tokens(text)
+
+        tokens = await asyncio.to_thread(tally, call.messages, call.features, count)
+        return TokenCount(tokens, estimated=True)
 
     async def _upstream(
         self, target: Target, credentials: CredentialSnapshot, call: ProviderCall
@@ -123,17 +141,17 @@ class TokenCounting:
         return await provider.count_tokens(call, credential)
 
 
-def estimate(messages: list[Message], features: Features) -> int:
-    """About how many tokens: each turn's text, tool calls and reasoning, and the
-    tools' definitions, at about 3 characters a token."""
+def tally(messages: list[Message], features: Features, count: Callable[[str], int]) -> int:
+    """The tokens of each turn's text, tool calls and reasoning, and of the tools'
+    definitions, by ``count``, with each turn's markers estimated."""
     total = 0
     for m in messages:
         parts = [m.text, m.reasoning or "", *(c.name + c.arguments for c in m.tool_calls)]
-        total += estimate_tokens("".join(parts)) + PER_MESSAGE_TOKENS
+        total += count("".join(parts)) + PER_MESSAGE_TOKENS
     if features.tools:
         tools = [
             {"name": t.name, "description": t.description, "parameters": t.parameters}
             for t in features.tools
         ]
-        total += estimate_tokens(orjson.dumps(tools).decode())
+        total += count(orjson.dumps(tools).decode())
     return total
