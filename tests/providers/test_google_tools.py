@@ -10,9 +10,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
+from pluggably.messages import Message, ToolCall
+from pluggably.providers.base import (
+    ProviderCall,
+    ReasoningDelta,
+    StreamEnd,
+    ToolCallDelta,
+)
+from pluggably.providers.google_request import generate_body
 from tests.conftest import assert_envelope, generate, sse_frames
 from tests.fixtures.gemini_sim import GeminiSim
-from tests.providers.test_google_provider import ADMIN, GENERATE, MODEL, google_app, last_to
+from tests.providers.test_google_provider import (
+    ADMIN,
+    CALL,
+    GENERATE,
+    MODEL,
+    google_app,
+    last_to,
+    mock_provider,
+)
 
 THINKER = "google:gemini-2.5-flash"
 THINKER_GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -329,3 +347,85 @@ async def test_a_thinking_models_signed_call_goes_back_with_its_signature(
         assert second.json()["output"]["text"] == 'Result: get_weather returned {"result": "sunny"}'
         model_turn = last_to(gemini_sim, THINKER_GENERATE).body["contents"][1]
         assert model_turn["parts"][0]["thoughtSignature"] == signature
+
+
+async def test_gemini_given_call_ids_are_kept_and_sent_back() -> None:
+    calls = [
+        {"functionCall": {"id": "fc-a", "name": "get_time", "args": {"zone": "UTC"}}},
+        {"functionCall": {"id": "fc-b", "name": "get_time", "args": {"zone": "CET"}}},
+    ]
+    answer = {
+        "candidates": [{"content": {"parts": calls, "role": "model"}, "finishReason": "STOP"}]
+    }
+    call = ProviderCall("gemini-3-flash", [Message("user", "t")])
+    async with mock_provider(lambda: web.json_response(answer)) as provider:
+        completion = await provider.complete(call, {"api_key": "k"})
+    assert completion.tool_calls == [
+        ToolCall("fc-a", "get_time", '{"zone": "UTC"}'),
+        ToolCall("fc-b", "get_time", '{"zone": "CET"}'),
+    ]
+    assert completion.finish_reason == "tool_calls"
+    turns = [
+        Message("user", "t"),
+        Message("assistant", "", tool_calls=tuple(completion.tool_calls)),
+        Message("tool", "noon", tool_call_id="fc-a"),
+    ]
+    sent = generate_body(ProviderCall("gemini-3-flash", turns))
+    assert sent["contents"][1:] == [
+        {
+            "role": "model",
+            "parts": [
+                {"functionCall": {"name": "get_time", "args": {"zone": "UTC"}, "id": "fc-a"}},
+                {"functionCall": {"name": "get_time", "args": {"zone": "CET"}, "id": "fc-b"}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {
+                    "functionResponse": {
+                        "name": "get_time",
+                        "response": {"result": "noon"},
+                        "id": "fc-a",
+                    }
+                }
+            ],
+        },
+    ]
+
+
+async def test_several_calls_in_one_stream_frame_are_one_tool_call_delta_each() -> None:
+    parts = [
+        {"functionCall": {"name": "get_time", "args": {}}, "thoughtSignature": "c2ln"},
+        {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+    ]
+    frame = {"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}]}
+    body = f"data: {json.dumps(frame)}\r\n\r\n"
+    async with mock_provider(
+        lambda: web.Response(text=body, content_type="text/event-stream")
+    ) as provider:
+        items = [item async for item in provider.stream(CALL, {"api_key": "k"})]
+    assert items == [
+        ToolCallDelta(0, "call_0", "get_time", "{}"),
+        ToolCallDelta(1, "call_1", "get_weather", '{"city": "Oslo"}'),
+        ReasoningDelta("", signature="c2ln"),
+        StreamEnd("tool_calls", None),
+    ]
+
+
+async def test_tool_call_arguments_that_are_not_an_object_are_invalid_parameter(
+    tmp_path: Path, database_url: str, gemini_sim: GeminiSim
+) -> None:
+    bad = {**WEATHER_CALL, "function": {"name": "get_weather", "arguments": "[1]"}}
+    messages = [
+        {"role": "user", "content": "w"},
+        {"role": "assistant", "content": "", "tool_calls": [bad]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "x"},
+    ]
+    async with google_app(tmp_path, database_url, gemini_sim) as (_, client):
+        response = await generate(client, ADMIN, model=MODEL, input={"messages": messages})
+        detail = assert_envelope(response, 400, "invalid_parameter")
+        assert detail["message"] == (
+            "The arguments of tool call 'call_0' (get_weather) are not a JSON object; Gemini"
+            " takes a function call's arguments only as an object."
+        )

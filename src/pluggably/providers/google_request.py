@@ -18,8 +18,9 @@ MAX_STOPS = 5
 # Ids the gateway made up for calls Gemini sent without one (see google_reading):
 # Gemini never issued them, so they are not sent back.
 GENERATED_ID = re.compile(r"^call_\d+$")
-# Gemini 1.x and 2.0 models do not think and answer a thinkingConfig with a 400.
-_NO_THINKING = re.compile(r"^(?:models/)?gemini-(?:1\.|2\.0-)")
+# Gemini 1.x and 2.0 models (and the Gemma models the API serves) do not think and
+# answer a thinkingConfig with a 400.
+_THINKS = re.compile(r"^(?:models/)?gemini-(?!1\.|2\.0-)")
 # Thinking budgets for an effort without max_tokens (the ones LiteLLM maps them to).
 _EFFORT_BUDGET = {"low": 1024, "medium": 2048, "high": 4096}
 _CHOICE_MODE = {"auto": "AUTO", "none": "NONE", "required": "ANY", "function": "ANY"}
@@ -27,7 +28,7 @@ _CHOICE_MODE = {"auto": "AUTO", "none": "NONE", "required": "ANY", "function": "
 
 def thinks(model: str) -> bool:
     """Whether ``model`` takes a thinkingConfig."""
-    return _NO_THINKING.match(model) is None
+    return _THINKS.match(model) is not None
 
 
 # the conversation
