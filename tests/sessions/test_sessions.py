@@ -37,6 +37,9 @@ MESSAGE_KEYS = {
     "model",
     "provider",
     "artifacts",
+    "tool_calls",
+    "tool_call_id",
+    "reasoning",
     "created_at",
 }
 
@@ -638,6 +641,7 @@ async def test_message_shape_and_artifacts(app: FastAPI, client: httpx.AsyncClie
     assert set(prompt) == MESSAGE_KEYS
     assert (prompt["role"], prompt["content"], prompt["modality"]) == ("user", "draw a cat", "text")
     assert (prompt["model"], prompt["provider"], prompt["artifacts"]) == (None, None, [])
+    assert (prompt["tool_calls"], prompt["tool_call_id"], prompt["reasoning"]) == (None, None, None)
     assert prompt["id"].startswith("msg_")
     assert aware(prompt["created_at"]) <= aware(answer["created_at"])
     assert (answer["role"], answer["modality"]) == ("assistant", "image")

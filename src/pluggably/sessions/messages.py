@@ -6,6 +6,7 @@ marking it dirty, so the caller's copy need not belong to the writing unit of wo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pluggably.db import utcnow
 from pluggably.errors import SessionNotFound
+from pluggably.messages import Message, ToolCall
 from pluggably.sessions.models import ChatSession, SessionMessage
 from pluggably.sessions.repository import SessionRepository
 from pluggably.sessions.storage import StorageBound, message_size, own_size, tokens_size
@@ -40,6 +42,27 @@ def session_not_found(session_id: str) -> SessionNotFound:
     return SessionNotFound(f"No session '{session_id}'; see GET /v1/sessions.")
 
 
+def stored_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]] | None:
+    """Tool calls as a message row keeps them (OpenAI's shape, as the session API shows
+    them); None for a turn that called none."""
+    if not calls:
+        return None
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
+    ]
+
+
+def _size(content: str, calls: list[dict[str, Any]] | None, *others: str | None) -> int:
+    return message_size(content, json.dumps(calls) if calls else None, *others)
+
+
+def turn_size(turn: Message) -> int:
+    """What storing ``turn`` adds to its owner's sessions."""
+    calls = stored_calls(turn.tool_calls)
+    return _size(turn.text, calls, turn.tool_call_id, turn.reasoning, turn.reasoning_signature)
+
+
 class SessionMessages:
     """The conversation-writing half of ``SessionService``."""
 
@@ -49,20 +72,31 @@ class SessionMessages:
         self,
         db_session: AsyncSession,
         chat: ChatSession,
-        turns: Sequence[tuple[str, str]],
+        turns: Sequence[Message],
         *,
         modality: str,
         state_tokens: dict[str, Any] | None,
     ) -> None:
-        """Store a request's new (role, content) turns and its state tokens (None: keep
-        the session's), all or nothing: refused when one request stores too much
+        """Store a request's new turns (with their tool calls, tool call ids and
+        reasoning; images are not kept) and its state tokens (None: keep the
+        session's), all or nothing: refused when one request stores too much
         (PayloadTooLarge) or the owner's sessions would pass the storage bound
         (SessionStorageFull; also when they already have, even with nothing new)."""
-        adding = sum(message_size(content) for _, content in turns) + tokens_size(state_tokens)
+        adding = sum(turn_size(t) for t in turns) + tokens_size(state_tokens)
         self.bound.check_request(adding)
         async with self.bound.guard(db_session, chat.user_id, adding):
-            for role, content in turns:
-                await self.append(db_session, chat, role=role, content=content, modality=modality)
+            for turn in turns:
+                await self.append(
+                    db_session,
+                    chat,
+                    role=turn.role,
+                    content=turn.text,
+                    modality=modality,
+                    tool_calls=turn.tool_calls,
+                    tool_call_id=turn.tool_call_id,
+                    reasoning=turn.reasoning,
+                    reasoning_signature=turn.reasoning_signature,
+                )
             if state_tokens is not None:
                 await self.set_state_tokens(db_session, chat, state_tokens)
 
@@ -83,13 +117,18 @@ class SessionMessages:
         artifacts: list[dict[str, Any]] | None = None,
         finish_reason: str | None = None,
         request_id: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        tool_call_id: str | None = None,
+        reasoning: str | None = None,
+        reasoning_signature: str | None = None,
     ) -> SessionMessage:
         """Add one message at the end. ``chat`` is updated in memory (next_seq,
         message_count, last_used_at, an automatic title); it need not belong to
         ``db_session``. ``artifacts``: ``[{id, type, content_type}]``."""
         repo = SessionRepository(db_session)
         now = utcnow()
-        size = message_size(content)
+        calls = stored_calls(tool_calls)
+        size = _size(content, calls, tool_call_id, reasoning, reasoning_signature)
         claimed = await repo.claim_seq(chat.id, now, size)
         if claimed is None:
             raise session_not_found(chat.id)
@@ -105,6 +144,10 @@ class SessionMessages:
             artifacts=[dict(a) for a in artifacts or []],
             finish_reason=finish_reason,
             request_id=request_id,
+            tool_calls=calls,
+            tool_call_id=tool_call_id,
+            reasoning=reasoning,
+            reasoning_signature=reasoning_signature,
             created_at=now,
             size_bytes=size,
         )

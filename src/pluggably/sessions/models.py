@@ -58,14 +58,21 @@ class SessionMessage(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)  # order within the session
-    role: Mapped[str] = mapped_column(String(16))  # user | assistant | system
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant | system | tool
     content: Mapped[str] = mapped_column(Text, default="")
     modality: Mapped[str] = mapped_column(String(16), default="text")
     model: Mapped[str | None] = mapped_column(String(300))
     provider: Mapped[str | None] = mapped_column(String(64))
     # [{id, type, content_type}] of the artifacts this turn produced (links are signed on read).
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    # stop | length | cancelled (partial text kept) | error; None for user turns.
+    # An assistant turn that called tools: [{id, type: "function", function: {name,
+    # arguments}}] (OpenAI's shape, as the session API shows it); None otherwise.
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    tool_call_id: Mapped[str | None] = mapped_column(String(200))  # a tool turn's call
+    # An assistant turn's visible reasoning, and its vendor's signature (replayed with it).
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    reasoning_signature: Mapped[str | None] = mapped_column(Text)
+    # stop | length | tool_calls | cancelled (partial text kept) | error; None for user turns.
     finish_reason: Mapped[str | None] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,9 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pluggably.artifacts.schemas import ArtifactInfo
+from pluggably.generation.schemas import ToolCallSpec
 
 SessionStatus = Literal["active", "closed"]
-Role = Literal["user", "assistant", "system"]
+Role = Literal["user", "assistant", "system", "tool"]
 
 TITLE_MAX = 200  # the column's width
 SYSTEM_PROMPT_MAX = 65_536
@@ -96,6 +97,15 @@ class MessageInfo(BaseModel):
     provider: str | None
     artifacts: list[ArtifactInfo] = Field(
         description="What this turn produced, with fresh signed links; expired ones are left out."
+    )
+    tool_calls: list[ToolCallSpec] | None = Field(
+        default=None, description="The tools an assistant turn called; null when none."
+    )
+    tool_call_id: str | None = Field(
+        default=None, description="The call a tool turn answers; null for other roles."
+    )
+    reasoning: str | None = Field(
+        default=None, description="An assistant turn's visible reasoning, when it gave one."
     )
     created_at: datetime
 

@@ -165,6 +165,9 @@ class SessionService(SessionMessages, SessionRetention):
                 model=m.model,
                 provider=m.provider,
                 artifacts=[found[ref["id"]] for ref in _refs(m) if ref["id"] in found],
+                tool_calls=m.tool_calls or None,
+                tool_call_id=m.tool_call_id,
+                reasoning=m.reasoning,
                 created_at=m.created_at,
             )
             for m in messages

@@ -1,16 +1,17 @@
 """What one user may store in sessions, and how it is counted.
 
-Counted: the UTF-8 bytes of message text, of each session's system prompt and of its
-state tokens (as JSON), plus a flat charge per message and per session so that empty
-rows are not free. Each message row carries its size (``size_bytes``); each session
-row carries the running total of its messages (``message_bytes``, moved by the same
-UPDATEs that move ``message_count``) and the size of its own fields (``own_bytes``,
-rewritten whenever they change). A user's usage is one SUM over their session rows,
-read from the covering index ``ix_sessions_user_bytes`` (user_id, message_bytes,
-own_bytes) alone: an index-only range, never the session rows (their prompts and
-state tokens) nor the messages. A deleted session (purge, retention, account
-removal) takes its bytes with it: there is no separate per-user counter to keep in
-step.
+Counted: the UTF-8 bytes of message text (with a turn's tool calls as JSON, the call
+a tool turn answers, its reasoning and reasoning signature), of each session's
+system prompt and of its state tokens (as JSON), plus a flat charge per message and
+per session so that empty rows are not free. Each message row carries its size
+(``size_bytes``); each session row carries the running total of its messages
+(``message_bytes``, moved by the same UPDATEs that move ``message_count``) and the
+size of its own fields (``own_bytes``, rewritten whenever they change). A user's
+usage is one SUM over their session rows, read from the covering index
+``ix_sessions_user_bytes`` (user_id, message_bytes, own_bytes) alone: an index-only
+range, never the session rows (their prompts and state tokens) nor the messages. A
+deleted session (purge, retention, account removal) takes its bytes with it: there
+is no separate per-user counter to keep in step.
 
 A write that may grow a user's storage runs inside ``StorageBound.guard``: it locks
 the user's row first (PostgreSQL ``FOR NO KEY UPDATE``: that user's growing writes
@@ -48,8 +49,10 @@ class SessionStorageFull(GatewayError):
     default_message = "Your sessions use all the storage you are allowed."
 
 
-def message_size(content: str) -> int:
-    return len(content.encode()) + MESSAGE_CHARGE
+def message_size(*texts: str | None) -> int:
+    """A message's stored size: the UTF-8 bytes of its texts (content, and whichever of
+    tool calls as JSON, tool call id, reasoning and signature it has), plus the charge."""
+    return sum(len(t.encode()) for t in texts if t) + MESSAGE_CHARGE
 
 
 def tokens_size(tokens: dict[str, Any] | None) -> int:
