@@ -13,7 +13,10 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import ADMIN_KEY, assert_envelope, client_for, running
+from pluggably.app import create_app
+from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings, running
+from tests.fixtures.anthropic_sim import AnthropicSim
+from tests.fixtures.loopback import serving
 from tests.fixtures.openai_sim import OpenAISim
 from tests.generation.test_generate import gen_app
 
@@ -357,3 +360,45 @@ async def test_an_answer_with_reasoning_is_stored_and_shown_with_it(
         # Replayed to the adapter, which leaves it off the wire (DeepSeek refuses it).
         assert (await _turn(client, sid, model=model, input={"prompt": "Again"})).status_code == 200
         assert _sent(sim)[1] == {"role": "assistant", "content": stored[1]["content"]}
+
+
+async def test_signed_thinking_is_replayed_to_anthropic_with_the_tool_result(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Anthropic continues a thinking turn only with its signed thinking block sent
+    back: the session keeps the signature and replays it (the simulator checks it)."""
+    with serving(AnthropicSim(), "the Anthropic simulator") as sim:
+        settings = make_settings(
+            tmp_path,
+            database_url,
+            providers={"anthropic": {"base_url": sim.url, "api_key": "sk-ant-server-0001"}},
+            server_keys_allowed=["@admins"],
+        )
+        app = create_app(settings)
+        ask: dict[str, Any] = {
+            "model": "anthropic:claude-sonnet-4-6",
+            "tools": [WEATHER],
+            "reasoning": {"effort": "low"},
+        }
+        async with running(app), client_for(app) as client:
+            sid = await _session(client)
+            first = await _turn(client, sid, input={"prompt": "Weather in Paris?"}, **ask)
+            assert first.status_code == 200, first.text
+            output = first.json()["output"]
+            [made] = output["tool_calls"]
+            stored = await _messages(client, sid)
+            assert [(m["role"], m["reasoning"]) for m in stored] == [
+                ("user", None),
+                ("assistant", output["reasoning"]),
+            ]
+            result = _result(made, "sunny")
+            follow = await _turn(client, sid, input={"messages": [result]}, **ask)
+            assert follow.status_code == 200, follow.text
+            assert follow.json()["output"]["text"] == "Tool results: sunny"
+            body = [r for r in sim.requests if r.path == "/v1/messages"][-1].body
+            assert body["messages"][1]["content"][0] == {
+                "type": "thinking",
+                "thinking": output["reasoning"],
+                "signature": output["reasoning_signature"],
+            }
+            assert body["messages"][2]["content"][0]["tool_use_id"] == made["id"]
