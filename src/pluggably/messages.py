@@ -111,3 +111,19 @@ class Features:
 
 
 NO_FEATURES = Features()
+
+
+def signed(vendor: str, signature: str | None) -> str | None:
+    """A reasoning signature as the gateway hands it out: marked with the vendor that
+    made it (``anthropic:…``), since a signature is only valid for its own vendor and a
+    conversation may move to another one."""
+    return None if signature is None else f"{vendor}:{signature}"
+
+
+def signature_for(vendor: str, signature: str | None) -> str | None:
+    """The vendor's own signature out of a marked one; None when another vendor (or
+    nobody) made it: that signature is not sent."""
+    prefix = f"{vendor}:"
+    if signature is None or not signature.startswith(prefix):
+        return None
+    return signature[len(prefix) :]

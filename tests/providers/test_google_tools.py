@@ -328,7 +328,8 @@ async def test_a_thinking_models_signed_call_goes_back_with_its_signature(
         first = await generate(client, ADMIN, model=THINKER, input={"prompt": "w"}, tools=TOOLS)
         output = first.json()["output"]
         signature = output["reasoning_signature"]
-        assert signature
+        # Marked as Gemini's: another vendor's turn never receives it.
+        assert signature.startswith("google:")
         messages = [
             {"role": "user", "content": "w"},
             {
@@ -346,7 +347,29 @@ async def test_a_thinking_models_signed_call_goes_back_with_its_signature(
         assert second.status_code == 200, second.text
         assert second.json()["output"]["text"] == 'Result: get_weather returned {"result": "sunny"}'
         model_turn = last_to(gemini_sim, THINKER_GENERATE).body["contents"][1]
-        assert model_turn["parts"][0]["thoughtSignature"] == signature
+        assert model_turn["parts"][0]["thoughtSignature"] == signature.removeprefix("google:")
+
+
+async def test_another_vendors_signature_is_not_sent_to_gemini(
+    tmp_path: Path, database_url: str, gemini_sim: GeminiSim
+) -> None:
+    async with google_app(tmp_path, database_url, gemini_sim) as (_, client):
+        first = await generate(client, ADMIN, model=THINKER, input={"prompt": "w"}, tools=TOOLS)
+        output = first.json()["output"]
+        messages = [
+            {"role": "user", "content": "w"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": output["tool_calls"],
+                "reasoning": "thought elsewhere",
+                "reasoning_signature": "anthropic:EqQBCkgIARABGAIiQL",
+            },
+            {"role": "tool", "tool_call_id": output["tool_calls"][0]["id"], "content": "sunny"},
+        ]
+        await generate(client, ADMIN, model=THINKER, input={"messages": messages}, tools=TOOLS)
+        model_turn = last_to(gemini_sim, THINKER_GENERATE).body["contents"][1]
+        assert all("thoughtSignature" not in part for part in model_turn["parts"])
 
 
 async def test_gemini_given_call_ids_are_kept_and_sent_back() -> None:
@@ -408,7 +431,7 @@ async def test_several_calls_in_one_stream_frame_are_one_tool_call_delta_each() 
     assert items == [
         ToolCallDelta(0, "call_0", "get_time", "{}"),
         ToolCallDelta(1, "call_1", "get_weather", '{"city": "Oslo"}'),
-        ReasoningDelta("", signature="c2ln"),
+        ReasoningDelta("", signature="google:c2ln"),
         StreamEnd("tool_calls", None),
     ]
 

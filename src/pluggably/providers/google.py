@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pluggably.errors import FeatureNotSupported, GatewayError, ProviderNotConfigured
+from pluggably.messages import signed
 from pluggably.providers import errors
 from pluggably.providers.base import (
     Completion,
@@ -23,7 +24,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.google_reading import Chunk, chunk, finish, tool_calls
-from pluggably.providers.google_request import MAX_STOPS, generate_body
+from pluggably.providers.google_request import GOOGLE, MAX_STOPS, generate_body
 from pluggably.providers.sse import events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
@@ -139,7 +140,7 @@ class GoogleProvider(StreamingProvider):
             upstream_model=data.get("modelVersion"),
             tool_calls=tool_calls(got.calls),
             reasoning=got.thoughts or None,
-            reasoning_signature=got.signature,
+            reasoning_signature=signed(GOOGLE, got.signature),
         )
 
     def _chunk(self, call: ProviderCall, data: Any, what: str) -> Chunk:
@@ -183,7 +184,7 @@ class GoogleProvider(StreamingProvider):
         if reason is None:
             raise errors.malformed(self.name, call.model, "the stream ended early")
         if signature is not None:
-            yield ReasoningDelta("", signature=signature)
+            yield ReasoningDelta("", signature=signed(GOOGLE, signature))
         yield StreamEnd(finish(reason, answered, calls > 0, self._who(call.model)), usage)
 
     def _stream_error(self, call: ProviderCall, data: dict[str, Any], raw: str) -> GatewayError:

@@ -10,9 +10,11 @@ import re
 from typing import Any
 
 from pluggably.errors import InvalidParameter
-from pluggably.messages import Features, Message, ReasoningSpec
+from pluggably.messages import Features, Message, ReasoningSpec, signature_for
 from pluggably.providers.base import ProviderCall
 from pluggably.stops import as_list
+
+GOOGLE = "google"  # the mark on Gemini's thought signatures (messages.signed)
 
 MAX_STOPS = 5
 # Ids the gateway made up for calls Gemini sent without one (see google_reading):
@@ -65,9 +67,10 @@ def _model_parts(message: Message) -> list[dict[str, Any]]:
         if not GENERATED_ID.match(call.id):
             function["id"] = call.id
         parts.append({"functionCall": function})
-    if message.reasoning_signature and parts:
+    signature = signature_for(GOOGLE, message.reasoning_signature)
+    if signature and parts:
         calls = [p for p in parts if "functionCall" in p]
-        (calls or parts)[0]["thoughtSignature"] = message.reasoning_signature
+        (calls or parts)[0]["thoughtSignature"] = signature
     return parts
 
 
