@@ -402,3 +402,27 @@ async def test_signed_thinking_is_replayed_to_anthropic_with_the_tool_result(
                 "signature": output["reasoning_signature"],
             }
             assert body["messages"][2]["content"][0]["tool_use_id"] == made["id"]
+
+
+async def test_a_new_prompt_after_an_unanswered_call_leaves_the_call_out_of_the_context(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """The client ignored the call and asked something else: the upstream would refuse
+    a call without its result, so the replay leaves it out (the history keeps it)."""
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        sid = await _session(client)
+        await _called(client, sid, "Weather in Paris?")
+        openai_sim.set_reply("gpt-4o-mini", "Hello.")
+        hello = await _turn(client, sid, input={"prompt": "Never mind. Hi!"})
+        assert hello.status_code == 200, hello.text
+        assert _sent(openai_sim) == [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "user", "content": "Never mind. Hi!"},
+        ]
+        assert [m["role"] for m in await _messages(client, sid)] == [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+        ]

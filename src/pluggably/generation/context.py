@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pluggably.errors import InvalidParameter
@@ -62,6 +63,22 @@ def history_messages(history: Sequence[SessionMessage]) -> list[Message]:
             )
         )
     return messages
+
+
+def answered_calls_only(messages: list[Message]) -> list[Message]:
+    """The conversation without the tool calls nobody answered (a client may ignore a
+    call and send a new prompt): vendors refuse a call not followed by its result. An
+    assistant turn left with neither calls nor text goes."""
+    answered = {m.tool_call_id for m in messages if m.role == "tool"}
+    kept = []
+    for message in messages:
+        if any(call.id not in answered for call in message.tool_calls):
+            calls = tuple(call for call in message.tool_calls if call.id in answered)
+            if not calls and not message.text:
+                continue
+            message = replace(message, tool_calls=calls)
+        kept.append(message)
+    return kept
 
 
 def stored_tool_calls(stored: list[dict[str, Any]] | None) -> tuple[ToolCall, ...]:

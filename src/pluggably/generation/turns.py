@@ -24,7 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pluggably.db import Database
 from pluggably.errors import InvalidParameter, SessionNotFound
 from pluggably.generation import inputs
-from pluggably.generation.context import history_messages, stored_tool_calls
+from pluggably.generation.context import (
+    answered_calls_only,
+    history_messages,
+    stored_tool_calls,
+)
 from pluggably.generation.schemas import GenerateRequest, Output
 from pluggably.messages import Message, ToolCall
 from pluggably.observability.logging import get_logger
@@ -85,7 +89,7 @@ class SessionTurns:
         return Turn(
             chat_id=chat.id,
             chat=chat,
-            messages=system + history_messages(history) + new,
+            messages=system + answered_calls_only(history_messages(history) + new),
             new=new,
             state_tokens=body.state_tokens if body.state_tokens is not None else chat.state_tokens,
         )
