@@ -186,3 +186,20 @@ async def test_tool_choice_none_asks_nothing_of_the_model(client: httpx.AsyncCli
     )
     assert response.status_code == 200, response.text
     assert response.json()["selection"]["selected_model"] == f"local:{LLM}"
+
+
+async def test_reasoning_on_a_local_model_is_ignored_with_a_warning(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await generate(
+        client,
+        ADMIN,
+        model=LLM,
+        input={"prompt": "Hello"},
+        reasoning={"effort": "high"},
+        parameters={"max_tokens": 3},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["warnings"] == [f"'reasoning' was ignored: local:{LLM} does not reason."]
+    assert body["output"]["reasoning"] is None

@@ -318,6 +318,9 @@ async def test_reasoning_on_a_model_that_does_not_think_sends_no_thinking_config
         )
         assert response.status_code == 200, response.text
         assert response.json()["output"]["reasoning"] is None
+        assert response.json()["warnings"] == [
+            "'reasoning' was ignored: gemini-2.0-flash does not think (Gemini 2.5 and later do)."
+        ]
         assert "generationConfig" not in last_to(gemini_sim, GENERATE).body
 
 

@@ -21,6 +21,7 @@ from pluggably.generation.schemas import (
     Timings,
 )
 from pluggably.generation.turns import SessionTurns
+from pluggably.messages import NO_FEATURES
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.base import Completion
 from pluggably.providers.directory import ProviderDirectory
@@ -193,12 +194,19 @@ class Outcomes:
             warnings=self._warnings(plan, target),
         )
 
-    @staticmethod
-    def _warnings(plan: Plan, target: Target) -> list[str]:
+    def _warnings(self, plan: Plan, target: Target) -> list[str]:
+        """The plan's warnings, and what of the request the answering model left out."""
         warnings = list(plan.warnings)
-        if plan.features.reasoning is not None and target.provider == LOCAL:
-            warnings.append(f"'reasoning' was ignored: {target.label} does not reason.")
-        return warnings
+        if plan.features is NO_FEATURES:
+            return warnings
+        ignored: str | None = None
+        if target.provider == LOCAL:
+            if plan.features.reasoning is not None:
+                ignored = f"'reasoning' was ignored: {target.label} does not reason."
+        else:
+            provider = self.providers.get(target.provider)
+            ignored = provider.ignores(target.model, plan.features) if provider else None
+        return [*warnings, ignored] if ignored else warnings
 
     def _model_label(self, target: Target) -> str:
         """Model names come from users: past a bound, new ones share one series."""

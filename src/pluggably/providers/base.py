@@ -91,6 +91,11 @@ class Provider(Protocol):
         words for a user; None when it can. A candidate that cannot is skipped."""
         ...
 
+    def ignores(self, model: str, features: Features) -> str | None:
+        """What of ``features`` ``model`` leaves out (reasoning on a model that does not
+        reason), as a warning for the response; None: nothing."""
+        ...
+
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion: ...
 
     def stream(self, call: ProviderCall, credential: Credential) -> AsyncIterator[StreamItem]:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pluggably.errors import FeatureNotSupported, GatewayError, ProviderNotConfigured
-from pluggably.messages import signed
+from pluggably.messages import Features, signed
 from pluggably.providers import errors
 from pluggably.providers.base import (
     Completion,
@@ -24,7 +24,7 @@ from pluggably.providers.base import (
     Usage,
 )
 from pluggably.providers.google_reading import Chunk, chunk, finish, tool_calls
-from pluggably.providers.google_request import GOOGLE, MAX_STOPS, generate_body
+from pluggably.providers.google_request import GOOGLE, MAX_STOPS, generate_body, thinks
 from pluggably.providers.sse import events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
@@ -93,6 +93,11 @@ class GoogleProvider(StreamingProvider):
 
     def _who(self, model: str) -> str:
         return f"{self.name} ({model})"
+
+    def ignores(self, model: str, features: Features) -> str | None:
+        if features.reasoning is not None and not thinks(model):
+            return f"'reasoning' was ignored: {model} does not think (Gemini 2.5 and later do)."
+        return None
 
     def _headers(self, credential: Credential) -> dict[str, str]:
         # The key goes in a header, never in ?key=: URLs end up in logs.

@@ -37,6 +37,10 @@ class StreamingProvider(ABC):
         the vendor's API takes tools, JSON output and reasoning)."""
         return None
 
+    def ignores(self, model: str, features: Features) -> str | None:
+        """What of ``features`` ``model`` leaves out, as a warning; None: nothing."""
+        return None
+
     async def stream(self, call: ProviderCall, credential: Credential) -> AsyncIterator[StreamItem]:
         request = await self._stream_request(call, credential)
         items = self.client.stream(
