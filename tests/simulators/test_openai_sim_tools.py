@@ -289,6 +289,16 @@ def test_parse_with_a_pydantic_model_returns_a_valid_instance(client: OpenAI) ->
     assert out.choices[0].message.parsed == Answer(title="title-1", score=1.5, tags=["tags-1"])
 
 
+def test_a_streamed_structured_output_parses_with_the_sdk_stream_helper(client: OpenAI) -> None:
+    with client.chat.completions.stream(
+        model=MODEL, messages=msgs({"role": "user", "content": "Rate it"}), response_format=Answer
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_completion()
+    assert kinds.count("content.delta") > 1
+    assert final.choices[0].message.parsed == Answer(title="title-1", score=1.5, tags=["tags-1"])
+
+
 def test_a_strict_schema_that_is_not_closed_is_refused(client: OpenAI) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     with pytest.raises(openai.BadRequestError) as err:
