@@ -25,6 +25,7 @@ from tests.surfaces.anthropic.test_anthropic_compat import (
     FRANCE,
     GEMMA,
     GPT,
+    PNG,
     Surface,
     compat_app,
     gemma_app,
@@ -450,3 +451,65 @@ async def test_counting_tokens_for_a_local_model_is_its_prompts_exact_size(
     message = await gemma.client.messages.create(**body, max_tokens=1, extra_body=GREEDY)
     assert "x-pluggably-token-estimate" not in counted.headers
     assert (await counted.parse()).input_tokens == message.usage.input_tokens
+
+
+USE = {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": ARGUMENTS}
+PIXEL = {"type": "base64", "media_type": "image/png", "data": PNG}
+
+
+@pytest.mark.parametrize(
+    ("messages", "match"),
+    [
+        pytest.param(
+            [{"role": "user", "content": [USE]}],
+            "tool_use blocks are only accepted in assistant messages",
+            id="tool-use-from-the-user",
+        ),
+        pytest.param(
+            [
+                *ASK,
+                {"role": "assistant", "content": [USE]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_01",
+                            "content": [{"type": "image", "source": PIXEL}],
+                        }
+                    ],
+                },
+            ],
+            "Images in tool_result blocks are not supported here",
+            id="image-in-a-tool-result",
+        ),
+    ],
+)
+async def test_a_misplaced_block_is_an_invalid_request(
+    gpt: Surface, messages: list[Any], match: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError, match=match):
+        await gpt.client.messages.create(
+            model=GPT, max_tokens=8, tools=[WEATHER], messages=messages
+        )
+
+
+async def test_redacted_thinking_is_accepted_and_left_out(
+    gpt: Surface, openai_sim: OpenAISim
+) -> None:
+    redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}
+    history: list[Any] = [
+        *ASK,
+        {"role": "assistant", "content": [redacted, {"type": "text", "text": "Sunny."}]},
+        {"role": "user", "content": "Thanks"},
+    ]
+    await gpt.client.messages.create(model=GPT, max_tokens=8, messages=history)
+    assert openai_sim.requests[-1].body["messages"][1] == {"role": "assistant", "content": "Sunny."}
+
+
+async def test_openapi_documents_count_tokens(gpt: Surface) -> None:
+    operation = gpt.app.openapi()["paths"]["/anthropic/v1/messages/count_tokens"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/AnthropicCountTokensRequest"}
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/AnthropicTokenCount"}
