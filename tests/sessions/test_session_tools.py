@@ -426,3 +426,41 @@ async def test_a_new_prompt_after_an_unanswered_call_leaves_the_call_out_of_the_
             "user",
             "assistant",
         ]
+
+
+async def test_regenerate_takes_tools_and_can_answer_with_a_call(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        sid = await _session(client)
+        first = await _turn(client, sid, input={"prompt": "Weather in Oslo?"})
+        assert first.json()["finish_reason"] == "stop"
+        again = await client.post(
+            f"/v1/sessions/{sid}/regenerate",
+            json={"tools": [WEATHER], "tool_choice": "required"},
+            headers=ADMIN,
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["finish_reason"] == "tool_calls"
+        sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
+        assert sent["tool_choice"] == "required"
+        assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+        stored = await _messages(client, sid)
+        assert [m["role"] for m in stored] == ["user", "assistant"]
+        assert stored[-1]["tool_calls"] == again.json()["output"]["tool_calls"]
+
+
+async def test_regenerate_refuses_a_tool_choice_naming_no_tool(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        sid = await _session(client)
+        await _turn(client, sid, input={"prompt": "Weather in Oslo?"})
+        response = await client.post(
+            f"/v1/sessions/{sid}/regenerate",
+            json={"tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            headers=ADMIN,
+        )
+        assert_envelope(response, 422, "validation_error")

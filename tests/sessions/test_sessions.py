@@ -40,6 +40,7 @@ MESSAGE_KEYS = {
     "tool_calls",
     "tool_call_id",
     "reasoning",
+    "reasoning_signature",
     "created_at",
 }
 

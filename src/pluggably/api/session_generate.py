@@ -53,6 +53,11 @@ async def session_regenerate(
         session_id=session_id,
         stream=body.stream,
         wait=body.wait,
+        tools=body.tools,
+        tool_choice=body.tool_choice,
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=body.response_format,
+        reasoning=body.reasoning,
     )
     plan = await service.prepare(principal, request, regenerate=body.mode)
     return await respond(service, plan, body.stream, body.wait)

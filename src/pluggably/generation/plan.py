@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialSnapshot
 from pluggably.errors import GatewayError, UpstreamError
-from pluggably.generation.context import PER_MESSAGE_TOKENS, estimate_tokens
+from pluggably.generation.context import cost, estimate_tokens
 from pluggably.generation.schemas import Attempt, Selection, UsageInfo
 from pluggably.messages import NO_FEATURES, Features, Message
 from pluggably.observability.logging import get_logger
@@ -74,7 +74,7 @@ class Plan:
     def prompt_estimate(self) -> int:
         """The prompt's size in tokens, estimated (for an answer whose upstream never
         said: a stream the gateway cut short)."""
-        return sum(estimate_tokens(m.text) + PER_MESSAGE_TOKENS for m in self.messages)
+        return sum(cost(m, estimate_tokens) for m in self.messages)
 
     def skipped(self, target: Target, reason: str) -> None:
         """``target`` cannot do what the request asks: it is not called."""

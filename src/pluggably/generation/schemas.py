@@ -119,7 +119,29 @@ class GenerateInput(RequestBody):
         return self
 
 
-class GenerateRequest(RequestBody):
+class OutputOptions(RequestBody):
+    """What a generation may do beyond text: call tools, answer in JSON, reason."""
+
+    tools: list[ToolSpec] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatSpec | None = None
+    reasoning: ReasoningOptions | None = None
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> OutputOptions:
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: each function needs its own name")
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names '{choice.function.name}', which is not in tools")
+        if choice == "required" and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
+
+
+class GenerateRequest(OutputOptions):
     """``null`` for an optional field means the field is not set (its default), and a
     ``null`` parameter value is a parameter not given: existing clients send both."""
 
@@ -135,28 +157,11 @@ class GenerateRequest(RequestBody):
     while_loading: Literal["wait", "fallback"] = "wait"
     wait: bool = False
     stream: bool = False
-    tools: list[ToolSpec] | None = Field(default=None, max_length=MAX_TOOLS)
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
-    response_format: ResponseFormatSpec | None = None
-    reasoning: ReasoningOptions | None = None
 
     @field_validator("model")
     @classmethod
     def _auto(cls, value: str | None) -> str | None:
         return None if value in {None, "", "auto"} else value
-
-    @model_validator(mode="after")
-    def _tool_choice_names_a_tool(self) -> GenerateRequest:
-        names = [t.function.name for t in self.tools or []]
-        if len(set(names)) != len(names):
-            raise ValueError("tools: each function needs its own name")
-        choice = self.tool_choice
-        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
-            raise ValueError(f"tool_choice names '{choice.function.name}', which is not in tools")
-        if choice == "required" and not names:
-            raise ValueError("tool_choice 'required' needs tools")
-        return self
 
 
 class Artifact(BaseModel):
@@ -283,7 +288,7 @@ class CancelResult(BaseModel):
     partial_output: dict[str, Any] | None
 
 
-class RegenerateRequest(RequestBody):
+class RegenerateRequest(OutputOptions):
     """``null`` for a field means the field is not set, as in the generate request."""
 
     model: str | None = Field(default=None, max_length=300)

@@ -107,6 +107,10 @@ class MessageInfo(BaseModel):
     reasoning: str | None = Field(
         default=None, description="An assistant turn's visible reasoning, when it gave one."
     )
+    reasoning_signature: str | None = Field(
+        default=None,
+        description="Its vendor's signature of that reasoning, to send back with it.",
+    )
     created_at: datetime
 
 

@@ -168,6 +168,7 @@ class SessionService(SessionMessages, SessionRetention):
                 tool_calls=m.tool_calls or None,
                 tool_call_id=m.tool_call_id,
                 reasoning=m.reasoning,
+                reasoning_signature=m.reasoning_signature,
                 created_at=m.created_at,
             )
             for m in messages
