@@ -312,6 +312,22 @@ async def test_reasoning_effort_goes_upstream_as_reasoning_effort(
         )
     assert response.status_code == 200, response.text
     assert sent(sim)["reasoning_effort"] == "high"
+    assert response.json()["warnings"] == []
+
+
+async def test_a_reasoning_token_budget_is_ignored_with_a_warning(
+    app: FastAPI, sim: OpenAISim
+) -> None:
+    async with running(app), client_for(app) as client:
+        response = await generate(
+            client, ADMIN, model=REASONER, input={"prompt": "hi"}, reasoning={"max_tokens": 500}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["warnings"] == [
+        "'reasoning.max_tokens' was ignored: deepseek takes a reasoning effort (low, medium,"
+        " high), not a token budget."
+    ]
+    assert "reasoning_effort" not in sent(sim)
 
 
 async def test_the_upstreams_400_for_a_bad_tool_schema_is_a_clean_invalid_parameter(

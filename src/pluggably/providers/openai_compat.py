@@ -184,6 +184,24 @@ class OpenAICompatProvider(StreamingProvider):
         if not image_generation:
             self.modalities = frozenset({"text"})
 
+    def ignores(self, model: str, features: Features) -> str | None:
+        """The reasoning the protocol cannot carry: a token budget (it has an effort
+        only), and on Azure's GA api-version the effort too."""
+        spec = features.reasoning
+        if spec is None:
+            return None
+        if self.azure and spec.effort:
+            return (
+                f"'reasoning' was ignored: Azure OpenAI's api-version {AZURE_API_VERSION} takes"
+                " no reasoning effort."
+            )
+        if spec.max_tokens is not None:
+            return (
+                f"'reasoning.max_tokens' was ignored: {self.name} takes a reasoning effort"
+                " (low, medium, high), not a token budget."
+            )
+        return None
+
     # addressing
     def _url(self, credential: Credential, model: str, path: str) -> tuple[str, dict[str, str]]:
         key = str(credential.get("api_key") or "")
