@@ -175,3 +175,22 @@ async def test_a_pydantic_ai_agent_with_a_tool_returns_native_structured_output(
     last = chats(openai_sim)[-1]
     assert last["response_format"]["type"] == "json_schema"
     assert last["messages"][-1]["role"] == "tool"
+
+
+async def test_a_streamed_pydantic_ai_run_calls_its_tool_and_streams_the_answer(
+    app: FastAPI, openai_sim: OpenAISim
+) -> None:
+    agent = Agent(agent_model(app))
+    ran: list[str] = []
+
+    @agent.tool
+    def today(ctx: RunContext[None], city: str) -> str:
+        """Today's observations in a city."""
+        ran.append(city)
+        return "clear and calm"
+
+    async with agent.run_stream("How is Paris today?") as run:
+        pieces = [piece async for piece in run.stream_text(delta=True, debounce_by=None)]
+    assert ran == ["city-1"]
+    assert pieces == ["The ", "tool ", "said: ", "clear ", "and ", "calm"]  # as they came
+    assert all(body["stream"] is True for body in chats(openai_sim)[-2:])
