@@ -243,7 +243,11 @@ async def test_reasoning_is_thinking_upstream_and_output_reasoning_with_its_sign
         )
     assert response.status_code == 200, response.text
     output = response.json()["output"]
-    assert (output["reasoning"], output["reasoning_signature"]) == (THOUGHT, sign(THOUGHT))
+    # Marked as Anthropic's: another vendor's turn never receives it.
+    assert (output["reasoning"], output["reasoning_signature"]) == (
+        THOUGHT,
+        f"anthropic:{sign(THOUGHT)}",
+    )
     assert output["text"] == "Echo: What is the weather in Paris?"
     body = sent(sim)
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4096}
@@ -264,11 +268,11 @@ async def test_streamed_reasoning_sends_its_signature_at_the_end_of_the_thinking
         if isinstance(f, dict) and "choices" in f and "reasoning" in f["choices"][0]["delta"]
     ]
     assert "".join(d["reasoning"] for d in reasoning) == THOUGHT
-    assert reasoning[-1] == {"reasoning": "", "reasoning_signature": sign(THOUGHT)}
+    assert reasoning[-1] == {"reasoning": "", "reasoning_signature": f"anthropic:{sign(THOUGHT)}"}
     assert [d for d in reasoning if "reasoning_signature" in d] == [reasoning[-1]]
     assert sent(sim)["thinking"] == {"type": "enabled", "budget_tokens": 2000}
     complete = frames[-2]
-    assert complete["output"]["reasoning_signature"] == sign(THOUGHT)
+    assert complete["output"]["reasoning_signature"] == f"anthropic:{sign(THOUGHT)}"
 
 
 async def test_reasoning_sent_back_with_a_tool_turn_is_accepted_upstream(

@@ -399,7 +399,7 @@ async def test_signed_thinking_is_replayed_to_anthropic_with_the_tool_result(
             assert body["messages"][1]["content"][0] == {
                 "type": "thinking",
                 "thinking": output["reasoning"],
-                "signature": output["reasoning_signature"],
+                "signature": output["reasoning_signature"].removeprefix("anthropic:"),
             }
             assert body["messages"][2]["content"][0]["tool_use_id"] == made["id"]
 

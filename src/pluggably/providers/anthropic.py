@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 
 from pluggably.errors import BackendUnavailable, GatewayError, ProviderNotConfigured, RateLimited
-from pluggably.messages import Features, ToolCall
+from pluggably.messages import Features, ToolCall, signed
 from pluggably.providers import errors
+from pluggably.providers.anthropic_body import ANTHROPIC, count_body, messages_body
 from pluggably.providers.anthropic_body import JSON_INSTRUCTION as JSON_INSTRUCTION
-from pluggably.providers.anthropic_body import count_body, messages_body
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -76,7 +76,9 @@ def _answer(blocks: list[dict[str, Any]]) -> Completion:
             answer.tool_calls.append(ToolCall(str(block["id"]), str(block["name"]), arguments))
         elif kind == "thinking":
             thoughts.append(str(block.get("thinking") or ""))
-            answer.reasoning_signature = block.get("signature") or answer.reasoning_signature
+            answer.reasoning_signature = (
+                signed(ANTHROPIC, block.get("signature") or None) or answer.reasoning_signature
+            )
     answer.text = "".join(texts)
     answer.reasoning = "".join(thoughts) if thoughts else None
     return answer
@@ -127,7 +129,9 @@ class _StreamState:
         if kind == "thinking_delta":
             return ReasoningDelta(str(delta.get("thinking") or ""))
         if kind == "signature_delta":
-            return ReasoningDelta("", signature=str(delta.get("signature") or ""))
+            return ReasoningDelta(
+                "", signature=signed(ANTHROPIC, str(delta.get("signature") or ""))
+            )
         return None  # citations and kinds added later
 
 

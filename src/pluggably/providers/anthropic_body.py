@@ -11,9 +11,11 @@ from typing import Any
 import orjson
 
 from pluggably.errors import InvalidParameter
-from pluggably.messages import Features, Message, ReasoningSpec, ToolCall
+from pluggably.messages import Features, Message, ReasoningSpec, ToolCall, signature_for
 from pluggably.providers.base import ProviderCall
 from pluggably.stops import as_list
+
+ANTHROPIC = "anthropic"  # the mark on Anthropic's thinking signatures (messages.signed)
 
 # Anthropic has no default: every request must say how many tokens it may produce.
 DEFAULT_MAX_TOKENS = 1024
@@ -63,14 +65,9 @@ def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
     """The thinking that led to the turn (only when signed: Anthropic refuses unsigned
     thinking), its text, then its tool calls."""
     blocks: list[dict[str, Any]] = []
-    if message.reasoning and message.reasoning_signature:
-        blocks.append(
-            {
-                "type": "thinking",
-                "thinking": message.reasoning,
-                "signature": message.reasoning_signature,
-            }
-        )
+    signature = signature_for(ANTHROPIC, message.reasoning_signature)
+    if message.reasoning and signature:
+        blocks.append({"type": "thinking", "thinking": message.reasoning, "signature": signature})
     blocks += _blocks(message)
     blocks += [
         {"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call)}

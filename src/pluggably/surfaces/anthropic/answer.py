@@ -14,6 +14,7 @@ from pluggably.surfaces.anthropic.blocks import (
     AnthropicThinkingContent,
     AnthropicToolUseContent,
     OutputBlock,
+    outward,
 )
 from pluggably.surfaces.anthropic.shapes import AnthropicMessage, AnthropicUsage, StopReason
 
@@ -60,7 +61,7 @@ def content_of(output: Output) -> list[OutputBlock]:
     tools), then one tool_use block per call, with the upstream's call id."""
     blocks: list[OutputBlock] = []
     if output.reasoning or output.reasoning_signature:
-        signature = output.reasoning_signature or ""
+        signature = outward(output.reasoning_signature)
         blocks.append(
             AnthropicThinkingContent(thinking=output.reasoning or "", signature=signature)
         )

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+ANTHROPIC = "anthropic"  # the mark on Anthropic's signatures (messages.signed)
+
 
 class Lenient(BaseModel):
     # Fields this gateway does not act on (cache_control, citations, metadata, …) are
@@ -132,3 +134,17 @@ OutputBlock = Annotated[
     AnthropicThinkingContent | AnthropicTextContent | AnthropicToolUseContent,
     Field(discriminator="type"),
 ]
+
+
+def outward(signature: str | None) -> str:
+    """A reasoning signature as Anthropic's clients see it: Anthropic's own unmarked
+    (the gateway marks each vendor's, messages.signed), another vendor's as it is."""
+    return (signature or "").removeprefix(f"{ANTHROPIC}:")
+
+
+def inward(signature: str | None) -> str | None:
+    """A thinking block's signature from a client, marked again: an unmarked one is
+    Anthropic's (vendors' signatures are base64, so a ':' means it is marked)."""
+    if not signature:
+        return None
+    return signature if ":" in signature else f"{ANTHROPIC}:{signature}"

@@ -22,6 +22,7 @@ from pluggably.surfaces.anthropic.blocks import (
     AnthropicToolUseBlock,
     AnthropicUrlSource,
     InputBlock,
+    inward,
 )
 from pluggably.surfaces.anthropic.envelope import problems
 from pluggably.surfaces.anthropic.shapes import (
@@ -108,7 +109,7 @@ def _turns(message: AnthropicInputMessage) -> list[dict[str, Any]]:
         thinking = next((b for b in blocks if isinstance(b, AnthropicThinkingBlock)), None)
         if thinking is not None:
             turn["reasoning"] = thinking.thinking
-            turn["reasoning_signature"] = thinking.signature or None
+            turn["reasoning_signature"] = inward(thinking.signature)
         return [turn]
     results = [_result(b) for b in blocks if isinstance(b, AnthropicToolResultBlock)]
     rest = [b for b in blocks if not isinstance(b, AnthropicToolResultBlock)]

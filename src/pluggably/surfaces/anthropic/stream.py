@@ -11,6 +11,7 @@ from pluggably.deltas import ReasoningDelta, ToolCallDelta
 from pluggably.generation.events import Completed, Event, Failed, Selected, TextDelta
 from pluggably.generation.schemas import GenerateResponse
 from pluggably.surfaces.anthropic.answer import stop_reason
+from pluggably.surfaces.anthropic.blocks import outward
 from pluggably.surfaces.anthropic.envelope import error_body, status_of
 
 Frames = list[dict[str, Any]]
@@ -65,7 +66,8 @@ class StreamTranslator:
             frames.append(self._delta({"type": "thinking_delta", "thinking": delta.text}))
         if delta.signature:
             self._signed = True
-            frames.append(self._delta({"type": "signature_delta", "signature": delta.signature}))
+            signature = outward(delta.signature)
+            frames.append(self._delta({"type": "signature_delta", "signature": signature}))
         return frames
 
     def _tool_call(self, delta: ToolCallDelta) -> Frames:
