@@ -30,6 +30,7 @@ from pluggably.client import (
     StatusChanged,
     StreamError,
     TextDelta,
+    ToolCallDelta,
     ValidationError,
     acollect,
     collect,
@@ -135,6 +136,32 @@ async def test_generate_json_and_typed_stream(
         ]
         cancel = await client.requests.cancel(answer.request_id)
         assert (cancel.cancelled, cancel.status) == (False, "completed")
+
+
+async def test_a_streamed_tool_call_is_typed_and_collected_like_the_json_answer(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    async with client_of(gen_app(tmp_path, database_url, openai_sim)) as client:
+        answer = await client.generate("Weather?", model=MODEL, tools=[weather])
+        assert answer.finish_reason == "tool_calls"
+        assert [c.function.name for c in answer.output.tool_calls] == ["get_weather"]
+        events = [e async for e in client.generate_stream("Weather?", model=MODEL, tools=[weather])]
+        pieces = [e for e in events if isinstance(e, ToolCallDelta)]
+        assert len(pieces) >= 2  # the arguments come in pieces
+        assert (pieces[0].index, pieces[0].name) == (0, "get_weather")
+        assert all(p.name is None and p.id is None for p in pieces[1:])
+        assert not [e for e in events if isinstance(e, TextDelta)]
+        collected = await acollect(client.generate_stream("Weather?", model=MODEL, tools=[weather]))
+        assert collected.finish_reason == "tool_calls"
+        streamed = [c.model_dump() for c in collected.output.tool_calls]
+        assert streamed == [c.model_dump() for c in answer.output.tool_calls]
 
 
 async def test_errors_are_typed_exceptions(

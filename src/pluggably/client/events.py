@@ -9,8 +9,15 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
+from pluggably import deltas
 from pluggably.client.errors import PluggablyError, ProtocolError, error_class
-from pluggably.generation.schemas import Accepted, GenerateResponse, Modality
+from pluggably.generation.schemas import (
+    Accepted,
+    FunctionCall,
+    GenerateResponse,
+    Modality,
+    ToolCallSpec,
+)
 
 RequestState = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -55,6 +62,26 @@ class TextDelta(_Event):
     text: str
 
 
+class ToolCallDelta(_Event):
+    """A piece of a tool call: ``id`` and ``name`` in the first piece of each
+    ``index``, the arguments' JSON text in pieces (``collect`` joins them)."""
+
+    event: Literal["tool_call_delta"] = "tool_call_delta"
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class ReasoningDelta(_Event):
+    """The next piece of the model's visible reasoning; ``signature`` (its vendor's)
+    comes once, at the end of the reasoning."""
+
+    event: Literal["reasoning_delta"] = "reasoning_delta"
+    text: str
+    signature: str | None = None
+
+
 class Complete(_Event):
     """The end of a successful generation: the response, whose ``output.text`` is None
     in a stream (the text came as deltas; ``collect`` puts it back)."""
@@ -94,6 +121,8 @@ StreamEvent: TypeAlias = (
     | Loading
     | ModelSelected
     | TextDelta
+    | ToolCallDelta
+    | ReasoningDelta
     | Complete
     | StreamError
     | StatusChanged
@@ -114,9 +143,8 @@ _BY_NAME: dict[
 
 def parse_event(frame: dict[str, Any]) -> StreamEvent:
     """The typed event of one JSON frame of a generation or request stream."""
-    if "choices" in frame:  # the OpenAI chunk shape of text deltas
-        choices = frame["choices"] or [{}]
-        return TextDelta(text=str((choices[0].get("delta") or {}).get("content") or ""))
+    if "choices" in frame:  # the OpenAI chunk shape of deltas
+        return _delta((frame["choices"] or [{}])[0].get("delta") or {})
     name = frame.get("event")
     if name == "complete":
         body = {k: v for k, v in frame.items() if k != "event"}
@@ -125,6 +153,23 @@ def parse_event(frame: dict[str, Any]) -> StreamEvent:
     if cls is None:
         return UnknownEvent(data=frame)
     return cls.model_validate(frame)
+
+
+def _delta(delta: dict[str, Any]) -> TextDelta | ToolCallDelta | ReasoningDelta:
+    if delta.get("tool_calls"):
+        call = delta["tool_calls"][0]
+        function = call.get("function") or {}
+        return ToolCallDelta(
+            index=call.get("index", 0),
+            id=call.get("id"),
+            name=function.get("name"),
+            arguments=function.get("arguments") or "",
+        )
+    if "reasoning" in delta:
+        return ReasoningDelta(
+            text=str(delta["reasoning"] or ""), signature=delta.get("reasoning_signature")
+        )
+    return TextDelta(text=str(delta.get("content") or ""))
 
 
 def events_from_json(status_code: int, data: Any) -> list[StreamEvent]:
@@ -188,12 +233,18 @@ class _Collector:
     time: the text deltas and the final response; a ``StreamError`` is raised."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.whole = deltas.Assembly()
         self.response: GenerateResponse | None = None
 
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
-            self.parts.append(event.text)
+            self.whole.text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            self.whole.tool_call(
+                deltas.ToolCallDelta(event.index, event.id, event.name, event.arguments)
+            )
+        elif isinstance(event, ReasoningDelta):
+            self.whole.reasoning_delta(deltas.ReasoningDelta(event.text, event.signature))
         elif isinstance(event, Complete):
             self.response = event.response
         elif isinstance(event, StreamError):
@@ -207,12 +258,24 @@ class _Collector:
         return self.result()
 
     def result(self) -> GenerateResponse:
-        """The final response, with the streamed text in ``output.text``."""
+        """The final response, with the streamed text, tool calls and reasoning in
+        ``output``."""
         response = self.response
         if response is None:
             raise ProtocolError("the stream ended without a result", code="incomplete_stream")
-        if response.output.text is None and self.parts:
-            output = response.output.model_copy(update={"text": "".join(self.parts)})
+        whole, output = self.whole, response.output
+        streamed: dict[str, Any] = {}
+        if output.text is None and whole.text:
+            streamed["text"] = "".join(whole.text)
+        if not output.tool_calls and (calls := whole.tool_calls):
+            streamed["tool_calls"] = [
+                ToolCallSpec(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))
+                for c in calls
+            ]
+        if output.reasoning is None and whole.reasoning:
+            streamed["reasoning"] = whole.reasoning_text
+        if streamed:
+            output = output.model_copy(update=streamed)
             response = response.model_copy(update={"output": output})
         return response
 

@@ -31,7 +31,7 @@ class TurnOptions(TypedDict, total=False):
     model: str | None
     provider: str | None
     modality: Modality | None
-    messages: Sequence[ChatMessage | Mapping[str, str]] | None
+    messages: Sequence[ChatMessage | Mapping[str, Any]] | None
     images: Sequence[str] | None
     mesh: str | None
     parameters: Mapping[str, Any] | None
@@ -40,6 +40,11 @@ class TurnOptions(TypedDict, total=False):
     selection_mode: SelectionMode
     while_loading: Literal["wait", "fallback"]
     wait: bool
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
+    parallel_tool_calls: bool | None
+    response_format: Mapping[str, Any] | None
+    reasoning: Mapping[str, Any] | None
 
 
 class GenerateOptions(TurnOptions, total=False):
