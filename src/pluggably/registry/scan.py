@@ -25,6 +25,7 @@ from pluggably.observability.logging import get_logger
 from pluggably.registry.gguf_header import read_fields
 from pluggably.registry.models import Model
 from pluggably.registry.repository import RegistryRepository
+from pluggably.runtimes.prompts import takes_tools
 
 log = get_logger("pluggably.discovery")
 
@@ -116,6 +117,8 @@ def _gguf(root: Path, path: Path, siblings: list[os.DirEntry[str]]) -> Found | N
     capabilities: dict[str, Any] = {"output_formats": ["text"], "input_modalities": ["text"]}
     if meta.get("context_length"):
         capabilities["max_context_tokens"] = meta["context_length"]
+    if meta.get("tool_calling"):
+        capabilities["tool_calling"] = True
     return Found(
         local_path=_relative(root, path),
         name=SHARD.sub("", path.name).removesuffix(".gguf") if shard else path.stem,
@@ -128,7 +131,8 @@ def _gguf(root: Path, path: Path, siblings: list[os.DirEntry[str]]) -> Found | N
 
 
 def _gguf_metadata(path: Path) -> dict[str, Any]:
-    """Quantization and context length from the GGUF header (the quantization's name
+    """Quantization, context length and whether the chat template takes tools (then
+    the model may choose to call one) from the GGUF header (the quantization's name
     needs the optional ``gguf`` package); an unreadable header just yields nothing."""
     try:
         fields = read_fields(path)
@@ -139,6 +143,9 @@ def _gguf_metadata(path: Path) -> dict[str, Any]:
     context = fields.get(f"{arch}.context_length") if isinstance(arch, str) else None
     if isinstance(context, int):
         out["context_length"] = context
+    template = fields.get("tokenizer.chat_template")
+    if isinstance(template, str) and takes_tools(template):
+        out["tool_calling"] = True
     file_type = fields.get("general.file_type")
     if isinstance(file_type, int):
         try:

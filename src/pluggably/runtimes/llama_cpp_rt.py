@@ -1,9 +1,12 @@
 """GGUF text models through llama-cpp-python. The chat template comes from the GGUF when
 it has one; base models without one get a plain transcript that stops at the next
-turn. Stop sequences are matched here, not by llama.cpp, so the answer knows which of
-the caller's ended it and never shows a turn marker. Token counts are llama.cpp's own:
-the prompt as tokenized, the completion as generated (counted by the stopping
-criterion, which also checks the cancel event between tokens)."""
+turn. JSON output and forced tool calls are held to a grammar compiled from their JSON
+Schema (tool_grammar); ``tool_choice: auto`` needs a template that takes tools, and the
+calls are read from the model's text (tool_parsing). Stop sequences are matched here,
+not by llama.cpp, so the answer knows which of the caller's ended it and never shows a
+turn marker. Token counts are llama.cpp's own: the prompt as tokenized, the completion
+as generated (counted by the stopping criterion, which also checks the cancel event
+between tokens)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,21 @@ import threading
 from collections.abc import Generator
 from typing import Any
 
+from jinja2 import TemplateError
+
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
-from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, run_out
-from pluggably.runtimes.prompts import TURN_MARKERS, AnswerFilter, template_prompt, transcript
+from pluggably.messages import Features, Message, Tool, ToolCall
+from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, Piece, run_out
+from pluggably.runtimes.prompts import (
+    TURN_MARKERS,
+    AnswerFilter,
+    takes_tools,
+    template_prompt,
+    tool_instruction,
+    transcript,
+)
+from pluggably.runtimes.tool_grammar import Constraint, constraint_for
+from pluggably.runtimes.tool_output import Answer, AutoCalls, ForcedCall, TextAnswer
 from pluggably.stops import as_list
 
 DEFAULT_CONTEXT = 4096
@@ -28,6 +43,7 @@ class LlamaCppRuntime:
         self.n_ctx = n_ctx
         self._llm: Any = None
         self._template: Any = None
+        self._takes_tools = False  # the chat template renders the tools it is given
         # One generation at a time: a Llama's context (KV cache, batch, sampler) is not
         # safe to share between threads, and PLUGGABLY_LOCAL_PARALLEL may admit several
         # requests to one model; the others wait here, in their worker threads.
@@ -62,6 +78,7 @@ class LlamaCppRuntime:
             tokens = llm._model.token_eos(), llm._model.token_bos()
             eos, bos = (llm._model.token_get_text(t) if t >= 0 else "" for t in tokens)
             self._template = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+            self._takes_tools = takes_tools(template)
         self._llm = llm
 
     def count_tokens(self, text: str) -> int | None:
@@ -71,42 +88,89 @@ class LlamaCppRuntime:
 
     def unload(self) -> None:
         llm, self._llm, self._template = self._llm, None, None
+        self._takes_tools = False
         if llm is not None:
             llm.close()
 
-    def _prompt(self, call: LocalCall) -> tuple[str, AnswerFilter, list[str]]:
-        """The prompt, the filter its answer goes through (the caller's stops, and the
-        turn markers of a plain transcript), and the template's own stop strings (end of
-        turn), which llama.cpp stops at."""
+    def _prompt(self, call: LocalCall, constraint: Constraint | None) -> tuple[str, list[str]]:
+        """The prompt, and the template's own stop strings (end of turn), which
+        llama.cpp stops at. Tools the model may call are rendered by a template that
+        takes them; for a forced call on any other model they are described in a
+        system turn (the grammar guarantees the call's shape, this gives it a purpose)."""
         if any(m.images for m in call.messages):
             raise FeatureNotSupported(
                 f"'{self.spec.model_id}' reads text only; send the request without images."
             )
-        stops = as_list(call.parameters.get("stop"))
+        features = call.features
+        tools = features.tools if features.uses_tools else ()
+        messages = call.messages
+        if tools and not self._takes_tools:
+            name = constraint.tool.name if constraint and constraint.tool else None
+            messages = [Message("system", tool_instruction(tools, name)), *messages]
         if self._template is None:
-            return transcript(call.messages), AnswerFilter(stops, TURN_MARKERS), []
+            return transcript(messages), []
+        offered = [_openai_tool(t) for t in tools] if self._takes_tools and tools else None
         extra: list[str] = []
 
-        def render(turns: list[dict[str, str]]) -> str:
-            formatted = self._template(messages=turns)
+        def render(turns: list[dict[str, Any]]) -> str:
+            formatted = self._template(messages=turns, tools=offered)
             stop = formatted.stop
             extra.extend(stop if isinstance(stop, list) else [stop or ""])
             return str(formatted.prompt)
 
-        prompt = template_prompt(render, call.messages)
-        return prompt, AnswerFilter(stops), [s for s in extra if s]
+        try:
+            prompt = template_prompt(render, messages)
+        except (TemplateError, ValueError, TypeError) as exc:  # the template's own reason
+            raise InvalidParameter(
+                f"'{self.spec.model_id}' cannot take this conversation: {exc}"
+            ) from None
+        return prompt, [s for s in extra if s]
 
-    def stream(self, call: LocalCall, cancel: threading.Event) -> Generator[str, None, LocalResult]:
+    def _answer(self, call: LocalCall, constraint: Constraint | None) -> Answer:
+        """How the generated text becomes the answer's pieces. A grammar decides where
+        a constrained answer ends: no stop sequence may cut its JSON short."""
+        if constraint is not None:
+            if constraint.kind == "json":
+                return TextAnswer(AnswerFilter([]))
+            return ForcedCall(constraint.tool.name if constraint.tool else None)
+        stops = as_list(call.parameters.get("stop"))
+        answer = AnswerFilter(stops, TURN_MARKERS if self._template is None else None)
+        if call.features.uses_tools:
+            self._check_auto(call.features)
+            return AutoCalls(answer, {t.name for t in call.features.tools})
+        return TextAnswer(answer)
+
+    def _check_auto(self, features: Features) -> None:
+        """``tool_choice: auto`` needs a template that takes tools (a model registered
+        before its capability was recorded reaches here), and cannot also be held to
+        JSON: the model must be free to write either."""
+        if not self._takes_tools:
+            raise FeatureNotSupported(
+                f"'{self.spec.model_id}' has no chat template that takes tools, so it cannot "
+                "choose whether to call one (tool_choice 'auto'); ask for 'required' or name "
+                "the function (grammar-constrained)."
+            )
+        if features.json_output:
+            raise FeatureNotSupported(
+                f"'{self.spec.model_id}' cannot both choose whether to call a tool and be "
+                "held to JSON; ask for tool_choice 'required' or leave out response_format."
+            )
+
+    def stream(
+        self, call: LocalCall, cancel: threading.Event
+    ) -> Generator[Piece, None, LocalResult]:
         with self._generating:
             return (yield from self._stream(call, cancel))
 
     def _stream(
         self, call: LocalCall, cancel: threading.Event
-    ) -> Generator[str, None, LocalResult]:
+    ) -> Generator[Piece, None, LocalResult]:
         if self._llm is None:
             raise BackendUnavailable(f"'{self.spec.model_id}' is not loaded.")
         llm = self._llm
-        prompt, answer, stops = self._prompt(call)
+        constraint = constraint_for(call.features)
+        answer = self._answer(call, constraint)
+        prompt, stops = self._prompt(call, constraint)
         prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
         room = llm.n_ctx() - prompt_tokens
         if room < 1:
@@ -115,40 +179,54 @@ class LlamaCppRuntime:
                 f"{llm.n_ctx()} here. Shorten the conversation."
             )
         generated = [0]
-        chunks = _completion(llm, prompt, call.parameters, stops, prompt_tokens, cancel, generated)
-        parts: list[str] = []
+        grammar = constraint.gbnf if constraint else None
+        chunks = _completion(
+            llm, prompt, call.parameters, stops, grammar, prompt_tokens, cancel, generated
+        )
         finish = "stop"
         try:
             for chunk in chunks:
                 choice = chunk["choices"][0]
-                text = answer.feed(choice["text"]) if choice["text"] else ""
-                if text:
-                    parts.append(text)
-                    yield text
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+                if choice["text"]:
+                    yield from answer.feed(choice["text"])
+                finish = choice.get("finish_reason") or finish
                 if answer.stopped or cancel.is_set():
                     break
         finally:
             chunks.close()
             _free_sampler(llm)
-        if not answer.stopped and not cancel.is_set() and (tail := answer.flush()):
-            parts.append(tail)
-            yield tail
-        if answer.stopped:
-            finish = "stop"
-        if cancel.is_set():
-            finish = "cancelled"
+        if not cancel.is_set():
+            yield from answer.end()
+        text, calls = answer.result()
         return LocalResult(
-            text="".join(parts),
-            finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
+            text=text,
+            finish_reason=_finish(finish, answer, calls, cancel),
             stop_sequence=answer.stop_sequence,
             prompt_tokens=prompt_tokens,
             completion_tokens=generated[0],
+            tool_calls=calls,
         )
 
     def generate(self, call: LocalCall, cancel: threading.Event) -> LocalResult:
         return run_out(self.stream(call, cancel))
+
+
+def _finish(reason: str, answer: Answer, calls: list[ToolCall], cancel: threading.Event) -> str:
+    """The result's finish reason: a stop sequence or turn marker is a stop, a whole
+    answer that called tools is ``tool_calls``."""
+    if cancel.is_set():
+        return "cancelled"
+    if answer.stopped or reason not in ("stop", "length"):
+        reason = "stop"
+    return "tool_calls" if calls and reason == "stop" else reason
+
+
+def _openai_tool(tool: Tool) -> dict[str, Any]:
+    """A tool as chat templates expect it (OpenAI's shape, as in Hugging Face's)."""
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
 
 
 def _completion(
@@ -156,15 +234,16 @@ def _completion(
     prompt: str,
     params: dict[str, Any],
     stops: list[str],
+    gbnf: str | None,
     prompt_tokens: int,
     cancel: threading.Event,
     generated: list[int],
 ) -> Any:
     """Start llama.cpp's streamed completion of ``prompt`` (``prompt_tokens`` long) in
-    the context left after it. Setting ``cancel`` stops it at the next token;
-    ``generated[0]`` counts the tokens sampled so far, for the result's usage."""
+    the context left after it, held to the grammar ``gbnf`` if given. Setting ``cancel``
+    stops it at the next token; ``generated[0]`` counts the tokens sampled so far."""
     from llama_cpp import StoppingCriteriaList
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     room = llm.n_ctx() - prompt_tokens
 
@@ -173,9 +252,7 @@ def _completion(
         generated[0] = len(tokens) - prompt_tokens + 1
         return cancel.is_set()
 
-    grammar = None
-    if params.get("format") == "json":
-        grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    grammar = LlamaGrammar.from_string(gbnf, verbose=False) if gbnf else None
     return llm.create_completion(
         prompt,
         max_tokens=min(int(params.get("max_tokens", 512)), room),

@@ -1,33 +1,105 @@
-"""Conversations as prompts for models without a chat template, and stop sequences."""
+"""Conversations as prompts: a plain transcript for models without a chat template,
+the turns a chat template renders (tool calls and tool results included), the tools
+described for a model that has no template to take them, and stop sequences."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from typing import Any
 
-from pluggably.messages import Message
+from pluggably.messages import Message, Tool
 from pluggably.stops import StopFilter
 
 __all__ = [
     "TURN_MARKERS",
     "AnswerFilter",
     "is_prefill",
+    "takes_tools",
     "template_prompt",
+    "template_turns",
+    "tool_instruction",
     "transcript",
 ]
 
-_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+_ROLES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 # A base model continues a transcript past its own turn: it invents the next "User:"
 # line, or another "Assistant:" one. The answer ends where any turn would begin.
-TURN_MARKERS = ["\nUser:", "\nAssistant:", "\nSystem:"]
+TURN_MARKERS = ["\nUser:", "\nAssistant:", "\nSystem:", "\nTool:"]
+_TOOLS = re.compile(r"\btools\b")
 
 
 def transcript(messages: list[Message]) -> str:
     """A plain transcript ending with the assistant's cue, for base models: each turn
-    as ``Role: text`` on its own lines; the model continues after ``Assistant:``. When
-    the last message is the assistant's (a prefill), the transcript ends with its text
-    and the model continues that text."""
-    lines = [f"{_ROLES.get(m.role, m.role.title())}: {m.text}" for m in messages]
+    as ``Role: text`` on its own lines (an assistant's tool calls as JSON lines after
+    its text); the model continues after ``Assistant:``. When the last message is the
+    assistant's (a prefill), the transcript ends with its text and the model continues
+    that text."""
+    lines = [f"{_ROLES.get(m.role, m.role.title())}: {_turn_text(m)}" for m in messages]
     return "\n".join(lines if is_prefill(messages) else [*lines, "Assistant:"])
+
+
+def _turn_text(message: Message) -> str:
+    calls = [
+        json.dumps({"name": c.name, "arguments": _arguments(c.arguments)}, ensure_ascii=False)
+        for c in message.tool_calls
+    ]
+    return "\n".join(line for line in [message.text, *calls] if line)
+
+
+def tool_instruction(tools: tuple[Tool, ...], name: str | None) -> str:
+    """The tools described for a model with no template that takes them: context for a
+    grammar-forced call (the grammar guarantees its shape, this says what it is for)."""
+    lines = [
+        f"Call the tool '{name}': answer with its arguments as a JSON object."
+        if name
+        else 'Call one of these tools: answer with {"name": <tool>, "arguments": {...}}.'
+    ]
+    for tool in tools:
+        if name is None or tool.name == name:
+            about = f": {tool.description}" if tool.description else ""
+            lines.append(
+                f"- {tool.name}{about}. Arguments (JSON Schema): {json.dumps(tool.parameters)}"
+            )
+    return "\n".join(lines)
+
+
+def takes_tools(template: str) -> bool:
+    """The chat template renders the tools it is given (it refers to ``tools``)."""
+    return bool(_TOOLS.search(template))
+
+
+def template_turns(messages: list[Message]) -> list[dict[str, Any]]:
+    """The conversation as a chat template reads it (Hugging Face's convention): an
+    assistant turn's tool calls with their arguments as an object, a tool result with
+    the id and name of the call it answers."""
+    names = {c.id: c.name for m in messages for c in m.tool_calls}
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        turn: dict[str, Any] = {"role": m.role, "content": m.text}
+        if m.tool_calls:
+            turn["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": _arguments(c.arguments)},
+                }
+                for c in m.tool_calls
+            ]
+        if m.role == "tool":
+            turn["tool_call_id"] = m.tool_call_id
+            turn["name"] = names.get(m.tool_call_id or "", "")
+        turns.append(turn)
+    return turns
+
+
+def _arguments(text: str) -> Any:
+    """A call's arguments as an object; the text itself when it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def is_prefill(messages: list[Message]) -> bool:
@@ -41,10 +113,10 @@ def is_prefill(messages: list[Message]) -> bool:
 PREFILL_MARK = "\ue000prefill\ue000"
 
 
-def template_prompt(render: Callable[[list[dict[str, str]]], str], messages: list[Message]) -> str:
+def template_prompt(render: Callable[[list[dict[str, Any]]], str], messages: list[Message]) -> str:
     """A chat template's prompt for ``messages``; a prefill is left open for the model to
     continue (whatever the template puts after an assistant turn is cut off)."""
-    turns = [{"role": m.role, "content": m.text} for m in messages]
+    turns = template_turns(messages)
     if not is_prefill(messages):
         return render(turns)
     turns[-1]["content"] += PREFILL_MARK
