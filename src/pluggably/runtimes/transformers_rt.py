@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, 
 from transformers.generation.streamers import BaseStreamer
 
 from pluggably.errors import FeatureNotSupported, InvalidParameter
-from pluggably.messages import Message
+from pluggably.messages import Features, Message
 from pluggably.runtimes import prompts
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, RuntimeFactory, run_out
 from pluggably.runtimes.prompts import AnswerFilter
@@ -25,6 +25,20 @@ from pluggably.stops import as_list
 
 DEFAULT_MAX_TOKENS = 512
 _DECODE_CONTEXT = 5  # prompt tokens decoded with the first answer token, for its spacing
+
+
+def _check_features(spec: ModelSpec, features: Features) -> None:
+    """No constrained decoding here: a call that needs tools or JSON output is refused
+    (generation/capable.py skips such candidates before they are called)."""
+    if features.uses_tools:
+        raise FeatureNotSupported(
+            f"Model '{spec.model_id}' cannot call tools here; send no tools, or use a GGUF model."
+        )
+    if features.json_output:
+        raise FeatureNotSupported(
+            f"Model '{spec.model_id}' cannot be held to JSON answers here; "
+            "leave out response_format (and format), or use a GGUF model."
+        )
 
 
 def check_text_only(spec: ModelSpec, messages: list[Message]) -> None:
@@ -76,11 +90,7 @@ class TransformersRuntime(TorchRuntime):
             raise not_loaded(self.spec)
         check_text_only(self.spec, call.messages)
         params = call.parameters
-        if params.get("format") == "json":
-            raise FeatureNotSupported(
-                f"Model '{self.spec.model_id}' cannot be held to JSON answers here; "
-                "leave out format, or use a GGUF model."
-            )
+        _check_features(self.spec, call.features)
         prompt, answer = self._prompt(call.messages, params.get("stop"))
         if cancel.is_set():
             return LocalResult(text="", finish_reason="cancelled", prompt_tokens=prompt.shape[-1])
