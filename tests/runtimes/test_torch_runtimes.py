@@ -25,7 +25,7 @@ from PIL import Image  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter  # noqa: E402
-from pluggably.messages import ImageInput, Message  # noqa: E402
+from pluggably.messages import Features, ImageInput, Message, ResponseFormat  # noqa: E402
 from pluggably.runtimes import prompts, shap_e_rt  # noqa: E402
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec  # noqa: E402
 from pluggably.runtimes.diffusers_rt import DiffusersRuntime  # noqa: E402
@@ -239,9 +239,12 @@ def test_text_model_rejects_images(llm: TransformersRuntime) -> None:
         llm.generate(LocalCall([message]), threading.Event())
 
 
+JSON_OBJECT = Features(response_format=ResponseFormat("json_object"))
+
+
 def test_json_format_is_refused_not_ignored(llm: TransformersRuntime) -> None:
     with pytest.raises(FeatureNotSupported, match="JSON"):
-        llm.generate(LocalCall(HELLO, {"format": "json"}), threading.Event())
+        llm.generate(LocalCall(HELLO, features=JSON_OBJECT), threading.Event())
     result = llm.generate(LocalCall(HELLO, {"format": "text", "max_tokens": 2}), threading.Event())
     assert result.completion_tokens == 2
 
