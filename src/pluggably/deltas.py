@@ -50,7 +50,7 @@ class Assembly:
         if delta.id:
             call[0] = delta.id
         if delta.name:
-            call[1] += delta.name
+            call[1] = delta.name
         call[2] += delta.arguments
 
     def reasoning_delta(self, delta: ReasoningDelta) -> None:

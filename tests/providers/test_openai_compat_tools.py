@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from fastapi import FastAPI
 
 from pluggably.app import create_app
+from pluggably.messages import Message
+from pluggably.providers.base import ProviderCall, ToolCallDelta
+from pluggably.providers.openai_compat import OpenAICompatProvider
 from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,
@@ -23,6 +27,7 @@ from tests.conftest import (
     running,
     sse_frames,
 )
+from tests.fixtures.canned import canned, upstream
 from tests.fixtures.loopback import serving
 from tests.fixtures.openai_sim import (
     OpenAISim,
@@ -343,3 +348,57 @@ async def test_the_upstreams_400_for_a_bad_tool_schema_is_a_clean_invalid_parame
         "openai (gpt-4o-mini) rejected the request: Invalid schema for function 'f': schema"
         " must be a JSON Schema of 'type: \"object\"', got 'type: \"string\"'."
     )
+
+
+def _sse(*chunks: dict[str, Any]) -> str:
+    frames = [f"data: {json.dumps(c)}\n\n" for c in chunks]
+    return "".join(frames) + "data: [DONE]\n\n"
+
+
+def _fragment(**fields: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [fields]}, "finish_reason": None}]}
+
+
+async def _stream_of(body: str) -> list[Any]:
+    answer = lambda: web.Response(text=body, content_type="text/event-stream")  # noqa: E731
+    async with canned(answer) as url, upstream() as http:
+        provider = OpenAICompatProvider("homelab", http, url)
+        call = ProviderCall("llama3", [Message("user", "hi")])
+        return [item async for item in provider.stream(call, {})]
+
+
+async def test_fragments_without_an_index_are_numbered_by_their_ids() -> None:
+    """Ollama and Gemini's OpenAI endpoint send no index: a new id is the next call."""
+    items = await _stream_of(
+        _sse(
+            _fragment(id="a", type="function", function={"name": "f", "arguments": '{"x"'}),
+            _fragment(function={"arguments": ": 1}"}),
+            _fragment(id="b", type="function", function={"name": "g", "arguments": "{}"}),
+        )
+    )
+    assert items[:-1] == [
+        ToolCallDelta(0, "a", "f", '{"x"'),
+        ToolCallDelta(0, None, None, ": 1}"),
+        ToolCallDelta(1, "b", "g", "{}"),
+    ]
+
+
+async def test_a_name_and_id_repeated_in_every_fragment_are_sent_once() -> None:
+    repeat = {"index": 0, "id": "a", "type": "function"}
+    items = await _stream_of(
+        _sse(
+            _fragment(**repeat, function={"name": "get", "arguments": '{"c'}),
+            _fragment(**repeat, function={"name": "get", "arguments": '": 1}'}),
+        )
+    )
+    assert items[:-1] == [
+        ToolCallDelta(0, "a", "get", '{"c'),
+        ToolCallDelta(0, None, None, '": 1}'),
+    ]
+
+
+async def test_arguments_sent_as_an_object_become_json_text() -> None:
+    items = await _stream_of(
+        _sse(_fragment(index=0, id="a", function={"name": "f", "arguments": {"x": 1}}))
+    )
+    assert items[0] == ToolCallDelta(0, "a", "f", '{"x": 1}')

@@ -10,6 +10,7 @@ OpenAI's models answer after it as a new turn; vLLM needs its own
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -147,10 +148,49 @@ def _tool_calls(message: dict[str, Any]) -> list[ToolCall]:
         ToolCall(
             id=str(call.get("id") or f"call_{index}"),
             name=str(call["function"]["name"]),
-            arguments=str(call["function"].get("arguments") or "{}"),
+            arguments=_json_text(call["function"].get("arguments")) or "{}",
         )
         for index, call in enumerate(message.get("tool_calls") or [])
     ]
+
+
+def _json_text(arguments: Any) -> str:
+    """Arguments as JSON text: some servers send them as an object."""
+    if arguments is None or isinstance(arguments, str):
+        return arguments or ""
+    return json.dumps(arguments)
+
+
+class _Fragments:
+    """One stream's tool-call fragments made regular, as OpenAI sends them: an index
+    where the server sends none (Ollama, Gemini's OpenAI endpoint: a fragment with a new
+    id starts the next call, one without continues the last), and id and name only in a
+    call's first fragment (some servers repeat them in every fragment, which clients
+    that join the pieces would double)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[int, str] = {}  # index -> the call's id, once sent
+        self.named: set[int] = set()  # indexes whose name was sent
+        self.last = -1  # the index of the call being continued
+
+    def regular(self, fragment: dict[str, Any]) -> ToolCallDelta:
+        function = fragment.get("function") or {}
+        call_id, name = fragment.get("id"), function.get("name")
+        index = fragment.get("index")
+        if index is None:
+            new = call_id is not None and call_id != self.ids.get(self.last)
+            index = self.last + 1 if new or self.last < 0 else self.last
+        index = int(index)
+        self.last = index
+        if call_id is not None and index not in self.ids:
+            self.ids[index] = str(call_id)
+        else:
+            call_id = None
+        if name and index not in self.named:
+            self.named.add(index)
+        else:
+            name = None
+        return ToolCallDelta(index, call_id, name, _json_text(function.get("arguments")))
 
 
 def _reasoning(message: dict[str, Any]) -> str | None:
@@ -299,6 +339,7 @@ class OpenAICompatProvider(StreamingProvider):
         self, call: ProviderCall, lines: AsyncIterator[str]
     ) -> AsyncIterator[StreamItem]:
         finish, usage, done = "stop", None, False
+        fragments = _Fragments()
         async for event in events(lines):
             if event.data == "[DONE]":
                 done = True
@@ -316,7 +357,7 @@ class OpenAICompatProvider(StreamingProvider):
                 text = delta.get("content")
                 # A plain text delta ({"content": …}) skips the look for anything else.
                 if not text or len(delta) > 1:
-                    for item in self._extras(call, delta):
+                    for item in self._extras(call, delta, fragments):
                         yield item
                 if text:
                     yield Delta(text)
@@ -326,24 +367,17 @@ class OpenAICompatProvider(StreamingProvider):
             raise errors.malformed(self.name, call.model, "the stream ended early")
         yield StreamEnd(finish_reason=finish, usage=usage)
 
-    def _extras(self, call: ProviderCall, delta: dict[str, Any]) -> list[StreamItem]:
-        """A delta's reasoning and tool-call fragments, each fragment as received (id
-        and name only where the vendor sent them)."""
+    def _extras(
+        self, call: ProviderCall, delta: dict[str, Any], fragments: _Fragments
+    ) -> list[StreamItem]:
+        """A delta's reasoning and tool-call fragments (made regular by ``fragments``)."""
         items: list[StreamItem] = []
         thought = delta.get("reasoning_content") or delta.get("reasoning")
         if thought and isinstance(thought, str):
             items.append(ReasoningDelta(thought))
         for fragment in delta.get("tool_calls") or ():
             try:
-                function = fragment.get("function") or {}
-                items.append(
-                    ToolCallDelta(
-                        index=int(fragment["index"]),
-                        id=fragment.get("id"),
-                        name=function.get("name"),
-                        arguments=function.get("arguments") or "",
-                    )
-                )
+                items.append(fragments.regular(fragment))
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise errors.malformed(self.name, call.model, "a bad tool-call delta") from None
         return items
