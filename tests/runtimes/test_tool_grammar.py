@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from llama_cpp.llama_grammar import JSON_GBNF
 
 from pluggably.errors import InvalidParameter
 from pluggably.messages import Features, ResponseFormat, Tool, ToolChoice
 from pluggably.runtimes.tool_grammar import Constraint, call_schema, constraint_for
 
+JSON_GBNF = pytest.importorskip("llama_cpp.llama_grammar").JSON_GBNF
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER = Tool("get_weather", "The weather", CITY)
 PLAN = Tool(

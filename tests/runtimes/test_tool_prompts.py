@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+import pytest
 
 from pluggably.messages import Message, Tool, ToolCall
 from pluggably.runtimes.prompts import (
@@ -17,6 +17,7 @@ from pluggably.runtimes.prompts import (
     transcript,
 )
 
+Jinja2ChatFormatter = pytest.importorskip("llama_cpp.llama_chat_format").Jinja2ChatFormatter
 # Qwen 2.5's template, shortened: tools in the system turn, calls as <tool_call> JSON,
 # results as <tool_response> in a user turn.
 QWEN = """\

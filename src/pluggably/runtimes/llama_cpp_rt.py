@@ -129,15 +129,18 @@ class LlamaCppRuntime:
     def _answer(self, call: LocalCall, constraint: Constraint | None) -> Answer:
         """How the generated text becomes the answer's pieces. A grammar decides where
         a constrained answer ends: no stop sequence may cut its JSON short."""
+        features = call.features
+        auto = features.uses_tools and not features.tool_choice.forced
+        if auto:
+            self._check_auto(features)
         if constraint is not None:
             if constraint.kind == "json":
                 return TextAnswer(AnswerFilter([]))
             return ForcedCall(constraint.tool.name if constraint.tool else None)
         stops = as_list(call.parameters.get("stop"))
         answer = AnswerFilter(stops, TURN_MARKERS if self._template is None else None)
-        if call.features.uses_tools:
-            self._check_auto(call.features)
-            return AutoCalls(answer, {t.name for t in call.features.tools})
+        if auto:
+            return AutoCalls(answer, {t.name for t in features.tools})
         return TextAnswer(answer)
 
     def _check_auto(self, features: Features) -> None:
