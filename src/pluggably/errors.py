@@ -222,3 +222,15 @@ class CredentialUnreadable(GatewayError):
     code = "internal_error"
     status = 500
     default_message = "A stored credential could not be decrypted."
+
+
+def status_of_code(code: str) -> int:
+    """The HTTP status of a gateway error code (a stream's error frame carries only the
+    code), from every GatewayError subclass, wherever it is defined; 500 if unknown."""
+    pending: list[type[GatewayError]] = [GatewayError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls.status
+        pending += cls.__subclasses__()
+    return 500

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pluggably.app import create_app
+from pluggably.generation.schemas import ChatMessage, FunctionCall, Output, ToolCallSpec
 from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,
@@ -203,3 +204,12 @@ async def test_reasoning_on_a_local_model_is_ignored_with_a_warning(
     body = response.json()
     assert body["warnings"] == [f"'reasoning' was ignored: local:{LLM} does not reason."]
     assert body["output"]["reasoning"] is None
+
+
+def test_a_tool_name_a_model_wrote_outside_the_declared_pattern_is_kept() -> None:
+    """Declared tools follow the pattern; a model's answer (and the turn sent back) may
+    not, and is never lost to it."""
+    call = ToolCallSpec(id="c1", function=FunctionCall(name="get weather", arguments="{}"))
+    assert Output(tool_calls=[call]).tool_calls[0].function.name == "get weather"
+    turn = ChatMessage(role="assistant", content=None, tool_calls=[call])
+    assert turn.tool_calls == [call]

@@ -175,7 +175,8 @@ async def test_streamed_tool_calls_assemble_one_call_per_index(
     assert len([f for f in fragments if f["index"] == 0]) == 4  # the start, then 3 pieces
     complete = frames[-2]
     assert complete["finish_reason"] == "tool_calls"
-    assert "tool_calls" not in complete["output"]  # sent as deltas
+    # API.md §3: the complete frame leaves out only the text.
+    assert complete["output"]["tool_calls"] == record["result"]["output"]["tool_calls"]
     assert record["result"]["output"]["tool_calls"] == [
         call(firsts[0]["id"], arguments=arguments[0]),
         call(firsts[1]["id"], "get_time", arguments[1]),

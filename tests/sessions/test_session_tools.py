@@ -464,3 +464,18 @@ async def test_regenerate_refuses_a_tool_choice_naming_no_tool(
             headers=ADMIN,
         )
         assert_envelope(response, 422, "validation_error")
+
+
+async def test_regenerate_leaves_out_a_call_nobody_answered(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """The simulator, like OpenAI, refuses a tool call without its result."""
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        sid = await _session(client)
+        await _called(client, sid, "Weather in Paris?")
+        moved_on = await _turn(client, sid, input={"prompt": "Never mind. Hello!"})
+        assert moved_on.status_code == 200, moved_on.text
+        again = await client.post(f"/v1/sessions/{sid}/regenerate", json={}, headers=ADMIN)
+        assert again.status_code == 200, again.text
+        assert [m["role"] for m in _sent(openai_sim)] == ["user", "user"]

@@ -40,8 +40,7 @@ def native_frame(event: object) -> dict[str, Any]:
         }
     if isinstance(event, Completed):
         complete = event.response.model_dump(mode="json")
-        for sent in ("text", "tool_calls", "reasoning"):  # already sent as deltas
-            complete["output"].pop(sent, None)
+        complete["output"].pop("text", None)  # already sent as deltas
         return {"event": "complete", **complete}
     if isinstance(event, Failed):
         frame = {"event": "error", "code": event.error.code, "message": event.error.message}

@@ -174,7 +174,9 @@ class Candidates:
             finish_reason=item.finish_reason,
             usage=item.usage,
             stop_sequence=item.stop_sequence,
-            tool_calls=whole.tool_calls,
+            # A runtime that parses its calls at the end gives them whole with its end.
+            tool_calls=whole.tool_calls
+            or (item.tool_calls if isinstance(item, Completion) else []),
             reasoning=whole.reasoning_text,
             reasoning_signature=whole.signature,
         )

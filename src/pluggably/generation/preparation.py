@@ -16,7 +16,7 @@ from pluggably.errors import GatewayError, InvalidParameter
 from pluggably.generation import inputs
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
-from pluggably.generation.capable import capable
+from pluggably.generation.capable import capable, local_unable
 from pluggably.generation.context import DEFAULT_WINDOW, estimate_tokens, fit, provider_window
 from pluggably.generation.cooling import cooldown_key
 from pluggably.generation.params import validate_default, validate_parameters
@@ -119,9 +119,11 @@ class Preparation:
             if body.while_loading == "fallback" and not self.local.scheduler.is_loaded(first.model):
                 default = await self.router.local_default(session, plan.modality)
                 if default is not None and default != first:
-                    await self._local_model(session, body, default, plan)
-                    self._load_in_background(plan.local_specs[first.model])
-                    plan.loading_fallback, targets = first.label, [default, *targets[1:]]
+                    _, default_row = await self._local_model(session, body, default, plan)
+                    # A default that cannot do what the request asks does not stand in.
+                    if local_unable(default_row, plan.features) is None:
+                        self._load_in_background(plan.local_specs[first.model])
+                        plan.loading_fallback, targets = first.label, [default, *targets[1:]]
         else:
             plan.modality = modality_of(body, first)
         for target in targets[1:]:

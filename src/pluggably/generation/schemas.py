@@ -20,7 +20,9 @@ MAX_TOOLS = 128
 
 
 class FunctionCall(BaseModel):
-    name: str = Field(pattern=TOOL_NAME)
+    # Any name a model wrote (it may break the pattern tools are declared with): an
+    # answer is never lost to it, and a client can send the turn back as it came.
+    name: str = Field(min_length=1, max_length=200)
     arguments: str = Field(max_length=1_000_000, description="the arguments' JSON text")
 
 

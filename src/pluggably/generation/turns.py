@@ -79,7 +79,7 @@ class SessionTurns:
             return Turn(
                 chat_id=chat.id,
                 chat=chat,
-                messages=system + history_messages(history[: last_user + 1]),
+                messages=system + answered_calls_only(history_messages(history[: last_user + 1])),
                 replace_ids=[m.id for m in after] if regenerate == "replace" else [],
                 state_tokens=chat.state_tokens,
                 regenerate=True,

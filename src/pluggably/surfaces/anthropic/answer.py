@@ -52,7 +52,8 @@ def tool_input(arguments: str, name: str) -> dict[str, Any]:
         parsed = None
     if isinstance(parsed, dict):
         return parsed
-    log.warning("tool_arguments_not_an_object", tool=name, arguments=arguments[:200])
+    # The arguments may hold what the user wrote: only their size is logged.
+    log.warning("tool_arguments_not_an_object", tool=name, length=len(arguments))
     return {}
 
 

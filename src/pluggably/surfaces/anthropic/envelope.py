@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pluggably import errors
-from pluggably.errors import GatewayError
+from pluggably.errors import status_of_code
 
 
 def problems(errs: Any, *, skip: int = 1) -> str:
@@ -31,17 +30,6 @@ def parameter_problems(details: Any) -> str:
     return problems(found, skip=0)
 
 
-def _statuses() -> dict[str, int]:
-    """Each gateway error code's status, from the error classes themselves."""
-    found: dict[str, int] = {}
-    for value in vars(errors).values():
-        if isinstance(value, type) and issubclass(value, GatewayError):
-            found.setdefault(value.code, value.status)
-    return found
-
-
-_STATUS_OF_CODE = _statuses()
-
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -56,7 +44,7 @@ _ERROR_TYPES = {
 
 def status_of(code: str) -> int:
     """The HTTP status of a gateway error code (stream error frames carry only the code)."""
-    return _STATUS_OF_CODE.get(code, 500)
+    return status_of_code(code)
 
 
 def error_type(status: int) -> str:

@@ -4,13 +4,12 @@ frames) as OpenAI objects and chunks. Pure functions: no I/O here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from pluggably.api.frames import tool_call_fragment
-from pluggably.errors import FeatureNotSupported, GatewayError, InvalidParameter
+from pluggably.errors import FeatureNotSupported, InvalidParameter, status_of_code
 from pluggably.generation.events import (
     Completed,
     Event,
@@ -38,15 +37,6 @@ from pluggably.surfaces.openai.shapes import (
 
 # Native parameter names as the OpenAI field a client sent.
 _PARAM_NAMES = {"format": "response_format", "num_images": "n", "width": "size", "height": "size"}
-
-
-def _all_errors(cls: type[GatewayError]) -> Iterator[type[GatewayError]]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _all_errors(sub)
-
-
-_STATUS_OF_CODE = {cls.code: cls.status for cls in _all_errors(GatewayError)}
 
 
 def error_type(status: int) -> str:
@@ -86,7 +76,7 @@ def error_body(status: int, code: str, message: str, details: Any) -> dict[str, 
 
 def stream_error(code: str, message: str) -> dict[str, Any]:
     """A failure after the stream's 200: the chunk the OpenAI SDKs raise on."""
-    return error_body(_STATUS_OF_CODE.get(code, 500), code, message, None)
+    return error_body(status_of_code(code), code, message, None)
 
 
 def validation_details(errors: Any) -> list[dict[str, Any]]:
