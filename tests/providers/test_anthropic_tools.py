@@ -311,6 +311,43 @@ async def test_reasoning_sent_back_with_a_tool_turn_is_accepted_upstream(
     assert "Invalid `signature` in `thinking` block" in detail["message"]
 
 
+async def test_a_tool_loop_without_anthropics_signed_thinking_goes_on_without_thinking(
+    app: FastAPI, sim: AnthropicSim
+) -> None:
+    """Anthropic refuses thinking when the loop's assistant turn has no signed thinking
+    block (a call made elsewhere, or by a client that cannot send signatures back)."""
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "{}"},
+    }
+    turns = [
+        ASK,
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [call],
+            "reasoning_signature": "google:c2ln",
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    async with running(app), client_for(app) as client:
+        response = await generate(
+            client,
+            ADMIN,
+            model=MODEL,
+            input={"messages": turns},
+            tools=[WEATHER],
+            reasoning={"effort": "low"},
+            parameters={"temperature": 0.3},
+        )
+    assert response.status_code == 200, response.text
+    body = sent(sim)
+    assert "thinking" not in body
+    assert body["temperature"] == 0.3
+    assert body["messages"][1]["content"][0]["type"] == "tool_use"  # no thinking block
+
+
 async def test_reasoning_with_a_forced_tool_call_is_refused_before_anything_is_sent(
     app: FastAPI, sim: AnthropicSim
 ) -> None:

@@ -66,8 +66,10 @@ def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
     thinking), its text, then its tool calls."""
     blocks: list[dict[str, Any]] = []
     signature = signature_for(ANTHROPIC, message.reasoning_signature)
-    if message.reasoning and signature:
-        blocks.append({"type": "thinking", "thinking": message.reasoning, "signature": signature})
+    if signature:  # a signed block goes back even when its text was withheld
+        blocks.append(
+            {"type": "thinking", "thinking": message.reasoning or "", "signature": signature}
+        )
     blocks += _blocks(message)
     blocks += [
         {"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call)}
@@ -154,6 +156,21 @@ def _tools(body: dict[str, Any], features: Features) -> None:
     body["tool_choice"] = tool_choice
 
 
+def _unsigned_tool_loop(messages: list[Message]) -> bool:
+    """The conversation is in a tool loop (its last assistant turn called tools and only
+    their results follow) whose call came without Anthropic's signed thinking: from
+    another vendor, or from a client that cannot send signatures back (OpenAI's
+    format). Anthropic refuses thinking then (the loop's assistant turn must start with
+    a thinking block), so this call goes without."""
+    for message in reversed(messages):
+        if message.role == "assistant":
+            signed_here = signature_for(ANTHROPIC, message.reasoning_signature)
+            return bool(message.tool_calls) and signed_here is None
+        if message.role != "tool":
+            return False
+    return False
+
+
 def messages_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
     params, features = call.parameters, call.features
     body: dict[str, Any] = {
@@ -163,15 +180,15 @@ def messages_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
     }
     if system := _system(call):
         body["system"] = system
-    if features.reasoning is not None:
+    if features.reasoning is not None and not _unsigned_tool_loop(call.messages):
         budget = thinking_budget(features.reasoning)
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         # max_tokens counts the thinking too: the caller's max_tokens is the answer's.
         body["max_tokens"] += budget
-    elif params.get("temperature") is not None:
+    if "thinking" not in body and params.get("temperature") is not None:
         # With thinking on, Anthropic takes no temperature but its default.
         body["temperature"] = min(float(params["temperature"]), MAX_TEMPERATURE)
-    if params.get("top_p") is not None and features.reasoning is None:
+    if params.get("top_p") is not None and "thinking" not in body:
         body["top_p"] = params["top_p"]
     if stops := as_list(params.get("stop")):
         body["stop_sequences"] = stops
