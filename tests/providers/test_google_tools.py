@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from pluggably.messages import Message, ToolCall
+from pluggably.providers import google_request
 from pluggably.providers.base import (
     ProviderCall,
     ReasoningDelta,
@@ -455,3 +456,18 @@ async def test_tool_call_arguments_that_are_not_an_object_are_invalid_parameter(
             "The arguments of tool call 'call_0' (get_weather) are not a JSON object; Gemini"
             " takes a function call's arguments only as an object."
         )
+
+
+def test_a_gemini_3_call_made_elsewhere_carries_the_documented_unsigned_marker() -> None:
+    """Gemini 3 refuses a function call without a thought signature in the current turn;
+    Google documents this value for calls that come from elsewhere."""
+    call = ToolCall("call_0", "get_time", "{}")
+    messages = [
+        Message("user", "time?"),
+        Message("assistant", "", tool_calls=(call,), reasoning_signature="anthropic:x"),
+        Message("tool", "noon", tool_call_id="call_0"),
+    ]
+    three = google_request.contents(messages, "gemini-3-pro-preview")
+    assert three[1]["parts"][0]["thoughtSignature"] == google_request.UNSIGNED
+    older = google_request.contents(messages, "gemini-2.5-flash")
+    assert "thoughtSignature" not in older[1]["parts"][0]

@@ -58,9 +58,17 @@ def _arguments(message: Message, index: int) -> dict[str, Any]:
     return args
 
 
-def _model_parts(message: Message) -> list[dict[str, Any]]:
+# Gemini 3 refuses a function call of the current turn without a thought signature; a
+# call made elsewhere (another vendor, a client that cannot keep signatures) carries
+# the value Google documents for exactly that case.
+_NEEDS_SIGNATURE = re.compile(r"^(?:models/)?gemini-3")
+UNSIGNED = "skip_thought_signature_validator"
+
+
+def _model_parts(message: Message, *, signed_calls: bool = False) -> list[dict[str, Any]]:
     """An assistant turn: its text, then its calls. Gemini's thought signature rides on
-    the first call (or on the text when there is none), where Gemini put it."""
+    the first call (or on the text when there is none), where Gemini put it;
+    ``signed_calls``: the model wants one on every turn's first call."""
     parts = _parts(message)
     for index, call in enumerate(message.tool_calls):
         function: dict[str, Any] = {"name": call.name, "args": _arguments(message, index)}
@@ -68,6 +76,8 @@ def _model_parts(message: Message) -> list[dict[str, Any]]:
             function["id"] = call.id
         parts.append({"functionCall": function})
     signature = signature_for(GOOGLE, message.reasoning_signature)
+    if signed_calls and not signature and message.tool_calls:
+        signature = UNSIGNED
     if signature and parts:
         calls = [p for p in parts if "functionCall" in p]
         (calls or parts)[0]["thoughtSignature"] = signature
@@ -97,9 +107,10 @@ def _response_part(message: Message, names: dict[str, str]) -> dict[str, Any]:
     return {"functionResponse": response}
 
 
-def contents(messages: list[Message]) -> list[dict[str, Any]]:
+def contents(messages: list[Message], model: str = "") -> list[dict[str, Any]]:
     """User/model turns; Gemini wants turns to alternate, so neighbours of one role are
     merged into one turn (consecutive tool results thus share one user turn)."""
+    signed_calls = _NEEDS_SIGNATURE.match(model) is not None
     out: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id -> function name, latest call wins
     for message in messages:
@@ -109,7 +120,7 @@ def contents(messages: list[Message]) -> list[dict[str, Any]]:
             role, parts = "user", [_response_part(message, names)]
         elif message.role == "assistant":
             names.update((call.id, call.name) for call in message.tool_calls)
-            role, parts = "model", _model_parts(message)
+            role, parts = "model", _model_parts(message, signed_calls=signed_calls)
         else:
             role, parts = "user", _parts(message)
         if not parts:
@@ -179,7 +190,7 @@ def _generation_config(call: ProviderCall) -> dict[str, Any]:
 
 
 def generate_body(call: ProviderCall) -> dict[str, Any]:
-    body: dict[str, Any] = {"contents": contents(call.messages)}
+    body: dict[str, Any] = {"contents": contents(call.messages, call.model)}
     system = [{"text": m.text} for m in call.messages if m.role == "system" and m.text]
     if system:
         body["systemInstruction"] = {"parts": system}
