@@ -122,3 +122,10 @@ def test_a_stop_sequence_still_ends_free_text() -> None:
     answer = AutoCalls(AnswerFilter(["END"]), NAMES)
     assert run(answer, ["done END more"]) == ["done "]
     assert (answer.stopped, answer.stop_sequence) == (True, "END")
+
+
+def test_only_the_first_call_is_kept_when_calls_are_not_parallel() -> None:
+    answer = AutoCalls(AnswerFilter([]), NAMES, single=True)
+    tokens = ['{"name": "get_time", "parameters": {}}; {"name": "get_weather", "parameters": {}}']
+    run(answer, tokens)
+    assert [c.name for c in answer.result()[1]] == ["get_time"]

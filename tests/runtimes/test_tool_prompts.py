@@ -15,6 +15,7 @@ from pluggably.runtimes.prompts import (
     template_turns,
     tool_instruction,
     transcript,
+    with_system,
 )
 
 Jinja2ChatFormatter = pytest.importorskip("llama_cpp.llama_chat_format").Jinja2ChatFormatter
@@ -155,3 +156,18 @@ def test_a_template_that_refers_to_tools_takes_them() -> None:
 
 def test_a_template_that_never_mentions_tools_does_not_take_them() -> None:
     assert not takes_tools(GEMMA)
+
+
+def test_an_instruction_joins_the_callers_system_turn() -> None:
+    messages = [Message("system", "Be brief."), Message("user", "Hi")]
+    assert with_system(messages, "Call a tool.") == [
+        Message("system", "Be brief.\n\nCall a tool."),
+        Message("user", "Hi"),
+    ]
+
+
+def test_an_instruction_is_the_system_turn_when_there_is_none() -> None:
+    assert with_system([Message("user", "Hi")], "Call a tool.") == [
+        Message("system", "Call a tool."),
+        Message("user", "Hi"),
+    ]

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
-from pluggably.messages import Features, Message, Tool, ToolCall
+from pluggably.messages import Features, Tool, ToolCall
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, Piece, run_out
 from pluggably.runtimes.prompts import (
     TURN_MARKERS,
@@ -27,6 +27,7 @@ from pluggably.runtimes.prompts import (
     template_prompt,
     tool_instruction,
     transcript,
+    with_system,
 )
 from pluggably.runtimes.tool_grammar import Constraint, constraint_for
 from pluggably.runtimes.tool_output import Answer, AutoCalls, ForcedCall, TextAnswer
@@ -106,7 +107,7 @@ class LlamaCppRuntime:
         messages = call.messages
         if tools and not self._takes_tools:
             name = constraint.tool.name if constraint and constraint.tool else None
-            messages = [Message("system", tool_instruction(tools, name)), *messages]
+            messages = with_system(messages, tool_instruction(tools, name))
         if self._template is None:
             return transcript(messages), []
         offered = [_openai_tool(t) for t in tools] if self._takes_tools and tools else None
@@ -140,7 +141,8 @@ class LlamaCppRuntime:
         stops = as_list(call.parameters.get("stop"))
         answer = AnswerFilter(stops, TURN_MARKERS if self._template is None else None)
         if auto:
-            return AutoCalls(answer, {t.name for t in features.tools})
+            single = features.parallel_tool_calls is False
+            return AutoCalls(answer, {t.name for t in features.tools}, single=single)
         return TextAnswer(answer)
 
     def _check_auto(self, features: Features) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "template_turns",
     "tool_instruction",
     "transcript",
+    "with_system",
 ]
 
 _ROLES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -63,6 +64,15 @@ def tool_instruction(tools: tuple[Tool, ...], name: str | None) -> str:
                 f"- {tool.name}{about}. Arguments (JSON Schema): {json.dumps(tool.parameters)}"
             )
     return "\n".join(lines)
+
+
+def with_system(messages: list[Message], text: str) -> list[Message]:
+    """``text`` as the conversation's system turn, after the caller's own system text
+    when there is one (templates that take a single system turn, first, still do)."""
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        return [Message("system", f"{first.text}\n\n{text}" if first.text else text), *messages[1:]]
+    return [Message("system", text), *messages]
 
 
 def takes_tools(template: str) -> bool:

@@ -139,9 +139,13 @@ class ForcedCall:
 
 class AutoCalls:
     """Free text that may hold calls to the tools ``names``: shown while it reads as
-    text, held back once it may be a call, parsed when the answer ends."""
+    text, held back once it may be a call, parsed when the answer ends. ``single``:
+    the caller takes one call at a time (``parallel_tool_calls: false``), the first."""
 
-    def __init__(self, answer: AnswerFilter, names: Collection[str]) -> None:
+    def __init__(
+        self, answer: AnswerFilter, names: Collection[str], *, single: bool = False
+    ) -> None:
+        self._single = single
         self._text = TextAnswer(answer)
         self._watch = CallWatch()
         self._names = names
@@ -163,7 +167,8 @@ class AutoCalls:
         pieces = self._show(_joined(self._text.end()))
         parsed = parse_tool_calls(self._watch.rest(), self._names)
         pieces += self._show(parsed.text, watched=False)
-        for index, call in enumerate(parsed.calls):
+        calls = parsed.calls[:1] if self._single else parsed.calls
+        for index, call in enumerate(calls):
             self._calls.append(ToolCall(new_call_id(), call.name, call.arguments))
             pieces.append(ToolCallDelta(index, id=self._calls[-1].id, name=call.name))
             pieces.append(ToolCallDelta(index, arguments=call.arguments))
