@@ -384,7 +384,7 @@ async def test_gemini_given_call_ids_are_kept_and_sent_back() -> None:
     answer = {
         "candidates": [{"content": {"parts": calls, "role": "model"}, "finishReason": "STOP"}]
     }
-    call = ProviderCall("gemini-3-flash", [Message("user", "t")])
+    call = ProviderCall("gemini-2.5-flash", [Message("user", "t")])
     async with mock_provider(lambda: web.json_response(answer)) as provider:
         completion = await provider.complete(call, {"api_key": "k"})
     assert completion.tool_calls == [
@@ -397,7 +397,7 @@ async def test_gemini_given_call_ids_are_kept_and_sent_back() -> None:
         Message("assistant", "", tool_calls=tuple(completion.tool_calls)),
         Message("tool", "noon", tool_call_id="fc-a"),
     ]
-    sent = generate_body(ProviderCall("gemini-3-flash", turns))
+    sent = generate_body(ProviderCall("gemini-2.5-flash", turns))
     assert sent["contents"][1:] == [
         {
             "role": "model",
