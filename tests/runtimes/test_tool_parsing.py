@@ -137,3 +137,27 @@ def test_text_is_shown_up_to_a_tag_in_the_middle_and_the_rest_held() -> None:
 def test_a_brace_in_the_middle_of_text_is_shown() -> None:
     watch = CallWatch()
     assert watched(watch, ["Use ", "{x}", " here"]) == "Use {x} here"
+
+
+def test_llama_3_2_python_calls_are_read_with_literal_arguments() -> None:
+    text = '[get_weather(city="Paris", days=2, hourly=True), get_time(tz="CET")]'
+    assert parse_tool_calls(text, NAMES) == Parsed(
+        "",
+        (
+            ParsedCall("get_weather", '{"city": "Paris", "days": 2, "hourly": true}'),
+            ParsedCall("get_time", '{"tz": "CET"}'),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[get_weather(city=somewhere)]",  # not a literal
+        '[send_email(to="x")]',  # not an offered tool
+        '[get_weather("Paris")]',  # positional
+        "[1, 2, 3]",
+    ],
+)
+def test_python_lists_that_are_not_calls_stay_text(text: str) -> None:
+    assert parse_tool_calls(text, NAMES) == Parsed(text)

@@ -1,15 +1,17 @@
 """Tool calls in a model's free text, in the formats chat templates teach their models:
 Hermes and Qwen 2.5/3 (``<tool_call>{"name", "arguments"}</tool_call>``, several in a
 row, after optional text), Llama 3.x (the whole answer one JSON object with ``name``
-and ``parameters``, or the same after ``<|python_tag|>``) and Mistral
-(``[TOOL_CALLS][{...}]``). This serves ``tool_choice: auto``, where the model decides
-whether to call; a forced call is grammar-constrained and needs no parsing.
+and ``parameters``, or the same after ``<|python_tag|>``; Llama 3.2 also writes Python
+calls, ``[get_weather(city="Paris")]``) and Mistral (``[TOOL_CALLS][{...}]``). This
+serves ``tool_choice: auto``, where the model decides whether to call; a forced call is
+grammar-constrained and needs no parsing.
 
 A call counts only when it names one of the offered tools and its arguments are a JSON
 object: anything else stays text, as the model wrote it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Collection
@@ -51,7 +53,7 @@ def parse_tool_calls(text: str, names: Collection[str]) -> Parsed:
             calls = _json_calls(stripped.removeprefix(tag), names)
             return Parsed("", calls) if calls else Parsed(text)
     if stripped.startswith(("{", "[")):
-        calls = _json_calls(stripped, names)
+        calls = _json_calls(stripped, names) or _pythonic_calls(stripped, names)
         return Parsed("", calls) if calls else Parsed(text)
     return Parsed(text)
 
@@ -84,6 +86,30 @@ def _json_calls(text: str, names: Collection[str]) -> tuple[ParsedCall, ...]:
     if not calls or any(c is None for c in calls):
         return ()
     return tuple(c for c in calls if c is not None)
+
+
+def _pythonic_calls(text: str, names: Collection[str]) -> tuple[ParsedCall, ...]:
+    """Llama 3.2's list of Python calls with literal keyword arguments,
+    ``[get_weather(city="Paris"), get_time(tz="CET")]``; () for anything else."""
+    try:
+        tree = ast.parse(text, mode="eval").body
+        if not isinstance(tree, ast.List):
+            return ()
+        calls = [_pythonic(node, names) for node in tree.elts]
+    except (SyntaxError, ValueError, RecursionError):  # not Python, or not literals
+        return ()
+    if not calls or any(c is None for c in calls):
+        return ()
+    return tuple(c for c in calls if c is not None)
+
+
+def _pythonic(node: ast.expr, names: Collection[str]) -> ParsedCall | None:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)) or node.args:
+        return None
+    if node.func.id not in names or any(k.arg is None for k in node.keywords):
+        return None
+    arguments = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    return ParsedCall(node.func.id, json.dumps(arguments, ensure_ascii=False))
 
 
 def _call(value: Any, names: Collection[str]) -> ParsedCall | None:
