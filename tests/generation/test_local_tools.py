@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 ADMIN = {"X-API-Key": ADMIN_KEY}
 GEMMA = "local/gemma"
 ASK = {"prompt": "What is the weather like in Paris today?"}
-# Small schemas and a modest budget keep twenty sampled runs quick; the grammar caps
-# each string's length, so no answer can run into max_tokens.
+# Small schemas keep twenty sampled runs quick: the grammar caps each string's length,
+# so every answer ends well within max_tokens (even one spelled in \u escapes).
 WEATHER_ARGS = {
     "type": "object",
     "properties": {
@@ -70,7 +70,7 @@ FORECAST = {
     "additionalProperties": False,
 }
 SEEDS = range(1, 21)
-SAMPLED = {"temperature": 1.0, "max_tokens": 64}
+SAMPLED = {"temperature": 1.0, "max_tokens": 160}
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 
@@ -152,6 +152,24 @@ async def test_a_json_object_answer_cut_by_max_tokens_says_length(
     assert answer["finish_reason"] == "length"
     assert answer["usage"]["completion_tokens"] == 3
     assert answer["output"]["text"].startswith("{")
+
+
+async def test_a_forced_call_cut_by_max_tokens_says_length(client: httpx.AsyncClient) -> None:
+    r = await generate(
+        client,
+        ADMIN,
+        model=GEMMA,
+        input=ASK,
+        tools=TOOLS,
+        tool_choice=NAMED,
+        parameters={"max_tokens": 3, "temperature": 0},
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["finish_reason"] == "length"
+    (call,) = answer["output"]["tool_calls"]  # what was written of it, as OpenAI does
+    assert call["function"]["name"] == "get_weather"
+    assert call["function"]["arguments"].startswith("{")
 
 
 async def test_a_streamed_forced_call_sends_tool_call_deltas_and_no_text(
