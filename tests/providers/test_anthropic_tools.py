@@ -376,7 +376,9 @@ async def test_a_json_schema_answer_uses_anthropics_structured_output(
         )
     assert response.status_code == 200, response.text
     assert json.loads(response.json()["output"]["text"]) == {"city": "city-1", "days": 1}
-    assert sent(sim)["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    # Closed, as Anthropic's structured outputs take a schema (and its SDK sends one).
+    closed = {**SCHEMA, "additionalProperties": False}
+    assert sent(sim)["output_config"] == {"format": {"type": "json_schema", "schema": closed}}
     assert "system" not in sent(sim)
 
 
@@ -418,3 +420,27 @@ async def test_count_tokens_is_anthropics_count_of_the_same_body(sim: AnthropicS
     }
     assert answer.usage is not None
     assert counted == answer.usage.prompt_tokens == 2 + 3 * 3 + 3 + 4 + 1
+
+
+async def test_a_schema_with_keywords_anthropic_does_not_take_is_sent_as_its_sdk_sends_it(
+    app: FastAPI, sim: AnthropicSim
+) -> None:
+    """Anthropic refuses 'minimum' and friends; its SDK moves them into the description."""
+    from anthropic.lib._parse._transform import transform_schema
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "city": {"type": "string", "maxLength": 40, "format": "hostname"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+        },
+        "required": ["days", "city", "tags"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}}
+    async with running(app), client_for(app) as client:
+        response = await generate(
+            client, ADMIN, model=MODEL, input={"messages": [ASK]}, response_format=fmt
+        )
+    assert response.status_code == 200, response.text
+    assert sent(sim)["output_config"]["format"]["schema"] == transform_schema(schema)

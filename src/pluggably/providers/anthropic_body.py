@@ -12,6 +12,7 @@ import orjson
 
 from pluggably.errors import InvalidParameter
 from pluggably.messages import Features, Message, ReasoningSpec, ToolCall, signature_for
+from pluggably.providers.anthropic_schema import strict_schema
 from pluggably.providers.base import ProviderCall
 from pluggably.stops import as_list
 
@@ -144,6 +145,8 @@ def _tools(body: dict[str, Any], features: Features) -> None:
             spec["description"] = tool.description
         if tool.strict is not None:
             spec["strict"] = tool.strict
+        if tool.strict:  # a strict tool's schema is held like a structured output's
+            spec["input_schema"] = strict_schema(spec["input_schema"])
         tools.append(spec)
     body["tools"] = tools
     choice = features.tool_choice
@@ -194,7 +197,8 @@ def messages_body(call: ProviderCall, *, stream: bool) -> dict[str, Any]:
         body["stop_sequences"] = stops
     _tools(body, features)
     if (schema := features.json_schema) is not None:
-        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        format_ = {"type": "json_schema", "schema": strict_schema(schema)}
+        body["output_config"] = {"format": format_}
     # `seed` is deliberately dropped: the API has no such field and would 400 on it.
     if stream:
         body["stream"] = True
