@@ -133,3 +133,11 @@ def test_discovery_flags_a_gguf_whose_template_takes_tools(
     found = {f.name: f.capabilities for f in scan(tmp_path)}
     assert found["qwenish"]["tool_calling"] is True
     assert "tool_calling" not in found["gemma"]
+
+
+async def test_the_model_listing_shows_which_models_choose_tools(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(f"/v1/models/{MODEL}", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert response.json()["capabilities"]["tool_calling"] is True

@@ -17,6 +17,11 @@ class Capabilities(BaseModel):
     output_formats: list[str] = Field(default_factory=list)
     input_modalities: list[str] = Field(default_factory=list)
     hardware: list[str] = Field(default_factory=list)
+    tool_calling: bool | None = Field(
+        default=None,
+        description="A GGUF whose chat template takes tools: it can choose to call one "
+        "(tool_choice 'auto'). Every GGUF model can be forced to call one.",
+    )
 
 
 class Source(BaseModel):

@@ -87,6 +87,16 @@ class LlamaCppRuntime:
         llm = self._llm
         return None if llm is None else len(llm.tokenize(text.encode(), add_bos=False))
 
+    def prompt_tokens(self, call: LocalCall) -> int | None:
+        """The whole prompt a generation of ``call`` would feed the model (template,
+        tools and all), counted as generation counts it; None when not loaded. It only
+        reads the vocabulary, so it needs no turn at the generation lock."""
+        llm = self._llm
+        if llm is None:
+            return None
+        prompt, _ = self._prompt(call, constraint_for(call.features))
+        return len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
+
     def unload(self) -> None:
         llm, self._llm, self._template = self._llm, None, None
         self._takes_tools = False
