@@ -105,9 +105,7 @@ def build_container(
     credentials = CredentialService(
         Vault(keyring), settings.providers, settings.server_keys_allowed
     )
-    hub = HubClient(
-        settings.hf_endpoint, settings.hf_token.get_secret_value() if settings.hf_token else None
-    )
+    hub = _hub(settings)
     quota = Quota(settings.models_dir, settings.storage_limit_bytes)
     downloads = _downloads(settings, db, registry, quota, hub, metrics)
     # One client for every provider call (connections reused across requests).
@@ -150,6 +148,11 @@ def build_container(
     container.counting = TokenCounting(db, router, callers, providers, registry, scheduler)
     container.catalog = ModelCatalog(accounts, providers, credentials, discovery, registry)
     return container
+
+
+def _hub(settings: Settings) -> HubClient:
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    return HubClient(settings.hf_endpoint, token)
 
 
 def _retention(

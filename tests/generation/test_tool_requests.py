@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from pluggably.app import create_app
-from pluggably.generation.schemas import ChatMessage, FunctionCall, Output, ToolCallSpec
+from pluggably.generation.schemas import ChatMessage, Output
+from pluggably.tool_call_schema import FunctionCall, ToolCallSpec
 from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,

@@ -13,11 +13,10 @@ from pluggably import deltas
 from pluggably.client.errors import PluggablyError, ProtocolError, error_class
 from pluggably.generation.schemas import (
     Accepted,
-    FunctionCall,
     GenerateResponse,
     Modality,
-    ToolCallSpec,
 )
+from pluggably.tool_call_schema import FunctionCall, ToolCallSpec
 
 RequestState = Literal["queued", "running", "completed", "failed", "cancelled"]
 

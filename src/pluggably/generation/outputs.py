@@ -8,8 +8,9 @@ import base64
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.db import Database
-from pluggably.generation.schemas import Artifact, FunctionCall, Output, ToolCallSpec
+from pluggably.generation.schemas import Artifact, Output
 from pluggably.providers.base import Completion
+from pluggably.tool_call_schema import FunctionCall, ToolCallSpec
 
 MESH_TYPES = {
     "glb": "model/gltf-binary",

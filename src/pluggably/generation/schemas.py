@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from pluggably.request_body import AnyJson, Parameters, RequestBody
+from pluggably.tool_call_schema import ToolCallSpec
 
 Modality = Literal["text", "image", "3d"]
 SelectionMode = Literal["auto", "free_only", "commercial_only", "model"]
@@ -17,22 +18,6 @@ MAX_IMAGES = 16
 
 TOOL_NAME = r"^[a-zA-Z0-9_.-]{1,64}$"
 MAX_TOOLS = 128
-
-
-class FunctionCall(BaseModel):
-    # Any name a model wrote (it may break the pattern tools are declared with): an
-    # answer is never lost to it, and a client can send the turn back as it came.
-    name: str = Field(min_length=1, max_length=200)
-    arguments: str = Field(max_length=1_000_000, description="the arguments' JSON text")
-
-
-class ToolCallSpec(BaseModel):
-    """A tool call, in OpenAI's shape: in responses, and on assistant messages of a
-    request's history."""
-
-    id: str = Field(min_length=1, max_length=200)
-    type: Literal["function"] = "function"
-    function: FunctionCall
 
 
 class ChatMessage(RequestBody):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pluggably.artifacts.schemas import ArtifactInfo
-from pluggably.generation.schemas import ToolCallSpec
+from pluggably.tool_call_schema import ToolCallSpec
 
 SessionStatus = Literal["active", "closed"]
 Role = Literal["user", "assistant", "system", "tool"]
