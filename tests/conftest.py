@@ -238,9 +238,11 @@ async def sse_frames(client: httpx.AsyncClient, headers: dict[str, str], **body:
     return frames
 
 
-def deltas(frames: list[Any]) -> list[str]:
+def deltas(frames: list[Any], key: str = "content") -> list[Any]:
+    """The ``key`` parts of a native stream's delta frames, in order (``content``: the
+    text; ``tool_calls``, ``reasoning``: the other deltas)."""
     return [
-        f["choices"][0]["delta"]["content"]
+        f["choices"][0]["delta"][key]
         for f in frames
-        if isinstance(f, dict) and "choices" in f
+        if isinstance(f, dict) and "choices" in f and key in f["choices"][0]["delta"]
     ]

@@ -20,6 +20,7 @@ from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,
     client_for,
+    deltas,
     generate,
     make_settings,
     running,
@@ -72,15 +73,6 @@ def sent(sim: AnthropicSim) -> dict[str, Any]:
     """The body of the simulator's last Messages request."""
     body: dict[str, Any] = [r for r in sim.requests if r.path == "/v1/messages"][-1].body
     return body
-
-
-def deltas(frames: list[Any], key: str) -> list[Any]:
-    """The ``key`` parts of a native stream's delta frames, in order."""
-    return [
-        f["choices"][0]["delta"][key]
-        for f in frames
-        if isinstance(f, dict) and "choices" in f and key in f["choices"][0]["delta"]
-    ]
 
 
 def call(sim_id: str, name: str = "get_weather", arguments: str = ARGUMENTS) -> dict[str, Any]:

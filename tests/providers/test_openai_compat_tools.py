@@ -22,6 +22,7 @@ from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,
     client_for,
+    deltas,
     generate,
     make_settings,
     running,
@@ -36,29 +37,11 @@ from tests.fixtures.openai_sim import (
     reasoning_of,
     tool_reply,
 )
+from tests.simulators.test_openai_sim_tools import TIME, WEATHER
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 MODEL = "openai:gpt-4o-mini"
 REASONER = "deepseek:deepseek-reasoner"
-WEATHER: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-            "required": ["city"],
-        },
-    },
-}
-TIME: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
-    },
-}
 ASK = {"role": "user", "content": "What is the weather in Paris?"}
 ARGUMENTS = json.dumps({"city": "city-1", "days": 1})
 
@@ -85,15 +68,6 @@ def sent(sim: OpenAISim) -> dict[str, Any]:
     """The body of the simulator's last chat request."""
     body: dict[str, Any] = sim.requests_to("/v1/chat/completions")[-1].body
     return body
-
-
-def deltas(frames: list[Any], key: str) -> list[Any]:
-    """The ``key`` parts of a native stream's delta frames, in order."""
-    return [
-        f["choices"][0]["delta"][key]
-        for f in frames
-        if isinstance(f, dict) and "choices" in f and key in f["choices"][0]["delta"]
-    ]
 
 
 async def test_a_tool_call_comes_back_in_output_tool_calls(app: FastAPI, sim: OpenAISim) -> None:
