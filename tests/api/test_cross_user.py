@@ -116,6 +116,7 @@ SELF = [
     Call("GET", "/openai/v1/models"),
     Call("GET", "/openai/v1/models/{model_id}"),
     Call("POST", "/anthropic/v1/messages", {**CHAT, "max_tokens": 16}),
+    Call("POST", "/anthropic/v1/messages/count_tokens", CHAT),
 ]
 
 PUBLIC = [
