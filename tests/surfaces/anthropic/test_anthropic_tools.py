@@ -478,6 +478,33 @@ PIXEL = {"type": "base64", "media_type": "image/png", "data": PNG}
             "Images in tool_result blocks are not supported here",
             id="image-in-a-tool-result",
         ),
+        pytest.param(
+            [
+                *ASK,
+                {"role": "assistant", "content": [USE]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_01",
+                            "content": [
+                                {"type": "document", "source": {"type": "text", "data": "x"}}
+                            ],
+                        }
+                    ],
+                },
+            ],
+            r"messages.2: Value error, document blocks are not supported here; "
+            r"send image, text blocks \(",
+            id="document-in-a-tool-result",
+        ),
+        pytest.param(
+            [{"role": "user", "content": [{"type": "search_result", "source": "s"}]}],
+            "search_result blocks are not supported here; send image, redacted_thinking, "
+            "text, thinking, tool_result, tool_use blocks",
+            id="an-unknown-block",
+        ),
     ],
 )
 async def test_a_misplaced_block_is_an_invalid_request(

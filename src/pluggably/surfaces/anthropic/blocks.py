@@ -95,6 +95,12 @@ InputBlock = (
     | AnthropicRedactedThinkingBlock
 )
 
+# The kinds of block read here: in a message, and inside a tool_result.
+MESSAGE_BLOCKS = frozenset(
+    {"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+)
+RESULT_BLOCKS = frozenset({"text", "image"})
+
 # Which blocks each role may send (Anthropic's own rule: results come from the user,
 # calls and thinking from the assistant).
 ROLE_OF_BLOCK = {

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from pluggably.surfaces.anthropic.blocks import (
+    MESSAGE_BLOCKS,
+    RESULT_BLOCKS,
     ROLE_OF_BLOCK,
     AnthropicContentBlock,
     AnthropicTextBlock,
@@ -25,6 +27,21 @@ class AnthropicInputMessage(Lenient):
     role: Literal["user", "assistant"]
     content: str | list[AnthropicContentBlock]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_blocks(cls, data: Any) -> Any:
+        """A block of a kind this gateway does not read (document, search_result,
+        server tool blocks, …) is named in one clear error, not in a union's."""
+        content = data.get("content") if isinstance(data, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            _known(block.get("type"), MESSAGE_BLOCKS)
+            if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                for part in block["content"]:
+                    _known(part.get("type") if isinstance(part, dict) else None, RESULT_BLOCKS)
+        return data
+
     @model_validator(mode="after")
     def _blocks_of_the_role(self) -> AnthropicInputMessage:
         for block in self.blocks:
@@ -38,6 +55,13 @@ class AnthropicInputMessage(Lenient):
         if isinstance(self.content, str):
             return [AnthropicTextBlock(type="text", text=self.content)]
         return list(self.content)
+
+
+def _known(kind: Any, allowed: frozenset[str]) -> None:
+    if isinstance(kind, str) and kind not in allowed:
+        raise ValueError(
+            f"{kind} blocks are not supported here; send {', '.join(sorted(allowed))} blocks"
+        )
 
 
 class AnthropicTool(Lenient):
