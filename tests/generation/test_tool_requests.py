@@ -5,6 +5,7 @@ candidate can."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from tests.conftest import (
     make_settings,
     running,
 )
-from tests.fixtures.openai_sim import OpenAISim
+from tests.fixtures.openai_sim import OpenAISim, make_png
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -214,3 +215,32 @@ def test_a_tool_name_a_model_wrote_outside_the_declared_pattern_is_kept() -> Non
     assert Output(tool_calls=[call]).tool_calls[0].function.name == "get weather"
     turn = ChatMessage(role="assistant", content=None, tool_calls=[call])
     assert turn.tool_calls == [call]
+
+
+async def test_a_text_only_model_is_skipped_for_a_request_with_images(
+    client: httpx.AsyncClient, openai_sim: OpenAISim
+) -> None:
+    png = base64.b64encode(make_png(8, 8, "x")).decode()
+    response = await generate(
+        client, ADMIN, model=LLM, input={"prompt": "What is this?", "images": [png]}
+    )
+    assert response.status_code == 200, response.text
+    skipped = response.json()["selection"]["attempts"][0]
+    assert skipped["reason"] == f"'{LLM}' reads text only; send the request without images"
+    sent = openai_sim.requests_to("/v1/chat/completions")[-1].body
+    assert sent["messages"][-1]["content"][1]["type"] == "image_url"
+
+
+async def test_images_for_a_text_only_model_alone_are_a_400_naming_it(
+    client: httpx.AsyncClient,
+) -> None:
+    png = base64.b64encode(make_png(8, 8, "x")).decode()
+    response = await generate(
+        client,
+        ADMIN,
+        model=LLM,
+        selection_mode="model",
+        input={"prompt": "What is this?", "images": [png]},
+    )
+    body = assert_envelope(response, 400, "feature_not_supported")
+    assert f"'{LLM}' reads text only" in body["message"]

@@ -1,4 +1,5 @@
-"""Whether a candidate can do what a request asks beyond text (tools, JSON output):
+"""Whether a candidate can do what a request asks beyond text (tools, JSON output,
+reading images):
 one that cannot is skipped before anything is sent to it, with its reason in
 ``selection.attempts``; when none can, the request is a 400 naming each reason."""
 
@@ -15,14 +16,18 @@ from pluggably.registry.service import RegistryService
 from pluggably.routing.resolve import LOCAL, Target
 
 
-def local_unable(model: Model, features: Features) -> str | None:
-    """Why the local ``model`` cannot do what ``features`` ask; None when it can.
+def local_unable(model: Model, features: Features, *, images: bool = False) -> str | None:
+    """Why the local ``model`` cannot do what ``features`` ask (or read the request's
+    ``images``); None when it can.
 
     GGUF models constrain their output with a grammar compiled from the JSON Schema
     (JSON output, a forced tool call); ``tool_choice: auto`` needs a chat template that
-    takes tools. transformers models have no constrained decoding here."""
+    takes tools. transformers models have no constrained decoding here. The local text
+    runtimes read text only."""
     if model.modality != "text":
         return None
+    if images and "image" not in (model.capabilities or {}).get("input_modalities", []):
+        return f"'{model.id}' reads text only; send the request without images"
     if model.format == "gguf":
         auto_tools = features.uses_tools and not features.tool_choice.forced
         if auto_tools and not (model.capabilities or {}).get("tool_calling"):
@@ -52,10 +57,10 @@ async def capable(
 ) -> list[Target]:
     """The targets that can do what the plan's features ask; the others are recorded
     as skipped. None left: ``FeatureNotSupported`` with every reason."""
-    features = plan.features
+    features, images = plan.features, plan.has_images
     kept: list[Target] = []
     for target in targets:
-        reason = await _unable(session, target, features, providers, registry)
+        reason = await _unable(session, target, features, images, providers, registry)
         if reason is None:
             kept.append(target)
         else:
@@ -70,6 +75,7 @@ async def _unable(
     session: AsyncSession,
     target: Target,
     features: Features,
+    images: bool,
     providers: ProviderDirectory,
     registry: RegistryService,
 ) -> str | None:
@@ -78,6 +84,6 @@ async def _unable(
             model = await registry.get(session, target.model)
         except GatewayError:  # an unknown model: the usual checks say so later
             return None
-        return local_unable(model, features)
+        return local_unable(model, features, images=images)
     provider = providers.get(target.provider)
     return None if provider is None else provider.unable(target.model, features)

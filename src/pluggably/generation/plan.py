@@ -67,6 +67,11 @@ class Plan:
         return self.requested
 
     @property
+    def has_images(self) -> bool:
+        """The conversation holds images (a model must read them to answer)."""
+        return any(m.images for m in self.messages)
+
+    @property
     def stops(self) -> list[str]:
         """The caller's stop sequences."""
         return as_list(self.parameters.get("stop")) if self.modality == "text" else []

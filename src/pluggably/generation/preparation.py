@@ -87,7 +87,7 @@ class Preparation:
             plan = Plan("", principal, user.username, "text", messages, {}, targets)
             plan.credentials, plan.requested, plan.primary = credentials, body.model, targets[0]
             plan.features = inputs.features(body)
-            if plan.features is not NO_FEATURES:
+            if plan.features is not NO_FEATURES or plan.has_images:
                 plan.targets = await capable(
                     session, plan, targets, providers=self.providers, registry=self.registry
                 )
@@ -121,7 +121,7 @@ class Preparation:
                 if default is not None and default != first:
                     _, default_row = await self._local_model(session, body, default, plan)
                     # A default that cannot do what the request asks does not stand in.
-                    if local_unable(default_row, plan.features) is None:
+                    if local_unable(default_row, plan.features, images=plan.has_images) is None:
                         self._load_in_background(plan.local_specs[first.model])
                         plan.loading_fallback, targets = first.label, [default, *targets[1:]]
         else:
