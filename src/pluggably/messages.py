@@ -5,6 +5,7 @@ format, reasoning)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,21 @@ class ToolCall:
     name: str
     arguments: str
 
+    def as_openai(self) -> dict[str, Any]:
+        """OpenAI's shape, which the native API, sessions and chat templates share."""
+        function = {"name": self.name, "arguments": self.arguments}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+def arguments_object(arguments: str) -> dict[str, Any] | None:
+    """A call's arguments as the JSON object they should be (empty text: ``{}``); None
+    when they are not one (a model may write anything)."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
 
 @dataclass(frozen=True)
 class Message:
@@ -50,6 +66,15 @@ class Tool:
     description: str | None = None
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     strict: bool | None = None
+
+    def as_openai(self) -> dict[str, Any]:
+        """OpenAI's tool shape, which its vendors and chat templates take."""
+        function: dict[str, Any] = {"name": self.name, "parameters": self.parameters}
+        if self.description:
+            function["description"] = self.description
+        if self.strict is not None:
+            function["strict"] = self.strict
+        return {"type": "function", "function": function}
 
 
 @dataclass(frozen=True)

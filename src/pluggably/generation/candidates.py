@@ -28,7 +28,7 @@ from pluggably.generation.events import (
 from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.local_calls import completion_of, local_events
 from pluggably.generation.outcomes import Outcomes
-from pluggably.generation.plan import Plan, as_gateway_error, scrubbed
+from pluggably.generation.plan import Plan, as_gateway_error, credential_for, scrubbed
 from pluggably.generation.stopping import cut_completion, cut_stream
 from pluggably.lifecycle.admission import Reservation
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
@@ -215,7 +215,7 @@ class Candidates:
         if target.provider == LOCAL:
             return self._local(plan, target), {}
         provider = self._provider(plan, target)
-        credential = self._credential(plan, target)
+        credential = credential_for(self.providers, plan.credentials, target.provider)
         call = ProviderCall(
             target.model, plan.messages, plan.parameters, plan.modality, plan.features
         )
@@ -250,18 +250,6 @@ class Candidates:
                 f"{target.provider} does not generate {plan.modality} here."
             )
         return provider
-
-    def _credential(self, plan: Plan, target: Target) -> Credential:
-        if self.providers.is_endpoint(target.provider):
-            return self.providers.endpoint_credential(target.provider)
-        assert plan.credentials is not None
-        credential = plan.credentials.resolve(target.provider)
-        if credential is None:
-            raise ProviderNotConfigured(
-                f"You have no credential for {target.provider}: store one with "
-                "POST /v1/users/provider-keys."
-            )
-        return credential
 
 
 async def _whole_answer(

@@ -15,10 +15,11 @@ import orjson
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialSnapshot
 from pluggably.db import Database
-from pluggably.errors import InvalidParameter, ProviderNotConfigured
+from pluggably.errors import InvalidParameter
 from pluggably.generation import inputs
 from pluggably.generation.callers import CallerCache
-from pluggably.generation.context import PER_MESSAGE_TOKENS, estimate_tokens
+from pluggably.generation.context import cost, estimate_tokens
+from pluggably.generation.plan import credential_for
 from pluggably.generation.schemas import GenerateRequest
 from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.messages import Features, Message
@@ -26,7 +27,7 @@ from pluggably.providers.base import Credential, ProviderCall
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.service import RegistryService
 from pluggably.routing.resolve import LOCAL, Router, Target
-from pluggably.runtimes.base import LocalCall, ModelSpec
+from pluggably.runtimes.base import CountsPrompts, CountsTokens, LocalCall, ModelSpec
 from pluggably.runtimes.factory import check_available
 
 
@@ -34,21 +35,6 @@ from pluggably.runtimes.factory import check_available
 class TokenCount:
     tokens: int
     estimated: bool  # no tokenizer of the model's at hand: about right, not exact
-
-
-@runtime_checkable
-class CountsPrompts(Protocol):
-    """A local runtime that counts a call's whole prompt (template, tools and all) as
-    its generation would feed it."""
-
-    def prompt_tokens(self, call: LocalCall) -> int | None: ...
-
-
-@runtime_checkable
-class CountsTokens(Protocol):
-    """A local runtime that counts a text with its model's tokenizer (None: not loaded)."""
-
-    def count_tokens(self, text: str) -> int | None: ...
 
 
 @runtime_checkable
@@ -128,30 +114,15 @@ class TokenCounting:
         provider = self.providers.get(target.provider)
         if not isinstance(provider, CountsUpstream):
             return None
-        if self.providers.is_endpoint(target.provider):
-            credential = self.providers.endpoint_credential(target.provider)
-        else:
-            found = credentials.resolve(target.provider)
-            if found is None:
-                raise ProviderNotConfigured(
-                    f"You have no credential for {target.provider}: store one with "
-                    "POST /v1/users/provider-keys."
-                )
-            credential = found
+        credential = credential_for(self.providers, credentials, target.provider)
         return await provider.count_tokens(call, credential)
 
 
 def tally(messages: list[Message], features: Features, count: Callable[[str], int]) -> int:
-    """The tokens of each turn's text, tool calls and reasoning, and of the tools'
-    definitions, by ``count``, with each turn's markers estimated."""
-    total = 0
-    for m in messages:
-        parts = [m.text, m.reasoning or "", *(c.name + c.arguments for c in m.tool_calls)]
-        total += count("".join(parts)) + PER_MESSAGE_TOKENS
+    """The tokens of each turn (its text, tool calls and reasoning, as the context
+    window counts them) and of the tools' definitions, by ``count``."""
+    total = sum(cost(m, count) for m in messages)
     if features.tools:
-        tools = [
-            {"name": t.name, "description": t.description, "parameters": t.parameters}
-            for t in features.tools
-        ]
+        tools = [t.as_openai() for t in features.tools]
         total += count(orjson.dumps(tools).decode())
     return total

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialSnapshot
-from pluggably.errors import GatewayError, UpstreamError
+from pluggably.errors import GatewayError, ProviderNotConfigured, UpstreamError
 from pluggably.generation.context import cost, estimate_tokens
 from pluggably.generation.schemas import Attempt, Selection, UsageInfo
 from pluggably.messages import NO_FEATURES, Features, Message
@@ -129,6 +129,21 @@ def first_commercial(plan: Plan, providers: ProviderDirectory) -> str | None:
         ),
         None,
     )
+
+
+def credential_for(
+    providers: ProviderDirectory, credentials: CredentialSnapshot | None, provider: str
+) -> Credential:
+    """The credential a call to ``provider`` goes with: an operator endpoint's own, else
+    the caller's (their stored key, or a server key they may use)."""
+    if providers.is_endpoint(provider):
+        return providers.endpoint_credential(provider)
+    credential = credentials.resolve(provider) if credentials is not None else None
+    if credential is None:
+        raise ProviderNotConfigured(
+            f"You have no credential for {provider}: store one with POST /v1/users/provider-keys."
+        )
+    return credential
 
 
 def usage_info(usage: Usage | None) -> UsageInfo | None:

@@ -8,10 +8,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import orjson
-
 from pluggably.errors import InvalidParameter
-from pluggably.messages import Features, Message, ReasoningSpec, ToolCall, signature_for
+from pluggably.messages import (
+    Features,
+    Message,
+    ReasoningSpec,
+    ToolCall,
+    arguments_object,
+    signature_for,
+)
 from pluggably.providers.anthropic_schema import strict_schema
 from pluggably.providers.base import ProviderCall
 from pluggably.stops import as_list
@@ -50,11 +55,8 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
 
 def _tool_input(call: ToolCall) -> dict[str, Any]:
     """A tool call's arguments as the object ``tool_use.input`` must be."""
-    try:
-        value = orjson.loads(call.arguments) if call.arguments.strip() else {}
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
+    value = arguments_object(call.arguments)
+    if value is None:
         raise InvalidParameter(
             f"The arguments of tool call '{call.id}' ({call.name}) are not a JSON object; "
             "Anthropic needs each earlier tool call's arguments as one."

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from pluggably.errors import InvalidParameter
-from pluggably.messages import Features, Message, ReasoningSpec, signature_for
+from pluggably.messages import Features, Message, ReasoningSpec, arguments_object, signature_for
 from pluggably.providers.base import ProviderCall
 from pluggably.stops import as_list
 
@@ -46,11 +46,8 @@ def _parts(message: Message) -> list[dict[str, Any]]:
 
 def _arguments(message: Message, index: int) -> dict[str, Any]:
     call = message.tool_calls[index]
-    try:
-        args = json.loads(call.arguments or "{}")
-    except ValueError:
-        args = None
-    if not isinstance(args, dict):
+    args = arguments_object(call.arguments)
+    if args is None:
         raise InvalidParameter(
             f"The arguments of tool call '{call.id}' ({call.name}) are not a JSON object; "
             "Gemini takes a function call's arguments only as an object."

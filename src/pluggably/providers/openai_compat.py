@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pluggably.errors import ProviderNotConfigured
-from pluggably.messages import NO_FEATURES, Features, Message, Tool, ToolCall
+from pluggably.messages import NO_FEATURES, Features, Message, ToolCall
 from pluggably.netguard import check_public_url
 from pluggably.providers import errors
 from pluggably.providers.base import (
@@ -64,14 +64,7 @@ def _message(message: Message) -> dict[str, Any]:
         return {
             "role": "assistant",
             "content": message.text or None,
-            "tool_calls": [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in message.tool_calls
-            ],
+            "tool_calls": [call.as_openai() for call in message.tool_calls],
         }
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.text}
@@ -82,7 +75,7 @@ def _features(body: dict[str, Any], features: Features, *, azure: bool) -> None:
     """The request's tools, tool choice, output format and reasoning effort, in
     OpenAI's fields."""
     if features.tools:
-        body["tools"] = [_tool(tool) for tool in features.tools]
+        body["tools"] = [tool.as_openai() for tool in features.tools]
         choice = features.tool_choice
         if choice.mode == "function":
             body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
@@ -104,15 +97,6 @@ def _features(body: dict[str, Any], features: Features, *, azure: bool) -> None:
     # Azure's GA api-version refuses reasoning_effort (it came with a later preview).
     if effort and not azure:
         body["reasoning_effort"] = effort
-
-
-def _tool(tool: Tool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
-    if tool.description:
-        function["description"] = tool.description
-    if tool.strict is not None:
-        function["strict"] = tool.strict
-    return {"type": "function", "function": function}
 
 
 def chat_body(

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pluggably.deltas import ReasoningDelta, ToolCallDelta
 from pluggably.messages import NO_FEATURES, Features, Message, ToolCall
@@ -103,10 +103,19 @@ def run_out(pieces: Generator[Piece, None, LocalResult]) -> LocalResult:
             return result
 
 
+@runtime_checkable
 class CountsTokens(Protocol):
     """Text runtimes also count tokens with their own tokenizer (None: not loaded)."""
 
     def count_tokens(self, text: str) -> int | None: ...
+
+
+@runtime_checkable
+class CountsPrompts(Protocol):
+    """A text runtime that counts a call's whole prompt (template, tools and all) as
+    its generation would feed it (None: not loaded)."""
+
+    def prompt_tokens(self, call: LocalCall) -> int | None: ...
 
 
 class RuntimeFactory(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from pluggably.errors import BackendUnavailable, FeatureNotSupported, InvalidParameter
-from pluggably.messages import Features, Tool, ToolCall
+from pluggably.messages import Features, ToolCall
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, Piece, run_out
 from pluggably.runtimes.prompts import (
     TURN_MARKERS,
@@ -120,7 +120,7 @@ class LlamaCppRuntime:
             messages = with_system(messages, tool_instruction(tools, name))
         if self._template is None:
             return transcript(messages), []
-        offered = [_openai_tool(t) for t in tools] if self._takes_tools and tools else None
+        offered = [t.as_openai() for t in tools] if self._takes_tools and tools else None
         extra: list[str] = []
 
         def render(turns: list[dict[str, Any]]) -> str:
@@ -234,14 +234,6 @@ def _finish(reason: str, answer: Answer, calls: list[ToolCall], cancel: threadin
     if answer.stopped or reason not in ("stop", "length"):
         reason = "stop"
     return "tool_calls" if calls and reason == "stop" else reason
-
-
-def _openai_tool(tool: Tool) -> dict[str, Any]:
-    """A tool as chat templates expect it (OpenAI's shape, as in Hugging Face's)."""
-    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
-    if tool.description:
-        function["description"] = tool.description
-    return {"type": "function", "function": function}
 
 
 def _completion(

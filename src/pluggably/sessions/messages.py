@@ -47,10 +47,7 @@ def stored_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]] | None:
     them); None for a turn that called none."""
     if not calls:
         return None
-    return [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in calls
-    ]
+    return [c.as_openai() for c in calls]
 
 
 def _size(content: str, calls: list[dict[str, Any]] | None, *others: str | None) -> int:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from pluggably.generation.schemas import GenerateResponse, Output
+from pluggably.messages import arguments_object
 from pluggably.observability.logging import get_logger
 from pluggably.surfaces.anthropic.blocks import (
     AnthropicTextContent,
@@ -46,11 +45,8 @@ def message_id(request_id: str) -> str:
 def tool_input(arguments: str, name: str) -> dict[str, Any]:
     """A tool call's arguments as tool_use ``input``. Anthropic's clients need an
     object: arguments a model wrote that are not one are logged and become ``{}``."""
-    try:
-        parsed = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict):
+    parsed = arguments_object(arguments)
+    if parsed is not None:
         return parsed
     # The arguments may hold what the user wrote: only their size is logged.
     log.warning("tool_arguments_not_an_object", tool=name, length=len(arguments))
