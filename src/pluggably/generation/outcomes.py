@@ -21,7 +21,6 @@ from pluggably.generation.schemas import (
     Timings,
 )
 from pluggably.generation.turns import SessionTurns
-from pluggably.messages import NO_FEATURES
 from pluggably.observability.metrics import Metrics
 from pluggably.providers.base import Completion
 from pluggably.providers.directory import ProviderDirectory
@@ -195,18 +194,14 @@ class Outcomes:
         )
 
     def _warnings(self, plan: Plan, target: Target) -> list[str]:
-        """The plan's warnings, and what of the request the answering model left out."""
-        warnings = list(plan.warnings)
-        if plan.features is NO_FEATURES:
-            return warnings
-        ignored: str | None = None
+        """What of the request the answering model left out."""
+        if plan.features.reasoning is None:  # the one thing a model may leave out
+            return []
         if target.provider == LOCAL:
-            if plan.features.reasoning is not None:
-                ignored = f"'reasoning' was ignored: {target.label} does not reason."
-        else:
-            provider = self.providers.get(target.provider)
-            ignored = provider.ignores(target.model, plan.features) if provider else None
-        return [*warnings, ignored] if ignored else warnings
+            return [f"'reasoning' was ignored: {target.label} does not reason."]
+        provider = self.providers.get(target.provider)
+        ignored = provider.ignores(target.model, plan.features) if provider else None
+        return [ignored] if ignored else []
 
     def _model_label(self, target: Target) -> str:
         """Model names come from users: past a bound, new ones share one series."""

@@ -54,7 +54,6 @@ class Plan:
     requested: str | None = None  # the model id as the caller wrote it (None: auto)
     primary: Target | None = None  # what ``requested`` resolved to
     features: Features = NO_FEATURES  # tools, tool choice, output format, reasoning
-    warnings: list[str] = field(default_factory=list)  # for the response
 
     def reported_model(self, served: Target) -> str:
         """The ``model`` a response names: the id the caller asked for, as they wrote it
