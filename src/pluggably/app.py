@@ -36,7 +36,13 @@ from pluggably.observability.logging import configure_logging
 from pluggably.observability.metrics import Metrics
 from pluggably.startup import Readiness
 from pluggably.surfaces.anthropic import routes as anthropic_surface
+from pluggably.surfaces.ollama import routes as ollama_surface
+from pluggably.surfaces.openai import embeddings as openai_embeddings
+from pluggably.surfaces.openai import responses_routes as openai_responses
 from pluggably.surfaces.openai import routes as openai_surface
+from pluggably.surfaces.openai.routing import ALIAS_PREFIX as OPENAI_ALIAS
+from pluggably.surfaces.openai.routing import ERROR_FORMATS as OPENAI_ERROR_FORMATS
+from pluggably.surfaces.openai.routing import PREFIX as OPENAI_PREFIX
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,7 +60,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.readiness = readiness
     app.state.metrics = metrics
     # The compatibility surfaces answer errors in their vendor's shape.
-    errors = ErrorFormats((openai_surface.ERROR_FORMAT, anthropic_surface.ERROR_FORMAT))
+    errors = ErrorFormats(
+        (*OPENAI_ERROR_FORMATS, anthropic_surface.ERROR_FORMAT, ollama_surface.ERROR_FORMAT)
+    )
     install_error_handlers(app, errors)
     app.add_middleware(
         RequestMiddleware,
@@ -79,9 +87,17 @@ def create_app(settings: Settings) -> FastAPI:
         sessions.router,
         session_generate.router,
         providers.router,
-        openai_surface.router,
         anthropic_surface.router,
+        ollama_surface.router,
     ):
         app.include_router(router)
+    # OpenAI's routes under /openai/v1, and those that do not clash with native ones
+    # under /v1 too (surfaces/openai/routing.py); /v1/models stays the native catalog.
+    openai_routers = (openai_surface.router, openai_embeddings.router, openai_responses.router)
+    for router in openai_routers:
+        app.include_router(router, prefix=OPENAI_PREFIX)
+    app.include_router(openai_surface.models_router, prefix=OPENAI_PREFIX)
+    for router in openai_routers:  # the same operations: documented once
+        app.include_router(router, prefix=OPENAI_ALIAS, include_in_schema=False)
     document_security(app)
     return app

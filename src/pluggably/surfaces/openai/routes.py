@@ -11,12 +11,10 @@ bad input as 400 like OpenAI's own API."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from pluggably.api.deps import (
     Artifacts,
@@ -26,19 +24,18 @@ from pluggably.api.deps import (
     Reader,
     Writer,
 )
-from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, SSEFormat, opening, sse_response
 from pluggably.catalog.service import Usable
-from pluggably.errors import InvalidJson, ModelNotFound, ValidationFailed
+from pluggably.errors import ModelNotFound
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
 from pluggably.generation.service import GenerationService
 from pluggably.surfaces.openai.images import image_urls, images_b64
+from pluggably.surfaces.openai.routing import OPENAI_ERRORS, OpenAIRoute
 from pluggably.surfaces.openai.shapes import (
     OpenAIChatCompletion,
     OpenAIChatCompletionRequest,
     OpenAICompletionRequest,
-    OpenAIErrorResponse,
     OpenAIImageData,
     OpenAIImageGenerationRequest,
     OpenAIImagesResponse,
@@ -54,65 +51,18 @@ from pluggably.surfaces.openai.translate import (
     completion_request,
     error_body,
     image_request,
-    invalid,
     stream_error,
     text_completion,
-    validation_details,
 )
 
-PREFIX = "/openai/v1"
 # The SSE layer's own failures (a cancel, a bug below) as OpenAI error chunks.
 _SSE = SSEFormat(error=stream_error)
-# Everything under /openai/ (unknown routes included) answers errors in OpenAI's shape
-# (create_app hands this to the app's error handlers).
-ERROR_FORMAT: tuple[str, ErrorFormat] = ("/openai/", error_body)
-
-_ERROR_TEXT = {
-    400: "Bad request (`invalid_parameter`, `invalid_json`, `feature_not_supported`, …)",
-    401: "Missing or invalid credential (`unauthorized`)",
-    403: "Credential lacks the scope (`forbidden`)",
-    404: "Unknown model or route (`model_not_found`, `not_found`)",
-    413: "Body too large (`payload_too_large`)",
-    422: "Malformed path or query (`validation_error`)",
-    429: "Rate limited (`rate_limited`); `Retry-After` set",
-    500: "Unexpected error (`internal_error`)",
-    502: "The provider answered with an error (`upstream_error`)",
-    503: "Unavailable (`backend_unavailable`, `queue_full`, …); `Retry-After` set",
-    504: "Timed out (`timeout`)",
-}
-OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIErrorResponse, "description": text}
-    for status, text in _ERROR_TEXT.items()
-}
 
 
-class OpenAIRoute(APIRoute):
-    """Invalid input answers 400 naming the field (``param``), as OpenAI's API does
-    and its SDKs expect (``BadRequestError``); the native surface says 422."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = exc.errors()
-                if any(e.get("type") == "json_invalid" for e in errors):
-                    raise InvalidJson() from None
-                raise invalid(validation_details(errors)) from None
-            except ValidationFailed as exc:  # parameters against the model's schema
-                details = exc.details if isinstance(exc.details, list) else []
-                raise invalid(details, None if details else exc.message) from None
-
-        return run
-
-
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["openai-compatible"],
-    route_class=OpenAIRoute,
-    responses=OPENAI_ERRORS,
+router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
+# The model list answers only under /openai/v1: /v1/models is the native catalog.
+models_router = APIRouter(
+    tags=["openai-compatible"], route_class=OpenAIRoute, responses=OPENAI_ERRORS
 )
 
 
@@ -205,7 +155,7 @@ async def images_generations(
     return OpenAIImagesResponse(created=int(time.time()), data=data)
 
 
-@router.get("/models", response_model=OpenAIModelPage)
+@models_router.get("/models", response_model=OpenAIModelPage)
 async def list_models(principal: Reader, session: DbSession, catalog: Catalog) -> OpenAIModelPage:
     """The models this caller can use: registry models, then the provider models their
     credentials reach (``provider:model``), in OpenAI's list shape."""

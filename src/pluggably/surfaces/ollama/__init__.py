@@ -1,0 +1,1 @@
+"""Ollama-compatible surface at /api/* (API.md §8)."""
