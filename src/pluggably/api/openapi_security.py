@@ -33,8 +33,8 @@ def document_security(app: FastAPI) -> None:
     """Wrap ``app.openapi`` so that the (cached) document carries the schemes."""
     build = app.openapi
     guarded = {
-        (route.path_format, method.lower())
-        for route in _api_routes(app.routes)
+        (path, method.lower())
+        for path, route in _api_routes(app.routes)
         if _needs_credential(route.dependant)
         for method in route.methods or ()
     }
@@ -53,14 +53,16 @@ def document_security(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
-    """Every APIRoute, included routers' too (FastAPI keeps those as the router)."""
+def _api_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every APIRoute with its full path, included routers' too (FastAPI keeps those as
+    the router, with the prefix it was included under in its context)."""
     for route in routes:
         if isinstance(route, APIRoute):
-            yield route
+            yield prefix + route.path_format, route
         included = getattr(route, "original_router", None) or getattr(route, "router", None)
         if included is not None and hasattr(included, "routes"):
-            yield from _api_routes(included.routes)
+            context = getattr(route, "include_context", None)
+            yield from _api_routes(included.routes, prefix + getattr(context, "prefix", ""))
 
 
 def _needs_credential(dependant: Dependant) -> bool:
