@@ -22,6 +22,9 @@ class ProviderCall:
     parameters: dict[str, Any] = field(default_factory=dict)
     modality: str = "text"
     features: Features = NO_FEATURES
+    # modality "embedding": the texts to embed (``messages`` is then empty);
+    # ``parameters`` may hold ``dimensions`` and ``normalize``.
+    texts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None  # the model's visible reasoning
     reasoning_signature: str | None = None  # its vendor's signature (Anthropic)
+    embeddings: list[list[float]] = field(default_factory=list)  # one per text, in order
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,10 @@ class Provider(Protocol):
         reason), as a warning for the response; None: nothing."""
         ...
 
-    async def complete(self, call: ProviderCall, credential: Credential) -> Completion: ...
+    async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
+        """The whole answer: text (and tool calls, reasoning), images, or with modality
+        ``embedding`` one vector per ``call.texts`` in ``Completion.embeddings``."""
+        ...
 
     def stream(self, call: ProviderCall, credential: Credential) -> AsyncIterator[StreamItem]:
         """Text, tool-call and reasoning deltas as the upstream produces them, then

@@ -36,6 +36,9 @@ class LocalCall:
     parameters: dict[str, Any] = field(default_factory=dict)
     modality: str = "text"
     features: Features = NO_FEATURES
+    # modality "embedding": the texts to embed (``messages`` is then empty);
+    # ``parameters`` may hold ``dimensions`` and ``normalize``.
+    texts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class LocalResult:
     completion_tokens: int = 0
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None
+    embeddings: list[list[float]] = field(default_factory=list)  # one per text, in order
 
 
 @dataclass(frozen=True)
