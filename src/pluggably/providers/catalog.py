@@ -17,6 +17,7 @@ from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.embeddings import is_embedding_model
 from pluggably.providers.model_lists import Discovery
 from pluggably.registry.schemas import (
     Availability,
@@ -110,7 +111,7 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
             continue
         credits = _credits_state(view.credits)
         for model in names:
-            modality = "image" if IMAGE_MODELS.search(model) else "text"
+            modality = _modality(model)
             if modality not in view.provider.modalities:
                 continue
             info = ModelInfo(
@@ -139,6 +140,13 @@ def remote_models(views: list[ProviderView], *, locked: bool) -> list[ModelInfo]
             )
             infos[info.id] = info
     return [infos[k] for k in sorted(infos)]
+
+
+def _modality(model: str) -> str:
+    """What a provider model makes, by its name (model lists say nothing more)."""
+    if IMAGE_MODELS.search(model):
+        return "image"
+    return "embedding" if is_embedding_model(model) else "text"
 
 
 def _credits_state(value: str) -> CreditsState:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pluggably.config import EndpointSettings, ProviderSettings
 from pluggably.providers.anthropic import AnthropicProvider
 from pluggably.providers.base import Credential, Provider
+from pluggably.providers.embeddings import is_embedding_model
 from pluggably.providers.google import GoogleProvider
 from pluggably.providers.openai_compat import VENDOR_MAX_STOPS, OpenAICompatProvider
 from pluggably.providers.upstream import Upstream
@@ -20,11 +21,17 @@ class VendorInfo:
     default_model: str | None
     image_generation: bool = False
     azure: bool = False
+    # The vendor serves POST /embeddings. xAI, DeepSeek and Groq publish no embeddings
+    # API, and the Hugging Face router's OpenAI-compatible API is chat only (its
+    # feature-extraction pipelines speak another protocol).
+    embeddings: bool = False
 
 
 VENDORS: dict[str, VendorInfo] = {
-    "openai": VendorInfo("https://api.openai.com/v1", "gpt-4o-mini", image_generation=True),
-    "azure": VendorInfo(None, None, image_generation=True, azure=True),
+    "openai": VendorInfo(
+        "https://api.openai.com/v1", "gpt-4o-mini", image_generation=True, embeddings=True
+    ),
+    "azure": VendorInfo(None, None, image_generation=True, azure=True, embeddings=True),
     "xai": VendorInfo("https://api.x.ai/v1", "grok-3-mini"),
     "deepseek": VendorInfo("https://api.deepseek.com/v1", "deepseek-chat"),
     "groq": VendorInfo("https://api.groq.com/openai/v1", "llama-3.1-8b-instant"),
@@ -32,6 +39,8 @@ VENDORS: dict[str, VendorInfo] = {
         "https://router.huggingface.co/v1", "meta-llama/Llama-3.1-8B-Instruct"
     ),
 }
+# The model a request for an embedding names no model of (only "openai:" or "auto").
+EMBEDDING_DEFAULTS = {"openai": "text-embedding-3-small", "google": "gemini-embedding-001"}
 # Vendors with their own wire protocol (adapters in their own modules).
 NATIVE_DEFAULTS = {"anthropic": "claude-3-5-haiku-latest", "google": "gemini-2.0-flash"}
 NATIVE_BASE_URLS = {
@@ -47,6 +56,7 @@ PREFIXES = {
     "o4": "openai",
     "dall-e": "openai",
     "gpt-image": "openai",
+    "text-embedding-": "openai",
     "claude-": "anthropic",
     "gemini-": "google",
     "grok-": "xai",
@@ -73,6 +83,7 @@ class ProviderDirectory:
                 base,
                 azure=info.azure,
                 image_generation=info.image_generation,
+                embeddings=info.embeddings,
                 max_stops=VENDOR_MAX_STOPS,
             )
         for name, native in (("anthropic", AnthropicProvider), ("google", GoogleProvider)):
@@ -80,7 +91,10 @@ class ProviderDirectory:
             base = (override.base_url if override else None) or NATIVE_BASE_URLS[name]
             self._providers[name] = native(name, client, base)
         for name, endpoint in endpoints.items():
-            self._providers[name] = OpenAICompatProvider(name, client, endpoint.base_url)
+            # vLLM, llama.cpp server, Ollama, TEI, LocalAI… all serve /embeddings.
+            self._providers[name] = OpenAICompatProvider(
+                name, client, endpoint.base_url, embeddings=True
+            )
 
     def register(self, provider: Provider) -> None:
         """Add (or replace) a provider under its own name."""
@@ -102,7 +116,10 @@ class ProviderDirectory:
         key = endpoint.api_key.get_secret_value() if endpoint.api_key else ""
         return {"api_key": key}
 
-    def default_model(self, name: str) -> str | None:
+    def default_model(self, name: str, modality: str = "text") -> str | None:
+        """The model of ``name`` a request of ``modality`` gets when it names none."""
+        if modality == "embedding":
+            return self._embedding_default(name)
         if name in self.endpoints:
             endpoint = self.endpoints[name]
             return endpoint.default_model or (endpoint.models[0] if endpoint.models else None)
@@ -111,6 +128,12 @@ class ProviderDirectory:
             return override.default_model
         info = VENDORS.get(name)
         return info.default_model if info else NATIVE_DEFAULTS.get(name)
+
+    def _embedding_default(self, name: str) -> str | None:
+        """An endpoint's first listed embedding model (by its name), else the vendor's."""
+        if name in self.endpoints:
+            return next((m for m in self.endpoints[name].models if is_embedding_model(m)), None)
+        return EMBEDDING_DEFAULTS.get(name)
 
     @staticmethod
     def vendor_of(model: str) -> str | None:

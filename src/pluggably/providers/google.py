@@ -1,5 +1,5 @@
 """Google Gemini over the Generative Language API (v1beta): ``generateContent``,
-``streamGenerateContent?alt=sse`` and the model list."""
+``streamGenerateContent?alt=sse``, ``batchEmbedContents`` and the model list."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from pluggably.errors import FeatureNotSupported, GatewayError, ProviderNotConfigured
 from pluggably.messages import Features, signed
-from pluggably.providers import errors
+from pluggably.providers import errors, google_embeddings
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -23,6 +23,7 @@ from pluggably.providers.base import (
     ToolCallDelta,
     Usage,
 )
+from pluggably.providers.embeddings import batches, embedding_answer, total
 from pluggably.providers.google_reading import Chunk, chunk, finish, tool_calls
 from pluggably.providers.google_request import GOOGLE, MAX_STOPS, generate_body, thinks
 from pluggably.providers.sse import events
@@ -82,7 +83,7 @@ def from_status(
 
 
 class GoogleProvider(StreamingProvider):
-    modalities = frozenset({"text"})
+    modalities = frozenset({"text", "embedding"})
     max_stops: int | None = MAX_STOPS
     page_size = 1000  # the most GET models hands out at once
 
@@ -122,6 +123,8 @@ class GoogleProvider(StreamingProvider):
 
     # the protocol
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
+        if call.modality == "embedding":
+            return await self._embed(call, credential)
         headers = self._headers(credential)
         url = self._url(call.model, "generateContent")
         data = await self.client.json(
@@ -147,6 +150,27 @@ class GoogleProvider(StreamingProvider):
             reasoning=got.thoughts or None,
             reasoning_signature=signed(GOOGLE, got.signature),
         )
+
+    async def _embed(self, call: ProviderCall, credential: Credential) -> Completion:
+        """One ``batchEmbedContents`` call per run of at most the texts it takes."""
+        headers = self._headers(credential)
+        url = self._url(call.model, "batchEmbedContents")
+        vectors: list[Any] = []
+        counts: list[int | None] = []
+        for texts in batches(call.texts, google_embeddings.MAX_INPUTS):
+            data = await self.client.json(
+                "POST",
+                url,
+                provider=self.name,
+                model=call.model,
+                headers=headers,
+                body=google_embeddings.batch_body(call, texts),
+                from_status=from_status,
+            )
+            got, tokens = google_embeddings.read_batch(data, self.name, call.model, texts)
+            vectors += got
+            counts.append(tokens)
+        return embedding_answer(self.name, call, vectors, total(counts))
 
     def _chunk(self, call: ProviderCall, data: Any, what: str) -> Chunk:
         try:
@@ -212,7 +236,8 @@ class GoogleProvider(StreamingProvider):
             data = await self._get_models(headers, params)
             try:
                 for model in data.get("models") or []:
-                    if "generateContent" in (model.get("supportedGenerationMethods") or []):
+                    methods = model.get("supportedGenerationMethods") or []
+                    if "generateContent" in methods or "embedContent" in methods:
                         found.add(str(model["name"]).removeprefix("models/"))
                 token = data.get("nextPageToken") or None
             except (KeyError, TypeError, AttributeError):

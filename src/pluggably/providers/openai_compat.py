@@ -18,7 +18,7 @@ from urllib.parse import quote
 from pluggably.errors import ProviderNotConfigured
 from pluggably.messages import NO_FEATURES, Features, Message, ToolCall
 from pluggably.netguard import check_public_url
-from pluggably.providers import errors
+from pluggably.providers import errors, openai_embeddings
 from pluggably.providers.base import (
     Completion,
     Credential,
@@ -30,6 +30,7 @@ from pluggably.providers.base import (
     ToolCallDelta,
     Usage,
 )
+from pluggably.providers.embeddings import batches, embedding_answer, total
 from pluggably.providers.sse import events
 from pluggably.providers.streaming import StreamingProvider, StreamRequest
 from pluggably.providers.upstream import Upstream
@@ -188,7 +189,7 @@ def _usage(data: Any) -> Usage | None:
 
 
 class OpenAICompatProvider(StreamingProvider):
-    modalities = frozenset({"text", "image"})
+    modalities: frozenset[str]
 
     def __init__(
         self,
@@ -198,6 +199,7 @@ class OpenAICompatProvider(StreamingProvider):
         *,
         azure: bool = False,
         image_generation: bool = False,
+        embeddings: bool = False,
         max_stops: int | None = None,
     ) -> None:
         self.name = name
@@ -205,8 +207,8 @@ class OpenAICompatProvider(StreamingProvider):
         self.base_url = base_url.rstrip("/") if base_url else None
         self.azure = azure
         self.max_stops = max_stops  # None: the server takes any number (vLLM, llama.cpp)
-        if not image_generation:
-            self.modalities = frozenset({"text"})
+        offered = {"image": image_generation, "embedding": embeddings}
+        self.modalities = frozenset({"text", *(m for m, on in offered.items() if on)})
 
     def ignores(self, model: str, features: Features) -> str | None:
         """The reasoning the protocol cannot carry: a token budget (it has an effort
@@ -273,6 +275,8 @@ class OpenAICompatProvider(StreamingProvider):
     async def complete(self, call: ProviderCall, credential: Credential) -> Completion:
         if call.modality == "image":
             return await self._image(call, credential)
+        if call.modality == "embedding":
+            return await self._embed(call, credential)
         data = await self._post(
             call, credential, "/chat/completions", self._body(call, stream=False)
         )
@@ -312,6 +316,24 @@ class OpenAICompatProvider(StreamingProvider):
         except (KeyError, TypeError):
             raise errors.malformed(self.name, call.model, "no images") from None
         return Completion(text=None, finish_reason="stop", images=images)
+
+    async def _embed(self, call: ProviderCall, credential: Credential) -> Completion:
+        """``POST /embeddings`` (for Azure, of the deployment named by the model), in
+        runs of at most the inputs OpenAI takes at once."""
+        vectors: list[Any] = []
+        counts: list[int | None] = []
+        upstream_model = None
+        for texts in batches(call.texts, openai_embeddings.MAX_INPUTS):
+            body = openai_embeddings.embeddings_body(call, texts)
+            data = await self._post(call, credential, "/embeddings", body)
+            got, tokens = openai_embeddings.read_embeddings(data, self.name, call.model)
+            if len(got) != len(texts):
+                got_n = f"{len(got)} embeddings for {len(texts)} inputs"
+                raise errors.malformed(self.name, call.model, got_n)
+            vectors += got
+            counts.append(tokens)
+            upstream_model = data.get("model") if isinstance(data, dict) else None
+        return embedding_answer(self.name, call, vectors, total(counts), upstream_model)
 
     async def _stream_request(self, call: ProviderCall, credential: Credential) -> StreamRequest:
         public_only = await self._guard(credential)
