@@ -236,8 +236,7 @@ class GoogleProvider(StreamingProvider):
             data = await self._get_models(headers, params)
             try:
                 for model in data.get("models") or []:
-                    methods = model.get("supportedGenerationMethods") or []
-                    if "generateContent" in methods or "embedContent" in methods:
+                    if "generateContent" in (model.get("supportedGenerationMethods") or []):
                         found.add(str(model["name"]).removeprefix("models/"))
                 token = data.get("nextPageToken") or None
             except (KeyError, TypeError, AttributeError):
