@@ -1,0 +1,54 @@
+"""Queries on stored responses. Every read is by owner: another user's response is
+not found, whoever asks for it."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from pluggably.responses.models import StoredResponse
+
+
+async def get(session: AsyncSession, user_id: str, response_id: str) -> StoredResponse | None:
+    row = await session.get(StoredResponse, response_id)
+    return row if row is not None and row.user_id == user_id else None
+
+
+async def chain(
+    session: AsyncSession, user_id: str, response_id: str, limit: int
+) -> list[StoredResponse]:
+    """``response_id`` and the responses it continues, oldest first: at most ``limit``
+    of them (the newest), in one recursive query. Empty when ``response_id`` is not
+    the user's; the walk stops at a response that is gone or someone else's."""
+    start = (
+        select(StoredResponse.id, StoredResponse.previous_response_id, literal(0).label("depth"))
+        .where(StoredResponse.id == response_id, StoredResponse.user_id == user_id)
+        .cte("response_chain", recursive=True)
+    )
+    parent = aliased(StoredResponse)
+    walk = start.union_all(
+        select(parent.id, parent.previous_response_id, start.c.depth + 1)
+        .join(start, parent.id == start.c.previous_response_id)
+        .where(parent.user_id == user_id, start.c.depth < limit - 1)
+    )
+    rows = await session.scalars(
+        select(StoredResponse)
+        .join(walk, StoredResponse.id == walk.c.id)
+        .order_by(walk.c.depth.desc())
+    )
+    return list(rows)
+
+
+async def add(session: AsyncSession, row: StoredResponse) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def remove(session: AsyncSession, user_id: str, response_id: str) -> bool:
+    result = await session.execute(
+        delete(StoredResponse).where(
+            StoredResponse.id == response_id, StoredResponse.user_id == user_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
