@@ -27,6 +27,12 @@ class Resident:
     in_flight: int = 0
     draining: bool = False
     mean_ms: float | None = None  # moving average of a request's time in its slot
+    # A keep-alive a request set for this model (Ollama's ``keep_alive``), which wins
+    # over the server's and over a pin while the model stays loaded: seconds idle
+    # before it unloads (0: as soon as it is idle), None: until evicted.
+    own_keep_alive: bool = False
+    keep_alive_s: float | None = None
+    expiring: bool = False  # the timer of that keep-alive runs (Scheduler._expire)
 
     @property
     def memory_bytes(self) -> int:

@@ -73,7 +73,8 @@ class Scheduler:
             on_change=self._notify,
             metrics=metrics,
         )
-        self._background: set[asyncio.Task[None]] = set()  # loads nobody waits for
+        # loads nobody waits for, and the timers of requests' own keep-alives
+        self._background: set[asyncio.Task[None]] = set()
         self._pinned: set[str] = set()
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -107,9 +108,18 @@ class Scheduler:
         resident = self._loaded.get(model_id)
         return resident.mean_ms if resident else None
 
+    def keep_alive_of(self, resident: Resident) -> float | None:
+        """Seconds the model may stay idle before it unloads; None: until evicted. A
+        request's own keep-alive wins over the server's, and over a pin."""
+        if resident.own_keep_alive:
+            return resident.keep_alive_s
+        if resident.spec.model_id in self._pinned:
+            return None
+        return self.limits.keep_alive_s
+
     def expires_at(self, resident: Resident) -> datetime | None:
-        keep = self.limits.keep_alive_s
-        if keep is None or resident.spec.model_id in self._pinned:
+        keep = self.keep_alive_of(resident)
+        if keep is None:
             return None
         idle_for = self.clock() - resident.last_used
         return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=max(keep - idle_for, 0))
@@ -346,7 +356,8 @@ class Scheduler:
 
     async def unload_idle(self) -> None:
         """One pass of the keep-alive (the lifespan runs it every ``idle_tick_s``):
-        unload each idle, unpinned model unused for ``keep_alive_s``."""
+        unload each idle, unpinned model unused for ``keep_alive_s``. A model with a
+        keep-alive of its own is left to its own timer (``keep_alive``)."""
         keep = self.limits.keep_alive_s
         if keep is None or self._closed:
             return
@@ -355,11 +366,49 @@ class Scheduler:
             model_id = resident.spec.model_id
             if (
                 self._idle(resident)
+                and not resident.own_keep_alive
                 and model_id not in self._pinned
                 and now - resident.last_used >= keep
                 and self._loaded.get(model_id) is resident
             ):
                 await self._unload(resident, reason="idle_unload")
+
+    def keep_alive(self, model_id: str, seconds: float | None) -> bool:
+        """A request's keep-alive for a loaded model (False when it is not loaded): it
+        unloads once idle for ``seconds`` (0: as soon as its requests, running and
+        queued, are done), or with None stays until evicted; pinned or not. It lasts
+        while the model stays loaded; a timer of its own unloads it, so it holds even
+        where the server keeps idle models forever."""
+        resident = self._loaded.get(model_id)
+        if resident is None or resident.draining or self._closed:
+            return False
+        resident.own_keep_alive = True
+        resident.keep_alive_s = None if seconds is None else max(seconds, 0.0)
+        if seconds is not None and not resident.expiring:
+            resident.expiring = True
+            task = asyncio.ensure_future(self._expire(resident))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self._notify()  # a timer already running reads the new value
+        return True
+
+    async def _expire(self, resident: Resident) -> None:
+        """Unload ``resident`` once it has been idle for its own keep-alive; woken by
+        every change (a request done, a new keep-alive) to look again."""
+        try:
+            while self._loaded.get(resident.spec.model_id) is resident:
+                keep = resident.keep_alive_s
+                if keep is None:
+                    return
+                left = resident.last_used + keep - self.clock()
+                if left <= 0 and self._idle(resident) and not resident.draining:
+                    await self._unload(resident, reason="idle_unload")
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left if left > 0 else None):
+                        await self._wait_change()
+        finally:
+            resident.expiring = False
 
     def _notify(self) -> None:
         """Wake everything waiting for a model to go idle, unload or load."""

@@ -1,14 +1,81 @@
-"""Ollama's API at /api/* (API.md §8). Placeholder: #18 fills it."""
+"""Ollama's API at /api/* (API.md §8), for the official ``ollama`` clients and the tools
+built on them (client host ``http://host:8080``): ``chat`` and ``generate`` (NDJSON
+streams by default), ``embed`` and ``embeddings``, ``tags``, ``show``, ``ps``,
+``version``, and for admins ``pull`` and ``delete``.
+
+Each generation becomes a /v1/generate request through the same service (credentials,
+routing, fallbacks, queueing: a busy local model makes the call wait, records,
+metrics). ``keep_alive`` drives residency (lifecycle/): applied to the local model that
+answered, once it answered. Errors are ``{"error": message}`` with the status, bad input
+400 as Ollama answers it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
+from pluggably.api.deps import (
+    AdminUser,
+    Catalog,
+    DbSession,
+    Downloads,
+    Generation,
+    Hub,
+    Reader,
+    Registry,
+    Residency,
+    Writer,
+)
 from pluggably.api.errors import ErrorFormat
+from pluggably.api.sse import Opened, opening
+from pluggably.auth.principal import Principal
+from pluggably.errors import InvalidJson, ValidationFailed
+from pluggably.generation.plan import Plan
+from pluggably.generation.schemas import GenerateRequest, GenerateResponse
+from pluggably.generation.service import GenerationService
+from pluggably.lifecycle.residency import ResidencyService
+from pluggably.surfaces.ollama import embed, models, pull
+from pluggably.surfaces.ollama.keep_alive import KeepAlive, keep_alive
+from pluggably.surfaces.ollama.loading import load_or_unload
+from pluggably.surfaces.ollama.shapes import (
+    OllamaChatAnswer,
+    OllamaChatRequest,
+    OllamaEmbedAnswer,
+    OllamaEmbeddingsAnswer,
+    OllamaEmbeddingsRequest,
+    OllamaEmbedRequest,
+    OllamaError,
+    OllamaGenerateAnswer,
+    OllamaGenerateRequest,
+    OllamaModelRequest,
+    OllamaProgress,
+    OllamaPs,
+    OllamaPullRequest,
+    OllamaShow,
+    OllamaTags,
+    OllamaVersion,
+)
+from pluggably.surfaces.ollama.stream import MEDIA_TYPE, ndjson_response
+from pluggably.surfaces.ollama.translate import (
+    Kind,
+    LineWriter,
+    chat_answer,
+    chat_request,
+    generate_answer,
+    generate_request,
+    model_name,
+)
+from pluggably.surfaces.openai.translate import invalid, validation_details
 
 PREFIX = "/api"
+# What GET /api/version answers: an Ollama release whose API has everything served
+# here (structured outputs 0.5, streamed tool calls 0.8, thinking 0.9), so clients
+# that check a minimum version before using a feature use it.
+OLLAMA_VERSION = "0.12.0"
 
 
 def _render(status: int, code: str, message: str, details: Any) -> dict[str, Any]:
@@ -17,4 +84,267 @@ def _render(status: int, code: str, message: str, details: Any) -> dict[str, Any
 
 ERROR_FORMAT: tuple[str, ErrorFormat] = (f"{PREFIX}/", _render)
 
-router = APIRouter(prefix=PREFIX, tags=["ollama-compatible"])
+
+class _OllamaRoute(APIRoute):
+    """Bad input is a 400 (Ollama's status for it), naming the field; the native API
+    says 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                if any(e.get("type") == "json_invalid" for e in errors):
+                    raise InvalidJson() from None
+                raise invalid(validation_details(errors)) from None
+            except ValidationFailed as exc:  # parameters against the model's schema
+                details = exc.details if isinstance(exc.details, list) else []
+                raise invalid(details, None if details else exc.message) from None
+
+        return run
+
+
+_ERRORS = {
+    400: "Bad request: a malformed body, an option out of range, an unsupported feature",
+    401: "Missing or invalid credential",
+    403: "The credential lacks the scope or role (pull and delete are for admins)",
+    404: "Unknown model",
+    429: "Rate limited; Retry-After set",
+    500: "Unexpected error",
+    502: "The provider answered with an error",
+    503: "Unavailable (queue full, model loading); Retry-After set",
+    504: "Timed out",
+}
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["ollama-compatible"],
+    route_class=_OllamaRoute,
+    responses={s: {"model": OllamaError, "description": t} for s, t in _ERRORS.items()},
+)
+
+
+def _streamed(description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {MEDIA_TYPE: {}}, "description": description}}
+
+
+@router.post(
+    "/chat",
+    response_model=OllamaChatAnswer,
+    response_model_exclude_none=True,
+    responses=_streamed(
+        "The answer, or (stream, the default) NDJSON lines: message.content deltas with "
+        "done false, tool calls in one line, then done true with done_reason and the "
+        "counts; a failure after the first line is {error}."
+    ),
+)
+async def chat(
+    body: OllamaChatRequest,
+    principal: Writer,
+    service: Generation,
+    session: DbSession,
+    catalog: Catalog,
+    residency: Residency,
+) -> OllamaChatAnswer | Response:
+    """A chat over any model /v1/generate serves. ``images`` (base64) of the turns go
+    to the model; ``format`` ``json`` or a JSON Schema (grammar-constrained on local
+    models); ``tools`` in Ollama's (OpenAI's) shape; ``think``; ``options`` mapped
+    (options.py). No messages: Ollama's load (or, ``keep_alive: 0``, unload) call."""
+    keep = keep_alive(body.keep_alive)
+    if not body.messages:
+        return await load_or_unload(
+            "chat", body.model, keep, principal, session, catalog, residency, body.stream
+        )
+    native = chat_request(body)
+    result = await _generate("chat", body.model, native, keep, principal, service, residency)
+    return result if isinstance(result, Response) else chat_answer(body.model, result)
+
+
+@router.post(
+    "/generate",
+    response_model=OllamaGenerateAnswer,
+    response_model_exclude_none=True,
+    responses=_streamed(
+        "The answer, or (stream, the default) NDJSON lines: response deltas with done "
+        "false, then done true with done_reason and the counts; a failure after the "
+        "first line is {error}."
+    ),
+)
+async def generate(
+    body: OllamaGenerateRequest,
+    principal: Writer,
+    service: Generation,
+    session: DbSession,
+    catalog: Catalog,
+    residency: Residency,
+) -> OllamaGenerateAnswer | Response:
+    """A completion of ``prompt`` (``system`` as the system prompt, ``images``
+    base64). ``template``, ``context`` and ``raw`` are ignored: the model's own
+    template formats the prompt; ``suffix`` is refused. An empty prompt is Ollama's load
+    (or, ``keep_alive: 0``, unload) call."""
+    keep = keep_alive(body.keep_alive)
+    if not body.prompt and not body.images:
+        return await load_or_unload(
+            "generate", body.model, keep, principal, session, catalog, residency, body.stream
+        )
+    native = generate_request(body)
+    result = await _generate("generate", body.model, native, keep, principal, service, residency)
+    return result if isinstance(result, Response) else generate_answer(body.model, result)
+
+
+@router.post("/embed", response_model=OllamaEmbedAnswer)
+async def embed_texts(
+    body: OllamaEmbedRequest, principal: Writer, service: Generation, residency: Residency
+) -> OllamaEmbedAnswer:
+    """One vector per input, in order (unit length; ``dimensions`` truncates, then
+    renormalizes); ``truncate`` is ignored (inputs longer than the model's window are
+    cut). Any embedding model /v1/generate serves."""
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    response = await embed.embeddings(service, principal, body.model, texts, body.dimensions)
+    _keep(residency, principal, keep_alive(body.keep_alive), response)
+    return embed.embed_answer(body.model, response)
+
+
+@router.post("/embeddings", response_model=OllamaEmbeddingsAnswer)
+async def embeddings(
+    body: OllamaEmbeddingsRequest, principal: Writer, service: Generation, residency: Residency
+) -> OllamaEmbeddingsAnswer:
+    """The older embedding route: one ``prompt``, one ``embedding``."""
+    response = await embed.embeddings(service, principal, body.model, [body.prompt], None)
+    _keep(residency, principal, keep_alive(body.keep_alive), response)
+    return OllamaEmbeddingsAnswer(embedding=embed.vectors(response)[0])
+
+
+@router.get("/tags", response_model=OllamaTags)
+async def list_models(
+    principal: Reader, session: DbSession, catalog: Catalog, registry: Registry
+) -> OllamaTags:
+    """The models this caller can use: the available registry models, then the provider
+    models their credentials reach (``provider:model``). ``name`` and ``model`` are the
+    id to send."""
+    return await models.tags(session, principal, catalog, registry)
+
+
+@router.post("/show", response_model=OllamaShow)
+async def show_model(
+    body: OllamaModelRequest, principal: Reader, session: DbSession, catalog: Catalog
+) -> OllamaShow:
+    """A model's details and capabilities (``completion``, ``tools``, ``vision``,
+    ``embedding``, ``image``); its context window in ``model_info`` under
+    ``pluggably.context_length``."""
+    info = await catalog.details(session, principal, model_name(body.target))
+    return models.show(info)
+
+
+@router.get("/ps", response_model=OllamaPs)
+async def running_models(
+    _principal: Reader, session: DbSession, registry: Registry, residency: Residency
+) -> OllamaPs:
+    """The local models loaded now; ``expires_at`` when an idle model unloads
+    (9999-12-31 for one that stays: pinned, or kept by ``keep_alive`` -1)."""
+    return await models.ps(session, registry, residency)
+
+
+@router.get("/version", response_model=OllamaVersion)
+async def version() -> OllamaVersion:
+    """The Ollama API version this surface speaks (no credential needed, as for
+    /version)."""
+    return OllamaVersion(version=OLLAMA_VERSION)
+
+
+@router.post(
+    "/pull",
+    response_model=OllamaProgress,
+    response_model_exclude_none=True,
+    responses=_streamed(
+        "(stream, the default) NDJSON progress: pulling manifest, pulling <digest> with "
+        "total and completed, verifying sha256 digest, writing manifest, success; a "
+        "failed download is {error}."
+    ),
+)
+async def pull_model(
+    body: OllamaPullRequest, admin: AdminUser, downloads: Downloads, hub: Hub
+) -> OllamaProgress | Response:
+    """Admins: download ``hf.co/{owner}/{repo}:{quant}`` from Hugging Face through the
+    download jobs (GET /v1/jobs shows it), registered under that name."""
+    wanted = pull.parse(body.target)
+    job_id, digest = await pull.start(downloads, hub, admin.user_id, wanted)
+    if body.stream:
+        return ndjson_response(pull.progress(downloads, job_id, digest))
+    await pull.outcome(downloads, job_id)
+    return OllamaProgress(status="success")
+
+
+@router.delete("/delete", responses={200: {"description": "Deleted (an empty body)."}})
+async def delete_model(
+    body: OllamaModelRequest, _admin: AdminUser, session: DbSession, registry: Registry
+) -> Response:
+    """Admins: unregister a model and delete the files it owns (409 while loaded or in
+    use), as DELETE /v1/models/{id}."""
+    await registry.delete(session, model_name(body.target))
+    return Response(status_code=200)
+
+
+# helpers
+async def _generate(
+    kind: Kind,
+    shown: str,
+    native: GenerateRequest,
+    keep: KeepAlive | None,
+    principal: Principal,
+    service: GenerationService,
+    residency: ResidencyService,
+) -> GenerateResponse | Response:
+    """The answer, or (stream) the NDJSON response; the keep-alive applied once the
+    model answered."""
+    plan = await service.prepare(principal, native)
+    writer = LineWriter(kind, shown)
+    if native.stream:
+        return await _stream(service, plan, writer, lambda r: _keep(residency, principal, keep, r))
+    result = await service.generate(plan, wait=True)
+    assert isinstance(result, GenerateResponse)  # wait=True never answers 202
+    _keep(residency, principal, keep, result)
+    return result
+
+
+def _keep(
+    residency: ResidencyService,
+    principal: Principal,
+    keep: KeepAlive | None,
+    response: GenerateResponse,
+) -> None:
+    """The request's keep-alive, for the local model that answered."""
+    selection = response.selection
+    if keep is not None and selection.selected_provider == "local":
+        model_id = selection.selected_model.removeprefix("local:")
+        residency.keep_alive(model_id, keep.seconds, may_unpin=principal.is_admin)
+
+
+async def _stream(
+    service: GenerationService,
+    plan: Plan,
+    writer: LineWriter,
+    answered: Callable[[GenerateResponse], None],
+) -> Response:
+    """A failure before the first line (every candidate tried) is a plain HTTP error
+    with its status, which the client raises; a later one is an ``{"error"}`` line."""
+    opened, refused = await opening(service.stream(plan), _render)
+    if opened is None:
+        assert refused is not None
+        return refused
+    return ndjson_response(_lines(opened, writer, answered), source=opened)
+
+
+async def _lines(
+    opened: Opened, writer: LineWriter, answered: Callable[[GenerateResponse], None]
+) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for event in opened:
+            for line in writer.feed(event):
+                yield line
+        if writer.completed is not None:
+            answered(writer.completed)
+    finally:
+        await opened.aclose()
