@@ -1,0 +1,100 @@
+"""``pull`` and ``delete`` with the official `ollama` client against the loopback
+Hugging Face hub: progress lines over the download job, the model registered under the
+name pulled, then deleted; unknown quantizations and names named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import ollama
+import pytest
+
+from pluggably.app import create_app
+from tests.conftest import ADMIN_KEY, client_for, running
+from tests.downloads.test_downloads import MB, hub_settings, seed_hub
+from tests.fixtures.hf_hub import FakeHub
+from tests.surfaces.ollama.test_ollama_api import ADMIN, ollama_client
+
+NAME = "hf.co/acme/tiny-GGUF:Q4_K_M"
+
+
+async def test_pull_reports_progress_then_success_and_delete_removes_it(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    files = seed_hub(hf_hub)
+    hf_hub.throttle_bps = 1 * MB  # 2 MB: progress lines while it transfers
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app, timeout=60) as client:
+        api = ollama_client(app)
+        lines = [line async for line in await api.pull(NAME, stream=True)]
+        statuses = [line.status for line in lines]
+        assert statuses[0] == "pulling manifest"
+        assert statuses[-3:] == ["verifying sha256 digest", "writing manifest", "success"]
+        progress = [line for line in lines if line.digest is not None]
+        assert progress
+        assert all(line.total == 2 * MB for line in progress)
+        done = [line.completed or 0 for line in progress]
+        assert done == sorted(done)
+        assert done[0] < 2 * MB
+        digest = progress[0].digest
+        assert digest is not None
+        assert digest.startswith("sha256:")
+        assert progress[0].status == f"pulling {digest.removeprefix('sha256:')[:12]}"
+        assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")] == 2 * MB
+
+        # Registered under the name pulled; listed; the file is the Q4_K_M one.
+        model = (await client.get(f"/v1/models/{NAME}", headers=ADMIN)).json()
+        assert model["size_bytes"] == len(files["tiny-Q4_K_M.gguf"])
+        assert NAME in [m.model for m in (await api.list()).models]
+
+        # Pulling it again: already there.
+        again = await api.pull(f"{NAME}", stream=False)
+        assert again.status == "success"
+        assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")] == 2 * MB
+
+        deleted = await api.delete(NAME)
+        assert deleted.status == "success"
+        assert (await client.get(f"/v1/models/{NAME}", headers=ADMIN)).status_code == 404
+        with pytest.raises(ollama.ResponseError) as twice:
+            await api.delete(NAME)
+        assert twice.value.status_code == 404
+
+
+async def test_pull_names_what_it_cannot_pull(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app):
+        api = ollama_client(app)
+        with pytest.raises(ollama.ResponseError) as quant:
+            await api.pull("hf.co/acme/tiny-GGUF:Q2_K", stream=False)
+        assert quant.value.status_code == 404
+        assert "Q2_K" in quant.value.error
+        assert "tiny-Q8_0.gguf" in quant.value.error  # the quantizations it has
+
+        with pytest.raises(ollama.ResponseError) as library:
+            await api.pull("gemma3:270m", stream=False)
+        assert library.value.status_code == 400
+        assert "hf.co/" in library.value.error
+
+        with pytest.raises(ollama.ResponseError) as repo:
+            await api.pull("hf.co/acme/missing-GGUF", stream=False)
+        assert repo.value.status_code == 404
+
+
+async def test_pull_without_stream_waits_for_the_download(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    seed_hub(hf_hub)
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app, timeout=60) as client:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        api = ollama.AsyncClient(
+            host="http://testserver", headers={"X-API-Key": ADMIN_KEY}, transport=transport
+        )
+        answer = await api.pull("hf.co/acme/tiny-GGUF:q8_0", stream=False)  # any case
+        assert answer.status == "success"
+        model = (await client.get("/v1/models/hf.co/acme/tiny-GGUF:q8_0", headers=ADMIN)).json()
+        assert model["size_bytes"] == 3 * MB
