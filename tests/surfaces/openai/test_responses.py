@@ -7,7 +7,7 @@ ownership, and OpenAI's 400 for what is not served."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import ADMIN_KEY, client_for, new_user, running
-from tests.fixtures.openai_sim import OpenAISim, call_id
+from tests.fixtures.openai_sim import DEFAULT_MODELS, OpenAISim, call_id, reasoning_of
 from tests.generation.test_generate import gen_app
 from tests.surfaces.openai.test_openai_compat import error_of
 
@@ -366,3 +366,41 @@ async def test_what_is_not_served_is_a_400_naming_the_field(
     with pytest.raises(openai.BadRequestError) as refused:
         await api.responses.create(**body)
     assert error_of(refused.value)["param"] == param
+
+
+@pytest.fixture
+async def reasoner(
+    tmp_path: Path, database_url: str, make_openai_sim: Callable[..., OpenAISim]
+) -> AsyncIterator[tuple[openai.AsyncOpenAI, OpenAISim]]:
+    """A simulator that also serves a DeepSeek-style reasoner (shows its reasoning)
+    and an o-series model (takes reasoning_effort)."""
+    sim = make_openai_sim([*DEFAULT_MODELS, "deepseek-reasoner", "o3-mini"])
+    application = gen_app(tmp_path, database_url, sim)
+    async with running(application):
+        client = strict_sdk(application)
+        yield client, sim
+        await client.close()
+
+
+async def test_visible_reasoning_is_a_reasoning_item_before_the_message(
+    reasoner: tuple[openai.AsyncOpenAI, OpenAISim],
+) -> None:
+    api, sim = reasoner
+    response = await api.responses.create(model="openai:deepseek-reasoner", input="hi")
+    [thought, message] = response.output
+    assert thought.type == "reasoning"
+    assert thought.summary[0].text == reasoning_of([{"role": "user", "content": "hi"}])
+    assert message.type == "message"
+    assert response.output_text == "Echo: hi"
+    events = await events_of(api, model="openai:deepseek-reasoner", input="hi")
+    check_sequence(events)
+    kinds = [e.type for e in events]
+    assert kinds[2:4] == ["response.output_item.added", "response.reasoning_summary_part.added"]
+    thinking = [e.delta for e in events if e.type == "response.reasoning_summary_text.delta"]
+    assert "".join(thinking) == thought.summary[0].text
+    assert kinds.index("response.reasoning_summary_part.done") < kinds.index(
+        "response.output_text.delta"
+    )
+    assert [item.type for item in events[-1].response.output] == ["reasoning", "message"]
+    await api.responses.create(model="openai:o3-mini", input="hi", reasoning={"effort": "high"})
+    assert sent(sim)["reasoning_effort"] == "high"

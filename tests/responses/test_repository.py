@@ -1,0 +1,112 @@
+"""The chain of stored responses: walked by owner in one query, oldest first,
+bounded, and carrying on past a deleted response's gap."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from pluggably.db import Database, migrate
+from pluggably.errors import InvalidParameter, NotFound
+from pluggably.responses import repository
+from pluggably.responses.models import StoredResponse
+from pluggably.responses.service import ResponseStore
+from pluggably.users.models import User
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await migrate.upgrade(database.engine)
+    now = datetime.now(UTC)
+    async with database.session() as session:
+        for name in ("ann", "bob"):
+            session.add(
+                User(
+                    id=f"usr_{name}",
+                    username=name,
+                    role="user",
+                    preferences={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    yield database
+    await database.dispose()
+
+
+async def _store(db: Database, user: str, ids: list[str], previous: str | None = None) -> None:
+    """A chain of responses, each continuing the one before."""
+    store = ResponseStore(db)
+    for response_id in ids:
+        body = {"id": response_id, "output": [{"id": f"out_{response_id}"}]}
+        await store.save(user, body, previous, [{"id": f"in_{response_id}"}])
+        previous = response_id
+
+
+async def test_the_chain_is_walked_oldest_first(db: Database) -> None:
+    await _store(db, "usr_ann", ["resp_1", "resp_2", "resp_3"])
+    async with db.session() as session:
+        rows = await repository.chain(session, "usr_ann", "resp_3", 10)
+        assert [r.id for r in rows] == ["resp_1", "resp_2", "resp_3"]
+        assert [r.id for r in await repository.chain(session, "usr_ann", "resp_3", 2)] == [
+            "resp_2",
+            "resp_3",
+        ]
+    history = await ResponseStore(db).history("usr_ann", "resp_2")
+    assert [item["id"] for item in history] == [
+        "in_resp_1",
+        "out_resp_1",
+        "in_resp_2",
+        "out_resp_2",
+    ]
+
+
+async def test_another_users_chain_is_not_found_nor_walked_into(db: Database) -> None:
+    await _store(db, "usr_ann", ["resp_a"])
+    await _store(db, "usr_bob", ["resp_b"], previous="resp_a")  # names ann's response
+    async with db.session() as session:
+        assert await repository.chain(session, "usr_bob", "resp_a", 10) == []
+        assert [r.id for r in await repository.chain(session, "usr_bob", "resp_b", 10)] == [
+            "resp_b"
+        ]
+        with pytest.raises(NotFound):
+            await ResponseStore(db).get(session, "usr_bob", "resp_a")
+    with pytest.raises(InvalidParameter) as refused:
+        await ResponseStore(db).history("usr_bob", "resp_a")
+    assert refused.value.message == "Previous response with id 'resp_a' not found."
+
+
+async def test_a_deleted_response_leaves_its_successors_with_the_rest(db: Database) -> None:
+    await _store(db, "usr_ann", ["resp_1", "resp_2", "resp_3"])
+    async with db.session() as session:
+        await ResponseStore(db).delete(session, "usr_ann", "resp_2")
+    async with db.session() as session:
+        assert [r.id for r in await repository.chain(session, "usr_ann", "resp_3", 10)] == [
+            "resp_3"
+        ]
+        items = await ResponseStore(db).input_items(session, "usr_ann", "resp_3")
+        assert [i["id"] for i in items] == ["in_resp_3"]
+        assert await session.get(StoredResponse, "resp_1") is not None
+
+
+async def test_a_chain_longer_than_the_bound_is_refused(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pluggably.responses.service.MAX_CHAIN", 2)
+    await _store(db, "usr_ann", ["resp_1", "resp_2", "resp_3"])
+    assert len(await ResponseStore(db).history("usr_ann", "resp_2")) == 4
+    with pytest.raises(InvalidParameter) as refused:
+        await ResponseStore(db).history("usr_ann", "resp_3")
+    assert "more than 2 responses" in refused.value.message
+
+
+async def test_a_failure_to_store_is_logged_not_raised(db: Database) -> None:
+    await _store(db, "usr_ann", ["resp_1"])
+    await _store(db, "usr_ann", ["resp_1"])  # the same id again: the insert fails
+    async with db.session() as session:
+        assert [r.id for r in await repository.chain(session, "usr_ann", "resp_1", 10)] == [
+            "resp_1"
+        ]
