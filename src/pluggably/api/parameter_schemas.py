@@ -17,14 +17,16 @@ INDEX: dict[str, Any] = {
         "model": "registry id, 'provider:model', or 'auto'/omitted for automatic selection",
         "provider": "restrict to one provider (openai, anthropic, google, azure, xai, deepseek, "
         "groq, huggingface, local, or a configured OpenAI-compatible endpoint)",
-        "modality": "text | image | 3d; inferred from the model, else from inputs",
-        "input": "prompt or messages[], images[] (base64/data URLs), mesh (base64)",
+        "modality": "text | image | 3d | embedding; inferred from the model, else from "
+        "inputs (input.texts means embedding)",
+        "input": "prompt or messages[], images[] (base64/data URLs), mesh (base64); "
+        "texts[] for embeddings",
         "parameters": "validated against the model's schema: GET /v1/schema?model=<id>",
         "session_id": "continue a conversation (see /v1/sessions)",
         "selection_mode": "auto | free_only | commercial_only | model",
-        "stream": "SSE for text",
+        "stream": "SSE for text (ignored for image, 3d and embedding)",
     },
-    "modalities": ["text", "image", "3d"],
+    "modalities": ["text", "image", "3d", "embedding"],
     "model_selection": [
         "an explicit model id wins",
         "else the user's preferred_model",

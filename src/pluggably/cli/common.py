@@ -27,6 +27,7 @@ class Modality(StrEnum):
     text = "text"
     image = "image"
     three_d = "3d"
+    embedding = "embedding"
 
 
 class CliError(Exception):

@@ -217,7 +217,12 @@ class Candidates:
         provider = self._provider(plan, target)
         credential = credential_for(self.providers, plan.credentials, target.provider)
         call = ProviderCall(
-            target.model, plan.messages, plan.parameters, plan.modality, plan.features
+            target.model,
+            plan.messages,
+            plan.parameters,
+            plan.modality,
+            plan.features,
+            texts=plan.texts,
         )
         beyond = _beyond(provider, plan.stops)
         if stream:

@@ -1,5 +1,5 @@
 """Whether a candidate can do what a request asks beyond text (tools, JSON output,
-reading images):
+reading images, embedding texts):
 one that cannot is skipped before anything is sent to it, with its reason in
 ``selection.attempts``; when none can, the request is a 400 naming each reason."""
 
@@ -13,6 +13,7 @@ from pluggably.messages import Features
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.models import Model
 from pluggably.registry.service import RegistryService
+from pluggably.routing.embedding import cannot_embed
 from pluggably.routing.resolve import LOCAL, Target
 
 
@@ -87,3 +88,46 @@ async def _unable(
         return local_unable(model, features, images=images)
     provider = providers.get(target.provider)
     return None if provider is None else provider.unable(target.model, features)
+
+
+async def embedders(
+    session: AsyncSession,
+    plan: Plan,
+    targets: list[Target],
+    *,
+    providers: ProviderDirectory,
+    registry: RegistryService,
+) -> list[Target]:
+    """The targets that can embed texts. The first choice that cannot is recorded as
+    skipped; fallbacks of another modality (a chain set up for chat) are no candidates
+    of an embedding request and drop out silently. None left: ``FeatureNotSupported``
+    saying why the first choice cannot."""
+    kept: list[Target] = []
+    first_reason: str | None = None
+    for index, target in enumerate(targets):
+        reason = await _cannot_embed(session, target, providers, registry)
+        if reason is None:
+            kept.append(target)
+        elif index == 0:
+            first_reason = reason
+            plan.skipped(target, reason)
+    if not kept:
+        raise FeatureNotSupported(f"{first_reason or 'No candidate model embeds texts'}.")
+    return kept
+
+
+async def _cannot_embed(
+    session: AsyncSession, target: Target, providers: ProviderDirectory, registry: RegistryService
+) -> str | None:
+    if target.provider != LOCAL:
+        return cannot_embed(target.provider, providers.get(target.provider))
+    try:
+        model = await registry.get(session, target.model)
+    except GatewayError:  # an unknown model: the usual checks say so later
+        return None
+    if model.modality == "embedding":
+        return None
+    return (
+        f"'{model.id}' is a {model.modality} model and makes no embeddings; use an "
+        "embedding model (GET /v1/models?modality=embedding)"
+    )

@@ -6,7 +6,12 @@ import base64
 import binascii
 import re
 
-from pluggably.errors import FeatureNotSupported, InvalidParameter, PayloadTooLarge
+from pluggably.errors import (
+    FeatureNotSupported,
+    InvalidParameter,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from pluggably.generation.schemas import ChatMessage, GenerateRequest, NamedToolChoice
 from pluggably.messages import (
     NO_FEATURES,
@@ -70,6 +75,30 @@ def conversation(body: GenerateRequest) -> list[Message]:
         last = max(i for i, m in enumerate(messages) if m.role == "user")
         messages[last] = Message("user", messages[last].text, images)
     return messages
+
+
+def embeds(body: GenerateRequest) -> bool:
+    """The request asks for embeddings by itself (its modality, or texts to embed);
+    a request may also be one because its model embeds."""
+    return body.modality == "embedding" or body.input.texts is not None
+
+
+def texts(body: GenerateRequest) -> list[str]:
+    """What an embedding request embeds: ``input.texts``, or ``input.prompt`` as one."""
+    if body.input.texts is not None:
+        return list(body.input.texts)
+    if body.input.prompt:
+        return [body.input.prompt]
+    raise ValidationFailed(
+        "Embeddings take input.texts (or input.prompt for one text), not messages.",
+        details=[
+            {
+                "loc": ["body", "input", "texts"],
+                "msg": "the texts to embed are missing",
+                "type": "missing",
+            }
+        ],
+    )
 
 
 def message_of(turn: ChatMessage) -> Message:

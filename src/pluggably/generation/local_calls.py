@@ -19,7 +19,7 @@ async def local_events(
 ) -> AsyncGenerator[LocalEvent, None]:
     """The target's events; the plan keeps the queue position and timings."""
     spec = plan.local_specs[target.model]
-    call = LocalCall(plan.messages, plan.parameters, plan.modality, plan.features)
+    call = LocalCall(plan.messages, plan.parameters, plan.modality, plan.features, texts=plan.texts)
     # Closed with this generator (not left to the garbage collector): that is what gives
     # the model's slot back when a consumer stops at the end event.
     async with contextlib.aclosing(local.run(spec, call, plan.request_id)) as events:
@@ -52,4 +52,5 @@ def completion_of(result: LocalResult) -> Completion:
         preview=result.preview,
         tool_calls=list(result.tool_calls),
         reasoning=result.reasoning,
+        embeddings=result.embeddings,
     )

@@ -20,8 +20,10 @@ MESH_TYPES = {
 
 
 def text_output(completion: Completion) -> Output:
-    """The answer's text, tool calls and reasoning."""
+    """The answer's text, tool calls and reasoning, or its embeddings (inline always:
+    vectors are the answer itself, never a file to fetch)."""
     return Output(
+        embeddings=completion.embeddings or None,
         text=completion.text,
         tool_calls=[
             ToolCallSpec(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))

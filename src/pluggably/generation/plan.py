@@ -54,6 +54,7 @@ class Plan:
     requested: str | None = None  # the model id as the caller wrote it (None: auto)
     primary: Target | None = None  # what ``requested`` resolved to
     features: Features = NO_FEATURES  # tools, tool choice, output format, reasoning
+    texts: list[str] = field(default_factory=list)  # modality embedding: what to embed
 
     def reported_model(self, served: Target) -> str:
         """The ``model`` a response names: the id the caller asked for, as they wrote it

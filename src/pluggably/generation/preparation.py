@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal
 from pluggably.db import Database
-from pluggably.errors import GatewayError, InvalidParameter
+from pluggably.errors import GatewayError, InvalidParameter, ValidationFailed
 from pluggably.generation import inputs
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
-from pluggably.generation.capable import capable, local_unable
+from pluggably.generation.capable import capable, embedders, local_unable
 from pluggably.generation.context import DEFAULT_WINDOW, estimate_tokens, fit, provider_window
 from pluggably.generation.cooling import cooldown_key
 from pluggably.generation.params import validate_default, validate_parameters
@@ -70,7 +70,8 @@ class Preparation:
     ) -> Plan:
         """The plan: routing, parameters, the session's context (one transaction)."""
         turn: Turn | None = None
-        messages = inputs.conversation(body) if body.session_id is None else []
+        solo = body.session_id is None and not inputs.embeds(body)
+        messages = inputs.conversation(body) if solo else []
         async with self.db.session() as session:  # one transaction for all the lookups
             user, credentials = await self.callers.get(session, principal)
             if body.session_id is not None:
@@ -87,11 +88,16 @@ class Preparation:
             plan = Plan("", principal, user.username, "text", messages, {}, targets)
             plan.credentials, plan.requested, plan.primary = credentials, body.model, targets[0]
             plan.features = inputs.features(body)
-            if plan.features is not NO_FEATURES or plan.has_images:
+            if inputs.embeds(body):
+                plan.targets = await self._embedders(session, plan, body)
+            elif plan.features is not NO_FEATURES or plan.has_images:
                 plan.targets = await capable(
                     session, plan, targets, providers=self.providers, registry=self.registry
                 )
             local_row = await self._order(session, plan, body)
+            if plan.modality == "embedding":  # asked for, or the named model embeds
+                plan.targets = await self._embedders(session, plan, body)
+                plan.texts, plan.messages = inputs.texts(body), []
             plan.parameters = await self._parameters(session, plan, body, local_row)
             if turn is not None:
                 if plan.modality == "text":
@@ -100,6 +106,21 @@ class Preparation:
         plan.request_id = self.records.start(principal.user_id, plan.modality, body.stream)
         plan.turn, plan.started = turn, time.perf_counter()  # timings count from here
         return plan
+
+    async def _embedders(
+        self, session: AsyncSession, plan: Plan, body: GenerateRequest
+    ) -> list[Target]:
+        """The candidates that embed (sessions hold conversations, not embeddings)."""
+        if body.session_id is not None:
+            raise ValidationFailed(
+                "Embeddings are not conversation turns: send them without session_id.",
+                details=[
+                    {"loc": ["body", "session_id"], "msg": "not for embeddings", "type": "value"}
+                ],
+            )
+        return await embedders(
+            session, plan, plan.targets, providers=self.providers, registry=self.registry
+        )
 
     async def _order(
         self, session: AsyncSession, plan: Plan, body: GenerateRequest

@@ -4,16 +4,19 @@ request routes (status, result, cancel) and of a session's regenerate."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from pluggably.request_body import AnyJson, Parameters, RequestBody
 from pluggably.tool_call_schema import ToolCallSpec
 
-Modality = Literal["text", "image", "3d"]
+Modality = Literal["text", "image", "3d", "embedding"]
 SelectionMode = Literal["auto", "free_only", "commercial_only", "model"]
 MAX_IMAGES = 16
+# Texts one embedding request may carry (OpenAI's own limit on an input array).
+MAX_TEXTS = 2048
+EmbedText = Annotated[str, Field(min_length=1, max_length=1_000_000)]
 
 
 TOOL_NAME = r"^[a-zA-Z0-9_.-]{1,64}$"
@@ -98,11 +101,19 @@ class GenerateInput(RequestBody):
         default=None, max_length=MAX_IMAGES, description="base64 or data: URLs"
     )
     mesh: str | None = Field(default=None, description="base64 mesh")
+    texts: list[EmbedText] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TEXTS,
+        description="modality embedding: the texts to embed, each non-empty "
+        "(or input.prompt for one text)",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> GenerateInput:
-        if self.prompt is not None and self.messages is not None:
-            raise ValueError("give input.prompt or input.messages, not both")
+        given = [n for n in ("prompt", "messages", "texts") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of input.{given[0]} and input.{given[1]}, not both")
         return self
 
 
@@ -150,6 +161,20 @@ class GenerateRequest(OutputOptions):
     def _auto(cls, value: str | None) -> str | None:
         return None if value in {None, "", "auto"} else value
 
+    @model_validator(mode="after")
+    def _embedding_input(self) -> GenerateRequest:
+        texts = self.input.texts is not None
+        if texts and self.modality not in (None, "embedding"):
+            raise ValueError(f"input.texts is for modality 'embedding', not '{self.modality}'")
+        if self.modality == "embedding" or texts:
+            if not texts and not self.input.prompt:
+                raise ValueError("modality 'embedding' needs input.texts (or input.prompt)")
+            if self.session_id is not None:
+                raise ValueError(
+                    "embeddings are not conversation turns: send them without session_id"
+                )
+        return self
+
 
 class Artifact(BaseModel):
     id: str
@@ -174,6 +199,11 @@ class Output(BaseModel):
     images: list[str] = Field(default_factory=list)
     mesh: str | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
+    embeddings: list[list[float]] | None = Field(
+        default=None,
+        description="modality embedding: one vector per input text, in order (always "
+        "inline, never an artifact)",
+    )
 
 
 class UsageInfo(BaseModel):

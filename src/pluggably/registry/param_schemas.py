@@ -113,15 +113,40 @@ THREE_D: dict[str, Any] = {
     "seed": SEED,
 }
 
-_BY_MODALITY = {"text": TEXT, "image": IMAGE, "3d": THREE_D}
+# Far beyond any embedding model's width; a model of known width caps it at that.
+MAX_DIMENSIONS = 65536
+
+EMBEDDING: dict[str, Any] = {
+    "dimensions": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_DIMENSIONS,
+        "description": "Keep the first this many dimensions of each vector (then "
+        "renormalized when 'normalize'); default: all of them.",
+        "examples": [256],
+    },
+    "normalize": {
+        "type": "boolean",
+        "default": True,
+        "description": "Scale each vector to unit length (L2), so a dot product is the "
+        "cosine similarity.",
+    },
+}
+
+_BY_MODALITY = {"text": TEXT, "image": IMAGE, "3d": THREE_D, "embedding": EMBEDDING}
 
 
 def default_schema(
-    model_id: str, modality: str, max_context_tokens: int | None = None
+    model_id: str,
+    modality: str,
+    max_context_tokens: int | None = None,
+    embedding_dimensions: int | None = None,
 ) -> dict[str, Any]:
     properties = copy.deepcopy(_BY_MODALITY[modality])
     if modality == "text" and max_context_tokens:
         properties["max_tokens"]["maximum"] = min(max_context_tokens, MAX_TOKENS_CEILING)
+    if modality == "embedding" and embedding_dimensions:
+        properties["dimensions"]["maximum"] = embedding_dimensions
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"Parameters of {model_id}",

@@ -1,10 +1,12 @@
 """Recognising model files under the models directory (at startup, for downloads and
 local registrations alike) and reconciling what was found with the registry.
 
-Recognises GGUF files, transformers folders (config.json + weights), diffusers
-folders (model_index.json) and Shap-E pipelines. Discovered models are registered
-as local models; rows that operators registered or downloaded are never rewritten;
-a model whose files vanished is marked failed until they come back.
+Recognises GGUF files (text generators, and embedding models by their header),
+sentence-transformers folders (modules.json: embedding models), transformers folders
+(config.json + weights), diffusers folders (model_index.json) and Shap-E pipelines.
+Discovered models are registered as local models; rows that operators registered or
+downloaded are never rewritten; a model whose files vanished is marked failed until
+they come back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ _QUANT = re.compile(
     re.IGNORECASE,
 )
 _WEIGHTS = (".safetensors", ".bin")
+_SENTENCE_TRANSFORMERS = {"modules.json", "config_sentence_transformers.json"}
+# Encoder architectures of llama.cpp: their GGUFs embed, they do not generate.
+ENCODERS = frozenset(
+    {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert"}
+    | {"neo-bert", "eurobert", "t5encoder"}
+)
+RANK_POOLING = 4  # llama.cpp's pooling type of rerankers: a score, not a vector
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ def _walk(root: Path, directory: Path, depth: int) -> Iterator[Found]:
     if depth > 0 and "model_index.json" in names:
         yield from _diffusers(root, directory)
         return
+    if depth > 0 and names & _SENTENCE_TRANSFORMERS:
+        yield _sentence_transformers(root, directory)
+        return
     if depth > 0 and "config.json" in names and any(n.endswith(_WEIGHTS) for n in names):
         yield _transformers(root, directory, entries)
         return
@@ -91,7 +103,7 @@ def _relative(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _dir_size(directory: Path) -> int:
+def dir_size(directory: Path) -> int:
     total = 0
     for base, _dirs, files in os.walk(directory):
         for name in files:
@@ -114,15 +126,19 @@ def _gguf(root: Path, path: Path, siblings: list[os.DirEntry[str]]) -> Found | N
     quant_match = _QUANT.search(path.stem)
     meta = _gguf_metadata(path)
     quant = quant_match.group(1).upper() if quant_match else meta.get("quantization")
-    capabilities: dict[str, Any] = {"output_formats": ["text"], "input_modalities": ["text"]}
+    embeds = bool(meta.get("embedding"))
+    output = "embedding" if embeds else "text"
+    capabilities: dict[str, Any] = {"output_formats": [output], "input_modalities": ["text"]}
     if meta.get("context_length"):
         capabilities["max_context_tokens"] = meta["context_length"]
-    if meta.get("tool_calling"):
+    if embeds and meta.get("embedding_length"):
+        capabilities["embedding_dimensions"] = meta["embedding_length"]
+    if meta.get("tool_calling") and not embeds:
         capabilities["tool_calling"] = True
     return Found(
         local_path=_relative(root, path),
         name=SHARD.sub("", path.name).removesuffix(".gguf") if shard else path.stem,
-        modality="text",
+        modality=output,
         format="gguf",
         size_bytes=size,
         version=quant,
@@ -143,6 +159,11 @@ def _gguf_metadata(path: Path) -> dict[str, Any]:
     context = fields.get(f"{arch}.context_length") if isinstance(arch, str) else None
     if isinstance(context, int):
         out["context_length"] = context
+    if isinstance(arch, str) and _embeds(fields, arch):
+        out["embedding"] = True
+        width = fields.get(f"{arch}.embedding_length")
+        if isinstance(width, int):
+            out["embedding_length"] = width
     template = fields.get("tokenizer.chat_template")
     if isinstance(template, str) and takes_tools(template):
         out["tool_calling"] = True
@@ -155,6 +176,49 @@ def _gguf_metadata(path: Path) -> dict[str, Any]:
         except (ImportError, ValueError):
             pass
     return out
+
+
+def _embeds(fields: dict[str, Any], arch: str) -> bool:
+    """A GGUF that makes one vector per text: a pooling type that pools a sequence
+    (mean, CLS, last), a non-causal attention, or an encoder architecture. Rerankers
+    (rank pooling) score pairs instead: they are not embedding models."""
+    pooling = fields.get(f"{arch}.pooling_type")
+    if pooling == RANK_POOLING:
+        return False
+    if isinstance(pooling, int) and 1 <= pooling <= 3:
+        return True
+    return fields.get(f"{arch}.attention.causal") is False or arch in ENCODERS
+
+
+def _sentence_transformers(root: Path, directory: Path) -> Found:
+    """A sentence-transformers folder: an embedding model. Its width and window from
+    its small config files, when they say."""
+    capabilities: dict[str, Any] = {"output_formats": ["embedding"], "input_modalities": ["text"]}
+    width = _json_int(directory / "1_Pooling" / "config.json", "word_embedding_dimension")
+    if width is None:
+        width = _json_int(directory / "config.json", "hidden_size")
+    window = _json_int(directory / "sentence_bert_config.json", "max_seq_length")
+    if width is not None:
+        capabilities["embedding_dimensions"] = width
+    if window is not None:
+        capabilities["max_context_tokens"] = window
+    return Found(
+        local_path=_relative(root, directory),
+        name=directory.name,
+        modality="embedding",
+        format="sentence_transformers",
+        size_bytes=dir_size(directory),
+        capabilities=capabilities,
+    )
+
+
+def _json_int(path: Path, key: str) -> int | None:
+    """An integer field of a small JSON file; None when it or the file is not there."""
+    try:
+        value = json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _transformers(root: Path, directory: Path, entries: list[os.DirEntry[str]]) -> Found:
@@ -171,7 +235,7 @@ def _transformers(root: Path, directory: Path, entries: list[os.DirEntry[str]]) 
         name=directory.name,
         modality="text",
         format="transformers",
-        size_bytes=_dir_size(directory),
+        size_bytes=dir_size(directory),
         capabilities=capabilities,
     )
 
@@ -187,7 +251,7 @@ def _diffusers(root: Path, directory: Path) -> Iterator[Found]:
         name=directory.name,
         modality="3d" if shap_e else "image",
         format="shap_e" if shap_e else "diffusers",
-        size_bytes=_dir_size(directory),
+        size_bytes=dir_size(directory),
         capabilities={
             "output_formats": ["obj", "glb", "ply"] if shap_e else ["png"],
             "input_modalities": ["text"] if shap_e else ["text", "image"],

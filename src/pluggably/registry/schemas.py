@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Modality = Literal["text", "image", "3d"]
+Modality = Literal["text", "image", "3d", "embedding"]
 ModelStatusName = Literal["available", "downloading", "failed", "disabled"]
 RuntimeStatus = Literal["unloaded", "loading", "loaded", "busy"]
 
@@ -21,6 +21,11 @@ class Capabilities(BaseModel):
         default=None,
         description="A GGUF whose chat template takes tools: it can choose to call one "
         "(tool_choice 'auto'). Every GGUF model can be forced to call one.",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None,
+        description="Embedding models: the length of the vectors they return (the most "
+        "'dimensions' a request may ask for), when known.",
     )
 
 
@@ -81,7 +86,9 @@ class ModelInfo(BaseModel):
     source: Source | None = Field(
         description="Registry models only; null for provider models (``format: remote``)."
     )
-    format: Literal["gguf", "transformers", "diffusers", "shap_e", "remote"]
+    format: Literal[
+        "gguf", "transformers", "sentence_transformers", "diffusers", "shap_e", "remote"
+    ]
     size_bytes: int | None
     local_path: str | None = Field(default=None, description="Absolute path; admins only.")
     status: ModelStatusName

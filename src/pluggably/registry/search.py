@@ -16,6 +16,7 @@ PIPELINES = {
     "text": ["text-generation"],
     "image": ["text-to-image"],
     "3d": ["text-to-3d", "image-to-3d"],
+    "embedding": ["sentence-similarity", "feature-extraction"],
 }
 _HINTS = {tag: modality for modality, tags in PIPELINES.items() for tag in tags}
 MAX_GGUF_DETAILS = 20
@@ -44,7 +45,11 @@ def _cursor(offset: int) -> str:
 def _hints(info: HubModelInfo) -> list[str]:
     tags = set(info.tags or [])
     hints = {_HINTS[info.pipeline_tag]} if info.pipeline_tag in _HINTS else set()
-    if "gguf" in tags or info.library_name in {"transformers", "gguf"}:
+    if info.library_name == "sentence-transformers" or "sentence-transformers" in tags:
+        hints.add("embedding")
+    # An embedding model's GGUF or transformers files do not generate text.
+    generates = "embedding" not in hints
+    if generates and ("gguf" in tags or info.library_name in {"transformers", "gguf"}):
         hints.add("text")
     if info.library_name == "diffusers" or "diffusers" in tags:
         hints.add("3d" if "shap-e" in tags else "image")

@@ -353,5 +353,10 @@ class RegistryService:
             parent = parent.parent
 
     def _default_schema(self, model: Model) -> dict[str, Any]:
-        context = (model.capabilities or {}).get("max_context_tokens")
-        return default_schema(model.id, model.modality, context)
+        capabilities = model.capabilities or {}
+        return default_schema(
+            model.id,
+            model.modality,
+            capabilities.get("max_context_tokens"),
+            capabilities.get("embedding_dimensions"),
+        )

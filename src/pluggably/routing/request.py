@@ -28,6 +28,9 @@ class RoutedInput(Protocol):
     @property
     def mesh(self) -> str | None: ...
 
+    @property
+    def texts(self) -> Sequence[str] | None: ...
+
 
 class RoutedRequest(Protocol):
     """The request fields that pick the model, the provider and the fallbacks."""

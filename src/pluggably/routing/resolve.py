@@ -8,10 +8,16 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.errors import ModelNotFound, ModelRequired, UnsupportedProvider
+from pluggably.errors import (
+    FeatureNotSupported,
+    ModelNotFound,
+    ModelRequired,
+    UnsupportedProvider,
+)
 from pluggably.providers.catalog import IMAGE_MODELS
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.service import RegistryService
+from pluggably.routing.embedding import EMBEDDING_DEFAULTS, EMBEDDING_MODELS, cannot_embed
 from pluggably.routing.request import RoutedRequest
 
 _IMAGE_INTENT = re.compile(
@@ -44,19 +50,27 @@ class Target:
 
 
 def modality_of(body: RoutedRequest, target: Target) -> str:
-    """An explicit modality wins; a named model or provider decides by its name (image
-    models are recognisable); only automatic selection reads the prompt's intent."""
+    """An explicit modality wins, then texts to embed; a named model or provider decides
+    by its name (image and embedding models are recognisable); only automatic selection
+    reads the prompt's intent."""
     if body.modality:
         return body.modality
+    if body.input.texts is not None:
+        return "embedding"
     if body.model or body.provider:
+        if EMBEDDING_MODELS.search(target.model):
+            return "embedding"
         return "image" if IMAGE_MODELS.search(target.model) else "text"
     return infer_modality(body)
 
 
 def infer_modality(body: RoutedRequest) -> str:
-    """Inputs first (images alone mean vision chat), then the prompt's intent."""
+    """Inputs first (texts to embed; images alone mean vision chat), then the prompt's
+    intent."""
     if body.modality:
         return body.modality
+    if body.input.texts is not None:
+        return "embedding"
     if body.input.mesh:
         return "3d"
     text = body.input.prompt or (
@@ -129,8 +143,8 @@ class Router:
                 raise ModelRequired(f"No local {modality} model is the default; name one.")
             return local
         if body.provider:
-            return self._provider_default(body.provider)
-        if preferred_model:
+            return self._provider_default(body.provider, infer_modality(body))
+        if preferred_model and infer_modality(body) != "embedding":
             return await self.parse(session, preferred_model)
         if body.selection_mode != "commercial_only":
             local = await self.local_default(session, infer_modality(body))
@@ -165,18 +179,34 @@ class Router:
             f"with a provider of {', '.join(self.providers.names)}."
         )
 
-    def _provider_default(self, provider: str) -> Target:
+    def _provider_default(self, provider: str, modality: str) -> Target:
         if self.providers.get(provider) is None:
             raise UnsupportedProvider(
                 f"Unknown provider '{provider}'; known: {', '.join(self.providers.names)}."
             )
+        if modality == "embedding":
+            return self._embedding_default(provider)
         model = self.providers.default_model(provider)
         if model is None:
             raise ModelRequired(f"{provider} has no default model here; name one with 'model'.")
         return Target(provider, model)
 
+    def _embedding_default(self, provider: str) -> Target:
+        """The provider's embedding model (a request that names only the provider)."""
+        reason = cannot_embed(provider, self.providers.get(provider))
+        if reason is not None:
+            raise FeatureNotSupported(f"{reason}.")
+        model = EMBEDDING_DEFAULTS.get(provider)
+        if model is None:
+            raise ModelRequired(
+                f"{provider} has no default embedding model here; name one with 'model'."
+            )
+        return Target(provider, model)
+
     def _auto(self, body: RoutedRequest, has_credential: set[str]) -> Target:
         modality = infer_modality(body)
+        if modality == "embedding":
+            return self._auto_embedding(body, has_credential)
         names: list[str] = []
         if body.selection_mode != "commercial_only":
             names += sorted(n for n in self.providers.names if self.providers.is_endpoint(n))
@@ -190,6 +220,19 @@ class Router:
         raise ModelNotFound(
             f"No {modality} model is available to you: store a provider key "
             "(POST /v1/users/provider-keys) or name a model."
+        )
+
+    def _auto_embedding(self, body: RoutedRequest, has_credential: set[str]) -> Target:
+        """No local embedding model is the default: the first commercial provider the
+        caller has a key for that embeds."""
+        if body.selection_mode != "free_only":
+            for name in COMMERCIAL_ORDER:
+                able = cannot_embed(name, self.providers.get(name)) is None
+                if name in has_credential and able and name in EMBEDDING_DEFAULTS:
+                    return Target(name, EMBEDDING_DEFAULTS[name])
+        raise ModelNotFound(
+            "No embedding model is available to you: name one (a local embedding model, "
+            "or 'provider:model') or store a key of a provider that embeds."
         )
 
     def _allowed(self, target: Target, body: RoutedRequest) -> bool:

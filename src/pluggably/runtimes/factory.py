@@ -18,6 +18,12 @@ _RUNTIMES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         "TransformersRuntime",
         ("torch", "transformers"),
     ),
+    "sentence_transformers": (
+        "sentence_transformers",
+        "pluggably.runtimes.sentence_transformers_rt",
+        "SentenceTransformersRuntime",
+        ("torch", "sentence_transformers"),
+    ),
     "diffusers": (
         "diffusers",
         "pluggably.runtimes.diffusers_rt",
@@ -31,7 +37,15 @@ _RUNTIMES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         ("torch", "diffusers", "transformers", "trimesh"),
     ),
 }
-EXTRA = {"llama_cpp": "local", "transformers": "torch", "diffusers": "torch", "shap_e": "torch"}
+EXTRA = {
+    "llama_cpp": "local",
+    "transformers": "torch",
+    "sentence_transformers": "torch",
+    "diffusers": "torch",
+    "shap_e": "torch",
+}
+# A GGUF embedding model runs in llama.cpp's embedding mode, a runtime of its own.
+GGUF_EMBEDDING = ("pluggably.runtimes.llama_embed_rt", "LlamaEmbeddingRuntime")
 
 
 def missing(kind: str) -> list[str]:
@@ -62,6 +76,8 @@ def check_available(spec: ModelSpec) -> tuple[str, str, str]:
 
 def make_runtime(spec: ModelSpec, *, context_tokens: int | None = None) -> Runtime:
     kind, module, cls = check_available(spec)
+    if spec.format == "gguf" and spec.modality == "embedding":
+        module, cls = GGUF_EMBEDDING
     runtime_class = getattr(importlib.import_module(module), cls)
     if kind == "llama_cpp" and context_tokens is not None:
         runtime: Runtime = runtime_class(spec, n_ctx=context_tokens)
