@@ -404,3 +404,32 @@ async def test_visible_reasoning_is_a_reasoning_item_before_the_message(
     assert [item.type for item in events[-1].response.output] == ["reasoning", "message"]
     await api.responses.create(model="openai:o3-mini", input="hi", reasoning={"effort": "high"})
     assert sent(sim)["reasoning_effort"] == "high"
+
+
+async def test_a_stream_failing_after_its_start_ends_in_response_failed_and_is_not_stored(
+    api: openai.AsyncOpenAI, openai_sim: OpenAISim
+) -> None:
+    openai_sim.set_reply("gpt-4o-mini", "a b c d e f")
+    openai_sim.break_stream_after(2)
+    events = await events_of(api, model=MODEL, input="hi")
+    check_sequence(events)
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "a b "
+    failed = events[-1]
+    assert failed.type == "response.failed"
+    assert failed.response.status == "failed"
+    assert failed.response.error.code == "server_error"
+    assert failed.response.error.message
+    with pytest.raises(openai.NotFoundError):
+        await api.responses.retrieve(failed.response.id)
+
+
+async def test_a_failure_before_the_stream_starts_is_the_errors_own_status(
+    api: openai.AsyncOpenAI, openai_sim: OpenAISim
+) -> None:
+    openai_sim.fail_next(status=429, retry_after=3)
+    with pytest.raises(openai.RateLimitError) as limited:
+        await api.responses.create(model=MODEL, input="hi", stream=True)
+    assert error_of(limited.value)["code"] == "rate_limited"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        await api.responses.create(model="openai:no-such-model", input="hi")
+    assert error_of(unknown.value)["code"] == "model_not_found"
