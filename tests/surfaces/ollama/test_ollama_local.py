@@ -48,11 +48,11 @@ async def loaded(client: httpx.AsyncClient) -> list[str]:
     return [m["model_id"] for m in body["models"]]
 
 
-async def unloads(client: httpx.AsyncClient, timeout: float = 10) -> bool:
+async def unloads(client: httpx.AsyncClient, timeout: float = 10, model: str = MODEL) -> bool:
     """The model is gone from residency within ``timeout`` (keep_alive 0 unloads it
     after the answer)."""
     deadline = time.monotonic() + timeout
-    while MODEL in await loaded(client):
+    while model in await loaded(client):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
