@@ -433,3 +433,12 @@ async def test_a_failure_before_the_stream_starts_is_the_errors_own_status(
     with pytest.raises(openai.NotFoundError) as unknown:
         await api.responses.create(model="openai:no-such-model", input="hi")
     assert error_of(unknown.value)["code"] == "model_not_found"
+
+
+async def test_a_long_string_input_is_one_user_message(
+    api: openai.AsyncOpenAI, openai_sim: OpenAISim
+) -> None:
+    text = "word " * 3000
+    response = await api.responses.create(model=MODEL, input=text)
+    assert response.status == "completed"
+    assert sent(openai_sim)["messages"] == [{"role": "user", "content": text}]

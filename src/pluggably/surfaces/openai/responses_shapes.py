@@ -5,7 +5,7 @@ are ignored (``include``, ``truncation``, ``user``, …)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -75,7 +75,10 @@ class ResponsesReasoning(_Loose):
 
 class ResponsesRequest(_Loose):
     model: str | None = Field(default=None, max_length=300, examples=["openai:gpt-4o-mini"])
-    input: str | list[ResponsesInputItem] = Field(default="", max_length=2000)
+    input: (
+        Annotated[str, Field(max_length=1_000_000)]
+        | Annotated[list[ResponsesInputItem], Field(max_length=2000)]
+    ) = ""
     instructions: str | None = Field(default=None, max_length=100_000)
     previous_response_id: str | None = Field(default=None, max_length=200)
     store: bool | None = True
