@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from tests.conftest import ADMIN_KEY, client_for, new_user, running
 from tests.fixtures.openai_sim import DEFAULT_MODELS, OpenAISim, call_id, reasoning_of
 from tests.generation.test_generate import gen_app
-from tests.surfaces.openai.test_openai_compat import error_of
+from tests.surfaces.openai.test_openai_compat import PNG_B64, error_of
 
 MODEL = "openai:gpt-4o-mini"
 BASE = "http://testserver/openai/v1"
@@ -442,3 +442,64 @@ async def test_a_long_string_input_is_one_user_message(
     response = await api.responses.create(model=MODEL, input=text)
     assert response.status == "completed"
     assert sent(openai_sim)["messages"] == [{"role": "user", "content": text}]
+
+
+async def test_items_sent_back_by_the_client_form_the_native_turns(
+    api: openai.AsyncOpenAI, openai_sim: OpenAISim
+) -> None:
+    """A client that keeps the conversation itself (store: false) sends the earlier
+    output items back: one assistant turn of text and calls, then the call's result."""
+    call = {"type": "function_call", "call_id": "call_1", "name": "get_weather"}
+    response = await api.responses.create(
+        model=MODEL,
+        store=False,
+        tools=[WEATHER],  # type: ignore[list-item]
+        input=[
+            {"role": "user", "content": "weather?"},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "t"}]},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
+            {**call, "arguments": '{"city": "Paris"}'},  # type: ignore[typeddict-item]
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ],
+    )
+    assert response.output_text == "The tool said: sunny"
+    assistant = {
+        "role": "assistant",
+        "content": "Looking.",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    }
+    assert sent(openai_sim)["messages"] == [
+        {"role": "user", "content": "weather?"},
+        assistant,
+        {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+    ]
+
+
+async def test_an_input_image_reaches_the_upstream_and_a_link_is_refused(
+    api: openai.AsyncOpenAI, openai_sim: OpenAISim
+) -> None:
+    data_url = f"data:image/png;base64,{PNG_B64}"
+    parts: list[dict[str, Any]] = [
+        {"type": "input_text", "text": "what is this"},
+        {"type": "input_image", "image_url": data_url, "detail": "auto"},
+    ]
+    response = await api.responses.create(
+        model="openai:gpt-4o",
+        input=[{"role": "user", "content": parts}],  # type: ignore[list-item]
+    )
+    assert response.output_text == "Echo: what is this [1 image]"
+    upstream = sent(openai_sim)["messages"][-1]["content"]
+    assert upstream[1]["image_url"]["url"] == data_url
+    parts[1]["image_url"] = "https://example.com/cat.png"
+    with pytest.raises(openai.BadRequestError) as refused:
+        await api.responses.create(
+            model="openai:gpt-4o",
+            input=[{"role": "user", "content": parts}],  # type: ignore[list-item]
+        )
+    assert error_of(refused.value)["param"] == "input[0].content[1].image_url"
