@@ -450,17 +450,18 @@ async def test_items_sent_back_by_the_client_form_the_native_turns(
     """A client that keeps the conversation itself (store: false) sends the earlier
     output items back: one assistant turn of text and calls, then the call's result."""
     call = {"type": "function_call", "call_id": "call_1", "name": "get_weather"}
+    items: list[Any] = [
+        {"role": "user", "content": "weather?"},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "t"}]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
+        {**call, "arguments": '{"city": "Paris"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+    ]
     response = await api.responses.create(
         model=MODEL,
         store=False,
         tools=[WEATHER],  # type: ignore[list-item]
-        input=[
-            {"role": "user", "content": "weather?"},
-            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "t"}]},
-            {"role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
-            {**call, "arguments": '{"city": "Paris"}'},  # type: ignore[typeddict-item]
-            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
-        ],
+        input=items,
     )
     assert response.output_text == "The tool said: sunny"
     assistant = {
@@ -491,7 +492,7 @@ async def test_an_input_image_reaches_the_upstream_and_a_link_is_refused(
     ]
     response = await api.responses.create(
         model="openai:gpt-4o",
-        input=[{"role": "user", "content": parts}],  # type: ignore[list-item]
+        input=[{"role": "user", "content": parts}],  # type: ignore[misc, list-item]
     )
     assert response.output_text == "Echo: what is this [1 image]"
     upstream = sent(openai_sim)["messages"][-1]["content"]
@@ -500,6 +501,6 @@ async def test_an_input_image_reaches_the_upstream_and_a_link_is_refused(
     with pytest.raises(openai.BadRequestError) as refused:
         await api.responses.create(
             model="openai:gpt-4o",
-            input=[{"role": "user", "content": parts}],  # type: ignore[list-item]
+            input=[{"role": "user", "content": parts}],  # type: ignore[misc, list-item]
         )
     assert error_of(refused.value)["param"] == "input[0].content[1].image_url"
