@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 Modality = Literal["text", "image", "3d", "embedding"]
 ModelStatusName = Literal["available", "downloading", "failed", "disabled"]
@@ -106,9 +106,35 @@ class ModelInfo(BaseModel):
     )
 
 
+class OpenAIListedModel(BaseModel):
+    """A model as OpenAI's list names it."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
 class ModelList(BaseModel):
+    """The native page, with OpenAI's list fields beside it: clients given the base URL
+    ``/v1`` read ``GET /v1/models`` as OpenAI's model list (API.md §8)."""
+
     models: list[ModelInfo]
     next_cursor: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def object(self) -> Literal["list"]:
+        return "list"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def data(self) -> list[OpenAIListedModel]:
+        """The same models in OpenAI's shape (``owned_by``: the provider)."""
+        return [
+            OpenAIListedModel(id=m.id, created=int(m.created_at.timestamp()), owned_by=m.provider)
+            for m in self.models
+        ]
 
 
 class ModelStatus(BaseModel):
