@@ -274,6 +274,11 @@ async def test_errors_come_in_ollama_shape(surface: Surface) -> None:
     assert anonymous.status_code == 401
     assert set(anonymous.json()) == {"error"}
 
+    with pytest.raises(ollama.ResponseError) as copy:
+        await surface.api.copy(SIM_MODEL, "mine")
+    assert copy.value.status_code == 400
+    assert "copy is not supported" in copy.value.error
+
     with pytest.raises(ollama.ResponseError) as bad_keep:
         await surface.api.chat(
             model=SIM_MODEL, messages=[{"role": "user", "content": "x"}], keep_alive="soon"
@@ -291,5 +296,53 @@ async def test_users_pull_and_delete_are_forbidden(surface: Surface) -> None:
     with pytest.raises(ollama.ResponseError) as deleted:
         await api.delete(SIM_MODEL)
     assert deleted.value.status_code == 403
+    with pytest.raises(ollama.ResponseError) as copied:
+        await api.copy(SIM_MODEL, "mine")
+    assert copied.value.status_code == 403
     # A user's own models listing works (reads only).
     assert isinstance((await api.list()).models, list)
+
+
+async def test_every_route_documents_and_answers_errors_in_ollama_shape(surface: Surface) -> None:
+    """The walk of test_openapi_walk, in Ollama's error shape instead of the envelope."""
+    spec = (await surface.client.get("/openapi.json")).json()
+    operations = [
+        (method.upper(), path, op)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/")
+        for method, op in item.items()
+    ]
+    assert {(m, p) for m, p, _ in operations} == {
+        ("POST", "/api/chat"),
+        ("POST", "/api/generate"),
+        ("POST", "/api/embed"),
+        ("POST", "/api/embeddings"),
+        ("GET", "/api/tags"),
+        ("POST", "/api/show"),
+        ("GET", "/api/ps"),
+        ("GET", "/api/version"),
+        ("POST", "/api/pull"),
+        ("DELETE", "/api/delete"),
+        ("POST", "/api/copy"),
+        ("POST", "/api/create"),
+        ("POST", "/api/push"),
+    }
+    for method, path, op in operations:
+        for status in ("400", "401", "404", "422", "500", "503"):
+            ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/OllamaError"), (method, path, status)
+        if path == "/api/version":
+            assert (await surface.client.request(method, path)).status_code == 200
+            continue
+        anonymous = await surface.client.request(method, path)
+        assert anonymous.status_code == 401
+        assert set(anonymous.json()) == {"error"}
+        garbage = await surface.client.request(
+            method,
+            path,
+            content=b"{not json",
+            headers={**ADMIN, "content-type": "application/json"},
+        )
+        if method != "GET":
+            assert garbage.status_code == 400, (method, path, garbage.text)
+            assert set(garbage.json()) == {"error"}

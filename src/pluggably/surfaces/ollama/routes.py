@@ -33,7 +33,7 @@ from pluggably.api.deps import (
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, opening
 from pluggably.auth.principal import Principal
-from pluggably.errors import InvalidJson, ValidationFailed
+from pluggably.errors import FeatureNotSupported, InvalidJson, ValidationFailed
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 from pluggably.generation.service import GenerationService
@@ -112,6 +112,9 @@ _ERRORS = {
     401: "Missing or invalid credential",
     403: "The credential lacks the scope or role (pull and delete are for admins)",
     404: "Unknown model",
+    409: "A model loaded or in use cannot be deleted",
+    413: "Body too large",
+    422: "NUL characters in the request",
     429: "Rate limited; Retry-After set",
     500: "Unexpected error",
     502: "The provider answered with an error",
@@ -285,6 +288,20 @@ async def delete_model(
     use), as DELETE /v1/models/{id}."""
     await registry.delete(session, model_name(body.target))
     return Response(status_code=200)
+
+
+@router.post("/copy", responses={200: {"description": "Never: always 400."}})
+@router.post("/create", responses={200: {"description": "Never: always 400."}})
+@router.post("/push", responses={200: {"description": "Never: always 400."}})
+async def not_supported(request: Request, _admin: AdminUser) -> Response:
+    """Admins: Ollama's copy, create (Modelfiles) and push have no counterpart here:
+    a clear 400 rather than an unknown route. Models come from ``pull``, the models
+    directory or POST /v1/models/download."""
+    what = request.url.path.removeprefix(f"{PREFIX}/")
+    raise FeatureNotSupported(
+        f"{what} is not supported here: models come from pull (hf.co/{{owner}}/{{repo}}:"
+        "{quantization}), the models directory or POST /v1/models/download."
+    )
 
 
 # helpers
