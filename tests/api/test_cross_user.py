@@ -42,10 +42,13 @@ class Call:
     body: dict[str, Any] | None = None
     code: str = ""  # OWNED: the 404 code the other user gets
     query: str = ""
+    shape: str = "native"  # the error shape of the route's surface: native, openai, ollama
 
 
 GEN = {"model": MODEL, "input": {"prompt": "hi"}, "wait": True}
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+EMBEDDER = "openai:text-embedding-3-small"
+RESPONSE = "/openai/v1/responses/{response_id}"
 
 OWNED = [
     Call("GET", "/v1/sessions/{session_id}", code="session_not_found"),
@@ -64,6 +67,9 @@ OWNED = [
     Call("POST", "/v1/requests/{request_id}/cancel", code="request_not_found"),
     Call("DELETE", "/v1/users/tokens/{token_id}", code="not_found"),
     Call("DELETE", "/v1/users/provider-keys/{provider}", code="not_found"),
+    Call("GET", RESPONSE, code="not_found", shape="openai"),
+    Call("GET", RESPONSE + "/input_items", code="not_found", shape="openai"),
+    Call("DELETE", RESPONSE, code="not_found", shape="openai"),
 ]
 
 ADMIN_ONLY = [
@@ -82,6 +88,11 @@ ADMIN_ONLY = [
     Call("GET", "/v1/jobs/{job_id}/events"),
     Call("GET", "/v1/storage"),
     Call("POST", "/v1/storage/cleanup", {"dry_run": False}),
+    Call("POST", "/api/pull", {"model": "hf.co/acme/x:Q4_K_M"}, shape="ollama"),
+    Call("DELETE", "/api/delete", {"model": "nothing/here"}, shape="ollama"),
+    Call("POST", "/api/copy", {"source": "a", "destination": "b"}, shape="ollama"),
+    Call("POST", "/api/create", {"model": "x"}, shape="ollama"),
+    Call("POST", "/api/push", {"model": "x"}, shape="ollama"),
 ]
 
 SELF = [
@@ -117,6 +128,15 @@ SELF = [
     Call("GET", "/openai/v1/models/{model_id}"),
     Call("POST", "/anthropic/v1/messages", {**CHAT, "max_tokens": 16}),
     Call("POST", "/anthropic/v1/messages/count_tokens", CHAT),
+    Call("POST", "/openai/v1/embeddings", {"model": EMBEDDER, "input": "hi"}),
+    Call("POST", "/openai/v1/responses", {"model": MODEL, "input": "hi"}),
+    Call("POST", "/api/chat", {**CHAT, "stream": False}),
+    Call("POST", "/api/generate", {"model": MODEL, "prompt": "hi", "stream": False}),
+    Call("POST", "/api/embed", {"model": EMBEDDER, "input": "hi"}),
+    Call("POST", "/api/embeddings", {"model": EMBEDDER, "prompt": "hi"}),
+    Call("GET", "/api/tags"),
+    Call("POST", "/api/show", {"model": MODEL}),
+    Call("GET", "/api/ps"),
 ]
 
 PUBLIC = [
@@ -126,11 +146,29 @@ PUBLIC = [
     Call("POST", "/v1/users/register"),
     Call("POST", "/v1/users/login"),
     Call("GET", "/v1/artifacts/{artifact_id}"),  # the signed link is the credential
+    Call("GET", "/api/version"),  # Ollama clients probe it before anything else
 ]
 
 
 def _key(call: Call) -> tuple[str, str]:
     return call.method, call.path
+
+
+def assert_error(response: httpx.Response, status: int, code: str, shape: str) -> None:
+    """The error in the shape of the route's surface, with the expected code."""
+    if shape == "native":
+        assert_envelope(response, status, code)
+        return
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    if shape == "openai":
+        assert set(body["error"]) == {"message", "type", "param", "code"}
+        assert body["error"]["code"] == code
+        assert body["error"]["message"]
+    else:  # Ollama: the message alone
+        assert isinstance(body["error"], str)
+        assert body["error"]
 
 
 async def test_every_route_is_classified(client: httpx.AsyncClient) -> None:
@@ -208,6 +246,11 @@ async def _build(client: httpx.AsyncClient) -> World:
     key = {"provider": "deepseek", "api_key": ALICE_SECRET}
     await _ok(await client.post("/v1/users/provider-keys", json=key, headers=alice), 201)
     invite = await _ok(await client.post("/v1/users/invites", json={}, headers=ADMIN), 201)
+    stored = await _ok(
+        await client.post(
+            "/openai/v1/responses", json={"model": MODEL, "input": ALICE_PROMPT}, headers=alice
+        )
+    )
     return World(
         alice,
         bob,
@@ -219,6 +262,7 @@ async def _build(client: httpx.AsyncClient) -> World:
             "invite_id": invite["info"]["id"],
             "model_id": "nothing/here",
             "job_id": "job-does-not-exist",
+            "response_id": stored["id"],
         },
     )
 
@@ -245,6 +289,7 @@ async def _alice_view(client: httpx.AsyncClient, world: World) -> list[Any]:
             "/v1/users/tokens",
             "/v1/users/provider-keys",
             "/v1/users/me",
+            f"/openai/v1/responses/{ids['response_id']}",
         )
     ]
 
@@ -259,7 +304,7 @@ async def test_other_users_objects_are_404(world_app: FastAPI, openai_sim: OpenA
             response = await client.request(call.method, path, json=body, headers=world.bob)
             where = f"{call.method} {path}"
             assert response.status_code == 404, (where, response.text)
-            assert_envelope(response, 404, call.code)
+            assert_error(response, 404, call.code, call.shape)
             for private in (ALICE_TITLE, ALICE_PROMPT, ALICE_SECRET):
                 assert private not in response.text, where
             assert await _alice_view(client, world) == before, where
@@ -299,7 +344,7 @@ async def test_admin_routes_refuse_users(world_app: FastAPI) -> None:
             for who, headers in callers.items():
                 response = await client.request(call.method, path, json=body, headers=headers)
                 assert response.status_code == 403, (who, call.method, path, response.text)
-                assert_envelope(response, 403, "forbidden")
+                assert_error(response, 403, "forbidden", call.shape)
         assert (await client.get("/v1/users/invites", headers=ADMIN)).json() == invites
         assert (await client.get("/v1/jobs", headers=ADMIN)).json() == jobs
         # The same calls with the admin key pass the role check (whatever they answer then).
@@ -326,7 +371,7 @@ async def test_read_scoped_tokens_cannot_write_owned_objects(world_app: FastAPI)
             if call.method == "GET":
                 assert response.status_code == 200, (path, response.text)
             else:
-                assert_envelope(response, 403, "forbidden")
+                assert_error(response, 403, "forbidden", call.shape)
         after = await _alice_view(client, world)
         assert after[:3] == before[:3]
 
@@ -343,6 +388,7 @@ async def test_nothing_shared_shows_another_users_objects(world_app: FastAPI) ->
             world.ids["session_id"],
             world.ids["request_id"],
             world.ids["token_id"],
+            world.ids["response_id"],
             alice_me["id"],
             "alice-cross",
             ALICE_TITLE,
