@@ -6,6 +6,7 @@ exceptions."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,3 +347,41 @@ async def test_every_route_documents_and_answers_errors_in_ollama_shape(surface:
         if method != "GET":
             assert garbage.status_code == 400, (method, path, garbage.text)
             assert set(garbage.json()) == {"error"}
+
+
+@pytest.mark.slow
+def test_real_server_streams_lines_as_they_come_and_local_only_needs_no_key(
+    tmp_path: Path, free_port: int, openai_sim: OpenAISim
+) -> None:
+    """Through `pluggably serve` (local-only mode) and the sync client, as people use
+    it: lines arrive one by one as the upstream produces them; a loopback caller needs
+    no credential, a key still works."""
+    from tests.serving.test_serve import start_server, stop_server
+
+    openai_sim.set_reply("gpt-4o-mini", "alpha beta gamma delta epsilon")
+    openai_sim.token_delay_s = 0.1
+    proc, log_path = start_server(
+        tmp_path,
+        free_port,
+        PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=openai_sim.base_url,
+        PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
+        PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
+        PLUGGABLY_LOCAL_ONLY="true",
+    )
+    try:
+        api = ollama.Client(host=f"http://127.0.0.1:{free_port}")  # no credential
+        arrivals = [
+            (time.monotonic(), part.message.content or "", part.done)
+            for part in api.chat(
+                model=SIM_MODEL, messages=[{"role": "user", "content": "go"}], stream=True
+            )
+        ]
+        texts = [text for _, text, done in arrivals if not done]
+        assert "".join(texts) == "alpha beta gamma delta epsilon"
+        assert len(texts) == 5
+        assert arrivals[-2][0] - arrivals[0][0] > 0.25  # streamed, not sent at the end
+        assert arrivals[-1][2] is True
+        keyed = ollama.Client(host=f"http://127.0.0.1:{free_port}", headers=ADMIN)
+        assert SIM_MODEL in [m.model for m in keyed.list().models]
+    finally:
+        stop_server(proc, log_path)
