@@ -223,3 +223,24 @@ async def test_gemini_embeddings_through_the_native_route(
     sent = [r for r in gemini_sim.requests if r.path.endswith(":batchEmbedContents")][-1]
     assert sent.headers["x-goog-api-key"] == "server-google-key-0001"
     assert [q["outputDimensionality"] for q in sent.body["requests"]] == [32, 32, 32]
+
+
+async def test_bad_json_is_a_400_in_openai_shape(app: FastAPI) -> None:
+    async with client_for(app) as client:
+        for path in ("/openai/v1/embeddings", "/v1/embeddings"):
+            r = await client.post(
+                path, content=b"{not json", headers={**ADMIN, "content-type": "application/json"}
+            )
+            assert r.status_code == 400
+            assert r.json()["error"]["code"] == "invalid_json"
+
+
+async def test_provider_embedding_models_are_listed_as_such(app: FastAPI) -> None:
+    async with client_for(app) as client:
+        r = await client.get("/v1/models", params={"modality": "embedding"}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        ids = {m["id"] for m in r.json()["models"]}
+        listed = (await client.get("/openai/v1/models", headers=ADMIN)).json()["data"]
+    assert {"openai:text-embedding-3-small", "openai:text-embedding-ada-002"} <= ids
+    assert "openai:gpt-4o-mini" not in ids
+    assert "openai:text-embedding-3-small" in {m["id"] for m in listed}
