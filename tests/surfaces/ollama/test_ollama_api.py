@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -17,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import ADMIN_KEY, client_for, new_user, running
-from tests.fixtures.openai_sim import OpenAISim, make_png
+from tests.fixtures.openai_sim import DEFAULT_MODELS, OpenAISim, make_png, reasoning_of
 from tests.generation.test_generate import gen_app
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -207,6 +208,38 @@ async def test_tool_calls_come_back_with_object_arguments(
     sent = openai_sim.requests_to("/v1/chat/completions")[-1].body["messages"]
     call_id = sent[1]["tool_calls"][0]["id"]
     assert sent[2] == {"role": "tool", "content": "sunny", "tool_call_id": call_id}
+    streamed = [
+        p
+        async for p in await surface.api.chat(
+            model=SIM_MODEL,
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+            tools=tools,
+            stream=True,
+        )
+    ]
+    with_calls = [p for p in streamed if p.message.tool_calls]
+    assert len(with_calls) == 1  # a call streams whole, in one line
+    assert not with_calls[0].done
+    [streamed_call] = with_calls[0].message.tool_calls or []
+    assert streamed_call.function.arguments == calls[0].function.arguments
+    assert streamed[-1].done is True
+
+
+async def test_thinking_comes_back_plain_and_streamed(
+    tmp_path: Path, database_url: str, make_openai_sim: Callable[..., OpenAISim]
+) -> None:
+    sim = make_openai_sim([*DEFAULT_MODELS, "deepseek-reasoner"])  # shows its reasoning
+    app = gen_app(tmp_path, database_url, sim)
+    async with running(app):
+        api = ollama_client(app)
+        model = "openai:deepseek-reasoner"
+        messages: list[Mapping[str, Any]] = [{"role": "user", "content": "why"}]
+        answer = await api.chat(model=model, messages=messages, think=True)
+        assert answer.message.thinking == reasoning_of(messages)
+        assert answer.message.content == "Echo: why"
+        parts = [p async for p in await api.chat(model=model, messages=messages, stream=True)]
+        assert "".join(p.message.thinking or "" for p in parts) == reasoning_of(messages)
+        assert "".join(p.message.content or "" for p in parts) == "Echo: why"
 
 
 async def test_tags_show_and_version(surface: Surface) -> None:
@@ -369,19 +402,20 @@ def test_real_server_streams_lines_as_they_come_and_local_only_needs_no_key(
         PLUGGABLY_LOCAL_ONLY="true",
     )
     try:
-        api = ollama.Client(host=f"http://127.0.0.1:{free_port}")  # no credential
-        arrivals = [
-            (time.monotonic(), part.message.content or "", part.done)
-            for part in api.chat(
-                model=SIM_MODEL, messages=[{"role": "user", "content": "go"}], stream=True
-            )
-        ]
+        host = f"http://127.0.0.1:{free_port}"
+        with ollama.Client(host=host) as api:  # no credential
+            arrivals = [
+                (time.monotonic(), part.message.content or "", part.done)
+                for part in api.chat(
+                    model=SIM_MODEL, messages=[{"role": "user", "content": "go"}], stream=True
+                )
+            ]
         texts = [text for _, text, done in arrivals if not done]
         assert "".join(texts) == "alpha beta gamma delta epsilon"
         assert len(texts) == 5
         assert arrivals[-2][0] - arrivals[0][0] > 0.25  # streamed, not sent at the end
         assert arrivals[-1][2] is True
-        keyed = ollama.Client(host=f"http://127.0.0.1:{free_port}", headers=ADMIN)
-        assert SIM_MODEL in [m.model for m in keyed.list().models]
+        with ollama.Client(host=host, headers=ADMIN) as keyed:
+            assert SIM_MODEL in [m.model for m in keyed.list().models]
     finally:
         stop_server(proc, log_path)

@@ -158,7 +158,9 @@ async def test_ps_load_and_keep_alive_drive_residency(
 
         # Streamed too; and Ollama's unload call.
         await api.generate(model=MODEL, keep_alive=-1)
-        assert (await api.ps()).models[0].expires_at.year == 9999  # type: ignore[union-attr]
+        kept = (await api.ps()).models[0].expires_at
+        assert kept is not None
+        assert kept.year == 9999
         unload = await api.generate(model=MODEL, keep_alive=0)
         assert unload.done_reason == "unload"
         assert await unloads(client)
