@@ -6,6 +6,7 @@ exceptions."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -149,6 +150,27 @@ async def test_generate_plain_and_streamed(surface: Surface, openai_sim: OpenAIS
     assert "".join(p.response or "" for p in parts) == "Echo: a b c d"
     assert parts[-1].done is True
     assert parts[-1].eval_count == 5
+
+
+async def test_format_asks_for_json_or_a_schema(surface: Surface, openai_sim: OpenAISim) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    }
+    answer = await surface.api.chat(
+        model=SIM_MODEL, messages=[{"role": "user", "content": "a city"}], format=schema
+    )
+    assert isinstance(json.loads(answer.message.content or "")["city"], str)
+    sent = openai_sim.requests_to("/v1/chat/completions")[-1].body["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["schema"]["properties"] == schema["properties"]
+
+    # OpenAI itself wants the word JSON in the messages with json_object.
+    plain = await surface.api.generate(model=SIM_MODEL, prompt="a city as JSON", format="json")
+    assert isinstance(json.loads(plain.response or ""), dict)
+    sent = openai_sim.requests_to("/v1/chat/completions")[-1].body["response_format"]
+    assert sent == {"type": "json_object"}
 
 
 async def test_images_reach_the_model(surface: Surface, openai_sim: OpenAISim) -> None:

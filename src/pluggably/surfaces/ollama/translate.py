@@ -50,7 +50,7 @@ def _features(body: OllamaChatRequest | OllamaGenerateRequest) -> dict[str, Any]
     elif isinstance(body.format, dict):
         fields["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "response", "schema": body.format, "strict": True},
+            "json_schema": {"name": "response", "schema": body.format},
         }
     if body.think is True:
         fields["reasoning"] = {}
