@@ -42,7 +42,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from pluggably.app import create_app
+from pluggably.config import Settings
 from pluggably.providers.directory import NATIVE_BASE_URLS, VENDORS
+from pluggably.serving import uvicorn_options
 from tests.conftest import ADMIN_KEY, PASSWORD, make_settings, running
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.gemini_sim import GeminiSim
@@ -155,12 +157,12 @@ class NetworkGuard:
 class Server:
     """The app under uvicorn in a thread, its lifespan run by ``running()``."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
         self.app = app
         # The asyncio loop (not uvloop): its sockets go through the guarded socket module.
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, loop="asyncio", lifespan="off", log_config=None
-        )
+        # The HTTP protocol the server ships with (its limits and error bodies).
+        options = {**uvicorn_options(settings), "host": "127.0.0.1", "port": 0}
+        config = uvicorn.Config(app, loop="asyncio", lifespan="off", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
         self.ready = threading.Event()
@@ -261,7 +263,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         )
         guard = NetworkGuard()
         guard.install(env)
-        server = stack.enter_context(Server(create_app(settings)))
+        server = stack.enter_context(Server(create_app(settings), settings))
         yield Gateway(server.url, {"X-API-Key": _user_token(server.url)}, {"X-API-Key": ADMIN_KEY})
     for upstream in (hub, *sims):
         assert not upstream.errors, f"{type(upstream).__name__} itself failed: {upstream.errors!r}"

@@ -122,6 +122,16 @@ def test_request_head_over_the_limit_is_431_and_the_connection_closed(
         assert httpx.get(f"{base}/health", headers={"X-Big": "a" * 30_000}).status_code == 200
 
 
+def test_a_malformed_head_is_400_in_the_error_envelope(tmp_path: Path, free_port: int) -> None:
+    with serving(tmp_path, free_port), connect(free_port) as sock:
+        sock.sendall(b'DELETE /health HTTP/1.1\r\nHost: x\r\nContent-Length: HMm(["\r\n\r\n')
+        raw = read_until_closed(sock)
+        assert b"\r\ncontent-type: application/json\r\n" in raw
+        detail = refusal(raw, 400)
+        assert detail["code"] == "invalid_request"
+        assert detail["message"].startswith("Malformed HTTP request: ")
+
+
 def test_request_head_sent_too_slowly_is_408_and_a_silent_connection_is_closed(
     tmp_path: Path, free_port: int
 ) -> None:

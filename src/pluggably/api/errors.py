@@ -142,11 +142,21 @@ def _validation_error(
     )
 
 
+def route_path(scope: Any) -> str | None:
+    """The path template of the route a request matched, with the prefix of the router
+    it came through: a route of a router included under a prefix (the OpenAI surface,
+    under /openai/v1 and /v1) knows only its own path, and FastAPI keeps the full one in
+    the scope's effective route context."""
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(effective, "path", None) or getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
+
+
 def _allowed_methods(request: Request) -> str | None:
     """The methods of the resource a 405 answers for (RFC 9110 §15.5.6), as documented.
     Starlette lists only those of the first route whose path matched, and FastAPI makes
     one route per method: GET /v1/jobs/{job_id} alone would hide its DELETE."""
-    template = getattr(request.scope.get("route"), "path_format", None)
+    template = route_path(request.scope)
     documented = request.app.openapi()["paths"].get(template) if template else None
     if not documented:
         return None

@@ -247,7 +247,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = True
             self.cycle.keep_alive = False
             return
-        super().send_400_response(msg)
+        # A head httptools cannot parse (a malformed header, a Content-Length that is not
+        # a number, …): the API's one error shape, not uvicorn's plain text.
+        self._refuse(
+            _envelope(400, "Bad Request", "invalid_request", f"Malformed HTTP request: {msg}")
+        )
 
     def _answering(self) -> bool:
         """An answer (the newest request's, or one before it) is still being written."""

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pluggably.api.errors import ErrorFormats, error_response
+from pluggably.api.errors import ErrorFormats, error_response, route_path
 from pluggably.api.nul_scan import NulScanner
 from pluggably.observability.context import RequestContext, reset_current, set_current
 from pluggably.observability.metrics import Metrics
@@ -61,8 +61,8 @@ def _has_nul(scope: Scope) -> bool:
 
 
 def _route_template(scope: Scope) -> str:
-    path = getattr(scope.get("route"), "path", None)
-    if isinstance(path, str):
+    path = route_path(scope)
+    if path is not None:
         return path
     # Plain Starlette routes (/openapi.json, /docs) set no "route" but do set an
     # endpoint; they have no parameters, so the path is their template.
