@@ -121,6 +121,15 @@ async def test_ps_load_and_keep_alive_drive_residency(
         made = await client.post(f"/v1/models/{MODEL}/default", headers=ADMIN)
         assert made.status_code == 200, made.text
 
+        shown = await api.show(f"{MODEL}:latest")
+        assert shown.capabilities is not None
+        assert shown.capabilities[0] == "completion"
+        assert shown.details is not None
+        assert shown.details.format == "gguf"
+        assert shown.details.quantization_level == "Q4_K_M"
+        assert shown.modelinfo is not None
+        assert shown.modelinfo["pluggably.context_length"] > 0
+
         load = await api.generate(model=MODEL)  # Ollama's load call: no prompt
         assert (load.done, load.done_reason) == (True, "load")
         assert await loaded(client) == [MODEL]
@@ -172,3 +181,10 @@ async def test_ps_load_and_keep_alive_drive_residency(
         ]
         assert parts[-1].done is True
         assert await unloads(client)
+
+        # delete unloads a loaded model first, then unregisters it.
+        await api.generate(model=MODEL)
+        assert await loaded(client) == [MODEL]
+        assert (await api.delete(MODEL)).status == "success"
+        assert await loaded(client) == []
+        assert (await client.get(f"/v1/models/{MODEL}", headers=ADMIN)).status_code == 404

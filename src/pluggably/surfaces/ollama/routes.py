@@ -282,11 +282,18 @@ async def pull_model(
 
 @router.delete("/delete", responses={200: {"description": "Deleted (an empty body)."}})
 async def delete_model(
-    body: OllamaModelRequest, _admin: AdminUser, session: DbSession, registry: Registry
+    body: OllamaModelRequest,
+    _admin: AdminUser,
+    session: DbSession,
+    registry: Registry,
+    residency: Residency,
 ) -> Response:
-    """Admins: unregister a model and delete the files it owns (409 while loaded or in
-    use), as DELETE /v1/models/{id}."""
-    await registry.delete(session, model_name(body.target))
+    """Admins: unregister a model and delete the files it owns, as DELETE
+    /v1/models/{id}; a loaded model is unloaded first, as Ollama does (after its
+    requests in flight), and one still in use then is a 409."""
+    model_id = model_name(body.target)
+    await residency.unload(session, model_id, force=True)  # 404 for an unknown name
+    await registry.delete(session, model_id)
     return Response(status_code=200)
 
 
