@@ -320,6 +320,10 @@ async def test_errors_come_in_ollama_shape(surface: Surface) -> None:
     assert out_of_range.status_code == 400
     assert "temperature" in out_of_range.json()["error"]
 
+    nameless = await surface.client.post("/api/show", json={}, headers=ADMIN)
+    assert nameless.status_code == 400
+    assert "model is required" in nameless.json()["error"]
+
     not_json = await surface.client.post(
         "/api/generate", content=b"{", headers={**ADMIN, "content-type": "application/json"}
     )

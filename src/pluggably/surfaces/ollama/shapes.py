@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pluggably.request_body import AnyJson
 
@@ -91,6 +91,12 @@ class OllamaModelRequest(_Lenient):
 
     model: str | None = Field(default=None, max_length=300)
     name: str | None = Field(default=None, max_length=300)
+
+    @model_validator(mode="after")
+    def _named(self) -> OllamaModelRequest:
+        if not (self.model or self.name):
+            raise ValueError("model is required")
+        return self
 
     @property
     def target(self) -> str:
