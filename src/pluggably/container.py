@@ -44,6 +44,7 @@ from pluggably.providers.model_lists import Discovery
 from pluggably.providers.upstream import Upstream
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
+from pluggably.responses.service import ResponseStore
 from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import Router
 from pluggably.runtimes.base import ModelSpec, Runtime
@@ -82,6 +83,7 @@ class Container:
     scheduler: Scheduler
     residency: ResidencyService
     sessions: SessionService
+    responses: ResponseStore
     admin_user_id: str
     # Built from the parts above, once they are there.
     generation: GenerationService = field(init=False)
@@ -138,6 +140,7 @@ def build_container(
         artifacts=artifacts,
         scheduler=scheduler,
         residency=ResidencyService(registry, scheduler),
+        responses=ResponseStore(db),
         sessions=sessions,
         admin_user_id=admin_user_id,
     )

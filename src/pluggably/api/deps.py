@@ -28,6 +28,7 @@ from pluggably.observability.metrics import Metrics
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.registry.hub import HubClient
 from pluggably.registry.service import RegistryService
+from pluggably.responses.service import ResponseStore
 from pluggably.sessions.service import SessionService
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
@@ -201,6 +202,10 @@ async def _sessions(container: ContainerDep) -> SessionService:
     return container.sessions
 
 
+async def _responses(container: ContainerDep) -> ResponseStore:
+    return container.responses
+
+
 ReclaimLater = Callable[[], None]
 
 
@@ -229,6 +234,7 @@ Hub = Annotated[HubClient, Depends(_hub)]
 StorageQuota = Annotated[Quota, Depends(_quota)]
 StorageRetention = Annotated[Retention, Depends(_retention)]
 Sessions = Annotated[SessionService, Depends(_sessions)]
+Responses = Annotated[ResponseStore, Depends(_responses)]
 # Call it to give the file space of deleted rows back (SQLite) after the response is sent.
 Reclaim = Annotated[ReclaimLater, Depends(_reclaim_later)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]

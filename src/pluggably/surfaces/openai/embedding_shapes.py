@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pluggably.surfaces.openai.shapes import _Loose
+from pluggably.surfaces.openai.shapes import Loose
 
 # OpenAI's own limit on an input array.
 MAX_INPUTS = 2048
 TokenIds = list[int]
 
 
-class OpenAIEmbeddingRequest(_Loose):
+class OpenAIEmbeddingRequest(Loose):
     model: str = Field(
         min_length=1,
         max_length=300,

@@ -22,7 +22,7 @@ from pluggably.surfaces.openai.shapes import (
 )
 
 # OpenAI's efforts on the native three: the lightest and the heaviest as their nearest.
-_EFFORT = {
+EFFORT = {
     "minimal": "low",
     "low": "low",
     "medium": "medium",
@@ -37,11 +37,11 @@ def native_features(body: OpenAIChatCompletionRequest) -> dict[str, Any]:
     if body.response_format is not None and body.response_format.type != "text":
         fields["response_format"] = _response_format(body.response_format)
     if body.reasoning_effort is not None and body.reasoning_effort != "none":
-        effort = _EFFORT.get(body.reasoning_effort)
+        effort = EFFORT.get(body.reasoning_effort)
         if effort is None:
             raise field_error(
                 ["reasoning_effort"],
-                f"reasoning_effort must be one of none, {', '.join(_EFFORT)}; "
+                f"reasoning_effort must be one of none, {', '.join(EFFORT)}; "
                 f"not {body.reasoning_effort!r}.",
             )
         fields["reasoning"] = {"effort": effort}
@@ -56,7 +56,7 @@ def _tools(body: OpenAIChatCompletionRequest) -> dict[str, Any]:
         legacy = body.function_call
         if legacy is not None:
             fields["tool_choice"] = legacy if isinstance(legacy, str) else _named(legacy.name)
-        return _checked(fields, "function_call")
+        return checked(fields, "function_call")
     tools = []
     for i, tool in enumerate(body.tools or []):
         if tool.type != "function":
@@ -75,7 +75,7 @@ def _tools(body: OpenAIChatCompletionRequest) -> dict[str, Any]:
     if isinstance(choice, str) or choice is None:
         if choice is not None:
             fields["tool_choice"] = choice
-        return _checked(fields, "tool_choice")
+        return checked(fields, "tool_choice")
     if choice.type != "function":
         raise field_error(
             ["tool_choice", "type"],
@@ -85,7 +85,7 @@ def _tools(body: OpenAIChatCompletionRequest) -> dict[str, Any]:
         )
     if choice.function is None:
         raise field_error(["tool_choice", "function"], "A named tool_choice needs function.")
-    return _checked(fields | {"tool_choice": _named(choice.function.name)}, "tool_choice")
+    return checked(fields | {"tool_choice": _named(choice.function.name)}, "tool_choice")
 
 
 def _tool(function: OpenAIFunction) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def _named(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
 
 
-def _checked(fields: dict[str, Any], param: str) -> dict[str, Any]:
+def checked(fields: dict[str, Any], param: str) -> dict[str, Any]:
     """A choice that forces a call needs the tool it forces; ``auto`` and ``none``
     without tools say nothing (clients send them with an empty tool list)."""
     choice = fields.get("tool_choice")

@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from pluggably.api.deps import ContainerDep, DbSession, Generation, Reader, Writer
+from pluggably.api.deps import DbSession, Generation, Reader, Writer
+from pluggably.api.deps import Responses as Store
 from pluggably.api.sse import Opened, opening, sse_response
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
 from pluggably.generation.service import GenerationService
-from pluggably.responses.service import ResponseStore
 from pluggably.surfaces.openai.responses_input import Item, stored_items
 from pluggably.surfaces.openai.responses_shapes import ResponsesDeleted, ResponsesRequest
 from pluggably.surfaces.openai.responses_stream import ResponsesEventWriter, Sequencer
@@ -35,13 +35,6 @@ from pluggably.surfaces.openai.translate import error_body
 router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
 
 Save = Callable[[Item], Awaitable[None]]
-
-
-async def _store(container: ContainerDep) -> ResponseStore:
-    return ResponseStore(container.db)
-
-
-Store = Annotated[ResponseStore, Depends(_store)]
 
 _RESPONSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {

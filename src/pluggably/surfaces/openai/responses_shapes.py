@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pluggably.surfaces.openai.shapes import _Loose
+from pluggably.surfaces.openai.shapes import Loose
 
 
-class ResponsesContentPart(_Loose):
+class ResponsesContentPart(Loose):
     """``input_text``/``output_text`` (text), ``refusal``, ``input_image`` (a data:
     URL in ``image_url``); ``input_file`` is refused."""
 
@@ -24,7 +24,7 @@ class ResponsesContentPart(_Loose):
     detail: str | None = None
 
 
-class ResponsesInputItem(_Loose):
+class ResponsesInputItem(Loose):
     """A message (``type`` ``message`` or absent, with ``role`` and ``content``), a
     ``function_call`` the model made, a ``function_call_output`` (the call's result),
     or a ``reasoning`` item sent back."""
@@ -40,7 +40,7 @@ class ResponsesInputItem(_Loose):
     summary: list[ResponsesContentPart] | None = None
 
 
-class ResponsesTool(_Loose):
+class ResponsesTool(Loose):
     """A function tool, flat (``name`` beside ``type``, unlike chat's)."""
 
     type: str
@@ -50,12 +50,12 @@ class ResponsesTool(_Loose):
     strict: bool | None = None
 
 
-class ResponsesNamedTool(_Loose):
+class ResponsesNamedTool(Loose):
     type: str
     name: str | None = None
 
 
-class ResponsesTextFormat(_Loose):
+class ResponsesTextFormat(Loose):
     type: Literal["text", "json_object", "json_schema"]
     name: str | None = Field(default=None, max_length=64)
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
@@ -63,17 +63,17 @@ class ResponsesTextFormat(_Loose):
     description: str | None = None
 
 
-class ResponsesText(_Loose):
+class ResponsesText(Loose):
     format: ResponsesTextFormat | None = None
     verbosity: str | None = None
 
 
-class ResponsesReasoning(_Loose):
+class ResponsesReasoning(Loose):
     effort: str | None = None
     summary: str | None = None
 
 
-class ResponsesRequest(_Loose):
+class ResponsesRequest(Loose):
     model: str | None = Field(default=None, max_length=300, examples=["openai:gpt-4o-mini"])
     input: (
         Annotated[str, Field(max_length=1_000_000)]

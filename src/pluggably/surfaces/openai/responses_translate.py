@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from pluggably.errors import FeatureNotSupported
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse, Output, UsageInfo
 from pluggably.ids import new_id
-from pluggably.surfaces.openai.features import _EFFORT, _checked
+from pluggably.surfaces.openai.features import EFFORT, checked
 from pluggably.surfaces.openai.fields import field_error
 from pluggably.surfaces.openai.responses_input import Item, native_messages
 from pluggably.surfaces.openai.responses_shapes import ResponsesRequest
@@ -68,7 +68,7 @@ def _tools(body: ResponsesRequest) -> dict[str, Any]:
         )
     else:
         fields["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
-    return _checked(fields, "tool_choice")
+    return checked(fields, "tool_choice")
 
 
 def _features(body: ResponsesRequest) -> dict[str, Any]:
@@ -88,12 +88,12 @@ def _features(body: ResponsesRequest) -> dict[str, Any]:
         fields["response_format"] = {"type": "json_schema", "json_schema": spec}
     effort = body.reasoning.effort if body.reasoning else None
     if effort is not None and effort != "none":
-        if effort not in _EFFORT:
+        if effort not in EFFORT:
             raise field_error(
                 ["reasoning", "effort"],
-                f"reasoning.effort must be one of none, {', '.join(_EFFORT)}; not {effort!r}.",
+                f"reasoning.effort must be one of none, {', '.join(EFFORT)}; not {effort!r}.",
             )
-        fields["reasoning"] = {"effort": _EFFORT[effort]}
+        fields["reasoning"] = {"effort": EFFORT[effort]}
     return fields
 
 

@@ -12,44 +12,44 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Loose(BaseModel):
+class Loose(BaseModel):
     # NaN and Infinity (which Python's JSON reader accepts) are not numbers to send on.
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 # requests
-class OpenAIStreamOptions(_Loose):
+class OpenAIStreamOptions(Loose):
     include_usage: bool | None = None
 
 
-class OpenAIJsonSchema(_Loose):
+class OpenAIJsonSchema(Loose):
     name: str = Field(max_length=64)
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
     description: str | None = None
 
 
-class OpenAIResponseFormat(_Loose):
+class OpenAIResponseFormat(Loose):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: OpenAIJsonSchema | None = None
 
 
-class OpenAIImageURL(_Loose):
+class OpenAIImageURL(Loose):
     url: str = Field(max_length=30_000_000, description="a data: URL (base64)")
     detail: str | None = None
 
 
-class OpenAITextPart(_Loose):
+class OpenAITextPart(Loose):
     type: Literal["text"]
     text: str = Field(max_length=1_000_000)
 
 
-class OpenAIImagePart(_Loose):
+class OpenAIImagePart(Loose):
     type: Literal["image_url"]
     image_url: OpenAIImageURL
 
 
-class OpenAIRefusalPart(_Loose):
+class OpenAIRefusalPart(Loose):
     """A refusal the assistant gave earlier, sent back in its turn."""
 
     type: Literal["refusal"]
@@ -61,14 +61,14 @@ OpenAIContentPart = Annotated[
 ]
 
 
-class OpenAIFunctionCall(_Loose):
+class OpenAIFunctionCall(Loose):
     """A call the model made: ``arguments`` is the JSON text it wrote."""
 
     name: str
     arguments: str = Field(max_length=1_000_000)
 
 
-class OpenAIToolCallIn(_Loose):
+class OpenAIToolCallIn(Loose):
     """An assistant turn's tool call, sent back in the history. ``type`` is checked
     by the translation (only functions are served), so the 400 can name it."""
 
@@ -77,7 +77,7 @@ class OpenAIToolCallIn(_Loose):
     function: OpenAIFunctionCall | None = None
 
 
-class OpenAIChatMessageIn(_Loose):
+class OpenAIChatMessageIn(Loose):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[OpenAIContentPart] | None = None
     name: str | None = None
@@ -88,14 +88,14 @@ class OpenAIChatMessageIn(_Loose):
     reasoning_content: str | None = None
 
 
-class OpenAIFunction(_Loose):
+class OpenAIFunction(Loose):
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class OpenAITool(_Loose):
+class OpenAITool(Loose):
     """A tool the model may call. Only ``function`` tools are served; ``type`` stays a
     string so that another type is refused by name rather than as a schema error."""
 
@@ -103,16 +103,16 @@ class OpenAITool(_Loose):
     function: OpenAIFunction | None = None
 
 
-class OpenAINamedFunction(_Loose):
+class OpenAINamedFunction(Loose):
     name: str
 
 
-class OpenAINamedToolChoice(_Loose):
+class OpenAINamedToolChoice(Loose):
     type: str
     function: OpenAINamedFunction | None = None
 
 
-class OpenAISamplingRequest(_Loose):
+class OpenAISamplingRequest(Loose):
     model: str = Field(min_length=1, max_length=300, examples=["openai:gpt-4o-mini"])
     max_tokens: int | None = None
     temperature: float | None = None
@@ -145,7 +145,7 @@ class OpenAICompletionRequest(OpenAISamplingRequest):
     best_of: int | None = None
 
 
-class OpenAIImageGenerationRequest(_Loose):
+class OpenAIImageGenerationRequest(Loose):
     prompt: str = Field(min_length=1, max_length=32_000)
     model: str | None = Field(default=None, max_length=300, examples=["openai:dall-e-3"])
     n: int | None = 1
