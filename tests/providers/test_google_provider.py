@@ -408,13 +408,19 @@ async def test_fallback_from_google_to_an_openai_compatible_backup(
 async def test_list_models_pages_and_filters(gemini_sim: GeminiSim) -> None:
     gemini_sim.add_model("gemini-1.5-pro")
     gemini_sim.add_model("text-embedding-004", supportedGenerationMethods=["embedContent"])
+    gemini_sim.add_model("aqa", supportedGenerationMethods=["generateAnswer"])
     async with upstream() as http:
         provider = GoogleProvider("google", http, gemini_sim.url + "/")
         provider.page_size = 2
         listed = await provider.list_models({"api_key": SERVER_KEY})
-        assert listed == ["gemini-1.5-pro", "gemini-2.0-flash", "gemini-2.5-flash"]
+        assert listed == [
+            "gemini-1.5-pro",
+            "gemini-2.0-flash",
+            "gemini-2.5-flash",
+            "text-embedding-004",
+        ]
         pages = [r for r in gemini_sim.requests if r.path.startswith("/v1beta/models?")]
-        assert len(pages) == 2
+        assert len(pages) == 3  # five models (aqa not listed: it neither generates nor embeds)
         assert pages[0].path == "/v1beta/models?pageSize=2"
         assert pages[1].path.startswith("/v1beta/models?pageSize=2&pageToken=")
         assert all(r.headers["x-goog-api-key"] == SERVER_KEY for r in pages)
@@ -423,12 +429,12 @@ async def test_list_models_pages_and_filters(gemini_sim: GeminiSim) -> None:
             gemini_sim.add_model(f"gemini-extra-{n}")
         provider.page_size = 1
         before = len(gemini_sim.requests)
-        # Five pages of one: the embedding model among them is not a generator.
+        # Five pages of one: the embedder is listed (it embeds), aqa is not.
         assert await provider.list_models({"api_key": SERVER_KEY}) == [
             "gemini-1.5-pro",
             "gemini-2.0-flash",
             "gemini-2.5-flash",
-            "gemini-extra-0",
+            "text-embedding-004",
         ]
         assert len(gemini_sim.requests) - before == 5
         gemini_sim.valid_keys = {"another-key"}

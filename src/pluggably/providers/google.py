@@ -236,7 +236,10 @@ class GoogleProvider(StreamingProvider):
             data = await self._get_models(headers, params)
             try:
                 for model in data.get("models") or []:
-                    if "generateContent" in (model.get("supportedGenerationMethods") or []):
+                    # Generators and embedders (modality told by the name: providers/
+                    # embeddings.py); not the AQA or token-counting-only models.
+                    methods = model.get("supportedGenerationMethods") or []
+                    if "generateContent" in methods or "embedContent" in methods:
                         found.add(str(model["name"]).removeprefix("models/"))
                 token = data.get("nextPageToken") or None
             except (KeyError, TypeError, AttributeError):
