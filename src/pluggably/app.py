@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         providers.router,
         anthropic_surface.router,
         ollama_surface.router,
+        ollama_surface.root_router,
     ):
         app.include_router(router)
     # OpenAI's routes under /openai/v1, and those that do not clash with native ones

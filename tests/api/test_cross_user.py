@@ -147,6 +147,7 @@ PUBLIC = [
     Call("POST", "/v1/users/login"),
     Call("GET", "/v1/artifacts/{artifact_id}"),  # the signed link is the credential
     Call("GET", "/api/version"),  # Ollama clients probe it before anything else
+    Call("GET", "/"),  # "Ollama is running", for the same clients
 ]
 
 

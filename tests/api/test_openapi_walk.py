@@ -22,7 +22,8 @@ PUBLIC = {
 
 # The compatibility surfaces answer in their own APIs' error shapes; their own tests
 # (test_openai_compat.py, test_anthropic_compat.py) walk them.
-COMPAT_PREFIXES = ("/openai/", "/anthropic/")
+COMPAT_PREFIXES = ("/openai/", "/anthropic/", "/api/")
+OLLAMA_ROOT = "/"  # "Ollama is running", plain text (tests/surfaces/ollama/)
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -32,6 +33,7 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         for method, op in item.items()
         if method in {"get", "post", "put", "patch", "delete"}
         and not path.startswith(COMPAT_PREFIXES)
+        and path != OLLAMA_ROOT
     ]
 
 

@@ -286,6 +286,11 @@ async def test_tags_show_and_version(surface: Surface) -> None:
     version = await surface.client.get("/api/version")  # no credential needed
     assert version.status_code == 200
     assert version.json() == {"version": "0.12.0"}
+    # The root answers as Ollama's does, to GET and HEAD, with no credential.
+    root = await surface.client.get("/")
+    assert (root.status_code, root.text) == (200, "Ollama is running")
+    assert root.headers["content-type"].startswith("text/plain")
+    assert (await surface.client.head("/")).status_code == 200
 
 
 async def test_errors_come_in_ollama_shape(surface: Surface) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
 from pluggably.api.deps import (
@@ -248,6 +249,23 @@ async def running_models(
     """The local models loaded now; ``expires_at`` when an idle model unloads
     (9999-12-31 for one that stays: pinned, or kept by ``keep_alive`` -1)."""
     return await models.ps(session, registry, residency)
+
+
+# Ollama answers its root with a plain "Ollama is running"; its CLI and several
+# clients probe it (GET or HEAD) before anything else.
+root_router = APIRouter(tags=["ollama-compatible"])
+
+
+@root_router.head("/", response_class=PlainTextResponse, include_in_schema=False)
+@root_router.get(
+    "/",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Ollama is running"}},
+)
+async def root() -> str:
+    """What Ollama answers at its root, for the clients that check a server is there
+    (no credential needed, as for /health)."""
+    return "Ollama is running"
 
 
 @router.get("/version", response_model=OllamaVersion)
