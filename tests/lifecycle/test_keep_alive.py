@@ -74,3 +74,20 @@ async def test_none_keeps_the_model_past_the_servers_keep_alive(
     await asyncio.sleep(0.5)  # the server's keep-alive and several of its passes
     assert loaded_ids(scheduler) == ["A"]
     assert "unload A" not in world.log
+
+
+async def test_a_keep_alive_past_any_date_keeps_the_model_until_evicted(
+    make: Callable[..., Scheduler], world: World
+) -> None:
+    """Ollama reads any number of seconds; one whose deadline no date can hold (1e300,
+    inf) stays until evicted rather than failing every listing of the loaded models."""
+    scheduler = make(keep_alive_s=0.2)
+    await use(scheduler, "r1", "A")
+    [resident] = scheduler.loaded()
+    for seconds in (1e300, float("inf"), 1e12):
+        assert scheduler.keep_alive("A", seconds) is True
+        assert scheduler.expires_at(resident) is None
+    assert scheduler.keep_alive("A", 3600) is True
+    assert scheduler.expires_at(resident) is not None
+    await asyncio.sleep(0.5)  # the server's keep-alive and several of its passes
+    assert loaded_ids(scheduler) == ["A"]

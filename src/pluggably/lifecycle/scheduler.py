@@ -47,6 +47,10 @@ from pluggably.runtimes.base import ModelSpec, Runtime, RuntimeFactory
 
 log = get_logger("pluggably.lifecycle")
 
+# A request's keep-alive this long or longer (or not a number) keeps the model until
+# evicted: a deadline past it may not fit a date (``expires_at``), and none is meant.
+FOREVER_S = 10 * 365 * 24 * 3600.0
+
 
 class Scheduler:
     def __init__(
@@ -376,12 +380,15 @@ class Scheduler:
     def keep_alive(self, model_id: str, seconds: float | None) -> bool:
         """A request's keep-alive for a loaded model (False when it is not loaded): it
         unloads once idle for ``seconds`` (0: as soon as its requests, running and
-        queued, are done), or with None stays until evicted; pinned or not. It lasts
+        queued, are done), or with None (or ``FOREVER_S`` and more) stays until
+        evicted; pinned or not. It lasts
         while the model stays loaded; a timer of its own unloads it, so it holds even
         where the server keeps idle models forever."""
         resident = self._loaded.get(model_id)
         if resident is None or resident.draining or self._closed:
             return False
+        if seconds is not None and not seconds < FOREVER_S:  # nan too
+            seconds = None
         resident.own_keep_alive = True
         resident.keep_alive_s = None if seconds is None else max(seconds, 0.0)
         if seconds is not None and not resident.expiring:

@@ -352,6 +352,24 @@ async def test_errors_come_in_ollama_shape(surface: Surface) -> None:
     assert "keep_alive" in bad_keep.value.error
 
 
+async def test_keep_alive_that_is_not_a_number_is_refused(surface: Surface) -> None:
+    for value in ("nan", "NaN", "-nan"):
+        with pytest.raises(ollama.ResponseError) as refused:
+            await surface.api.chat(
+                model=SIM_MODEL, messages=[{"role": "user", "content": "x"}], keep_alive=value
+            )
+        assert refused.value.status_code == 400, value
+        assert "keep_alive" in refused.value.error
+    # A duration no date can hold is "until evicted", as a negative one.
+    answer = await surface.api.chat(
+        model=SIM_MODEL,
+        messages=[{"role": "user", "content": "x"}],
+        keep_alive="1e400",
+        stream=False,
+    )
+    assert answer.done is True
+
+
 async def test_users_pull_and_delete_are_forbidden(surface: Surface) -> None:
     user = await new_user(surface.client, "olive")
     api = ollama_client(surface.app, user)

@@ -3,6 +3,7 @@ number is seconds; a string a Go duration ("5m", "1h30m", "500ms", "0", "-1").""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -30,9 +31,12 @@ def keep_alive(value: float | str | None) -> KeepAlive | None:
 
 def _duration(text: str) -> float:
     try:
-        return float(text)  # "300", "-1": seconds, as Ollama reads a bare number
+        seconds = float(text)  # "300", "-1": seconds, as Ollama reads a bare number
     except ValueError:
         pass
+    else:
+        if not math.isnan(seconds):
+            return seconds
     sign, body = (-1.0, text[1:]) if text.startswith("-") else (1.0, text.lstrip("+"))
     total, at = 0.0, 0
     for match in _PART.finditer(body):
