@@ -96,5 +96,14 @@ async def test_pull_without_stream_waits_for_the_download(
         )
         answer = await api.pull("hf.co/acme/tiny-GGUF:q8_0", stream=False)  # any case
         assert answer.status == "success"
-        model = (await client.get("/v1/models/hf.co/acme/tiny-GGUF:q8_0", headers=ADMIN)).json()
+        model = (await client.get("/v1/models/hf.co/acme/tiny-GGUF:Q8_0", headers=ADMIN)).json()
         assert model["size_bytes"] == 3 * MB
+
+        # Another spelling of the same name (host, quantization's case) is the same model:
+        # no second download, and the name as pulled answers.
+        for name in ("huggingface.co/acme/tiny-GGUF:Q8_0", "HF.CO/acme/tiny-GGUF:q8_0:latest"):
+            assert (await api.pull(name, stream=False)).status == "success"
+            assert (await api.show(name)).details.quantization_level
+        assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q8_0.gguf")] == 3 * MB
+        listed = [m.model for m in (await api.list()).models if "tiny" in (m.model or "")]
+        assert listed == ["hf.co/acme/tiny-GGUF:Q8_0"]

@@ -1,7 +1,8 @@
 """``pull`` over the download jobs (the same as ``POST /v1/models/download``): a name
 ``hf.co/{owner}/{repo}:{quant}`` (or ``huggingface.co/…``, or ``{owner}/{repo}:{quant}``)
-downloads that repo's GGUF of that quantization, registered under the name as pulled
-(without ``:latest``), so the same name then chats. Without a quantization (or with
+downloads that repo's GGUF of that quantization, registered under the name's one
+spelling (translate.model_name: ``hf.co/``, the quantization upper case, no ``:latest``),
+so any spelling of it then chats. Without a quantization (or with
 ``latest``) the download's own choice applies (Q4_K_M first). Progress is Ollama's:
 ``pulling manifest``, ``pulling <digest>`` lines with ``total``/``completed``, then
 ``verifying sha256 digest``, ``writing manifest``, ``success``."""
@@ -20,23 +21,20 @@ from pluggably.errors import InvalidParameter, ModelNotFound, UpstreamError
 from pluggably.registry.hub import HubClient
 from pluggably.surfaces.ollama.translate import model_name
 
-_HOSTS = ("hf.co/", "huggingface.co/")
 _REPO = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Pull:
-    model_id: str  # the registry id: the name as pulled, without ``:latest``
+    model_id: str  # the registry id: the name's one spelling (model_name)
     repo: str
     quant: str | None
 
 
 def parse(name: str) -> Pull:
     model_id = model_name(name.strip())
-    bare = model_id
-    for host in _HOSTS:
-        bare = bare.removeprefix(host)
+    bare = model_id.removeprefix("hf.co/")
     repo, _, quant = bare.rpartition(":") if ":" in bare else (bare, "", "")
     if not _REPO.match(repo):
         raise InvalidParameter(

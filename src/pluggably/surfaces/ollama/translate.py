@@ -4,6 +4,7 @@ I/O here."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -31,10 +32,21 @@ from pluggably.tool_call_schema import ToolCallSpec
 Kind = Literal["chat", "generate"]
 
 
+# A Hugging Face name as Ollama takes it: hf.co/{owner}/{repo}:{quantization}.
+_HF_NAME = re.compile(r"^(?:hf\.co|huggingface\.co)/([^:]+)(?::([^:]+))?$", re.IGNORECASE)
+
+
 def model_name(name: str) -> str:
     """The registry id or ``provider:model`` an Ollama name stands for: clients add
-    ``:latest`` to a name without a tag."""
-    return name.removesuffix(":latest")
+    ``:latest`` to a name without a tag. A Hugging Face name has one spelling (host
+    ``hf.co``, the quantization upper case), the one ``pull`` registers, as Ollama
+    takes any spelling of it for the same model."""
+    bare = name.removesuffix(":latest")
+    hf = _HF_NAME.match(bare)
+    if hf is not None:
+        repo, quant = hf.groups()
+        bare = f"hf.co/{repo}" + (f":{quant.upper()}" if quant else "")
+    return bare
 
 
 def now() -> str:
