@@ -103,7 +103,9 @@ async def test_pull_without_stream_waits_for_the_download(
         # no second download, and the name as pulled answers.
         for name in ("huggingface.co/acme/tiny-GGUF:Q8_0", "HF.CO/acme/tiny-GGUF:q8_0:latest"):
             assert (await api.pull(name, stream=False)).status == "success"
-            assert (await api.show(name)).details.quantization_level
+            shown = (await api.show(name)).details
+            assert shown is not None
+            assert shown.quantization_level
         assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q8_0.gguf")] == 3 * MB
         listed = [m.model for m in (await api.list()).models if "tiny" in (m.model or "")]
         assert listed == ["hf.co/acme/tiny-GGUF:Q8_0"]
