@@ -370,6 +370,23 @@ async def test_keep_alive_that_is_not_a_number_is_refused(surface: Surface) -> N
     assert answer.done is True
 
 
+async def test_a_name_that_is_only_a_tag_is_refused(
+    surface: Surface, openai_sim: OpenAISim
+) -> None:
+    """':latest' names no model: not the server's default one."""
+    sent = len(openai_sim.requests_to("/v1/chat/completions"))
+    for path, body in (
+        ("/api/chat", {"messages": [{"role": "user", "content": "x"}], "stream": False}),
+        ("/api/generate", {"prompt": "x", "stream": False}),
+        ("/api/embed", {"input": "x"}),
+        ("/api/show", {}),
+    ):
+        answer = await surface.client.post(path, json={"model": ":latest", **body}, headers=ADMIN)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json() == {"error": "model is required"}
+    assert len(openai_sim.requests_to("/v1/chat/completions")) == sent
+
+
 async def test_users_pull_and_delete_are_forbidden(surface: Surface) -> None:
     user = await new_user(surface.client, "olive")
     api = ollama_client(surface.app, user)

@@ -46,6 +46,8 @@ def model_name(name: str) -> str:
     if hf is not None:
         repo, quant = hf.groups()
         bare = f"hf.co/{repo}" + (f":{quant.upper()}" if quant else "")
+    if not bare:  # ":latest" names no model (the native API would take the default)
+        raise InvalidParameter("model is required")
     return bare
 
 
