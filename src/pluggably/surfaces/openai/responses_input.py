@@ -27,6 +27,21 @@ def stored_items(given: str | list[ResponsesInputItem]) -> list[Item]:
     return [_item(i, item) for i, item in enumerate(given)]
 
 
+def refuse_duplicates(conversation: list[Item], items: list[Item]) -> None:
+    """Every item of a conversation has its own id, as OpenAI insists: ``input_items``
+    pages by id (``after``), and an answer sent back beside ``previous_response_id``
+    would be said twice."""
+    seen = {item["id"] for item in conversation}
+    for i, item in enumerate(items):
+        if item["id"] in seen:
+            raise field_error(
+                ["input", i, "id"],
+                f"Duplicate item found with id '{item['id']}'. Remove duplicate items from "
+                "your input and try again.",
+            )
+        seen.add(item["id"])
+
+
 def _item(i: int, item: ResponsesInputItem) -> Item:
     kind = item.type or "message"
     if kind == "message":

@@ -21,7 +21,7 @@ from pluggably.api.sse import Opened, opening, sse_response
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateResponse
 from pluggably.generation.service import GenerationService
-from pluggably.surfaces.openai.responses_input import Item, stored_items
+from pluggably.surfaces.openai.responses_input import Item, refuse_duplicates, stored_items
 from pluggably.surfaces.openai.responses_shapes import ResponsesDeleted, ResponsesRequest
 from pluggably.surfaces.openai.responses_stream import ResponsesEventWriter, Sequencer
 from pluggably.surfaces.openai.responses_translate import (
@@ -60,6 +60,7 @@ async def create_response(
     history = []
     if body.previous_response_id is not None:
         history = await store.history(principal.user_id, body.previous_response_id)
+    refuse_duplicates(history, items)
     plan = await service.prepare(principal, native_request(body, history + items))
     head = ResponseHead.of(body, plan.request_id)
     save: Save | None = None
