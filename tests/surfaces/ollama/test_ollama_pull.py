@@ -12,7 +12,7 @@ import pytest
 
 from pluggably.app import create_app
 from tests.conftest import ADMIN_KEY, client_for, running
-from tests.downloads.test_downloads import MB, hub_settings, seed_hub
+from tests.downloads.test_downloads import MB, gguf_bytes, hub_settings, seed_hub
 from tests.fixtures.hf_hub import FakeHub
 from tests.surfaces.ollama.test_ollama_api import ADMIN, ollama_client
 
@@ -109,3 +109,31 @@ async def test_pull_without_stream_waits_for_the_download(
         assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q8_0.gguf")] == 3 * MB
         listed = [m.model for m in (await api.list()).models if "tiny" in (m.model or "")]
         assert listed == ["hf.co/acme/tiny-GGUF:Q8_0"]
+
+
+async def test_pull_takes_the_model_not_its_projector_and_every_shard(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    """Vision repos ship the projector in the same quantization (mmproj-…-F16.gguf):
+    the pull is the model itself; a split GGUF comes whole."""
+    hf_hub.add_model(
+        "acme/eye-GGUF",
+        {
+            "mmproj-eye-F16.gguf": gguf_bytes(MB, 1),
+            "yolo-eye-F16.gguf": gguf_bytes(2 * MB, 2),
+            "eye-Q4_K_M-00001-of-00002.gguf": gguf_bytes(MB, 3),
+            "eye-Q4_K_M-00002-of-00002.gguf": gguf_bytes(MB, 4),
+        },
+        tags=("gguf",),
+        library_name="gguf",
+    )
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app):
+        api = ollama_client(app)
+        assert (await api.pull("hf.co/acme/eye-GGUF:f16", stream=False)).status == "success"
+        assert hf_hub.bytes_sent.get(("acme/eye-GGUF", "yolo-eye-F16.gguf")) == 2 * MB
+        assert ("acme/eye-GGUF", "mmproj-eye-F16.gguf") not in hf_hub.bytes_sent
+
+        assert (await api.pull("hf.co/acme/eye-GGUF:Q4_K_M", stream=False)).status == "success"
+        for shard in ("00001", "00002"):
+            assert hf_hub.bytes_sent[("acme/eye-GGUF", f"eye-Q4_K_M-{shard}-of-00002.gguf")] == MB

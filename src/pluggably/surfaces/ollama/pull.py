@@ -45,6 +45,10 @@ def parse(name: str) -> Pull:
     return Pull(model_id=model_id, repo=repo, quant=quant or None)
 
 
+def _is_projector(filename: str) -> bool:
+    return "mmproj" in filename.rsplit("/", 1)[-1].lower()
+
+
 async def choose_file(hub: HubClient, pull: Pull) -> tuple[str | None, str]:
     """The GGUF file of the quantization asked for (its first shard), or None to let
     the download choose; and a sha256 digest naming the pull's blob in progress lines
@@ -59,7 +63,8 @@ async def choose_file(hub: HubClient, pull: Pull) -> tuple[str | None, str]:
     chosen: str | None = None
     if pull.quant is not None:
         wanted = re.compile(rf"(?<![A-Za-z0-9]){re.escape(pull.quant)}(?![A-Za-z0-9_])", re.I)
-        matching = [n for n in ggufs if wanted.search(n)]
+        # a vision repo's projector (mmproj-…) often shares the quantization: last
+        matching = sorted((n for n in ggufs if wanted.search(n)), key=_is_projector)
         if not matching:
             available = ", ".join(ggufs[:30]) or "none"
             raise ModelNotFound(
