@@ -42,3 +42,26 @@ async def test_an_item_id_given_twice_is_refused_so_input_item_pages_end(
     ids = [item.id async for item in api.responses.input_items.list(second.id, limit=1)]
     assert ids == ["msg_mine", first.output[0].id, ids[2]]
     assert len(set(ids)) == 3
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param"),
+    [
+        ({f"k{i}": "v" for i in range(17)}, "metadata"),
+        ({"k" * 65: "v"}, "metadata"),
+        ({"k": "v" * 513}, "metadata.k"),
+    ],
+)
+async def test_metadata_beyond_openais_bounds_is_refused(
+    api: openai.AsyncOpenAI,  # noqa: F811
+    metadata: dict[str, str],
+    param: str,
+) -> None:
+    """16 pairs, keys of 64 characters, values of 512: what OpenAI stores, and what
+    every stored response here repeats."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        await api.responses.create(model=MODEL, input="hi", metadata=metadata)
+    assert error_of(refused.value)["param"].startswith(param)
+    bounded = {f"{i:0>64}": "v" * 512 for i in range(16)}
+    response = await api.responses.create(model=MODEL, input="hi", metadata=bounded)
+    assert response.metadata == bounded

@@ -91,7 +91,14 @@ class ResponsesRequest(Loose):
     temperature: float | None = None
     top_p: float | None = None
     reasoning: ResponsesReasoning | None = None
-    metadata: dict[str, str] | None = None
+    # OpenAI's bounds: 16 pairs, keys of 64 characters, values of 512.
+    metadata: (
+        Annotated[
+            dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]],
+            Field(max_length=16),
+        ]
+        | None
+    ) = None
     # Asked for, never served: refused by name.
     background: bool | None = None
     conversation: Any = None
