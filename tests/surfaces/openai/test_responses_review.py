@@ -65,3 +65,13 @@ async def test_metadata_beyond_openais_bounds_is_refused(
     bounded = {f"{i:0>64}": "v" * 512 for i in range(16)}
     response = await api.responses.create(model=MODEL, input="hi", metadata=bounded)
     assert response.metadata == bounded
+
+
+async def test_a_message_without_content_is_refused(
+    api: openai.AsyncOpenAI,  # noqa: F811
+) -> None:
+    bare: list[Any] = [{"role": "user"}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        await api.responses.create(model=MODEL, input=bare)
+    assert error_of(refused.value)["param"] == "input[0].content"
+    assert error_of(refused.value)["message"] == "A message needs content."

@@ -93,8 +93,10 @@ def _required(i: int, item: ResponsesInputItem, field: str) -> str:
 def _message(i: int, item: ResponsesInputItem) -> Item:
     if item.role is None:
         raise field_error(["input", i, "role"], "A message needs a role.")
+    if item.content is None:
+        raise field_error(["input", i, "content"], "A message needs content.")
     assistant = item.role == "assistant"
-    given = item.content or ""
+    given = item.content
     parts = (
         [ResponsesContentPart(type="input_text", text=given)] if isinstance(given, str) else given
     )
