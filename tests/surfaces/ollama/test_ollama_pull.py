@@ -4,6 +4,8 @@ name pulled, then deleted; unknown quantizations and names named in the error.""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import httpx
@@ -11,6 +13,7 @@ import ollama
 import pytest
 
 from pluggably.app import create_app
+from tests.api.test_fuzz import Server
 from tests.conftest import ADMIN_KEY, client_for, running
 from tests.downloads.test_downloads import MB, gguf_bytes, hub_settings, seed_hub
 from tests.fixtures.hf_hub import FakeHub
@@ -137,3 +140,29 @@ async def test_pull_takes_the_model_not_its_projector_and_every_shard(
         assert (await api.pull("hf.co/acme/eye-GGUF:Q4_K_M", stream=False)).status == "success"
         for shard in ("00001", "00002"):
             assert hf_hub.bytes_sent[("acme/eye-GGUF", f"eye-Q4_K_M-{shard}-of-00002.gguf")] == MB
+
+
+@pytest.mark.slow
+def test_a_client_gone_mid_pull_leaves_the_download_going(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    """As Ollama: closing a streamed pull stops the lines, not the download, which
+    completes and registers the model; the server goes on serving."""
+    files = seed_hub(hf_hub)
+    hf_hub.throttle_bps = 1 * MB  # 2 MB: about two seconds
+    settings = hub_settings(tmp_path, database_url, hf_hub)
+    with (
+        Server(create_app(settings), settings) as server,
+        httpx.Client(base_url=server.url, headers=ADMIN, timeout=30) as http,
+    ):
+        with http.stream("POST", "/api/pull", json={"model": NAME}) as pulling:
+            lines = pulling.iter_lines()
+            assert json.loads(next(lines)) == {"status": "pulling manifest"}
+            assert json.loads(next(lines))["completed"] < 2 * MB
+        deadline = time.monotonic() + 30
+        while (model := http.get(f"/v1/models/{NAME}")).status_code == 404:
+            assert time.monotonic() < deadline, "the download did not complete"
+            time.sleep(0.1)
+        assert model.json()["size_bytes"] == len(files["tiny-Q4_K_M.gguf"])
+        assert hf_hub.bytes_sent[("acme/tiny-GGUF", "tiny-Q4_K_M.gguf")] == 2 * MB
+        assert http.get("/api/version").status_code == 200
