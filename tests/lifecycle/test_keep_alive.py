@@ -91,3 +91,17 @@ async def test_a_keep_alive_past_any_date_keeps_the_model_until_evicted(
     assert scheduler.expires_at(resident) is not None
     await asyncio.sleep(0.5)  # the server's keep-alive and several of its passes
     assert loaded_ids(scheduler) == ["A"]
+
+
+async def test_the_servers_keep_alive_again_ends_a_requests_own(
+    make: Callable[..., Scheduler], world: World
+) -> None:
+    scheduler = make(keep_alive_s=None)
+    await use(scheduler, "r1", "A")
+    assert scheduler.keep_alive("A", 0.3) is True
+    assert scheduler.server_keep_alive("A") is True  # its timer stops
+    [resident] = scheduler.loaded()
+    assert scheduler.expires_at(resident) is None
+    await asyncio.sleep(0.5)
+    assert "unload A" not in world.log
+    assert scheduler.server_keep_alive("B") is False  # nothing loaded

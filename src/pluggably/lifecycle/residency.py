@@ -48,12 +48,17 @@ class ResidencyService:
         await self.registry.get(session, model_id)  # 404 for an unknown id
         await self.scheduler.unload(model_id, force=force)
 
-    def keep_alive(self, model_id: str, seconds: float | None, *, may_unpin: bool) -> bool:
+    def keep_alive(
+        self, model_id: str, seconds: float | None, *, may_unpin: bool, own: bool = True
+    ) -> bool:
         """A request's keep-alive for a loaded model (Ollama's ``keep_alive``: 0 unloads
-        it once idle, None keeps it until evicted, else its idle timeout). A pinned model
-        (each modality's default) stays pinned unless ``may_unpin`` (an admin asked):
-        residency is shared, and the pin is the operator's. True when it applies."""
+        it once idle, None keeps it until evicted, else its idle timeout); ``own=False``:
+        the server's again (a request that names none). A pinned model (each modality's
+        default) is left as it is unless ``may_unpin`` (an admin asked): residency is
+        shared, and the pin is the operator's. True when it applies."""
         scheduler = self.scheduler
         if scheduler.is_pinned(model_id) and not may_unpin:
             return False
+        if not own:
+            return scheduler.server_keep_alive(model_id)
         return scheduler.keep_alive(model_id, seconds)

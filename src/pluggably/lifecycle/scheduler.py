@@ -399,6 +399,16 @@ class Scheduler:
         self._notify()  # a timer already running reads the new value
         return True
 
+    def server_keep_alive(self, model_id: str) -> bool:
+        """The server's keep-alive (or pin) again for a loaded model, ending a request's
+        own (its timer stops); False when it is not loaded."""
+        resident = self._loaded.get(model_id)
+        if resident is None or resident.draining or self._closed:
+            return False
+        resident.own_keep_alive, resident.keep_alive_s = False, None
+        self._notify()  # the timer reads None and stops
+        return True
+
     async def _expire(self, resident: Resident) -> None:
         """Unload ``resident`` once it has been idle for its own keep-alive; woken by
         every change (a request done, a new keep-alive) to look again."""

@@ -54,3 +54,22 @@ async def test_embed_and_embeddings_over_the_bundled_model(
         assert EMBEDDER in await loaded(client)
         await api.embed(model=EMBEDDER, input="bye", keep_alive=0)  # admin: even the default
         assert await unloads(client, model=EMBEDDER)
+
+
+async def test_a_request_without_keep_alive_restores_the_servers(
+    tmp_path: Path, database_url: str
+) -> None:
+    """As Ollama: every request sets the model's keep-alive, one that names none the
+    server's own (for the embedding default, its pin: loaded until evicted)."""
+    app = create_app(make_settings(tmp_path, database_url, bundled_model=True))
+    async with running(app):
+        api = ollama_client(app)
+        await api.embed(model=EMBEDDER, input="hi", keep_alive="1h")
+        [model] = [m for m in (await api.ps()).models if m.model == EMBEDDER]
+        assert model.expires_at is not None
+        assert model.expires_at.year < 9999
+
+        await api.embeddings(model=EMBEDDER, prompt="hi")
+        [model] = [m for m in (await api.ps()).models if m.model == EMBEDDER]
+        assert model.expires_at is not None
+        assert model.expires_at.year == 9999

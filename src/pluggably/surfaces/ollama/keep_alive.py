@@ -1,5 +1,6 @@
 """Ollama's ``keep_alive``: how long the model stays loaded after this request. A
-number is seconds; a string a Go duration ("5m", "1h30m", "500ms", "0", "-1")."""
+number is seconds; a string a Go duration ("5m", "1h30m", "500ms", "0", "-1"). As in
+Ollama, every request sets it: one that names none puts the server's own back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from pluggably.errors import InvalidParameter
+from pluggably.lifecycle.residency import ResidencyService
 
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -50,3 +52,12 @@ def _duration(text: str) -> float:
             "duration such as '5m', '1h' or '30s'."
         )
     return sign * total
+
+
+def apply(
+    residency: ResidencyService, model_id: str, keep: KeepAlive | None, *, is_admin: bool
+) -> None:
+    """The request's keep-alive for a loaded local model; none: the server's again (a
+    pinned model's stays as it is unless an admin asked)."""
+    seconds = None if keep is None else keep.seconds
+    residency.keep_alive(model_id, seconds, may_unpin=is_admin, own=keep is not None)

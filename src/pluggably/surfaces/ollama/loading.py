@@ -13,6 +13,7 @@ from pluggably.auth.principal import Principal
 from pluggably.catalog.service import ModelCatalog
 from pluggably.lifecycle.residency import ResidencyService
 from pluggably.surfaces.ollama.keep_alive import KeepAlive
+from pluggably.surfaces.ollama.keep_alive import apply as apply_keep_alive
 from pluggably.surfaces.ollama.stream import MEDIA_TYPE
 from pluggably.surfaces.ollama.translate import Kind, model_name, now
 
@@ -32,8 +33,7 @@ async def load_or_unload(
     if info.provider == "local":
         if not unloading:
             await residency.load(session, info.id, wait=True)
-        if keep is not None:
-            residency.keep_alive(info.id, keep.seconds, may_unpin=principal.is_admin)
+        apply_keep_alive(residency, info.id, keep, is_admin=principal.is_admin)
     answer: dict[str, object] = {"model": shown, "created_at": now()}
     if kind == "chat":
         answer["message"] = {"role": "assistant", "content": ""}

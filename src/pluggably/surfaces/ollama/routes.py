@@ -6,8 +6,8 @@ streams by default), ``embed`` and ``embeddings``, ``tags``, ``show``, ``ps``,
 Each generation becomes a /v1/generate request through the same service (credentials,
 routing, fallbacks, queueing: a busy local model makes the call wait, records,
 metrics). ``keep_alive`` drives residency (lifecycle/): applied to the local model that
-answered, once it answered. Errors are ``{"error": message}`` with the status, bad input
-400 as Ollama answers it."""
+answered, once it answered (none: the server's keep-alive again, as in Ollama). Errors
+are ``{"error": message}`` with the status, bad input 400 as Ollama answers it."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from pluggably.generation.service import GenerationService
 from pluggably.lifecycle.residency import ResidencyService
 from pluggably.surfaces.ollama import embed, models, pull
 from pluggably.surfaces.ollama.keep_alive import KeepAlive, keep_alive
+from pluggably.surfaces.ollama.keep_alive import apply as apply_keep_alive
 from pluggably.surfaces.ollama.loading import load_or_unload
 from pluggably.surfaces.ollama.shapes import (
     OllamaChatAnswer,
@@ -357,11 +358,11 @@ def _keep(
     keep: KeepAlive | None,
     response: GenerateResponse,
 ) -> None:
-    """The request's keep-alive, for the local model that answered."""
+    """The request's keep-alive (or the server's), for the local model that answered."""
     selection = response.selection
-    if keep is not None and selection.selected_provider == "local":
+    if selection.selected_provider == "local":
         model_id = selection.selected_model.removeprefix("local:")
-        residency.keep_alive(model_id, keep.seconds, may_unpin=principal.is_admin)
+        apply_keep_alive(residency, model_id, keep, is_admin=principal.is_admin)
 
 
 async def _stream(
