@@ -110,3 +110,31 @@ async def test_a_failure_to_store_is_logged_not_raised(db: Database) -> None:
         assert [r.id for r in await repository.chain(session, "usr_ann", "resp_1", 10)] == [
             "resp_1"
         ]
+
+
+async def test_a_conversation_larger_than_the_bound_is_refused_before_it_is_loaded(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each response may be as large as a request body; a chain of them is held to
+    what one request may carry, measured in the database, not by loading it."""
+    store = ResponseStore(db)
+    previous = None
+    for n in range(3):
+        body = {"id": f"resp_{n}", "output": [{"id": f"out_{n}", "text": "x" * 1000}]}
+        await store.save("usr_ann", body, previous, [{"id": f"in_{n}", "text": "y" * 1000}])
+        previous = f"resp_{n}"
+    monkeypatch.setattr("pluggably.responses.service.MAX_HISTORY_CHARS", 5000)
+    assert len(await store.history("usr_ann", "resp_1")) == 4  # about 4000 characters
+    loaded: list[str] = []
+    chain = repository.chain
+
+    async def spy(*args: object, **kwargs: object) -> list[StoredResponse]:
+        loaded.append("chain")
+        return await chain(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository, "chain", spy)
+    with pytest.raises(InvalidParameter) as refused:
+        await store.history("usr_ann", "resp_2")  # about 6000
+    assert refused.value.message.startswith("This conversation holds more than")
+    assert refused.value.details[0]["loc"] == ["body", "previous_response_id"]
+    assert loaded == []

@@ -22,6 +22,10 @@ log = get_logger("pluggably.responses")
 # Responses in one chain at most: a longer conversation starts anew (the native
 # request carries 2000 messages at most anyway).
 MAX_CHAIN = 1000
+# Characters of stored JSON one conversation may replay: what one request body may
+# carry (max_body_bytes' default). Each response may be that large, so a chain is
+# measured before it is loaded.
+MAX_HISTORY_CHARS = 32 * 1024 * 1024
 
 Item = dict[str, Any]
 
@@ -35,10 +39,20 @@ def conversation(rows: list[StoredResponse]) -> list[Item]:
     return items
 
 
-def _previous_not_found(previous_id: str) -> InvalidParameter:
-    message = f"Previous response with id '{previous_id}' not found."
+def _about_previous(message: str) -> InvalidParameter:
+    """A 400 naming ``previous_response_id``, as OpenAI's are."""
     loc = ["body", "previous_response_id"]
     return InvalidParameter(message, details=[{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+def _previous_not_found(previous_id: str) -> InvalidParameter:
+    return _about_previous(f"Previous response with id '{previous_id}' not found.")
+
+
+def _too_long(what: str) -> InvalidParameter:
+    return _about_previous(
+        f"This conversation {what}; start a new one (send the context you need as input)."
+    )
 
 
 def _not_found(response_id: str) -> NotFound:
@@ -53,14 +67,16 @@ class ResponseStore:
         """The conversation that ``previous_id`` ends. A response that is not the
         caller's (or not stored) is not found: 400, naming the field, as OpenAI says."""
         async with self.db.session() as session:
-            rows = await repository.chain(session, user_id, previous_id, MAX_CHAIN + 1)
-        if not rows:
+            count, chars = await repository.chain_size(session, user_id, previous_id, MAX_CHAIN + 1)
+            if count == 0:
+                raise _previous_not_found(previous_id)
+            if count > MAX_CHAIN:
+                raise _too_long(f"has more than {MAX_CHAIN} responses")
+            if chars > MAX_HISTORY_CHARS:
+                raise _too_long(f"holds more than {MAX_HISTORY_CHARS // 2**20} MiB")
+            rows = await repository.chain(session, user_id, previous_id, MAX_CHAIN)
+        if not rows:  # deleted in between
             raise _previous_not_found(previous_id)
-        if len(rows) > MAX_CHAIN:
-            raise InvalidParameter(
-                f"This conversation has more than {MAX_CHAIN} responses; start a new one "
-                "(send the context you need as input)."
-            )
         return conversation(rows)
 
     async def save(
