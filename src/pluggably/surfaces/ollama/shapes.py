@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
 
 from pluggably.request_body import AnyJson
 
-KeepAliveValue = float | str | None
+# Seconds or a duration; strict: JSON true is not one second (Ollama refuses it too).
+KeepAliveValue = StrictFloat | str | None
 ModelName = Annotated[
     str, Field(min_length=1, max_length=300, description="A registry id or provider:model.")
 ]
