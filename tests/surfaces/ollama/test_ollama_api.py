@@ -360,13 +360,13 @@ async def test_keep_alive_that_is_not_a_number_is_refused(surface: Surface) -> N
             )
         assert refused.value.status_code == 400, value
         assert "keep_alive" in refused.value.error
-    for value in (True, False, [5]):  # true is not one second
+    for wrong in (True, False, [5]):  # true is not one second
         refused_too = await surface.client.post(
             "/api/chat",
-            json={"model": SIM_MODEL, "messages": [], "keep_alive": value},
+            json={"model": SIM_MODEL, "messages": [], "keep_alive": wrong},
             headers=ADMIN,
         )
-        assert refused_too.status_code == 400, value
+        assert refused_too.status_code == 400, wrong
         assert "keep_alive" in refused_too.json()["error"]
     # A duration no date can hold is "until evicted", as a negative one.
     answer = await surface.api.chat(
