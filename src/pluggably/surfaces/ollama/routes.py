@@ -11,13 +11,11 @@ are ``{"error": message}`` with the status, bad input 400 as Ollama answers it."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
-from fastapi.routing import APIRoute
 
 from pluggably.api.deps import (
     AdminUser,
@@ -34,7 +32,7 @@ from pluggably.api.deps import (
 from pluggably.api.errors import ErrorFormat
 from pluggably.api.sse import Opened, opening
 from pluggably.auth.principal import Principal
-from pluggably.errors import FeatureNotSupported, InvalidJson, ValidationFailed
+from pluggably.errors import FeatureNotSupported
 from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 from pluggably.generation.service import GenerationService
@@ -71,7 +69,7 @@ from pluggably.surfaces.ollama.translate import (
     generate_request,
     model_name,
 )
-from pluggably.surfaces.openai.translate import invalid, validation_details
+from pluggably.surfaces.openai.routing import OpenAIRoute as BadRequestRoute
 
 PREFIX = "/api"
 # What GET /api/version answers: an Ollama release whose API has everything served
@@ -85,28 +83,6 @@ def _render(status: int, code: str, message: str, details: Any) -> dict[str, Any
 
 
 ERROR_FORMAT: tuple[str, ErrorFormat] = (f"{PREFIX}/", _render)
-
-
-class _OllamaRoute(APIRoute):
-    """Bad input is a 400 (Ollama's status for it), naming the field; the native API
-    says 422."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = exc.errors()
-                if any(e.get("type") == "json_invalid" for e in errors):
-                    raise InvalidJson() from None
-                raise invalid(validation_details(errors)) from None
-            except ValidationFailed as exc:  # parameters against the model's schema
-                details = exc.details if isinstance(exc.details, list) else []
-                raise invalid(details, None if details else exc.message) from None
-
-        return run
 
 
 _ERRORS = {
@@ -126,7 +102,9 @@ _ERRORS = {
 router = APIRouter(
     prefix=PREFIX,
     tags=["ollama-compatible"],
-    route_class=_OllamaRoute,
+    # Bad input is a 400 (Ollama's status for it, as OpenAI's), naming the field; the
+    # native API says 422. The route class is shared with the OpenAI surface.
+    route_class=BadRequestRoute,
     responses={s: {"model": OllamaError, "description": t} for s, t in _ERRORS.items()},
 )
 
