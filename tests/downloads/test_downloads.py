@@ -634,3 +634,26 @@ async def test_cancel_interrupts_a_stalled_transfer(
         cancelled = (await client.delete(f"/v1/jobs/{job['job_id']}", headers=ADMIN)).json()
         assert cancelled["status"] == "cancelled"
         assert time.monotonic() - started < 2
+
+
+async def test_a_vision_repos_projector_is_never_the_file_chosen(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    """A projector in the preferred quantization (mmproj-…-Q4_K_M) sorts first, yet the
+    model's own GGUF, even of a less preferred quantization, is what downloads."""
+    hf_hub.add_model(
+        "acme/vision-GGUF",
+        {"mmproj-vision-Q4_K_M.gguf": gguf_bytes(1000), "vision-Q8_0.gguf": gguf_bytes(3000)},
+        tags=("gguf",),
+    )
+    app = create_app(hub_settings(tmp_path, database_url, hf_hub))
+    async with running(app), client_for(app) as client:
+        body = {"source": {"type": "huggingface", "id": "acme/vision-GGUF"}}
+        response = await client.post("/v1/models/download", json=body, headers=ADMIN)
+        assert response.status_code == 202, response.text
+        done = await wait_job(client, response.json()["job_id"], "completed", "failed")
+        assert done["status"] == "completed", done
+        assert done["bytes_total"] == 3000
+        model = (await client.get("/v1/models/acme/vision-GGUF", headers=ADMIN)).json()
+        assert Path(model["local_path"]).name == "vision-Q8_0.gguf"
+        assert model["version"] == "Q8_0"

@@ -151,6 +151,21 @@ def _quant(filename: str) -> str | None:
     return next((q for q in QUANT_PREFERENCE if q in upper), None)
 
 
+def gguf_firsts(names: list[str]) -> list[str]:
+    """The GGUF files of a listing that begin a model: whole files, and the first shard
+    of a split one (``-00001-of-00003.gguf``), sorted."""
+    return sorted(
+        n
+        for n in names
+        if n.lower().endswith(".gguf") and (not (m := _SHARD.search(n)) or m.group(1) == "00001")
+    )
+
+
+def is_projector(name: str) -> bool:
+    """A vision model's projector (``mmproj-…``), which sits beside the model's GGUF."""
+    return "mmproj" in name.rsplit("/", 1)[-1].lower()
+
+
 def _choose_files(names: list[str], wanted: str | None) -> list[str]:
     ggufs = sorted(n for n in names if n.lower().endswith(".gguf"))
     if wanted:
@@ -159,10 +174,11 @@ def _choose_files(names: list[str], wanted: str | None) -> list[str]:
             raise ModelNotFound(f"The repo has no file '{wanted}'. Files: {listing}")
         first = wanted
     elif ggufs:
-        firsts = [n for n in ggufs if not _SHARD.search(n) or _SHARD.search(n).group(1) == "00001"]  # type: ignore[union-attr]
+        # A vision repo's projector (mmproj-…) is never the model, whatever its quant.
         ranked = sorted(
-            firsts,
+            gguf_firsts(ggufs),
             key=lambda n: (
+                is_projector(n),
                 QUANT_PREFERENCE.index(q) if (q := _quant(n)) else len(QUANT_PREFERENCE),
                 n,
             ),

@@ -17,12 +17,12 @@ from typing import Any
 
 from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.schemas import DownloadRequest, DownloadSource, TargetModel
+from pluggably.downloads.sources import gguf_firsts, is_projector
 from pluggably.errors import InvalidParameter, ModelNotFound, UpstreamError
 from pluggably.registry.hub import HubClient
 from pluggably.surfaces.ollama.translate import model_name
 
 _REPO = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,18 @@ def parse(name: str) -> Pull:
     return Pull(model_id=model_id, repo=repo, quant=quant or None)
 
 
-def _is_projector(filename: str) -> bool:
-    return "mmproj" in filename.rsplit("/", 1)[-1].lower()
-
-
 async def choose_file(hub: HubClient, pull: Pull) -> tuple[str | None, str]:
     """The GGUF file of the quantization asked for (its first shard), or None to let
     the download choose; and a sha256 digest naming the pull's blob in progress lines
     (the file's LFS hash where the hub has it)."""
     info = await hub.model_info(pull.repo)
     siblings = {s.rfilename: s for s in info.siblings or []}
-    ggufs = sorted(
-        n
-        for n in siblings
-        if n.lower().endswith(".gguf") and (not (m := _SHARD.search(n)) or m.group(1) == "00001")
-    )
+    ggufs = gguf_firsts(list(siblings))
     chosen: str | None = None
     if pull.quant is not None:
         wanted = re.compile(rf"(?<![A-Za-z0-9]){re.escape(pull.quant)}(?![A-Za-z0-9_])", re.I)
         # a vision repo's projector (mmproj-…) often shares the quantization: last
-        matching = sorted((n for n in ggufs if wanted.search(n)), key=_is_projector)
+        matching = sorted((n for n in ggufs if wanted.search(n)), key=is_projector)
         if not matching:
             available = ", ".join(ggufs[:30]) or "none"
             raise ModelNotFound(
