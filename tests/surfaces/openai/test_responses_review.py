@@ -9,6 +9,12 @@ from typing import Any
 import openai
 import pytest
 
+from pluggably.deltas import ToolCallDelta
+from pluggably.generation.events import Completed, Event
+from pluggably.generation.schemas import GenerateResponse
+from pluggably.surfaces.openai.responses_shapes import ResponsesRequest
+from pluggably.surfaces.openai.responses_stream import ResponsesEventWriter
+from pluggably.surfaces.openai.responses_translate import ResponseHead
 from tests.surfaces.openai.test_openai_compat import error_of
 from tests.surfaces.openai.test_responses import MODEL, api, app  # noqa: F401
 
@@ -75,3 +81,57 @@ async def test_a_message_without_content_is_refused(
         await api.responses.create(model=MODEL, input=bare)
     assert error_of(refused.value)["param"] == "input[0].content"
     assert error_of(refused.value)["message"] == "A message needs content."
+
+
+def _answer(calls: list[tuple[str, str, str]]) -> GenerateResponse:
+    return GenerateResponse.model_validate(
+        {
+            "request_id": "req_1",
+            "model": MODEL,
+            "provider": "openai",
+            "modality": "text",
+            "output": {
+                "tool_calls": [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, n, a in calls
+                ]
+            },
+            "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+            "finish_reason": "tool_calls",
+            "selection": {
+                "selected_model": MODEL,
+                "selected_provider": "openai",
+                "fallback_used": False,
+                "fallback_reason": None,
+                "attempts": [],
+            },
+            "timings": {"total_ms": 1},
+        }
+    )
+
+
+def test_arguments_of_parallel_calls_that_interleave_reach_the_stored_answer() -> None:
+    """An upstream may open both calls before their arguments come (one chunk naming
+    two calls, then their pieces): each call's arguments stay its own."""
+    writer = ResponsesEventWriter(ResponseHead.of(ResponsesRequest(model=MODEL), "req_1"))
+    events: list[Event] = [
+        ToolCallDelta(0, id="call_a", name="a"),
+        ToolCallDelta(1, id="call_b", name="b"),
+        ToolCallDelta(0, arguments='{"x": '),
+        ToolCallDelta(1, arguments='{"y": 2}'),
+        ToolCallDelta(0, arguments="1}"),
+        Completed(_answer([("call_a", "a", '{"x": 1}'), ("call_b", "b", '{"y": 2}')])),
+    ]
+    out = [e for event in events for e in writer.feed(event)]
+    assert writer.final is not None
+    calls = [(i["call_id"], i["arguments"]) for i in writer.final["output"]]
+    assert calls == [("call_a", '{"x": 1}'), ("call_b", '{"y": 2}')]
+    done = [e["arguments"] for e in out if e["type"] == "response.function_call_arguments.done"]
+    assert sorted(done) == ['{"x": 1}', '{"y": 2}']
+    # Each item is done once, after its last delta.
+    kinds = [(e["type"], e.get("output_index")) for e in out]
+    for index in (0, 1):
+        last_delta = max(
+            n for n, k in enumerate(kinds) if k == ("response.function_call_arguments.delta", index)
+        )
+        assert kinds.index(("response.output_item.done", index)) > last_delta

@@ -81,7 +81,10 @@ class ResponsesEventWriter:
         self.head = head
         self.started = False
         self.items: list[Item] = []  # the output items closed so far, in order
-        self.open: _Open | None = None
+        # The items streaming now, in order: a message or reasoning item, or the
+        # function calls of one turn (an upstream may open several before their
+        # arguments come, so they stay open together until something else opens).
+        self.open: list[_Open] = []
         self.calls: dict[int, _Open] = {}  # native tool-call index → its item
         self.final: Item | None = None
 
@@ -118,9 +121,11 @@ class ResponsesEventWriter:
     def _opening(
         self, kind: str, item_id: str, call_id: str = "", name: str = ""
     ) -> list[dict[str, Any]]:
-        out = self._close("completed")
-        opened = _Open(len(self.items), kind, item_id, call_id=call_id, name=name)
-        self.open = opened
+        calls_stay = kind == "function_call" and all(o.kind == kind for o in self.open)
+        out = [] if calls_stay else self._close("completed")
+        index = len(self.items) + len(self.open)
+        opened = _Open(index, kind, item_id, call_id=call_id, name=name)
+        self.open.append(opened)
         added = {"type": "response.output_item.added", "output_index": opened.index}
         if kind == "message":
             item = message_item(item_id, "", "in_progress") | {"content": []}
@@ -139,11 +144,10 @@ class ResponsesEventWriter:
 
     def _delta(self, kind: str, text: str) -> list[dict[str, Any]]:
         out = []
-        if self.open is None or self.open.kind != kind:
+        if not self.open or self.open[-1].kind != kind:
             out = self._opening(kind, new_id("msg" if kind == "message" else "rs"))
-        assert self.open is not None
-        self.open.text.append(text)
-        where = self._place(self.open)
+        self.open[-1].text.append(text)
+        where = self._place(self.open[-1])
         if kind == "message":
             delta = {"type": "response.output_text.delta", "content_index": 0, "logprobs": []}
         else:
@@ -158,8 +162,7 @@ class ResponsesEventWriter:
             out = self._opening(
                 "function_call", new_id("fc"), call_id=call_id, name=event.name or ""
             )
-            assert self.open is not None
-            call = self.calls[event.index] = self.open
+            call = self.calls[event.index] = self.open[-1]
         if not event.arguments:
             return out
         call.text.append(event.arguments)
@@ -167,10 +170,11 @@ class ResponsesEventWriter:
         return [*out, delta | self._place(call)]
 
     def _close(self, status: str) -> list[dict[str, Any]]:
-        """The open item's ``done`` events; the item joins the output."""
-        opened, self.open = self.open, None
-        if opened is None:
-            return []
+        """The open items' ``done`` events, in order; they join the output."""
+        opened, self.open = self.open, []
+        return [event for item in opened for event in self._done(item, status)]
+
+    def _done(self, opened: _Open, status: str) -> list[dict[str, Any]]:
         text, where = "".join(opened.text), self._place(opened)
         done = {"type": "response.output_item.done", "output_index": opened.index}
         if opened.kind == "function_call":
@@ -201,9 +205,7 @@ class ResponsesEventWriter:
     def _complete(self, response: GenerateResponse) -> list[dict[str, Any]]:
         status = status_of(response.finish_reason)
         out = []
-        streamed = {item["type"] for item in self.items} | (
-            {self.open.kind} if self.open else set()
-        )
+        streamed = {item["type"] for item in self.items} | {o.kind for o in self.open}
         if response.output.text and "message" not in streamed:  # said only at the end
             out += self._delta("message", response.output.text)
         out += self._close("incomplete" if status == "incomplete" else "completed")
