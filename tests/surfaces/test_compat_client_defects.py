@@ -272,6 +272,12 @@ async def test_anthropic_sdk_stop_sequences_beyond_four(
         )
         assert native.status_code == 422
         assert "stop: at most 64 items are accepted" in native.json()["detail"]["message"]
+        # A wrong type says what fits, once; a list with a wrong item names the item.
+        for stop, said in ((5, "stop: must be a string or an array."), ([1], "stop: [0]: 1 is")):
+            body = {"model": GPT, "input": {"prompt": "x"}, "parameters": {"stop": stop}}
+            wrong = await http.post("/v1/generate", json=body, headers=ADMIN)
+            assert wrong.status_code == 422
+            assert said in wrong.json()["detail"]["message"], wrong.text
 
 
 async def test_gemini_gets_five_stops_and_the_gateway_holds_the_rest(

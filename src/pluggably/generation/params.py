@@ -76,7 +76,19 @@ def _explain(problem: ValidationError) -> str:
         case "minLength":
             return "must not be empty" if limit == 1 else f"at least {limit} characters are needed"
         case "anyOf" if problem.context:
-            kinds = [str(e.validator_value) for e in problem.context if e.validator == "type"]
+            # The alternatives' own types ([i, "type"]), not those of their items.
+            kinds = list(
+                dict.fromkeys(
+                    str(e.validator_value)
+                    for e in problem.context
+                    if e.validator == "type" and len(e.relative_schema_path) == 2
+                )
+            )
+            # An alternative of the right type whose inside is wrong says where.
+            inner = [e for e in problem.context if len(e.relative_schema_path) > 2]
+            if inner and inner[0].relative_path:
+                where = "".join(f"[{p}]" for p in inner[0].relative_path)
+                return f"{where}: {inner[0].message[:200]}"
             if kinds:
                 return "must be " + " or ".join(f"{_article(k)} {k}" for k in kinds)
     return problem.message[:300]
