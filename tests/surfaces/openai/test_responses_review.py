@@ -135,3 +135,25 @@ def test_arguments_of_parallel_calls_that_interleave_reach_the_stored_answer() -
             n for n, k in enumerate(kinds) if k == ("response.function_call_arguments.delta", index)
         )
         assert kinds.index(("response.output_item.done", index)) > last_delta
+
+
+def test_calls_given_only_with_the_end_are_streamed_and_stored() -> None:
+    """A runtime that parses its calls at the end gives them whole with its end (the
+    native stream's Completed): they are still output items of the stream."""
+    writer = ResponsesEventWriter(ResponseHead.of(ResponsesRequest(model=MODEL), "req_1"))
+    out = writer.feed(Completed(_answer([("call_a", "a", '{"x": 1}')])))
+    assert writer.final is not None
+    [call] = writer.final["output"]
+    assert (call["type"], call["call_id"], call["name"], call["arguments"]) == (
+        "function_call",
+        "call_a",
+        "a",
+        '{"x": 1}',
+    )
+    assert [e["type"] for e in out][2:] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]

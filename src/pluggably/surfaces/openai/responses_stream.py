@@ -208,6 +208,10 @@ class ResponsesEventWriter:
         streamed = {item["type"] for item in self.items} | {o.kind for o in self.open}
         if response.output.text and "message" not in streamed:  # said only at the end
             out += self._delta("message", response.output.text)
+        if "function_call" not in streamed:  # a runtime that parses its calls at the end
+            for n, call in enumerate(response.output.tool_calls):
+                function = call.function
+                out += self._call(ToolCallDelta(n, call.id, function.name, function.arguments))
         out += self._close("incomplete" if status == "incomplete" else "completed")
         self.head.model = response.model
         self.final = self.head.body(status, list(self.items), response.usage)
