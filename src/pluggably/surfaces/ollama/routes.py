@@ -37,6 +37,7 @@ from pluggably.generation.plan import Plan
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 from pluggably.generation.service import GenerationService
 from pluggably.lifecycle.residency import ResidencyService
+from pluggably.surfaces.bad_input import BadInputRoute as BadRequestRoute
 from pluggably.surfaces.ollama import embed, models, pull
 from pluggably.surfaces.ollama.keep_alive import KeepAlive, keep_alive
 from pluggably.surfaces.ollama.keep_alive import apply as apply_keep_alive
@@ -69,7 +70,6 @@ from pluggably.surfaces.ollama.translate import (
     generate_request,
     model_name,
 )
-from pluggably.surfaces.openai.routing import OpenAIRoute as BadRequestRoute
 
 PREFIX = "/api"
 # What GET /api/version answers: an Ollama release whose API has everything served

@@ -15,6 +15,7 @@ from pluggably.errors import FeatureNotSupported, InvalidParameter
 from pluggably.generation.events import Completed, Event, Failed, ReasoningDelta, TextDelta
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
 from pluggably.messages import arguments_object
+from pluggably.surfaces.bad_input import invalid, validation_details
 from pluggably.surfaces.ollama.options import parameters
 from pluggably.surfaces.ollama.shapes import (
     OllamaAnswerMessage,
@@ -26,7 +27,6 @@ from pluggably.surfaces.ollama.shapes import (
     OllamaMessage,
     OllamaToolCall,
 )
-from pluggably.surfaces.openai.translate import invalid, validation_details
 from pluggably.tool_call_schema import ToolCallSpec
 
 Kind = Literal["chat", "generate"]

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from pluggably.api.deps import Generation, Writer
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse
+from pluggably.surfaces.bad_input import invalid, validation_details
 from pluggably.surfaces.openai.embedding_shapes import (
     MAX_INPUTS,
     OpenAIEmbedding,
@@ -29,7 +30,7 @@ from pluggably.surfaces.openai.embedding_shapes import (
 )
 from pluggably.surfaces.openai.fields import field_error
 from pluggably.surfaces.openai.routing import OPENAI_ERRORS, OpenAIRoute
-from pluggably.surfaces.openai.translate import invalid, validation_details
+from pluggably.surfaces.openai.translate import PARAM_NAMES
 
 router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
 
@@ -81,7 +82,7 @@ def embedding_request(body: OpenAIEmbeddingRequest) -> GenerateRequest:
     try:
         return GenerateRequest.model_validate(fields)
     except ValidationError as exc:  # a limit of the native request
-        raise invalid(validation_details(exc.errors())) from None
+        raise invalid(validation_details(exc.errors()), names=PARAM_NAMES) from None
 
 
 def embedding_list(response: GenerateResponse, *, base64_format: bool) -> OpenAIEmbeddingList:

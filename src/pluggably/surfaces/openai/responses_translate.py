@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from pluggably.errors import FeatureNotSupported
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse, Output, UsageInfo
 from pluggably.ids import new_id
+from pluggably.surfaces.bad_input import invalid, validation_details
 from pluggably.surfaces.openai.features import EFFORT, checked
 from pluggably.surfaces.openai.fields import field_error
 from pluggably.surfaces.openai.responses_input import Item, native_messages
 from pluggably.surfaces.openai.responses_shapes import ResponsesRequest
-from pluggably.surfaces.openai.translate import invalid, validation_details
+from pluggably.surfaces.openai.translate import PARAM_NAMES
 
 
 # requests
@@ -129,7 +130,7 @@ def native_request(body: ResponsesRequest, conversation: list[Item]) -> Generate
     try:
         return GenerateRequest.model_validate(fields)
     except ValidationError as exc:  # a limit of the native request (sizes, counts)
-        raise invalid(validation_details(exc.errors())) from None
+        raise invalid(validation_details(exc.errors()), names=PARAM_NAMES) from None
 
 
 # responses

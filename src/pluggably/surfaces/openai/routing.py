@@ -8,17 +8,12 @@ responses) also under ``/v1``, the base URL most OpenAI clients are given."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-
 from pluggably.api.errors import ErrorFormat
-from pluggably.errors import InvalidJson, ValidationFailed
+from pluggably.surfaces.bad_input import BadInputRoute
 from pluggably.surfaces.openai.shapes import OpenAIErrorResponse
-from pluggably.surfaces.openai.translate import error_body, invalid, validation_details
+from pluggably.surfaces.openai.translate import PARAM_NAMES, error_body
 
 PREFIX = "/openai/v1"
 ALIAS_PREFIX = "/v1"
@@ -49,23 +44,8 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class OpenAIRoute(APIRoute):
+class OpenAIRoute(BadInputRoute):
     """Invalid input answers 400 naming the field (``param``), as OpenAI's API does
     and its SDKs expect (``BadRequestError``); the native surface says 422."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = exc.errors()
-                if any(e.get("type") == "json_invalid" for e in errors):
-                    raise InvalidJson() from None
-                raise invalid(validation_details(errors)) from None
-            except ValidationFailed as exc:  # parameters against the model's schema
-                details = exc.details if isinstance(exc.details, list) else []
-                raise invalid(details, None if details else exc.message) from None
-
-        return run
+    names = PARAM_NAMES

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from pluggably.api.frames import tool_call_fragment
-from pluggably.errors import FeatureNotSupported, InvalidParameter, status_of_code
+from pluggably.errors import FeatureNotSupported, status_of_code
 from pluggably.generation.events import (
     Completed,
     Event,
@@ -20,6 +20,7 @@ from pluggably.generation.events import (
     ToolCallDelta,
 )
 from pluggably.generation.schemas import GenerateRequest, GenerateResponse, UsageInfo
+from pluggably.surfaces.bad_input import field_path, invalid, validation_details
 from pluggably.surfaces.openai.conversation import native_messages
 from pluggably.surfaces.openai.features import assistant_message, finish_reason, native_features
 from pluggably.surfaces.openai.fields import field_error
@@ -36,7 +37,8 @@ from pluggably.surfaces.openai.shapes import (
 )
 
 # Native parameter names as the OpenAI field a client sent.
-_PARAM_NAMES = {"format": "response_format", "num_images": "n", "width": "size", "height": "size"}
+# Native parameters by the names OpenAI's API gives them, in error messages.
+PARAM_NAMES = {"format": "response_format", "num_images": "n", "width": "size", "height": "size"}
 
 
 def error_type(status: int) -> str:
@@ -49,26 +51,13 @@ def error_type(status: int) -> str:
     return "server_error" if status >= 500 else "invalid_request_error"
 
 
-def param_of(details: Any) -> str | None:
-    """The OpenAI field a validation error is about: ``messages[0].content``."""
-    if not isinstance(details, list) or not details or not isinstance(details[0], dict):
-        return None
-    loc = [p for p in details[0].get("loc") or () if p != "body"]
-    if loc[:1] == ["parameters"] and len(loc) > 1:
-        loc = [_PARAM_NAMES.get(str(loc[1]), str(loc[1])), *loc[2:]]
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or None
-
-
 def error_body(status: int, code: str, message: str, details: Any) -> dict[str, Any]:
     """OpenAI's error object: ``type`` from the status, ``code`` the gateway's code."""
     return {
         "error": {
             "message": message,
             "type": error_type(status),
-            "param": param_of(details),
+            "param": field_path(details, PARAM_NAMES),
             "code": code,
         }
     }
@@ -77,23 +66,6 @@ def error_body(status: int, code: str, message: str, details: Any) -> dict[str, 
 def stream_error(code: str, message: str) -> dict[str, Any]:
     """A failure after the stream's 200: the chunk the OpenAI SDKs raise on."""
     return error_body(status_of_code(code), code, message, None)
-
-
-def validation_details(errors: Any) -> list[dict[str, Any]]:
-    """``{loc, msg, type}`` per problem (never the input: it may hold secrets)."""
-    return [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
-        for e in errors
-    ]
-
-
-def invalid(details: list[dict[str, Any]], message: str | None = None) -> InvalidParameter:
-    """A 400 naming the first offending field (OpenAI answers bad input with 400)."""
-    first = details[0] if details else {"msg": "invalid request"}
-    param = param_of(details)
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    text = message or f"Invalid value for '{param or 'body'}': {first['msg']}{more}"
-    return InvalidParameter(text, details=details)
 
 
 # requests
@@ -121,7 +93,7 @@ def _native(fields: dict[str, Any]) -> GenerateRequest:
     try:
         return GenerateRequest.model_validate(fields)
     except ValidationError as exc:  # a limit of the native request (sizes, counts)
-        raise invalid(validation_details(exc.errors())) from None
+        raise invalid(validation_details(exc.errors()), names=PARAM_NAMES) from None
 
 
 def chat_request(body: OpenAIChatCompletionRequest) -> GenerateRequest:
