@@ -18,10 +18,12 @@ async def _schedule(tmp_path: Path, database_url: str, **settings: object) -> di
 async def test_defaults_expire_artifacts_and_unload_idle_models(
     tmp_path: Path, database_url: str
 ) -> None:
-    # keep_alive_s 300 s by default: its pass runs every 5 s (a quarter, at most 5 s).
+    # keep_alive_s 300 s by default: its pass runs every 5 s (a quarter, at most 5 s);
+    # stored responses are kept 30 days, checked hourly.
     assert await _schedule(tmp_path, database_url) == {
         "artifact_cleanup": 300,
         "idle_unload": 5.0,
+        "response_retention": 3600,
     }
 
 
@@ -34,5 +36,6 @@ async def test_retention_settings_add_their_passes(tmp_path: Path, database_url:
         storage_cleanup_interval_s=120,
         keep_alive_s=None,
         artifact_cleanup_interval_s=60,
+        responses_retention_days=None,
     )
     assert schedule == {"artifact_cleanup": 60, "session_retention": 600, "storage_cleanup": 120}

@@ -55,6 +55,9 @@ def periodic_work(container: Container) -> list[Periodic]:
             container.sessions.retain, container.db, closed_days=closed, idle_days=idle
         )
         work.append(Periodic("session_retention", settings.session_cleanup_interval_s, retain))
+    if (days := settings.responses_retention_days) is not None:
+        expire = partial(container.responses.expire, days)
+        work.append(Periodic("response_retention", settings.session_cleanup_interval_s, expire))
     if (tick := container.scheduler.idle_tick_s) is not None:
         work.append(Periodic("idle_unload", tick, container.scheduler.unload_idle))
     if settings.storage_cleanup_interval_s:

@@ -138,3 +138,29 @@ async def test_a_conversation_larger_than_the_bound_is_refused_before_it_is_load
     assert refused.value.message.startswith("This conversation holds more than")
     assert refused.value.details[0]["loc"] == ["body", "previous_response_id"]
     assert loaded == []
+
+
+async def test_responses_older_than_the_retention_are_purged_in_batches(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from pluggably.responses import service
+
+    monkeypatch.setattr(service, "EXPIRE_BATCH", 2)  # several transactions
+    await _store(db, "usr_ann", [f"resp_old{n}" for n in range(5)])
+    await _store(db, "usr_bob", ["resp_new"])
+    async with db.session() as session:
+        await session.execute(
+            update(StoredResponse)
+            .where(StoredResponse.id.startswith("resp_old"))
+            .values(created_at=datetime.now(UTC) - timedelta(days=31))
+        )
+    store = ResponseStore(db)
+    assert await store.expire(30) == 5
+    assert await store.expire(30) == 0
+    async with db.session() as session:
+        assert await repository.get(session, "usr_bob", "resp_new") is not None
+        assert await repository.get(session, "usr_ann", "resp_old0") is None

@@ -230,7 +230,14 @@ class Settings(BaseSettings):
     session_cleanup_interval_s: int = Field(
         default=3600,
         ge=60,
-        description="How often the session retention policy is applied, in seconds.",
+        description="How often the retention policies of sessions and of stored "
+        "responses are applied, in seconds.",
+    )
+    responses_retention_days: int | None = Field(
+        default=30,
+        ge=1,
+        description="Delete Responses API responses stored this many days ago (OpenAI "
+        "keeps them 30 days); unset: keep them.",
     )
     session_storage_bytes_per_user: int | None = Field(
         default=256 * 1024 * 1024,

@@ -17,7 +17,10 @@ from pluggably.db.base import Base, UTCDateTime, utcnow
 
 class StoredResponse(Base):
     __tablename__ = "stored_responses"
-    __table_args__ = (Index("ix_stored_responses_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_stored_responses_user_id", "user_id"),
+        Index("ix_stored_responses_created_at", "created_at"),  # retention's purge
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # resp_…
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

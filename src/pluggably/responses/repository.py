@@ -3,6 +3,8 @@ not found, whoever asks for it."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import CTE, Text, cast, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -74,3 +76,15 @@ async def remove(session: AsyncSession, user_id: str, response_id: str) -> bool:
         )
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def expire(session: AsyncSession, before: datetime, batch: int) -> int:
+    """Delete up to ``batch`` responses created before ``before``; how many went."""
+    oldest = (
+        select(StoredResponse.id)
+        .where(StoredResponse.created_at < before)
+        .order_by(StoredResponse.created_at)
+        .limit(batch)
+    )
+    result = await session.execute(delete(StoredResponse).where(StoredResponse.id.in_(oldest)))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -8,6 +8,7 @@ API does."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,8 @@ log = get_logger("pluggably.responses")
 # Responses in one chain at most: a longer conversation starts anew (the native
 # request carries 2000 messages at most anyway).
 MAX_CHAIN = 1000
+# Stored responses deleted per transaction by the retention purge.
+EXPIRE_BATCH = 500
 # Characters of stored JSON one conversation may replay: what one request body may
 # carry (max_body_bytes' default). Each response may be that large, so a chain is
 # measured before it is loaded.
@@ -62,6 +65,21 @@ def _not_found(response_id: str) -> NotFound:
 class ResponseStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def expire(self, days: int) -> int:
+        """Delete the responses stored more than ``days`` ago, in batches (each its own
+        transaction, so a large purge never holds the table); how many went."""
+        before = datetime.now(UTC) - timedelta(days=days)
+        gone = 0
+        while True:
+            async with self.db.session() as session:
+                count = await repository.expire(session, before, EXPIRE_BATCH)
+            gone += count
+            if count < EXPIRE_BATCH:
+                break
+        if gone:
+            log.info("responses_expired", count=gone, days=days)
+        return gone
 
     async def history(self, user_id: str, previous_id: str) -> list[Item]:
         """The conversation that ``previous_id`` ends. A response that is not the

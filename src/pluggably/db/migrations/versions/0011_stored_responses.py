@@ -40,10 +40,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("stored_responses", schema=None) as batch_op:
         batch_op.create_index("ix_stored_responses_user_id", ["user_id"], unique=False)
+        batch_op.create_index("ix_stored_responses_created_at", ["created_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("stored_responses", schema=None) as batch_op:
+        batch_op.drop_index("ix_stored_responses_created_at")
         batch_op.drop_index("ix_stored_responses_user_id")
 
     op.drop_table("stored_responses")
