@@ -395,6 +395,7 @@ async def test_routing_errors_and_request_privacy(
         assert providers["openai"]["configured"] is True
         assert providers["groq"]["configured"] is False
         assert providers["openai"]["supported_modalities"] == ["image", "text"]
+        assert providers["openai"]["embeddings"] is True
 
 
 @pytest.mark.slow

@@ -74,7 +74,10 @@ async def test_provider_models_are_listed_with_their_availability(
             headers=user,
         )
         ids = [m["id"] for m in await _all(client, user, limit=2)]  # pages across both phases
-        assert ids == ["homelab:tiny-free", *sorted(f"openai:{m}" for m in openai_sim.models)]
+        generators = sorted(f"openai:{m}" for m in openai_sim.models if "embedding" not in m)
+        assert ids == ["homelab:tiny-free", *generators]
+        embedders = {m["id"] for m in await _all(client, user, modality="embedding")}
+        assert embedders == {"openai:text-embedding-3-small", "openai:text-embedding-ada-002"}
         images = {m["id"] for m in await _all(client, user, modality="image")}
         assert images == {"openai:dall-e-2", "openai:dall-e-3", "openai:gpt-image-1"}
         assert [m["id"] for m in await _all(client, user, q="4O-MINI")] == ["openai:gpt-4o-mini"]

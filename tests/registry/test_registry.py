@@ -165,7 +165,7 @@ async def test_details_status_schema_and_visibility(populated: Settings) -> None
         assert text["schema"]["properties"]["max_tokens"]["maximum"] == 4096
         assert text["schema"]["properties"]["temperature"]["maximum"] == 2
         index = (await client.get("/v1/schema", headers=user)).json()
-        assert index["modalities"] == ["text", "image", "3d"]
+        assert index["modalities"] == ["text", "image", "3d", "embedding"]
         for path in ("/v1/models/nope/nothing", "/v1/models/nope/status"):
             assert_envelope(await client.get(path, headers=user), 404, "model_not_found")
         missing = await client.get("/v1/schema", params={"model": "openai:none"}, headers=user)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from pluggably.api.deps import Catalog, DbSession, Reader
 from pluggably.api.schemas import AUTH_ERRORS
+from pluggably.catalog.service import LISTED_BY_DEFAULT
 from pluggably.credentials.providers import KNOWN_PROVIDERS
 from pluggably.providers.schemas import ProviderInfo, ProviderList
 
@@ -27,7 +28,8 @@ async def list_providers(
             ProviderInfo(
                 name=v.name,
                 configured=v.configured,
-                supported_modalities=sorted(v.provider.modalities),
+                supported_modalities=sorted(v.provider.modalities & set(LISTED_BY_DEFAULT)),
+                embeddings="embedding" in v.provider.modalities,
                 credential_types=[] if v.endpoint else list(KNOWN_PROVIDERS.get(v.name, ())),
                 default_model=v.default_model,
                 models_discovered=v.discovered,

@@ -27,6 +27,8 @@ from pluggably.registry.schemas import (
 from pluggably.registry.service import RegistryService, decode_catalog_cursor, encode_cursor
 from pluggably.users.service import AccountService
 
+LISTED_BY_DEFAULT = ("text", "image", "3d")
+
 
 class ModelQuery(BaseModel):
     """The filters and page of GET /v1/models (its query parameters)."""
@@ -40,6 +42,13 @@ class ModelQuery(BaseModel):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=500)
     discover: bool = True
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities listed: the one asked for, else those one generates with.
+        Embedding models are listed when asked for by name (``modality=embedding``):
+        the original PlugAI clients know three modalities and read every entry."""
+        return (self.modality,) if self.modality else LISTED_BY_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class ModelCatalog:
             models, next_cursor = await self.registry.page(
                 session,
                 is_admin=principal.is_admin,
-                modality=query.modality,
+                modalities=query.modalities,
                 provider=query.provider,
                 status=query.status,
                 q=query.q,
@@ -128,8 +137,7 @@ class ModelCatalog:
         return [
             m
             for m in remote_models(views, locked=query.provider is not None)
-            if (query.modality is None or m.modality == query.modality)
-            and (needle is None or needle in m.id.lower())
+            if m.modality in query.modalities and (needle is None or needle in m.id.lower())
         ]
 
     async def usable(self, session: AsyncSession, principal: Principal) -> list[Usable]:

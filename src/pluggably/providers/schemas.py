@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ProviderInfo(BaseModel):
     name: str
     configured: bool
-    supported_modalities: list[str]
+    supported_modalities: list[str] = Field(
+        description="What it generates: text, image, 3d (the modalities the original "
+        "PlugAI clients know); whether it embeds is `embeddings`."
+    )
+    embeddings: bool = Field(
+        default=False, description="It serves embeddings (modality `embedding`)."
+    )
     credential_types: list[str]
     default_model: str | None
     models_discovered: list[str] | None = None

@@ -21,7 +21,7 @@ class RegistryRepository:
     async def page(
         self,
         *,
-        modality: str | None,
+        modalities: Sequence[str] | None,
         provider: str | None,
         status: str | None,
         q: str | None,
@@ -29,8 +29,8 @@ class RegistryRepository:
         limit: int,
     ) -> Sequence[Model]:
         query = select(Model).order_by(Model.id).limit(limit)
-        if modality:
-            query = query.where(Model.modality == modality)
+        if modalities is not None:
+            query = query.where(Model.modality.in_(modalities))
         if provider:
             query = query.where(Model.provider == provider)
         if status:

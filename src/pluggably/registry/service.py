@@ -9,6 +9,7 @@ import glob
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,7 +104,7 @@ class RegistryService:
         session: AsyncSession,
         *,
         is_admin: bool,
-        modality: str | None = None,
+        modalities: Sequence[str] | None = None,
         provider: str | None = None,
         status: str | None = None,
         q: str | None = None,
@@ -112,7 +113,7 @@ class RegistryService:
     ) -> tuple[list[ModelInfo], str | None]:
         repo = RegistryRepository(session)
         rows = await repo.page(
-            modality=modality,
+            modalities=modalities,
             provider=provider,
             status=status,
             q=q,
