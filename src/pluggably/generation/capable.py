@@ -11,6 +11,7 @@ from pluggably.errors import FeatureNotSupported, GatewayError
 from pluggably.generation.plan import Plan
 from pluggably.messages import Features
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.embeddings import is_embedding_model
 from pluggably.registry.models import Model
 from pluggably.registry.service import RegistryService
 from pluggably.routing.embedding import cannot_embed
@@ -105,7 +106,7 @@ async def embedders(
     kept: list[Target] = []
     first_reason: str | None = None
     for index, target in enumerate(targets):
-        reason = await _cannot_embed(session, target, providers, registry)
+        reason = await _cannot_embed(session, target, providers, registry, named=index == 0)
         if reason is None:
             kept.append(target)
         elif index == 0:
@@ -117,10 +118,21 @@ async def embedders(
 
 
 async def _cannot_embed(
-    session: AsyncSession, target: Target, providers: ProviderDirectory, registry: RegistryService
+    session: AsyncSession,
+    target: Target,
+    providers: ProviderDirectory,
+    registry: RegistryService,
+    *,
+    named: bool,
 ) -> str | None:
+    """Why ``target`` cannot embed. A provider model the caller named is taken at its
+    word (an endpoint's embedding model may have any name); a fallback must be an
+    embedding model by its name."""
     if target.provider != LOCAL:
-        return cannot_embed(target.provider, providers.get(target.provider))
+        reason = cannot_embed(target.provider, providers.get(target.provider))
+        if reason is None and not named and not is_embedding_model(target.model):
+            reason = f"{target.label} is not an embedding model"
+        return reason
     try:
         model = await registry.get(session, target.model)
     except GatewayError:  # an unknown model: the usual checks say so later

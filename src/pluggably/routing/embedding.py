@@ -1,22 +1,11 @@
-"""Routing for modality ``embedding``: which provider models embed, each provider's
-default embedding model, and why a provider cannot embed (said to the caller as
-``feature_not_supported``)."""
+"""Routing for modality ``embedding``: why a provider cannot embed, said to the caller
+as ``feature_not_supported`` (which provider models embed, and each provider's default
+embedding model, are the provider directory's to say)."""
 
 from __future__ import annotations
 
-import re
-
 from pluggably.providers.base import Provider
 
-# Provider model names that embed (OpenAI's text-embedding-*, Gemini's
-# gemini-embedding-* and text-embedding-004, Mistral's mistral-embed, nomic-embed-*).
-EMBEDDING_MODELS = re.compile(r"embed", re.I)
-# The embedding model a request that names only the provider gets.
-EMBEDDING_DEFAULTS = {
-    "openai": "text-embedding-3-small",
-    "azure": "text-embedding-3-small",
-    "google": "gemini-embedding-001",
-}
 NO_EMBEDDINGS = {
     "anthropic": "Anthropic has no embeddings API; use an OpenAI-compatible provider, "
     "Gemini or a local embedding model",

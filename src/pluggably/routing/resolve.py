@@ -16,8 +16,9 @@ from pluggably.errors import (
 )
 from pluggably.providers.catalog import IMAGE_MODELS
 from pluggably.providers.directory import ProviderDirectory
+from pluggably.providers.embeddings import is_embedding_model
 from pluggably.registry.service import RegistryService
-from pluggably.routing.embedding import EMBEDDING_DEFAULTS, EMBEDDING_MODELS, cannot_embed
+from pluggably.routing.embedding import cannot_embed
 from pluggably.routing.request import RoutedRequest
 
 _IMAGE_INTENT = re.compile(
@@ -58,7 +59,7 @@ def modality_of(body: RoutedRequest, target: Target) -> str:
     if body.input.texts is not None:
         return "embedding"
     if body.model or body.provider:
-        if EMBEDDING_MODELS.search(target.model):
+        if is_embedding_model(target.model):
             return "embedding"
         return "image" if IMAGE_MODELS.search(target.model) else "text"
     return infer_modality(body)
@@ -113,7 +114,7 @@ class Router:
                 f"{name}:{model}"
                 for name in self.providers.names
                 if self.providers.is_endpoint(name)
-                and (model := self.providers.default_model(name)) is not None
+                and (model := self.providers.default_model(name, infer_modality(body))) is not None
             ]
             local = await self.local_default(session, infer_modality(body))
             if local is not None:
@@ -180,33 +181,24 @@ class Router:
         )
 
     def _provider_default(self, provider: str, modality: str) -> Target:
-        if self.providers.get(provider) is None:
+        found = self.providers.get(provider)
+        if found is None:
             raise UnsupportedProvider(
                 f"Unknown provider '{provider}'; known: {', '.join(self.providers.names)}."
             )
-        if modality == "embedding":
-            return self._embedding_default(provider)
-        model = self.providers.default_model(provider)
-        if model is None:
-            raise ModelRequired(f"{provider} has no default model here; name one with 'model'.")
-        return Target(provider, model)
-
-    def _embedding_default(self, provider: str) -> Target:
-        """The provider's embedding model (a request that names only the provider)."""
-        reason = cannot_embed(provider, self.providers.get(provider))
+        reason = cannot_embed(provider, found) if modality == "embedding" else None
         if reason is not None:
             raise FeatureNotSupported(f"{reason}.")
-        model = EMBEDDING_DEFAULTS.get(provider)
+        model = self.providers.default_model(provider, modality)
         if model is None:
+            kind = "embedding " if modality == "embedding" else ""
             raise ModelRequired(
-                f"{provider} has no default embedding model here; name one with 'model'."
+                f"{provider} has no default {kind}model here; name one with 'model'."
             )
         return Target(provider, model)
 
     def _auto(self, body: RoutedRequest, has_credential: set[str]) -> Target:
         modality = infer_modality(body)
-        if modality == "embedding":
-            return self._auto_embedding(body, has_credential)
         names: list[str] = []
         if body.selection_mode != "commercial_only":
             names += sorted(n for n in self.providers.names if self.providers.is_endpoint(n))
@@ -214,25 +206,12 @@ class Router:
             names += [n for n in COMMERCIAL_ORDER if n in has_credential]
         for name in names:
             provider = self.providers.get(name)
-            model = self.providers.default_model(name)
+            model = self.providers.default_model(name, modality)
             if provider is not None and model and modality in provider.modalities:
                 return Target(name, model)
         raise ModelNotFound(
             f"No {modality} model is available to you: store a provider key "
             "(POST /v1/users/provider-keys) or name a model."
-        )
-
-    def _auto_embedding(self, body: RoutedRequest, has_credential: set[str]) -> Target:
-        """No local embedding model is the default: the first commercial provider the
-        caller has a key for that embeds."""
-        if body.selection_mode != "free_only":
-            for name in COMMERCIAL_ORDER:
-                able = cannot_embed(name, self.providers.get(name)) is None
-                if name in has_credential and able and name in EMBEDDING_DEFAULTS:
-                    return Target(name, EMBEDDING_DEFAULTS[name])
-        raise ModelNotFound(
-            "No embedding model is available to you: name one (a local embedding model, "
-            "or 'provider:model') or store a key of a provider that embeds."
         )
 
     def _allowed(self, target: Target, body: RoutedRequest) -> bool:
