@@ -14,6 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from pluggably.app import create_app
+from pluggably.client import AsyncClient
+from pluggably.generation.schemas import GenerateResponse
 from tests.conftest import ADMIN_KEY, assert_envelope, client_for, generate, make_settings, running
 
 pytest.importorskip("sentence_transformers", reason="sentence-transformers (the 'torch' extra)")
@@ -190,3 +192,21 @@ async def test_the_bundled_embedder_is_listed_as_the_embedding_default_with_its_
         "default": True,
         "description": schema["schema"]["properties"]["normalize"]["description"],
     }
+
+
+async def test_the_python_client_embeds(app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with AsyncClient("http://testserver", transport=transport, api_key=ADMIN_KEY) as sdk:
+        vectors = await sdk.embed(PARAPHRASES)
+        assert [len(v) for v in vectors] == [384, 384, 384]
+        (cut,) = await sdk.embed("A man is eating food.", model=EMBEDDER, dimensions=8)
+        assert len(cut) == 8
+        assert abs(norm(cut) - 1) < 1e-5
+        (raw,) = await sdk.embed("A man is eating food.", normalize=False)
+        assert norm(raw) > 2
+        whole = await sdk.generate(modality="embedding", texts=PARAPHRASES[:2])
+        assert isinstance(whole, GenerateResponse)
+        assert whole.output.embeddings is not None
+        assert len(whole.output.embeddings) == 2
+        assert whole.usage is not None
+        assert whole.usage.prompt_tokens == sum(minilm_token_counts(PARAPHRASES[:2]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, Unpack
 
@@ -33,6 +33,8 @@ from pluggably.client.generation import (
     GenerateOptions,
     Requests,
     as_events,
+    embed_body,
+    embeddings,
     generate_body,
     generated,
     outcome,
@@ -109,6 +111,23 @@ class _Api(Bound[S]):
         ``collect()`` turns the events into the final response."""
         body = generate_body(prompt, options, stream=True)
         return StreamCall(route, route.url(), parse_event, body=body, fallback=as_events)
+
+    @operation("POST", "/v1/generate")
+    def embed(
+        route: Route,
+        /,
+        texts: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool | None = None,
+    ) -> Call[list[list[float]]]:
+        """Embed ``texts`` (one string: one vector): one vector per text, in order,
+        unit length unless ``normalize=False``, cut to ``dimensions`` when given. The
+        default embedding model answers unless ``model`` names one. (For the usage,
+        ``generate(modality="embedding", texts=[...])`` returns the whole response.)"""
+        body = embed_body(texts, model, dimensions, normalize)
+        return Call(route, route.url(), embeddings, body=body)
 
     @operation("GET", "/v1/providers")
     def providers(route: Route, *, discover: bool | None = None) -> Call[ProviderList]:

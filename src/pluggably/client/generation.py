@@ -34,6 +34,7 @@ class TurnOptions(TypedDict, total=False):
     messages: Sequence[ChatMessage | Mapping[str, Any]] | None
     images: Sequence[str] | None
     mesh: str | None
+    texts: Sequence[str] | None
     parameters: Mapping[str, Any] | None
     system_prompt: str | None
     state_tokens: Mapping[str, Any] | None
@@ -53,7 +54,7 @@ class GenerateOptions(TurnOptions, total=False):
     session_id: str | None
 
 
-_INPUT_FIELDS = ("messages", "images", "mesh")
+_INPUT_FIELDS = ("messages", "images", "mesh", "texts")
 
 
 def _plain(value: Any) -> Any:
@@ -88,6 +89,36 @@ def generate_body(
     body["input"] = inputs  # required by the server, even when empty (a clear 400 then)
     body["stream"] = stream
     return dump(GenerateRequest.model_validate(body))
+
+
+def embed_body(
+    texts: str | Sequence[str],
+    model: str | None,
+    dimensions: int | None,
+    normalize: bool | None,
+) -> dict[str, Any]:
+    """The generate body of an embedding call: it waits for a busy model (the vectors,
+    never a 202)."""
+    parameters = {
+        k: v for k, v in (("dimensions", dimensions), ("normalize", normalize)) if v is not None
+    }
+    return generate_body(
+        None,
+        {
+            "model": model,
+            "modality": "embedding",
+            "texts": [texts] if isinstance(texts, str) else list(texts),
+            "parameters": parameters or None,
+            "wait": True,
+        },
+        stream=False,
+    )
+
+
+def embeddings(response: httpx.Response) -> list[list[float]]:
+    """The vectors of an embedding answer, one per text, in order."""
+    vectors = GenerateResponse.model_validate(response.json()).output.embeddings
+    return vectors or []
 
 
 def generated(response: httpx.Response) -> GenerateResponse | Accepted:
