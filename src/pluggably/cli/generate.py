@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
 from pluggably.cli.common import AsJson, Modality, emit_json, fail, remote
@@ -86,7 +87,8 @@ def generate(
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Generate text (printed), or images and 3D meshes (written into --out)."""
+    """Generate text (printed), embeddings (--modality embedding: one JSON array a
+    line), or images and 3D meshes (written into --out)."""
     options: GenerateOptions = {
         "model": model,
         "provider": provider,
@@ -108,4 +110,7 @@ def generate(
                 emit_json(response)
             elif response.output.text is not None:
                 typer.echo(response.output.text)
+        if response.output.embeddings is not None and not as_json:
+            for vector in response.output.embeddings:  # one JSON array a line
+                typer.echo(orjson.dumps(vector).decode())
         _files(client, response, out, as_json)
