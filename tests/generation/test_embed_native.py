@@ -210,3 +210,18 @@ async def test_the_python_client_embeds(app: FastAPI) -> None:
         assert len(whole.output.embeddings) == 2
         assert whole.usage is not None
         assert whole.usage.prompt_tokens == sum(minilm_token_counts(PARAPHRASES[:2]))
+
+
+async def test_a_session_turn_cannot_be_an_embedding(client: httpx.AsyncClient) -> None:
+    session = (await client.post("/v1/sessions", json={}, headers=ADMIN)).json()
+    for body in (
+        {"input": {"texts": ["x"]}},
+        {"model": EMBEDDER, "input": {"prompt": "x"}},  # an embedding model: inferred
+    ):
+        response = await client.post(
+            f"/v1/sessions/{session['id']}/generate", json=body, headers=ADMIN
+        )
+        detail = assert_envelope(response, 422, "validation_error")
+        assert "not conversation turns" in detail["message"]
+    after = (await client.get(f"/v1/sessions/{session['id']}", headers=ADMIN)).json()
+    assert after["message_count"] == 0

@@ -101,6 +101,14 @@ def texts(body: GenerateRequest) -> list[str]:
     )
 
 
+def not_a_turn() -> ValidationFailed:
+    """Sessions hold conversations: an embedding request is never one of their turns."""
+    return ValidationFailed(
+        "Embeddings are not conversation turns: send them without session_id.",
+        details=[{"loc": ["body", "session_id"], "msg": "not for embeddings", "type": "value"}],
+    )
+
+
 def message_of(turn: ChatMessage) -> Message:
     return Message(
         turn.role,

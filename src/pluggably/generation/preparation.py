@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal
 from pluggably.db import Database
-from pluggably.errors import GatewayError, InvalidParameter, ValidationFailed
+from pluggably.errors import GatewayError, InvalidParameter
 from pluggably.generation import inputs
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
@@ -70,8 +70,10 @@ class Preparation:
     ) -> Plan:
         """The plan: routing, parameters, the session's context (one transaction)."""
         turn: Turn | None = None
-        solo = body.session_id is None and not inputs.embeds(body)
-        messages = inputs.conversation(body) if solo else []
+        embeds = inputs.embeds(body)
+        if embeds and body.session_id is not None:
+            raise inputs.not_a_turn()
+        messages = inputs.conversation(body) if body.session_id is None and not embeds else []
         async with self.db.session() as session:  # one transaction for all the lookups
             user, credentials = await self.callers.get(session, principal)
             if body.session_id is not None:
@@ -88,7 +90,7 @@ class Preparation:
             plan = Plan("", principal, user.username, "text", messages, {}, targets)
             plan.credentials, plan.requested, plan.primary = credentials, body.model, targets[0]
             plan.features = inputs.features(body)
-            if inputs.embeds(body):
+            if embeds:
                 plan.targets = await self._embedders(session, plan, body)
             elif plan.features is not NO_FEATURES or plan.has_images:
                 plan.targets = await capable(
@@ -112,12 +114,7 @@ class Preparation:
     ) -> list[Target]:
         """The candidates that embed (sessions hold conversations, not embeddings)."""
         if body.session_id is not None:
-            raise ValidationFailed(
-                "Embeddings are not conversation turns: send them without session_id.",
-                details=[
-                    {"loc": ["body", "session_id"], "msg": "not for embeddings", "type": "value"}
-                ],
-            )
+            raise inputs.not_a_turn()
         return await embedders(
             session, plan, plan.targets, providers=self.providers, registry=self.registry
         )
