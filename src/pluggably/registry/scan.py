@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.observability.logging import get_logger
+from pluggably.registry.embedders import embeds, sentence_transformers_capabilities
 from pluggably.registry.gguf_header import read_fields
 from pluggably.registry.models import Model
 from pluggably.registry.repository import RegistryRepository
@@ -41,12 +42,6 @@ _QUANT = re.compile(
 )
 _WEIGHTS = (".safetensors", ".bin")
 _SENTENCE_TRANSFORMERS = {"modules.json", "config_sentence_transformers.json"}
-# Encoder architectures of llama.cpp: their GGUFs embed, they do not generate.
-ENCODERS = frozenset(
-    {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert"}
-    | {"neo-bert", "eurobert", "t5encoder"}
-)
-RANK_POOLING = 4  # llama.cpp's pooling type of rerankers: a score, not a vector
 
 
 @dataclass(frozen=True)
@@ -159,7 +154,7 @@ def _gguf_metadata(path: Path) -> dict[str, Any]:
     context = fields.get(f"{arch}.context_length") if isinstance(arch, str) else None
     if isinstance(context, int):
         out["context_length"] = context
-    if isinstance(arch, str) and _embeds(fields, arch):
+    if isinstance(arch, str) and embeds(fields, arch):
         out["embedding"] = True
         width = fields.get(f"{arch}.embedding_length")
         if isinstance(width, int):
@@ -178,47 +173,15 @@ def _gguf_metadata(path: Path) -> dict[str, Any]:
     return out
 
 
-def _embeds(fields: dict[str, Any], arch: str) -> bool:
-    """A GGUF that makes one vector per text: a pooling type that pools a sequence
-    (mean, CLS, last), a non-causal attention, or an encoder architecture. Rerankers
-    (rank pooling) score pairs instead: they are not embedding models."""
-    pooling = fields.get(f"{arch}.pooling_type")
-    if pooling == RANK_POOLING:
-        return False
-    if isinstance(pooling, int) and 1 <= pooling <= 3:
-        return True
-    return fields.get(f"{arch}.attention.causal") is False or arch in ENCODERS
-
-
 def _sentence_transformers(root: Path, directory: Path) -> Found:
-    """A sentence-transformers folder: an embedding model. Its width and window from
-    its small config files, when they say."""
-    capabilities: dict[str, Any] = {"output_formats": ["embedding"], "input_modalities": ["text"]}
-    width = _json_int(directory / "1_Pooling" / "config.json", "word_embedding_dimension")
-    if width is None:
-        width = _json_int(directory / "config.json", "hidden_size")
-    window = _json_int(directory / "sentence_bert_config.json", "max_seq_length")
-    if width is not None:
-        capabilities["embedding_dimensions"] = width
-    if window is not None:
-        capabilities["max_context_tokens"] = window
     return Found(
         local_path=_relative(root, directory),
         name=directory.name,
         modality="embedding",
         format="sentence_transformers",
         size_bytes=dir_size(directory),
-        capabilities=capabilities,
+        capabilities=sentence_transformers_capabilities(directory),
     )
-
-
-def _json_int(path: Path, key: str) -> int | None:
-    """An integer field of a small JSON file; None when it or the file is not there."""
-    try:
-        value = json.loads(path.read_text()).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _transformers(root: Path, directory: Path, entries: list[os.DirEntry[str]]) -> Found:
