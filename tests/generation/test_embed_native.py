@@ -179,6 +179,10 @@ async def test_the_bundled_embedder_is_listed_as_the_embedding_default_with_its_
         "sentence_transformers",
         True,
     )
+    # Not pinned, unlike the text default: the two would hold both default slots.
+    assert model["pinned"] is False
+    text = (await client.get("/v1/models/bundled/gemma-3-270m-q4_k_m", headers=ADMIN)).json()
+    assert (text["is_default"], text["pinned"]) == (True, True)
     assert model["capabilities"]["embedding_dimensions"] == 384
     assert model["capabilities"]["max_context_tokens"] == 256
     assert model["source"]["uri"] == "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2"

@@ -46,9 +46,9 @@ def minilm_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def client(
     tmp_path: Path, database_url: str, minilm_gguf: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
-    # The bundled text and embedding models are both pinned (each its modality's
-    # default): a third loaded model needs a third slot.
-    settings = make_settings(tmp_path, database_url, bundled_model=True, max_loaded_models=3)
+    # Two slots (the default max_loaded_models): the bundled text model is pinned, the
+    # embedding default is not, so a third model evicts one of the embedders.
+    settings = make_settings(tmp_path, database_url, bundled_model=True)
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     os.link(minilm_gguf, settings.models_dir / minilm_gguf.name)
     app: FastAPI = create_app(settings)

@@ -212,10 +212,13 @@ class RegistryService:
         return self.spec_of(model)
 
     async def pinned_ids(self, session: AsyncSession) -> set[str]:
-        """The default of each modality and the models pinned by hand."""
+        """The default of each modality that generates and the models pinned by hand.
+        The embedding default is not pinned: with the text default it would fill the
+        default two slots (max_loaded_models) for good, and no other local model could
+        load; it loads again in a moment when evicted. Pin it by hand to keep it."""
         repo = RegistryRepository(session)
         pinned = {m.id for m in await repo.all() if m.pinned}
-        return pinned | set((await repo.defaults()).values())
+        return pinned | set(_pinned_defaults(await repo.defaults()).values())
 
     async def repin(self, session: AsyncSession) -> None:
         """Hand residency the pinned set (at startup, and after a default changes or a
@@ -253,7 +256,7 @@ class RegistryService:
             runtime_status=state.status if state else None,
             queue_depth=state.queue_depth if state else 0,
             is_default=defaults.get(model.modality) == model.id,
-            pinned=model.pinned or defaults.get(model.modality) == model.id,
+            pinned=model.pinned or _pinned_defaults(defaults).get(model.modality) == model.id,
             last_used_at=model.last_used_at,
             created_at=model.created_at,
             updated_at=model.updated_at,
@@ -301,7 +304,7 @@ class RegistryService:
             )
         repo = RegistryRepository(session)
         await repo.set_default(model.modality, model.id)
-        await self.repin(session)  # pinned while default
+        await self.repin(session)  # pinned while default (of a modality that generates)
         return self.info_of(model, await repo.defaults(), is_admin=True)
 
     async def delete(self, session: AsyncSession, model_id: str) -> None:
@@ -361,3 +364,8 @@ class RegistryService:
             capabilities.get("max_context_tokens"),
             capabilities.get("embedding_dimensions"),
         )
+
+
+def _pinned_defaults(defaults: dict[str, str]) -> dict[str, str]:
+    """The defaults that are pinned: every modality's but embedding's (see pinned_ids)."""
+    return {modality: model for modality, model in defaults.items() if modality != "embedding"}
