@@ -310,6 +310,20 @@ async def test_pinned_model_is_never_evicted(make: Callable[..., Scheduler], wor
     assert loaded_ids(scheduler) == ["A", "D"]
 
 
+async def test_a_load_that_only_pinned_models_could_make_room_for_is_refused_not_awaited(
+    make: Callable[..., Scheduler], world: World
+) -> None:
+    """Every loaded model pinned: nothing will ever make room, so a request that would
+    wait for room answers 503 model_loading at once instead of waiting forever."""
+    scheduler = make(max_loaded_models=2, keep_alive_s=None)
+    scheduler.pin({"A", "B"})
+    await use(scheduler, "r1", "A")
+    await use(scheduler, "r2", "B")
+    with pytest.raises(ModelLoading, match="every loaded model is pinned"):
+        await asyncio.wait_for(scheduler.ensure_loaded(spec("C")), timeout=5)
+    assert loaded_ids(scheduler) == ["A", "B"]
+
+
 async def test_pinned_model_is_not_unloaded_when_idle(
     make: Callable[..., Scheduler], world: World
 ) -> None:

@@ -279,6 +279,14 @@ class Scheduler:
         while (self._loaded or self._unloading) and self._over(incoming_bytes):
             victim = self._evictable()
             if victim is None:
+                if not self._unloading and self._loaded.keys() <= self._pinned:
+                    # Waiting would be forever: pinned models are never evicted.
+                    raise ModelLoading(
+                        f"'{spec.model_id}' cannot load: every loaded model is pinned (the "
+                        "default of its modality). Raise max_loaded_models or the memory "
+                        "budget, or make another model a default.",
+                        retry_after=30,
+                    )
                 if not wait and not self._unloading:
                     raise ModelLoading(
                         f"'{spec.model_id}' cannot load now: every loaded model is busy or "
