@@ -101,7 +101,7 @@ class LlamaEmbeddingRuntime:
         if cancel.is_set():
             return LocalResult(finish_reason="cancelled", prompt_tokens=tokens)
         return LocalResult(
-            embeddings=shaped(vectors, call.parameters, self.spec.model_id),
+            embeddings=shaped(vectors, call.parameters),
             prompt_tokens=tokens,
         )
 
