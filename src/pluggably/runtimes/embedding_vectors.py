@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from pluggably.embedding_vectors import shape_vectors
+from pluggably.runtimes.base import LocalCall, LocalResult
 
 BATCH_SIZE = 32
 
@@ -19,6 +20,16 @@ def batches(
         if cancel.is_set():
             return
         yield texts[start : start + size]
+
+
+def embedded(
+    vectors: Sequence[Sequence[float]], tokens: int, call: LocalCall, cancel: threading.Event
+) -> LocalResult:
+    """A runtime's answer: the vectors shaped as the call asks, with the tokens read;
+    only the count when the call was cancelled on the way."""
+    if cancel.is_set():
+        return LocalResult(finish_reason="cancelled", prompt_tokens=tokens)
+    return LocalResult(embeddings=shaped(vectors, call.parameters), prompt_tokens=tokens)
 
 
 def shaped(vectors: Sequence[Sequence[float]], parameters: dict[str, object]) -> list[list[float]]:

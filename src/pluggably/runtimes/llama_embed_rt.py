@@ -16,7 +16,7 @@ from typing import Any
 from pluggably.errors import BackendUnavailable, FeatureNotSupported
 from pluggably.registry.gguf_header import read_fields
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, Piece
-from pluggably.runtimes.embedding_vectors import batches, shaped
+from pluggably.runtimes.embedding_vectors import batches, embedded
 
 DEFAULT_CONTEXT = 512
 MEAN_POOLING = 1
@@ -93,17 +93,12 @@ class LlamaEmbeddingRuntime:
         tokens = 0
         with self._encoding:
             for batch in batches(call.texts, cancel):
-                embedded, counted = llm.embed(
+                batch_vectors, counted = llm.embed(
                     batch, normalize=False, truncate=True, return_count=True
                 )
-                vectors.extend(embedded)
+                vectors.extend(batch_vectors)
                 tokens += int(counted)
-        if cancel.is_set():
-            return LocalResult(finish_reason="cancelled", prompt_tokens=tokens)
-        return LocalResult(
-            embeddings=shaped(vectors, call.parameters),
-            prompt_tokens=tokens,
-        )
+        return embedded(vectors, tokens, call, cancel)
 
     def stream(
         self, call: LocalCall, cancel: threading.Event

@@ -14,7 +14,7 @@ from typing import Any
 
 from pluggably.errors import FeatureNotSupported
 from pluggably.runtimes.base import LocalCall, LocalResult, ModelSpec, Piece
-from pluggably.runtimes.embedding_vectors import BATCH_SIZE, batches, shaped
+from pluggably.runtimes.embedding_vectors import BATCH_SIZE, batches, embedded
 from pluggably.runtimes.torch_common import (
     estimated_bytes,
     load_failed,
@@ -79,12 +79,7 @@ class SentenceTransformersRuntime:
                     show_progress_bar=False,
                 )
                 vectors.extend(encoded.tolist())
-        if cancel.is_set():
-            return LocalResult(finish_reason="cancelled", prompt_tokens=tokens)
-        return LocalResult(
-            embeddings=shaped(vectors, call.parameters),
-            prompt_tokens=tokens,
-        )
+        return embedded(vectors, tokens, call, cancel)
 
     def stream(
         self, call: LocalCall, cancel: threading.Event
