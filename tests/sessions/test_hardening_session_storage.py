@@ -595,6 +595,7 @@ async def test_rows_stored_before_the_sizes_were_kept_are_measured_on_upgrade(
             ("messages", "reasoning_signature"),
         ):
             await conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        await conn.exec_driver_sql("DROP TABLE stored_responses")  # 0011's: made again
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0008'")
     await engine.dispose()
 

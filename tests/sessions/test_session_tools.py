@@ -292,6 +292,7 @@ async def test_messages_stored_before_the_tool_columns_keep_their_sizes_and_cont
     async with engine.begin() as conn:
         for column in ("tool_calls", "tool_call_id", "reasoning", "reasoning_signature"):
             await conn.exec_driver_sql(f"ALTER TABLE messages DROP COLUMN {column}")
+        await conn.exec_driver_sql("DROP TABLE stored_responses")  # 0011's: made again
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0009'")
     await engine.dispose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -156,7 +157,9 @@ def _allowed_methods(request: Request) -> str | None:
     """The methods of the resource a 405 answers for (RFC 9110 §15.5.6), as documented.
     Starlette lists only those of the first route whose path matched, and FastAPI makes
     one route per method: GET /v1/jobs/{job_id} alone would hide its DELETE."""
-    template = route_path(request.scope)
+    path = route_path(request.scope)
+    # The document writes a path parameter without its converter ({model_id:path}).
+    template = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path) if path else None
     documented = request.app.openapi()["paths"].get(template) if template else None
     if not documented:
         return None

@@ -5,6 +5,7 @@ length, ``dimensions``, real token counts, a semantic check, ``show`` and keep_a
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -60,16 +61,18 @@ async def test_a_request_without_keep_alive_restores_the_servers(
     tmp_path: Path, database_url: str
 ) -> None:
     """As Ollama: every request sets the model's keep-alive, one that names none the
-    server's own (for the embedding default, its pin: loaded until evicted)."""
-    app = create_app(make_settings(tmp_path, database_url, bundled_model=True))
+    server's own (the embedding default is not pinned: the server's idle timeout)."""
+    app = create_app(make_settings(tmp_path, database_url, bundled_model=True, keep_alive_s=300))
     async with running(app):
         api = ollama_client(app)
         await api.embed(model=EMBEDDER, input="hi", keep_alive="1h")
         [model] = [m for m in (await api.ps()).models if m.model == EMBEDDER]
         assert model.expires_at is not None
-        assert model.expires_at.year < 9999
+        hour = model.expires_at - datetime.now(UTC)
+        assert timedelta(minutes=55) < hour <= timedelta(hours=1)
 
         await api.embeddings(model=EMBEDDER, prompt="hi")
         [model] = [m for m in (await api.ps()).models if m.model == EMBEDDER]
         assert model.expires_at is not None
-        assert model.expires_at.year == 9999
+        server = model.expires_at - datetime.now(UTC)
+        assert timedelta(minutes=4) < server <= timedelta(minutes=5)
