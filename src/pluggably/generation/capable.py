@@ -82,11 +82,8 @@ async def _unable(
     registry: RegistryService,
 ) -> str | None:
     if target.provider == LOCAL:
-        try:
-            model = await registry.get(session, target.model)
-        except GatewayError:  # an unknown model: the usual checks say so later
-            return None
-        return local_unable(model, features, images=images)
+        model = await _registered(session, registry, target)
+        return None if model is None else local_unable(model, features, images=images)
     provider = providers.get(target.provider)
     return None if provider is None else provider.unable(target.model, features)
 
@@ -133,13 +130,21 @@ async def _cannot_embed(
         if reason is None and not named and not is_embedding_model(target.model):
             reason = f"{target.label} is not an embedding model"
         return reason
-    try:
-        model = await registry.get(session, target.model)
-    except GatewayError:  # an unknown model: the usual checks say so later
-        return None
-    if model.modality == "embedding":
+    model = await _registered(session, registry, target)
+    if model is None or model.modality == "embedding":
         return None
     return (
         f"'{model.id}' is a {model.modality} model and makes no embeddings; use an "
         "embedding model (GET /v1/models?modality=embedding)"
     )
+
+
+async def _registered(
+    session: AsyncSession, registry: RegistryService, target: Target
+) -> Model | None:
+    """A local target's registry entry; None for an unknown model (the usual checks
+    say so later)."""
+    try:
+        return await registry.get(session, target.model)
+    except GatewayError:
+        return None
