@@ -53,6 +53,7 @@ from pluggably.sessions.service import SessionService
 from pluggably.startup import Readiness
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
+from pluggably.usage.limiter import Limiter
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -89,6 +90,7 @@ class Container:
     generation: GenerationService = field(init=False)
     counting: TokenCounting = field(init=False)
     catalog: ModelCatalog = field(init=False)
+    limiter: Limiter = field(init=False)
 
 
 def build_container(
@@ -233,6 +235,13 @@ def _generation(c: Container, router: Router, discovery: Discovery) -> Generatio
     callers = CallerCache(c.accounts, credentials)
     local = LocalBackend(scheduler, metrics)
     turns = SessionTurns(c.sessions, db)
+    limiter = c.limiter = Limiter(
+        settings.limits,
+        db=db,
+        records=records,
+        metrics=metrics,
+        slot_ttl_s=settings.limit_slot_ttl_s,
+    )
     outcomes = Outcomes(
         db,
         records,
@@ -243,6 +252,7 @@ def _generation(c: Container, router: Router, discovery: Discovery) -> Generatio
         registry=registry,
         artifacts=c.artifacts,
         turns=turns,
+        limiter=limiter,
         inline_output_bytes=settings.inline_output_bytes,
     )
     preparation = Preparation(
@@ -256,6 +266,7 @@ def _generation(c: Container, router: Router, discovery: Discovery) -> Generatio
         turns=turns,
         records=records,
         background=background,
+        limiter=limiter,
         local_context_tokens=settings.local_context_tokens,
     )
     return GenerationService(

@@ -128,6 +128,18 @@ class RateLimited(GatewayError):
     default_message = "Too many requests; retry later."
 
 
+class BudgetExceeded(GatewayError):
+    code = "budget_exceeded"
+    status = 429
+    default_message = "The spend budget for this period is used up."
+
+
+class ModelNotAllowed(GatewayError):
+    code = "model_not_allowed"
+    status = 403
+    default_message = "This credential may not use that model."
+
+
 class Timeout(GatewayError):
     code = "timeout"
     status = 504

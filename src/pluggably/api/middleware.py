@@ -41,9 +41,11 @@ _HARDENING = [
 _NO_STORE = (b"cache-control", b"no-store")
 
 
-def _harden(message: Message, request_id: bytes) -> None:
+def _harden(message: Message, request_id: bytes, extra: dict[str, str] | None) -> None:
     headers = list(message.get("headers", ()))
     present = {name.lower() for name, _ in headers}
+    if extra:  # the request's own (a limited generation's x-ratelimit-*)
+        headers += [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present]
     if b"cache-control" not in present:
         headers.append(_NO_STORE)
     headers += [header for header in _HARDENING if header[0] not in present]
@@ -95,7 +97,7 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 state["started"] = True
                 state["status"] = message["status"]
-                _harden(message, request_id)
+                _harden(message, request_id, ctx.headers)
             await send(message)
 
         try:

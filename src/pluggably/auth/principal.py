@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pluggably.usage.limits import Limits
 
 
 class Scope(StrEnum):
@@ -31,6 +35,12 @@ class Principal:
     via: str
     credential_id: str | None = None
     credential_expires_at: datetime | None = None
+    limits: Limits | None = None  # the API token's own limits (usage/limits.py)
+
+    @property
+    def token_id(self) -> str | None:
+        """The API token this request came with, if any."""
+        return self.credential_id if self.via == "api_token" else None
 
     @property
     def is_admin(self) -> bool:

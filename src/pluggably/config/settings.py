@@ -28,6 +28,8 @@ from pluggably.config.sections import (
     ExternalJwtSettings,
     ProviderSettings,
 )
+from pluggably.usage.limits import Limits
+from pluggably.usage.prices import Price
 
 ENV_PREFIX = "PLUGGABLY_"
 CONFIG_FILE_ENV = "PLUGGABLY_CONFIG"
@@ -233,6 +235,24 @@ class Settings(BaseSettings):
         ge=60,
         description="How often the retention policies of sessions and of stored "
         "responses are applied, in seconds.",
+    )
+    limits: Limits | None = Field(
+        default=None,
+        description="Server default limits (API.md §9) for every user but admins: rpm, tpm, "
+        "max_concurrent, budget_usd, budget_period, models. A user's and a token's own "
+        "limits apply too; the strictest wins.",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Price overrides and additions: 'provider:model' pattern -> "
+        "{input_per_mtok, output_per_mtok, per_image} in US dollars ('local:*' prices "
+        "local models, which otherwise cost 0).",
+    )
+    limit_slot_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A concurrency slot older than this no longer counts (a replica that "
+        "died while holding it).",
     )
     responses_retention_days: int | None = Field(
         default=30,

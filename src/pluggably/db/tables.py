@@ -8,6 +8,7 @@ from pluggably.generation import models as _generation  # noqa: F401
 from pluggably.registry import models as _registry  # noqa: F401
 from pluggably.responses import models as _responses  # noqa: F401
 from pluggably.sessions import models as _sessions  # noqa: F401
+from pluggably.usage import models as _usage  # noqa: F401
 from pluggably.users import models as _users  # noqa: F401
 
 metadata = Base.metadata

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialService, CredentialSnapshot
+from pluggably.usage.limits import Limits
 from pluggably.users.service import AccountService
 
 
@@ -20,6 +21,7 @@ from pluggably.users.service import AccountService
 class CallerProfile:
     username: str | None
     preferred_model: str | None
+    limits: Limits | None = None  # what an administrator set on this user
 
 
 @dataclass
@@ -57,7 +59,8 @@ class CallerCache:
         future = self._reading[user_id] = asyncio.get_running_loop().create_future()
         try:
             user = await self.accounts.profile(session, principal)
-            profile = CallerProfile(user.username, user.preferred_model)
+            limits = Limits.model_validate(user.limits) if user.limits else None
+            profile = CallerProfile(user.username, user.preferred_model, limits)
             snapshot = await self.credentials.snapshot(session, principal, user.username)
         except asyncio.CancelledError:
             future.cancel()

@@ -5,6 +5,7 @@ record and its session turn; a cancelled one keeps its partial text."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.db import Database
@@ -29,6 +30,7 @@ from pluggably.providers.model_lists import Discovery
 from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import LOCAL, Target
+from pluggably.usage.limiter import Limiter
 
 
 class Outcomes:
@@ -46,12 +48,14 @@ class Outcomes:
         registry: RegistryService,
         artifacts: ArtifactService,
         turns: SessionTurns,
+        limiter: Limiter,
         inline_output_bytes: int,
     ) -> None:
         self.db, self.records, self.metrics = db, records, metrics
         self.providers, self.cooldowns, self.discovery = providers, cooldowns, discovery
         self.registry, self.artifacts, self.turns = registry, artifacts, turns
         self.inline_output_bytes = inline_output_bytes
+        self.limiter = limiter
         self._model_labels: set[str] = set()
 
     def failed(self, plan: Plan, target: Target, exc: GatewayError) -> bool:
@@ -67,22 +71,42 @@ class Outcomes:
         last = len(plan.attempts) == len(plan.targets)
         return not last and (is_retryable(exc) or isinstance(exc, ProviderNotConfigured))
 
+    async def finish(
+        self,
+        plan: Plan,
+        *,
+        status: str,
+        target: Target | None = None,
+        error: tuple[str, str] | None = None,
+        usage: tuple[int, int] | None = None,
+        response: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
+    ) -> None:
+        """The one way a request ends: its record, then its limits settled (its real
+        tokens replace the estimate, its concurrency slot goes back, its cost counts
+        against its budgets)."""
+        await self.records.finish(
+            plan.request_id,
+            status=status,
+            model=target.label if target is not None else None,
+            provider=target.provider if target is not None else None,
+            error=error,
+            usage=usage,
+            response=response,
+            cost_usd=cost_usd,
+            latency_ms=(time.perf_counter() - plan.started) * 1000,
+        )
+        tokens = sum(usage) if usage is not None else None
+        await self.limiter.finished(plan.spend_scopes, plan.admission, tokens, cost_usd)
+
     async def all_failed(self, plan: Plan, error: GatewayError) -> None:
         plan.error = error
-        await self.records.finish(
-            plan.request_id, status="failed", error=(error.code, error.message)
-        )
+        await self.finish(plan, status="failed", error=(error.code, error.message))
 
     async def broke_off(self, plan: Plan, target: Target, exc: GatewayError) -> None:
         """A stream failed after its first token: nothing falls back any more."""
         self.metrics.generation_errors.labels(target.provider, exc.code).inc()
-        await self.records.finish(
-            plan.request_id,
-            status="failed",
-            model=target.label,
-            provider=target.provider,
-            error=(exc.code, exc.message),
-        )
+        await self.finish(plan, status="failed", target=target, error=(exc.code, exc.message))
 
     async def completed(self, plan: Plan, target: Target, response: GenerateResponse) -> None:
         """The candidate that answered (its attempt is in the plan): its cooldown ends,
@@ -94,15 +118,15 @@ class Outcomes:
             await self.registry.touch(self.db, target.model)
         self._measure(target, response)
         await self.record_turn(plan, target, response.output, response.finish_reason)
-        await self.records.finish(
-            plan.request_id,
+        await self.finish(
+            plan,
             status="completed",
-            model=target.label,
-            provider=target.provider,
+            target=target,
             usage=(response.usage.prompt_tokens, response.usage.completion_tokens)
             if response.usage
             else None,
             response=response.model_dump(mode="json"),
+            cost_usd=response.usage.cost_usd if response.usage else None,
         )
 
     async def cancelled(self, plan: Plan, target: Target, partial: str) -> GenerateResponse:
@@ -110,20 +134,16 @@ class Outcomes:
         completion = Completion(text=partial or None, finish_reason="cancelled")
         output = Output(text=completion.text)
         response = self.response(plan, target, completion, output)
-        await self.records.finish(
-            plan.request_id,
-            status="cancelled",
-            model=target.label,
-            provider=target.provider,
-            response=response.model_dump(mode="json"),
+        await self.finish(
+            plan, status="cancelled", target=target, response=response.model_dump(mode="json")
         )
         await self.record_turn(plan, target, output, "cancelled")
         return response
 
     async def stream_cancelled(self, plan: Plan, partial: str) -> None:
         """A stream cancelled (its client went away, or POST …/cancel)."""
-        await self.records.finish(
-            plan.request_id,
+        await self.finish(
+            plan,
             status="cancelled",
             response={"output": {"text": partial}, "finish_reason": "cancelled"},
         )

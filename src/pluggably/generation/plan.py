@@ -25,6 +25,7 @@ from pluggably.stops import as_list
 
 if TYPE_CHECKING:
     from pluggably.generation.turns import Turn
+    from pluggably.usage.counters import Admission
 
 log = get_logger("pluggably.generation")
 
@@ -55,6 +56,8 @@ class Plan:
     primary: Target | None = None  # what ``requested`` resolved to
     features: Features = NO_FEATURES  # tools, tool choice, output format, reasoning
     texts: list[str] = field(default_factory=list)  # modality embedding: what to embed
+    admission: Admission | None = None  # what the caller's limits counted (usage/)
+    spend_scopes: tuple[str, ...] = ()  # the budget scopes its cost counts against
 
     def reported_model(self, served: Target) -> str:
         """The ``model`` a response names: the id the caller asked for, as they wrote it

@@ -24,6 +24,7 @@ from pluggably.generation.plan import Plan
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import GenerateRequest
 from pluggably.generation.turns import RegenerateMode, SessionTurns, Turn
+from pluggably.ids import new_id
 from pluggably.lifecycle.local import LocalBackend
 from pluggably.messages import NO_FEATURES, Message
 from pluggably.observability.logging import get_logger
@@ -34,6 +35,7 @@ from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import LOCAL, Router, Target, modality_of
 from pluggably.runtimes.base import ModelSpec
 from pluggably.runtimes.factory import check_available
+from pluggably.usage.limiter import Limiter, estimate
 
 log = get_logger("pluggably.generation")
 
@@ -52,12 +54,13 @@ class Preparation:
         turns: SessionTurns,
         records: RequestRecords,
         background: Background,
+        limiter: Limiter,
         local_context_tokens: int,
     ) -> None:
         self.db, self.router, self.callers = db, router, callers
         self.providers, self.cooldowns = providers, cooldowns
         self.registry, self.local, self.turns = registry, local, turns
-        self.records, self.background = records, background
+        self.records, self.background, self.limiter = records, background, limiter
         self.local_context_tokens = local_context_tokens
         self._windows: dict[str, int] = {}  # local model id -> its context window
 
@@ -87,7 +90,13 @@ class Preparation:
                 preferred_model=user.preferred_model,
                 has_credential=credentials.usable,
             )
+            levels = self.limiter.levels(principal, user.limits)
+            if levels.any():
+                targets = self.limiter.allowed(
+                    levels, targets, targets[0], named=body.model is not None
+                )
             plan = Plan("", principal, user.username, "text", messages, {}, targets)
+            plan.spend_scopes = levels.spend_scopes()
             plan.credentials, plan.requested, plan.primary = credentials, body.model, targets[0]
             plan.features = inputs.features(body)
             if embeds:
@@ -101,11 +110,21 @@ class Preparation:
                 plan.targets = await self._embedders(session, plan, body)
                 plan.texts, plan.messages = inputs.texts(body), []
             plan.parameters = await self._parameters(session, plan, body, local_row)
+            if turn is not None and plan.modality == "text":
+                plan.messages = self._fit(plan.messages, plan.targets[0], plan.parameters)
+            request_id = new_id("req")
+            if levels.any():  # the last check: nothing after it refuses but the session's
+                tokens = estimate(plan.prompt_estimate(), plan.texts, plan.parameters)
+                plan.admission = await self.limiter.admit(levels, request_id, tokens)
             if turn is not None:
-                if plan.modality == "text":
-                    plan.messages = self._fit(plan.messages, plan.targets[0], plan.parameters)
-                await self.turns.accept(session, turn, body, plan.modality)
-        plan.request_id = self.records.start(principal.user_id, plan.modality, body.stream)
+                try:
+                    await self.turns.accept(session, turn, body, plan.modality)
+                except BaseException:
+                    await self.limiter.release(plan.admission)
+                    raise
+        plan.request_id = self.records.start(
+            principal.user_id, plan.modality, body.stream, principal.token_id, request_id
+        )
         plan.turn, plan.started = turn, time.perf_counter()  # timings count from here
         return plan
 

@@ -80,11 +80,19 @@ class RequestRecords:
                 log.exception("request_records_flush_failed")
 
     # writes (queued)
-    def start(self, user_id: str, modality: str, stream: bool) -> str:
-        request_id = new_id("req")
+    def start(
+        self,
+        user_id: str,
+        modality: str,
+        stream: bool,
+        token_id: str | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        request_id = request_id or new_id("req")
         self._inserts[request_id] = {
             "id": request_id,
             "user_id": user_id,
+            "token_id": token_id,
             "modality": modality,
             "stream": stream,
             "status": "running",
@@ -104,8 +112,14 @@ class RequestRecords:
         error: tuple[str, str] | None = None,
         usage: tuple[int, int] | None = None,
         response: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "response": response}
+        if cost_usd is not None:
+            values["cost_usd"] = cost_usd
+        if latency_ms is not None:
+            values["latency_ms"] = round(latency_ms, 3)
         if model is not None:
             values["model"] = model
         if provider is not None:

@@ -210,6 +210,11 @@ class UsageInfo(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cost_usd: float | None = Field(
+        default=None,
+        description="What the call cost at the gateway's prices (0 for an unpriced local "
+        "model); null when unknown.",
+    )
 
 
 class Attempt(BaseModel):

@@ -180,8 +180,8 @@ class GenerationService:
         except Exception:
             log.exception("stream_failed", request_id=plan.request_id)
             status = "failed"
-            await self.outcomes.records.finish(
-                plan.request_id, status="failed", error=("internal_error", STREAM_FAILED)
+            await self.outcomes.finish(
+                plan, status="failed", error=("internal_error", STREAM_FAILED)
             )
             yield Failed(GatewayError(STREAM_FAILED))
         finally:

@@ -12,6 +12,9 @@ class RequestContext:
     request_id: str
     principal_id: str | None = None
     path: str = ""
+    # Headers every response of this request carries (the x-ratelimit-* of a limited
+    # generation), added by the middleware when the response starts.
+    headers: dict[str, str] | None = None
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("pluggably_request", default=None)

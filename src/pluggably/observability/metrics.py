@@ -126,6 +126,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.limit_refusals = Counter(
+            "pluggably_limit_refusals",
+            "Requests refused by a limit, by code (rate_limited, budget_exceeded, "
+            "model_not_allowed).",
+            ["code"],
+            registry=self.registry,
+        )
+
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once per label combination (labels()
         takes a lock and re-checks its arguments on every call)."""

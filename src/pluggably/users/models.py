@@ -32,6 +32,9 @@ class User(Base):
     # it on, voiding every older login token except the one that made the change.
     login_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     logins_kept_jti: Mapped[str | None] = mapped_column(String(64))
+    # The limits an administrator set on this user (usage/limits.py Limits), or None.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -62,6 +65,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_id: Mapped[str] = mapped_column(String(16))
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    # Limits set at creation (never wider than the owner's), or None.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
