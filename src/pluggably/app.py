@@ -24,6 +24,8 @@ from pluggably.api import (
     sessions,
     storage,
     tokens,
+    usage,
+    user_admin,
     users,
 )
 from pluggably.api.errors import ErrorFormats, install_error_handlers
@@ -78,6 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
         tokens.router,
         provider_keys.router,
         invites.router,
+        user_admin.router,  # after every fixed /v1/users/… route
+        usage.router,
         lifecycle.router,
         models.router,
         parameter_schemas.router,

@@ -17,6 +17,7 @@ from pluggably.cli.generate import generate
 from pluggably.cli.jobs import jobs_app
 from pluggably.cli.models import models_app
 from pluggably.cli.requests import requests_app
+from pluggably.cli.usage import usage_app
 from pluggably.config import Settings, load_settings
 from pluggably.errors import ConfigError, GatewayError
 
@@ -40,6 +41,7 @@ app.add_typer(secrets_app, name="secrets")
 app.add_typer(models_app, name="models")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(requests_app, name="requests")
+app.add_typer(usage_app, name="usage")
 app.command("generate")(generate)
 app.command("chat")(chat)
 
