@@ -47,6 +47,7 @@ from tests.conftest import (
     running,
 )
 from tests.fixtures.openai_sim import OpenAISim
+from tests.fixtures.schema_rollback import undo_after_0010
 from tests.serving.test_serve import _env as cli_env
 from tests.serving.test_serve import _run as run_cli
 from tests.serving.test_serve import start_server, stop_server
@@ -595,7 +596,7 @@ async def test_rows_stored_before_the_sizes_were_kept_are_measured_on_upgrade(
             ("messages", "reasoning_signature"),
         ):
             await conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
-        await conn.exec_driver_sql("DROP TABLE stored_responses")  # 0011's: made again
+        await undo_after_0010(conn)  # 0011 and later: made again
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0008'")
     await engine.dispose()
 

@@ -18,6 +18,7 @@ from tests.conftest import ADMIN_KEY, assert_envelope, client_for, make_settings
 from tests.fixtures.anthropic_sim import AnthropicSim
 from tests.fixtures.loopback import serving
 from tests.fixtures.openai_sim import OpenAISim
+from tests.fixtures.schema_rollback import undo_after_0010
 from tests.generation.test_generate import gen_app
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -292,7 +293,7 @@ async def test_messages_stored_before_the_tool_columns_keep_their_sizes_and_cont
     async with engine.begin() as conn:
         for column in ("tool_calls", "tool_call_id", "reasoning", "reasoning_signature"):
             await conn.exec_driver_sql(f"ALTER TABLE messages DROP COLUMN {column}")
-        await conn.exec_driver_sql("DROP TABLE stored_responses")  # 0011's: made again
+        await undo_after_0010(conn)  # 0011 and later: made again
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0009'")
     await engine.dispose()
 
