@@ -2,7 +2,8 @@
 object, the work that goes on in the background) and shutdown in reverse order.
 
 Periodic work has one shape: a named pass a service offers (``ArtifactService.expire``,
-``SessionService.retain``, ``Scheduler.unload_idle``, the storage cleanup), listed in
+``SessionService.retain``, ``Scheduler.unload_idle``, the storage cleanup, the limit
+counters' sweep), listed in
 ``periodic_work`` and run by ``periodic.every`` in a task this lifespan owns."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi import FastAPI
 from pluggably import __version__
 from pluggably.config import Settings
 from pluggably.container import Container, build_container
-from pluggably.db import Database, migrate
+from pluggably.db import Database, migrate, utcnow
 from pluggably.keyring import load_keyring
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
@@ -30,6 +31,8 @@ from pluggably.startup import Readiness, prepare_directories
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
 log = get_logger("pluggably.app")
+# Rate windows are minutes: a sweep a minute keeps the shared counter tables small.
+LIMIT_SWEEP_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ def periodic_work(container: Container) -> list[Periodic]:
             "artifact_cleanup",
             settings.artifact_cleanup_interval_s,
             partial(container.artifacts.expire, container.db),
-        )
+        ),
+        Periodic("limit_sweep", LIMIT_SWEEP_INTERVAL_S, partial(_sweep_limits, container)),
     ]
     closed, idle = settings.session_retention_closed_days, settings.session_retention_idle_days
     if closed is not None or idle is not None:
@@ -179,6 +183,10 @@ async def pin_and_preload(container: Container, *, preload: bool) -> None:
             await container.scheduler.ensure_loaded(spec, wait_for_room=False)
         except Exception as exc:
             log.warning("default_model_load_failed", model_id=spec.model_id, error=str(exc))
+
+
+async def _sweep_limits(container: Container) -> None:
+    await container.limiter.counters.sweep(utcnow())
 
 
 async def _storage_cleanup(container: Container) -> None:

@@ -22,6 +22,7 @@ from pluggably.routing.resolve import Target
 from pluggably.usage.counters import SLOT_TTL_S, Admission, Ask, Counters, SpendSince
 from pluggably.usage.limits import Limits, ScopeLimits, allows_model, scope_limits
 from pluggably.usage.memory_counters import MemoryCounters
+from pluggably.usage.pg_counters import PostgresCounters
 
 
 def user_scope(user_id: str) -> str:
@@ -161,6 +162,8 @@ class Limiter:
 
 def counters_for(db: Database, spend_since: SpendSince, slot_ttl_s: float) -> Counters:
     """Shared counters on PostgreSQL (replicas); in this process on SQLite."""
+    if db.dialect == "postgresql":
+        return PostgresCounters(db, spend_since, slot_ttl_s=slot_ttl_s)
     return MemoryCounters(spend_since, slot_ttl_s=slot_ttl_s)
 
 

@@ -5,23 +5,26 @@ them; rates start over with the process (a minute's window at most)."""
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pluggably.errors import BudgetExceeded, RateLimited
 from pluggably.usage.counters import (
     SLOT_TTL_S,
     Admission,
     Ask,
-    Headroom,
+    Counted,
     SpendSince,
+    check,
+    headroom,
     minute_of,
 )
-from pluggably.usage.limits import Budget, Period, ScopeLimits, period_end, period_start
+from pluggably.usage.limits import Budget, Period, period_start
 
 SpendKey = tuple[Period, float]  # (period, its start as a timestamp)
+
+
+def spend_key(period: Period, now: datetime) -> SpendKey:
+    return (period, period_start(period, now).timestamp())
 
 
 @dataclass(slots=True)
@@ -29,7 +32,7 @@ class _Scope:
     minute: int = -1
     requests: int = 0
     tokens: int = 0
-    slots: dict[str, float] = field(default_factory=dict)  # request id -> taken (monotonic)
+    slots: dict[str, float] = field(default_factory=dict)  # request id -> taken (timestamp)
     spend: dict[SpendKey, float] = field(default_factory=dict)
 
     def roll(self, minute: int) -> None:
@@ -42,50 +45,22 @@ class _Scope:
             del self.slots[rid]
         return len(self.slots)
 
-
-def describe(scope: str) -> str:
-    return "this API token" if scope.startswith("token:") else "your account"
-
-
-def seconds_to_next_minute(now: datetime) -> float:
-    return 60.0 - (now.timestamp() % 60.0)
-
-
-def headroom(limits: tuple[ScopeLimits, ...], state: dict[str, _Scope], now: datetime) -> Headroom:
-    """The binding scope's rpm and tpm, and what remains of each."""
-    requests: tuple[int, int] | None = None
-    tokens: tuple[int, int] | None = None
-    for limit in limits:
-        counted = state[limit.scope]
-        if limit.rpm is not None:
-            left = limit.rpm - counted.requests
-            if requests is None or left < requests[1]:
-                requests = (limit.rpm, left)
-        if limit.tpm is not None:
-            left = limit.tpm - counted.tokens
-            if tokens is None or left < tokens[1]:
-                tokens = (limit.tpm, left)
-    return Headroom(
-        limit_requests=requests[0] if requests else None,
-        remaining_requests=requests[1] if requests else None,
-        limit_tokens=tokens[0] if tokens else None,
-        remaining_tokens=tokens[1] if tokens else None,
-        reset_s=seconds_to_next_minute(now),
-    )
+    def counted(self, now: datetime, ttl_s: float) -> Counted:
+        """The counts a check reads (spend: the periods holding ``now``)."""
+        spent = {
+            key[0]: value for key, value in self.spend.items() if spend_key(key[0], now) == key
+        }
+        return Counted(self.requests, self.tokens, self.live_slots(now.timestamp(), ttl_s), spent)
 
 
 class MemoryCounters:
-    def __init__(
-        self,
-        spend_since: SpendSince,
-        *,
-        slot_ttl_s: float = SLOT_TTL_S,
-        clock: object = time.monotonic,
-    ) -> None:
+    def __init__(self, spend_since: SpendSince, *, slot_ttl_s: float = SLOT_TTL_S) -> None:
         self.spend_since = spend_since
         self.slot_ttl_s = slot_ttl_s
-        self.clock = clock
+        # Every scope's counts; read and changed only between awaits, so an admission's
+        # check and count are one step no other request can come between.
         self._scopes: dict[str, _Scope] = {}
+        # Seeds being read (scope, period): a second admission waits for the first's.
         self._seeding: dict[tuple[str, SpendKey], asyncio.Future[None]] = {}
 
     def _state(self, scope: str) -> _Scope:
@@ -96,8 +71,7 @@ class MemoryCounters:
 
     async def _seed(self, scope: str, budget: Budget, now: datetime) -> None:
         """The period's spend so far, read once from the request records."""
-        start = period_start(budget.period, now)
-        key: SpendKey = (budget.period, start.timestamp())
+        key = spend_key(budget.period, now)
         while key not in self._state(scope).spend:
             pending = self._seeding.get((scope, key))
             if pending is not None:
@@ -105,7 +79,7 @@ class MemoryCounters:
                 continue
             future = self._seeding[(scope, key)] = asyncio.get_running_loop().create_future()
             try:
-                spent = await self.spend_since(scope, start)
+                spent = await self.spend_since(scope, period_start(budget.period, now))
                 self._state(scope).spend.setdefault(key, spent)
                 future.set_result(None)
             except BaseException as exc:
@@ -121,75 +95,23 @@ class MemoryCounters:
                 await self._seed(limit.scope, budget, ask.now)
         # From here to the return, no await: the check and the count are one step.
         minute = minute_of(ask.now)
-        monotonic = self.clock()  # type: ignore[operator]
         state = {limit.scope: self._state(limit.scope) for limit in ask.limits}
-        for limit in ask.limits:
-            counted = state[limit.scope]
+        for counted in state.values():
             counted.roll(minute)
-            self._check(limit, counted, ask, monotonic, state)
+        before = {
+            scope: counted.counted(ask.now, self.slot_ttl_s) for scope, counted in state.items()
+        }
+        check(ask, before)
         for limit in ask.limits:
             counted = state[limit.scope]
             counted.requests += 1
             counted.tokens += ask.tokens
             if limit.max_concurrent is not None:
-                counted.slots[ask.request_id] = monotonic
+                counted.slots[ask.request_id] = ask.now.timestamp()
+        after = {scope: used.admitting(ask.tokens) for scope, used in before.items()}
         return Admission(
-            ask.request_id, ask.limits, minute, ask.tokens, headroom(ask.limits, state, ask.now)
+            ask.request_id, ask.limits, minute, ask.tokens, headroom(ask.limits, after, ask.now)
         )
-
-    def _check(
-        self,
-        limit: ScopeLimits,
-        counted: _Scope,
-        ask: Ask,
-        monotonic: float,
-        state: dict[str, _Scope],
-    ) -> None:
-        who = describe(limit.scope)
-        wait = math.ceil(seconds_to_next_minute(ask.now))
-        headers = headroom(ask.limits, state, ask.now).headers()
-        if limit.rpm is not None and counted.requests >= limit.rpm:
-            raise RateLimited(
-                f"Rate limit reached: {limit.rpm} requests per minute for {who}; "
-                f"retry in {wait} s.",
-                retry_after=wait,
-                headers=headers,
-            )
-        if limit.tpm is not None:
-            if ask.tokens > limit.tpm:
-                raise RateLimited(
-                    f"This request needs about {ask.tokens} tokens, more than the "
-                    f"{limit.tpm} tokens per minute {who} may use: shorten it or lower "
-                    "max_tokens.",
-                    headers=headers,
-                )
-            if counted.tokens + ask.tokens > limit.tpm:
-                raise RateLimited(
-                    f"Token rate limit reached: {limit.tpm} tokens per minute for {who} "
-                    f"({counted.tokens} used); retry in {wait} s.",
-                    retry_after=wait,
-                    headers=headers,
-                )
-        live = counted.live_slots(monotonic, self.slot_ttl_s)
-        if limit.max_concurrent is not None and live >= limit.max_concurrent:
-            raise RateLimited(
-                f"Concurrency limit reached: {limit.max_concurrent} requests at once "
-                f"for {who}; retry when one finishes.",
-                retry_after=1,
-                headers=headers,
-            )
-        for budget in limit.budgets:
-            key: SpendKey = (budget.period, period_start(budget.period, ask.now).timestamp())
-            spent = counted.spend.get(key, 0.0)
-            if spent >= budget.usd:
-                reset = period_end(budget.period, ask.now)
-                wait_s = max(math.ceil((reset - ask.now).total_seconds()), 1)
-                raise BudgetExceeded(
-                    f"The {budget.period}ly budget of ${budget.usd:g} for {who} is used up "
-                    f"(${spent:.4f} spent); it resets at {reset.isoformat()}.",
-                    retry_after=wait_s,
-                    headers=headers,
-                )
 
     async def settle(self, admission: Admission, tokens: int) -> None:
         if admission.settled:
@@ -209,16 +131,14 @@ class MemoryCounters:
             if counted is None:
                 continue
             for key in counted.spend:
-                period, start = key
-                if period_start(period, now).timestamp() == start:
+                if spend_key(key[0], now) == key:
                     counted.spend[key] += cost_usd
 
     async def sweep(self, now: datetime) -> None:
         minute = minute_of(now)
-        monotonic = self.clock()  # type: ignore[operator]
         for scope, counted in list(self._scopes.items()):
-            counted.live_slots(monotonic, self.slot_ttl_s)
-            for key in [k for k in counted.spend if period_start(k[0], now).timestamp() != k[1]]:
+            counted.live_slots(now.timestamp(), self.slot_ttl_s)
+            for key in [key for key in counted.spend if spend_key(key[0], now) != key]:
                 del counted.spend[key]
             if counted.minute < minute and not counted.slots and not counted.spend:
                 del self._scopes[scope]

@@ -1,0 +1,274 @@
+"""Counters every replica on one PostgreSQL shares (usage/counters.py), in the tables
+``limit_counters`` and ``limit_slots``.
+
+An admission is one transaction: a transaction-level advisory lock per scope, taken in
+sorted order (two admissions never hold one each and wait for the other's), then one
+read of the scopes' counts, the shared ``check``, and one write. A commit is visible
+before its locks are released, so the next admission of a scope, on any replica,
+reads every count before it: no two admissions can both take the last unit.
+
+Settlement, spend and the sweep only change counts, one statement each, outside any
+transaction of their own: they need no lock. A settlement landing between an
+admission's read and write makes that admission stricter (it read more tokens); a
+spend landing there counts from the next admission on.
+
+A budget row missing for its period is seeded from the request records. The seed is
+read with no lock and no connection held (the read takes a pool connection of its own,
+and a pool full of admissions waiting on the lock would starve the one holding it),
+then inserted under the lock unless another admission inserted it first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Float, and_, delete, func, literal, or_, select, tuple_, union_all, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import UpdateBase
+
+from pluggably.db import Database
+from pluggably.usage.counters import (
+    SLOT_TTL_S,
+    Admission,
+    Ask,
+    Counted,
+    SpendSince,
+    check,
+    headroom,
+    minute_of,
+)
+from pluggably.usage.limits import Period, period_start
+from pluggably.usage.models import LimitCounter, LimitSlot
+
+PERIODS: tuple[Period, ...] = ("day", "week", "month")
+RATE_KINDS = ("rpm", "tpm")
+SLOTS = "slots"  # the read's name for a scope's live slot count
+Found = dict[tuple[str, str], float]  # (scope, kind) -> value, as one read returns them
+
+
+def budget_kind(period: Period) -> str:
+    return f"budget_{period}"
+
+
+def window_of(period: Period, now: datetime) -> int:
+    """A budget row's ``window_start``: its period's start, in seconds since the epoch."""
+    return int(period_start(period, now).timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class _Seed:
+    """A budget row an admission found missing: read from the records, then inserted."""
+
+    scope: str
+    period: Period
+    start: datetime
+
+
+class PostgresCounters:
+    def __init__(
+        self, db: Database, spend_since: SpendSince, *, slot_ttl_s: float = SLOT_TTL_S
+    ) -> None:
+        self.db = db
+        self.spend_since = spend_since
+        self.slot_ttl_s = slot_ttl_s
+        # The same pool without BEGIN/COMMIT: statements that stand alone cost one trip.
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def admit(self, ask: Ask) -> Admission:
+        seeds: dict[_Seed, float] = {}
+        while True:
+            async with self.db.engine.begin() as conn:
+                await _lock(conn, sorted(limit.scope for limit in ask.limits))
+                if seeds:
+                    await conn.execute(_seed_rows(seeds))
+                found = await self._read(conn, ask)
+                missing = _missing(ask, found)
+                if not missing:
+                    return await _count(conn, ask, _counted(ask, found))
+            # Seeds are read after the transaction: no lock or connection held meanwhile.
+            seeds = {seed: await self.spend_since(seed.scope, seed.start) for seed in missing}
+
+    async def _read(self, conn: AsyncConnection, ask: Ask) -> Found:
+        """This minute's rates, the periods' budgets and the live slots, in one query."""
+        minute = minute_of(ask.now)
+        keys = [
+            (limit.scope, kind, minute)
+            for limit in ask.limits
+            for kind, limited in (("rpm", limit.rpm), ("tpm", limit.tpm))
+            if limited is not None
+        ]
+        keys += [
+            (limit.scope, budget_kind(b.period), window_of(b.period, ask.now))
+            for limit in ask.limits
+            for b in limit.budgets
+        ]
+        columns = (LimitCounter.scope, LimitCounter.kind, LimitCounter.window_start)
+        queries = []
+        if keys:
+            counters = select(LimitCounter.scope, LimitCounter.kind, LimitCounter.value)
+            queries.append(counters.where(tuple_(*columns).in_(keys)))
+        concurrent = [limit.scope for limit in ask.limits if limit.max_concurrent is not None]
+        if concurrent:
+            live = LimitSlot.taken_at >= ask.now - timedelta(seconds=self.slot_ttl_s)
+            slots = select(LimitSlot.scope, literal(SLOTS), func.count().cast(Float))
+            queries.append(
+                slots.where(LimitSlot.scope.in_(concurrent), live).group_by(LimitSlot.scope)
+            )
+        if not queries:
+            return {}
+        query = queries[0] if len(queries) == 1 else union_all(*queries)
+        rows = (await conn.execute(query)).all()
+        return {(scope, kind): float(value) for scope, kind, value in rows}
+
+    async def settle(self, admission: Admission, tokens: int) -> None:
+        if admission.settled:
+            return
+        admission.settled = True
+        moved = tokens - admission.tokens
+        tpm = [limit.scope for limit in admission.limits if limit.tpm is not None and moved]
+        held = [limit.scope for limit in admission.limits if limit.max_concurrent is not None]
+        tokens_back = None
+        if tpm:
+            tokens_back = (
+                update(LimitCounter)
+                .where(
+                    LimitCounter.scope.in_(tpm),
+                    LimitCounter.kind == "tpm",
+                    LimitCounter.window_start == admission.minute,
+                )
+                .values(value=LimitCounter.value + moved)
+            )
+        slots_back = None
+        if held:
+            slots_back = delete(LimitSlot).where(
+                LimitSlot.request_id == admission.request_id, LimitSlot.scope.in_(held)
+            )
+        if tokens_back is not None or slots_back is not None:
+            async with self._autocommit.connect() as conn:
+                await _run(conn, tokens_back, slots_back)
+
+    async def spend(self, scopes: tuple[str, ...], cost_usd: float, now: datetime) -> None:
+        if not scopes or not cost_usd:
+            return
+        periods = [(budget_kind(p), window_of(p, now)) for p in PERIODS]
+        grow = (
+            update(LimitCounter)
+            .where(
+                LimitCounter.scope.in_(scopes),
+                tuple_(LimitCounter.kind, LimitCounter.window_start).in_(periods),
+            )
+            .values(value=LimitCounter.value + cost_usd)
+        )
+        async with self._autocommit.connect() as conn:
+            await conn.execute(grow)
+
+    async def sweep(self, now: datetime) -> None:
+        """Rates of minutes before the last (a late settlement may still move the last
+        one's tpm), budgets of periods that ended, slots past their TTL."""
+        rates = and_(
+            LimitCounter.kind.in_(RATE_KINDS), LimitCounter.window_start < minute_of(now) - 1
+        )
+        budgets = [
+            and_(LimitCounter.kind == budget_kind(p), LimitCounter.window_start < window_of(p, now))
+            for p in PERIODS
+        ]
+        stale = LimitSlot.taken_at < now - timedelta(seconds=self.slot_ttl_s)
+        async with self._autocommit.connect() as conn:
+            await _run(
+                conn,
+                delete(LimitCounter).where(or_(rates, *budgets)),
+                delete(LimitSlot).where(stale),
+            )
+
+
+async def _lock(conn: AsyncConnection, scopes: list[str]) -> None:
+    """Advisory locks, one per scope, released when the transaction ends; a select's
+    columns are evaluated in order, so ``scopes`` sorted means locks taken sorted."""
+    locks = [func.pg_advisory_xact_lock(func.hashtextextended(scope, 0)) for scope in scopes]
+    await conn.execute(select(*locks))
+
+
+async def _count(conn: AsyncConnection, ask: Ask, before: dict[str, Counted]) -> Admission:
+    """Check, then count the request in every scope (a refusal writes nothing)."""
+    check(ask, before)
+    await _run(conn, _count_rows(ask), _slot_rows(ask))
+    after = {scope: used.admitting(ask.tokens) for scope, used in before.items()}
+    room = headroom(ask.limits, after, ask.now)
+    return Admission(ask.request_id, ask.limits, minute_of(ask.now), ask.tokens, room)
+
+
+async def _run(conn: AsyncConnection, *statements: UpdateBase | None) -> None:
+    """Several writes in one round trip: the first, with the others as its CTEs
+    (PostgreSQL runs a data-modifying CTE whether or not the statement reads it)."""
+    present = [statement for statement in statements if statement is not None]
+    if not present:
+        return
+    first, *rest = present
+    for n, other in enumerate(rest):
+        first = first.add_cte(other.cte(f"also_{n}"))
+    await conn.execute(first)
+
+
+def _missing(ask: Ask, found: Found) -> list[_Seed]:
+    seeds = {
+        _Seed(limit.scope, b.period, period_start(b.period, ask.now)): None
+        for limit in ask.limits
+        for b in limit.budgets
+        if (limit.scope, budget_kind(b.period)) not in found
+    }
+    return list(seeds)
+
+
+def _counted(ask: Ask, found: Found) -> dict[str, Counted]:
+    out = {}
+    for limit in ask.limits:
+        scope = limit.scope
+        spent = {b.period: found[(scope, budget_kind(b.period))] for b in limit.budgets}
+        out[scope] = Counted(
+            int(found.get((scope, "rpm"), 0)),
+            int(found.get((scope, "tpm"), 0)),
+            int(found.get((scope, SLOTS), 0)),
+            spent,
+        )
+    return out
+
+
+def _seed_rows(seeds: dict[_Seed, float]) -> UpdateBase:
+    rows = [
+        {
+            "scope": seed.scope,
+            "kind": budget_kind(seed.period),
+            "window_start": int(seed.start.timestamp()),
+            "value": spent,
+        }
+        for seed, spent in seeds.items()
+    ]
+    return insert(LimitCounter).values(rows).on_conflict_do_nothing()
+
+
+def _count_rows(ask: Ask) -> UpdateBase | None:
+    """This request's +1 request and +estimate tokens, for the scopes that limit them."""
+    minute = minute_of(ask.now)
+    rows = [
+        {"scope": limit.scope, "kind": kind, "window_start": minute, "value": float(value)}
+        for limit in ask.limits
+        for kind, limited, value in (("rpm", limit.rpm, 1), ("tpm", limit.tpm, ask.tokens))
+        if limited is not None
+    ]
+    if not rows:
+        return None
+    upsert = insert(LimitCounter).values(rows)
+    return upsert.on_conflict_do_update(
+        index_elements=[LimitCounter.scope, LimitCounter.kind, LimitCounter.window_start],
+        set_={"value": LimitCounter.value + upsert.excluded.value},
+    )
+
+
+def _slot_rows(ask: Ask) -> UpdateBase | None:
+    rows = [
+        {"request_id": ask.request_id, "scope": limit.scope, "taken_at": ask.now}
+        for limit in ask.limits
+        if limit.max_concurrent is not None
+    ]
+    return insert(LimitSlot).values(rows).on_conflict_do_nothing() if rows else None
