@@ -2,8 +2,58 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from pluggably.api.schemas import AUTH_ERRORS
+from fastapi import APIRouter, Depends, Query, Response
+
+from pluggably.api.deps import ContainerDep, DbSession, Reader
+from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.usage.reports import UsageReports, as_csv
+from pluggably.usage.schemas import UsageQuery, UsageReport
 
 router = APIRouter(tags=["usage"], responses=AUTH_ERRORS)
+
+
+async def _reports(container: ContainerDep) -> UsageReports:
+    return UsageReports(container.records)
+
+
+Reports = Annotated[UsageReports, Depends(_reports)]
+Filters = Annotated[UsageQuery, Query()]
+# 403: another user's usage, for a caller who is not an administrator; 404: an
+# administrator named a user who does not exist.
+REPORT_ERRORS = error_responses(404)
+CSV_ANSWER = {
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "description": "A header row (key, name, requests, errors, prompt_tokens, "
+    "completion_tokens, cost_usd), one line per report row, then the totals, keyed 'total'.",
+}
+
+
+@router.get("/v1/usage", response_model=UsageReport, responses=REPORT_ERRORS)
+async def usage(
+    principal: Reader, session: DbSession, reports: Reports, query: Filters
+) -> UsageReport:
+    """Requests, errors, tokens and cost summed per day, model, provider, API token or
+    user over a window (default: the last 30 days). Your own usage; an administrator may
+    ask for any user's (``user_id``) or everyone's (``user_id=*``); anyone else asking for
+    another user gets 403 ``forbidden``."""
+    return await reports.report(session, principal, query)
+
+
+@router.get(
+    "/v1/usage.csv",
+    response_class=Response,
+    responses={200: CSV_ANSWER, **REPORT_ERRORS},
+)
+async def usage_csv(
+    principal: Reader, session: DbSession, reports: Reports, query: Filters
+) -> Response:
+    """The report of ``GET /v1/usage`` (same filters) as CSV."""
+    report = await reports.report(session, principal, query)
+    name = f"usage-by-{report.group_by}-{report.from_:%Y%m%d}-{report.to:%Y%m%d}.csv"
+    return Response(
+        as_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
