@@ -54,6 +54,7 @@ from pluggably.startup import Readiness
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
 from pluggably.usage.limiter import Limiter
+from pluggably.usage.prices import PriceTable
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -253,6 +254,7 @@ def _generation(c: Container, router: Router, discovery: Discovery) -> Generatio
         artifacts=c.artifacts,
         turns=turns,
         limiter=limiter,
+        prices=PriceTable(settings.prices),
         inline_output_bytes=settings.inline_output_bytes,
     )
     preparation = Preparation(

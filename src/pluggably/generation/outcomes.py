@@ -12,7 +12,7 @@ from pluggably.db import Database
 from pluggably.errors import GatewayError, ProviderNotConfigured
 from pluggably.generation.cooling import cooldown_key
 from pluggably.generation.outputs import build_output, text_output
-from pluggably.generation.plan import Plan, first_commercial, usage_info
+from pluggably.generation.plan import Plan, first_commercial
 from pluggably.generation.records import RequestRecords
 from pluggably.generation.schemas import (
     Attempt,
@@ -20,6 +20,7 @@ from pluggably.generation.schemas import (
     GenerateResponse,
     Output,
     Timings,
+    UsageInfo,
 )
 from pluggably.generation.turns import SessionTurns
 from pluggably.observability.metrics import Metrics
@@ -31,6 +32,7 @@ from pluggably.registry.service import RegistryService
 from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import LOCAL, Target
 from pluggably.usage.limiter import Limiter
+from pluggably.usage.prices import PriceTable
 
 
 class Outcomes:
@@ -49,13 +51,14 @@ class Outcomes:
         artifacts: ArtifactService,
         turns: SessionTurns,
         limiter: Limiter,
+        prices: PriceTable,
         inline_output_bytes: int,
     ) -> None:
         self.db, self.records, self.metrics = db, records, metrics
         self.providers, self.cooldowns, self.discovery = providers, cooldowns, discovery
         self.registry, self.artifacts, self.turns = registry, artifacts, turns
         self.inline_output_bytes = inline_output_bytes
-        self.limiter = limiter
+        self.limiter, self.prices = limiter, prices
         self._model_labels: set[str] = set()
 
     def failed(self, plan: Plan, target: Target, exc: GatewayError) -> bool:
@@ -187,7 +190,6 @@ class Outcomes:
         first_token_ms: float | None = None,
     ) -> GenerateResponse:
         """The response to a candidate's answer."""
-        usage = completion.usage
         finish = completion.finish_reason
         if completion.tool_calls and finish == "stop":  # the answer is the calls
             finish = "tool_calls"
@@ -199,7 +201,7 @@ class Outcomes:
             session_id=plan.turn.chat_id if plan.turn else None,
             state_tokens=plan.turn.state_tokens if plan.turn else None,
             output=output,
-            usage=usage_info(usage),
+            usage=self._usage(target, completion),
             finish_reason=finish,
             stop_sequence=completion.stop_sequence if finish == "stop" else None,
             selection=plan.selection(target),
@@ -211,6 +213,19 @@ class Outcomes:
                 total_ms=round((time.perf_counter() - plan.started) * 1000, 2),
             ),
             warnings=self._warnings(plan, target),
+        )
+
+    def _usage(self, target: Target, completion: Completion) -> UsageInfo | None:
+        """The answer's tokens and what it cost. An image priced per image costs
+        something without tokens: its usage then counts none."""
+        usage = completion.usage
+        prompt, done = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+        images = len(completion.images)
+        cost = self.prices.cost(target.provider, target.model, prompt, done, images)
+        if usage is None and not cost:
+            return None
+        return UsageInfo(
+            prompt_tokens=prompt, completion_tokens=done, total_tokens=prompt + done, cost_usd=cost
         )
 
     def _warnings(self, plan: Plan, target: Target) -> list[str]:
@@ -239,13 +254,19 @@ class Outcomes:
         return CreditsStatus(provider=provider, status=status)
 
     def _measure(self, target: Target, response: GenerateResponse) -> None:
-        m, provider = self.metrics, target.provider
-        m.child(m.generation_requests, provider, self._model_label(target)).inc()
+        m, provider, model = self.metrics, target.provider, self._model_label(target)
+        m.child(m.generation_requests, provider, model).inc()
         m.child(m.generation_latency, provider).observe(response.timings.total_ms / 1000)
         if response.timings.first_token_ms is not None:
             m.child(m.generation_ttft, provider).observe(response.timings.first_token_ms / 1000)
-        if response.usage:
-            m.child(m.generation_tokens, provider, "prompt").inc(response.usage.prompt_tokens)
-            m.child(m.generation_tokens, provider, "completion").inc(
-                response.usage.completion_tokens
-            )
+        usage = response.usage
+        if usage is None:
+            return
+        for kind, tokens in (
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+        ):
+            m.child(m.generation_tokens, provider, kind).inc(tokens)
+            m.child(m.usage_tokens, provider, model, kind).inc(tokens)
+        if usage.cost_usd is not None:
+            m.child(m.usage_cost, provider, model).inc(usage.cost_usd)

@@ -125,6 +125,21 @@ class Metrics:
             ["provider", "kind"],
             registry=self.registry,
         )
+        # Per model (the model label is bounded, as for generation_requests); never per
+        # user: a user's own spend is in GET /v1/usage.
+        self.usage_tokens = Counter(
+            "pluggably_usage_tokens",
+            "Tokens of answered requests by provider, model and kind (prompt, completion).",
+            ["provider", "model", "kind"],
+            registry=self.registry,
+        )
+        self.usage_cost = Counter(
+            "pluggably_usage_cost_usd",
+            "Spend in US dollars at the gateway's prices by provider and model (answers "
+            "of unpriced models add nothing).",
+            ["provider", "model"],
+            registry=self.registry,
+        )
 
         self.limit_refusals = Counter(
             "pluggably_limit_refusals",
