@@ -134,3 +134,11 @@ def test_a_key_without_a_provider_is_refused() -> None:
     with pytest.raises(ValidationError) as raised:
         PriceTable({"gpt-4o": Price(input_per_mtok=1)})
     assert raised.value.errors()[0]["loc"] == ("gpt-4o", "[key]")
+
+
+def test_the_operator_prices_models_in_the_environment_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLUGGABLY_PRICES", '{"vllm:*": {"input_per_mtok": 0.5}}')
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://")
+    assert PriceTable(settings.prices).cost("vllm", "qwen3-8b", 2_000_000, 7) == 1.0
