@@ -6,18 +6,26 @@ from fastapi import APIRouter, status
 
 from pluggably.api.deps import DbSession, Reader, Tokens, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.user_admin import ServerLimits
 from pluggably.users.schemas import TokenCreate, TokenCreated, TokenInfo, TokenRevoked
 
 router = APIRouter(prefix="/v1/users/tokens", tags=["tokens"], responses=AUTH_ERRORS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenCreated,
+    responses=error_responses(400),
+)
 async def create_token(
-    body: TokenCreate, principal: Writer, session: DbSession, tokens: Tokens
+    body: TokenCreate, principal: Writer, session: DbSession, tokens: Tokens, default: ServerLimits
 ) -> TokenCreated:
     """Create a token. Its secret is in this response only; it is stored as a keyed hash.
-    The token's fields are given both in ``info`` and at the top level."""
-    secret, token = await tokens.create(session, principal, body)
+    The token's fields are given both in ``info`` and at the top level. Its ``limits``
+    may only narrow the caller's (400 ``invalid_parameter`` names the fields that would
+    not); a token made with a limited token keeps that token's limits as well."""
+    secret, token = await tokens.create(session, principal, body, default)
     return TokenCreated.of(secret, TokenInfo.model_validate(token))
 
 

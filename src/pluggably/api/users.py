@@ -13,10 +13,15 @@ from pluggably.api.deps import (
     Writer,
 )
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
+from pluggably.api.user_admin import ServerLimits
+from pluggably.usage.limits import Limits
+from pluggably.users.admin import effective_limits, stored_limits
+from pluggably.users.models import User
 from pluggably.users.schemas import (
     ChangePasswordRequest,
     LoginRequest,
     LoginResponse,
+    OwnProfile,
     ProfileUpdate,
     RegisterRequest,
     StatusMessage,
@@ -66,15 +71,28 @@ async def logout(
     return StatusMessage(status="logged_out")
 
 
-@router.get("/me", response_model=UserProfile, responses=AUTH_ERRORS)
-async def me(principal: Reader, session: DbSession, accounts: Accounts) -> UserProfile:
-    return UserProfile.model_validate(await accounts.profile(session, principal))
+def _own(user: User, default: Limits | None) -> OwnProfile:
+    return OwnProfile.model_validate(
+        {
+            **UserProfile.model_validate(user).model_dump(),
+            "limits": stored_limits(user.limits),
+            "effective_limits": effective_limits(user, default),
+        }
+    )
 
 
-@router.patch("/me", response_model=UserProfile, responses=AUTH_ERRORS)
+@router.get("/me", response_model=OwnProfile, responses=AUTH_ERRORS)
+async def me(
+    principal: Reader, session: DbSession, accounts: Accounts, default: ServerLimits
+) -> OwnProfile:
+    """The caller's profile, with the limits set on the account and those in effect."""
+    return _own(await accounts.profile(session, principal), default)
+
+
+@router.patch("/me", response_model=OwnProfile, responses=AUTH_ERRORS)
 @router.put(
     "/me",
-    response_model=UserProfile,
+    response_model=OwnProfile,
     responses=AUTH_ERRORS,
     deprecated=True,
     description="Same as PATCH (only the fields given change); kept because the PlugAI "
@@ -86,11 +104,12 @@ async def update_me(
     session: DbSession,
     accounts: Accounts,
     generation: Generation,
-) -> UserProfile:
+    default: ServerLimits,
+) -> OwnProfile:
     """Update display name, preferred model or preferences; answers what was stored."""
     user = await accounts.update_profile(session, principal, body)
     generation.forget_caller(principal.user_id)
-    return UserProfile.model_validate(user)
+    return _own(user, default)
 
 
 @router.post(

@@ -10,13 +10,23 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from pluggably.client.binding import Bound, S, operation
-from pluggably.client.calls import UNSET, Call, Route, dump, fields, model, nothing
+from pluggably.client.calls import (
+    UNSET,
+    Call,
+    Route,
+    dump,
+    fields,
+    model,
+    nothing,
+    query_params,
+)
 from pluggably.credentials.schemas import (
     CredentialType,
     ProviderKeyCreate,
     ProviderKeyDeleted,
     ProviderKeyInfo,
 )
+from pluggably.usage.limits import Limits
 from pluggably.users.schemas import (
     ChangePasswordRequest,
     InviteCreate,
@@ -24,16 +34,23 @@ from pluggably.users.schemas import (
     InviteList,
     LoginRequest,
     LoginResponse,
+    OwnProfile,
     ProfileUpdate,
     RegisterRequest,
+    Role,
     ScopeName,
     StatusMessage,
     TokenCreate,
     TokenCreated,
     TokenInfo,
     TokenRevoked,
+    UserList,
     UserProfile,
+    UserSummary,
+    UserUpdate,
 )
+
+LimitsLike = Limits | Mapping[str, Any]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -90,8 +107,9 @@ class Users(Bound[S]):
         return Call(route, route.url(), model(StatusMessage))
 
     @operation("GET", "/v1/users/me")
-    def me(route: Route) -> Call[UserProfile]:
-        return Call(route, route.url(), model(UserProfile))
+    def me(route: Route) -> Call[OwnProfile]:
+        """The caller's profile, with the limits set on the account and those in effect."""
+        return Call(route, route.url(), model(OwnProfile))
 
     @operation("PATCH", "/v1/users/me")
     def update_me(
@@ -100,7 +118,7 @@ class Users(Bound[S]):
         display_name: str | None = UNSET,
         preferred_model: str | None = UNSET,
         preferences: Mapping[str, Any] | None = UNSET,
-    ) -> Call[UserProfile]:
+    ) -> Call[OwnProfile]:
         """Change only the fields given; answers the stored profile."""
         body = ProfileUpdate.model_validate(
             fields(
@@ -109,7 +127,7 @@ class Users(Bound[S]):
                 preferences=dict(preferences) if preferences else preferences,
             )
         )
-        return Call(route, route.url(), model(UserProfile), body=dump(body))
+        return Call(route, route.url(), model(OwnProfile), body=dump(body))
 
     @operation("POST", "/v1/users/change-password")
     def change_password(
@@ -120,6 +138,53 @@ class Users(Bound[S]):
             {"current_password": current_password, "new_password": new_password}
         )
         return Call(route, route.url(), model(StatusMessage), body=dump(body))
+
+    # administrators
+
+    @operation("GET", "/v1/users")
+    def list_users(
+        route: Route, *, limit: int | None = None, cursor: str | None = None, q: str | None = None
+    ) -> Call[UserList]:
+        """One page of accounts, oldest first (admin); ``q`` filters by a part of the
+        username, email or display name; pass ``next_cursor`` as ``cursor`` for more."""
+        params = query_params(limit=limit, cursor=cursor, q=q)
+        return Call(route, route.url(), model(UserList), params=params)
+
+    @operation("GET", "/v1/users/{user_id}")
+    def get(route: Route, user_id: str) -> Call[UserSummary]:
+        """One account (admin)."""
+        return Call(route, route.url(user_id=user_id), model(UserSummary))
+
+    @operation("PATCH", "/v1/users/{user_id}")
+    def update(
+        route: Route,
+        user_id: str,
+        *,
+        role: Role = UNSET,
+        disabled: bool = UNSET,
+        display_name: str | None = UNSET,
+    ) -> Call[UserSummary]:
+        """Change an account's role, disable or re-enable it, or rename it (admin);
+        applies to its next request."""
+        body = UserUpdate.model_validate(
+            fields(role=role, disabled=disabled, display_name=display_name)
+        )
+        return Call(route, route.url(user_id=user_id), model(UserSummary), body=dump(body))
+
+    @operation("GET", "/v1/users/{user_id}/limits")
+    def limits(route: Route, user_id: str) -> Call[Limits]:
+        """The limits set on an account (admin); null fields set nothing."""
+        return Call(route, route.url(user_id=user_id), model(Limits))
+
+    @operation("PUT", "/v1/users/{user_id}/limits")
+    def set_limits(route: Route, user_id: str, limits: LimitsLike) -> Call[Limits]:
+        """Replace an account's limits (admin): fields left out are cleared."""
+        body = dump(Limits.model_validate(limits))
+        return Call(route, route.url(user_id=user_id), model(Limits), body=body)
+
+    update_limits = set_limits.sent_as(
+        "PATCH", "Change only the limits given (admin): a None clears one, others stay."
+    )
 
 
 class Tokens(Bound[S]):
@@ -132,14 +197,16 @@ class Tokens(Bound[S]):
         *,
         scopes: Sequence[ScopeName] | None = None,
         expires_days: int | None = None,
+        limits: LimitsLike | None = None,
     ) -> Call[TokenCreated]:
         """A new token (default scopes ``read``, ``write``); its secret (``.token``) is
-        in this answer only."""
+        in this answer only. ``limits`` may only narrow the caller's own."""
         body = TokenCreate.model_validate(
             fields(
                 name=name,
                 scopes=UNSET if scopes is None else list(scopes),
                 expires_days=expires_days if expires_days is not None else UNSET,
+                limits=UNSET if limits is None else Limits.model_validate(limits),
             )
         )
         return Call(route, route.url(), model(TokenCreated), body=dump(body))

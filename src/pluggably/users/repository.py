@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.users.models import ApiToken, Invite, RevokedToken, User
@@ -46,6 +46,41 @@ class UserRepository:
         return (
             await self.session.scalar(select(User.id).where(or_(*conditions)).limit(1)) is not None
         )
+
+    async def page(
+        self, *, after: tuple[datetime, str] | None, search: str | None, limit: int
+    ) -> Sequence[User]:
+        """Up to ``limit`` accounts, oldest first (``created_at``, then id), strictly
+        after the keyset ``after``; ``search`` matches a part of the username, email or
+        display name, case-insensitively (``%`` and ``_`` in it are literal)."""
+        query = select(User)
+        if search is not None:
+            query = query.where(
+                or_(
+                    *(
+                        column.icontains(search, autoescape=True)
+                        for column in (User.username, User.email, User.display_name)
+                    )
+                )
+            )
+        if after is not None:
+            made, last_id = after
+            query = query.where(
+                or_(User.created_at > made, and_(User.created_at == made, User.id > last_id))
+            )
+        query = query.order_by(User.created_at, User.id).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def other_active_admins(self, user_id: str, *, with_system: bool) -> int:
+        """Active administrators besides ``user_id``; the server's own rows count only
+        ``with_system``. Every such row, ``user_id``'s too, is locked in id order
+        (PostgreSQL): of two admins demoting each other at once, the second waits and
+        then counts the first one's change."""
+        query = select(User.id).where(User.role == "admin", User.is_active.is_(True))
+        if not with_system:
+            query = query.where(User.system_key.is_(None))
+        found = (await self.session.execute(query.order_by(User.id).with_for_update())).scalars()
+        return sum(1 for found_id in found if found_id != user_id)
 
     # API tokens
     async def token_by_hashes(self, hashes: Iterable[str]) -> tuple[ApiToken, User] | None:

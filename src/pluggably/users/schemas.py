@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from pluggably.usage.limits import Limits
+
+if TYPE_CHECKING:  # the client imports these schemas without the database layer
+    from pluggably.users.models import User
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -107,6 +112,19 @@ class UserProfile(BaseModel):
         return value or ""
 
 
+class OwnProfile(UserProfile):
+    """The caller's profile (GET/PATCH /v1/users/me), with the limits that bound them."""
+
+    limits: Limits | None = Field(
+        description="The limits an administrator set on this account; null when none."
+    )
+    effective_limits: Limits = Field(
+        description="What bounds this account: the strictest of the server default (not "
+        "applied to administrators) and the account's own limits. An API token's own "
+        "limits (its `limits`) narrow this further, and a new token may not exceed it."
+    )
+
+
 class LoginResponse(BaseModel):
     token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
@@ -141,6 +159,12 @@ class TokenCreate(_Strict):
     )
     scopes: list[ScopeName] = Field(default=["read", "write"], min_length=1)
     expires_days: int | None = Field(default=None, ge=1, le=3650)
+    limits: Limits | None = Field(
+        default=None,
+        description="This token's own limits (API.md §9), checked besides its owner's; "
+        "never wider than the owner's effective limits (400 invalid_parameter names the "
+        "fields that would be).",
+    )
 
 
 class TokenInfo(BaseModel):
@@ -150,6 +174,7 @@ class TokenInfo(BaseModel):
     name: str
     prefix: str
     scopes: list[ScopeName]
+    limits: Limits | None = Field(default=None, description="Set at creation; null when none.")
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -205,3 +230,76 @@ class InviteList(BaseModel):
 
 class StatusMessage(BaseModel):
     status: Literal["logged_out", "password_changed"]
+
+
+Role = Literal["admin", "user"]
+
+
+class UserQuery(BaseModel):
+    """The filter and page of GET /v1/users (its query parameters)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=500)
+    q: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only accounts whose username, email or display name contains this "
+        "(case-insensitive).",
+    )
+
+
+class UserSummary(BaseModel):
+    """An account as administrators see it (GET/PATCH /v1/users/{id}, GET /v1/users)."""
+
+    id: str
+    username: str | None
+    email: str = Field(description="An empty string for an account without one.")
+    display_name: str | None
+    role: Role
+    disabled: bool = Field(
+        description="A disabled account's login tokens and API tokens stop working on "
+        "their next request; re-enabling it makes them work again."
+    )
+    created_at: datetime
+    last_login_at: datetime | None = Field(description="The last password login.")
+
+    @classmethod
+    def of(cls, user: User) -> UserSummary:
+        """From a ``users`` row (``is_active`` is stored; ``disabled`` is its inverse)."""
+        return cls.model_validate(
+            {
+                "id": user.id,
+                "username": user.username,
+                "email": user.email or "",
+                "display_name": user.display_name,
+                "role": user.role,
+                "disabled": not user.is_active,
+                "created_at": user.created_at,
+                "last_login_at": user.last_login_at,
+            }
+        )
+
+
+class UserList(BaseModel):
+    users: list[UserSummary] = Field(description="Oldest account first.")
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next page; null on the last page."
+    )
+
+
+class UserUpdate(_Strict):
+    """PATCH /v1/users/{id}: only the fields given change."""
+
+    role: Role | None = None
+    disabled: bool | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("role", "disabled")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("leave the field out to keep it; null is not a value here")
+        return value

@@ -31,6 +31,7 @@ from pluggably.users.schemas import (
     ProfileUpdate,
     RegisterRequest,
 )
+from pluggably.users.verifiers import active_account
 
 ADMIN_SYSTEM_KEY = "admin"
 
@@ -160,6 +161,8 @@ class AccountService:
         assert user is not None
         aliases = [alias.casefold() for alias in (user.username, user.email) if alias]
         self.throttle.succeeded(name, address, account=account, aliases=aliases)
+        user.last_login_at = utcnow()
+        await session.flush()
         return self.login_tokens.issue(user.id, user.login_generation), user
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
@@ -211,10 +214,7 @@ class AccountService:
         await session.flush()
 
     async def profile(self, session: AsyncSession, principal: Principal) -> User:
-        user = await UserRepository(session).get(principal.user_id)
-        if user is None or not user.is_active:
-            raise Unauthorized("The account behind this credential is disabled or gone.")
-        return user
+        return active_account(await UserRepository(session).get(principal.user_id))
 
     async def update_profile(
         self, session: AsyncSession, principal: Principal, patch: ProfileUpdate

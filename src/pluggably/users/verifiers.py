@@ -13,6 +13,7 @@ from pluggably.auth.principal import ALL_SCOPES, Principal, Scope
 from pluggably.auth.token_hash import TokenHasher
 from pluggably.db import Database, utcnow
 from pluggably.errors import Unauthorized
+from pluggably.usage.limits import Limits
 from pluggably.users.models import User
 from pluggably.users.repository import UserRepository
 
@@ -21,9 +22,13 @@ API_TOKEN_PREFIX = "plg"  # noqa: S105
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _active(user: User | None) -> User:
-    if user is None or not user.is_active:
-        raise Unauthorized("The account behind this credential is disabled or gone.")
+def active_account(user: User | None) -> User:
+    """Read on every request, never cached: disabling an account (or changing its role)
+    applies to its very next request."""
+    if user is None:
+        raise Unauthorized("The account behind this credential no longer exists.")
+    if not user.is_active:
+        raise Unauthorized("This account is disabled; ask an administrator.")
     return user
 
 
@@ -48,7 +53,7 @@ class ApiTokenVerifier:
                 raise Unauthorized("This API token has been revoked.")
             if token.expires_at is not None and token.expires_at <= now:
                 raise Unauthorized("This API token has expired; create a new one.")
-            _active(user)
+            active_account(user)
             if token.key_id != self.hasher.keyring.active.key_id:
                 moved = self.hasher.active_hash(credential)  # after a key rotation
                 token.token_hash, token.key_id = moved.token_hash, moved.key_id
@@ -62,6 +67,8 @@ class ApiTokenVerifier:
                 via="api_token",
                 credential_id=token.id,
                 credential_expires_at=token.expires_at,
+                # Stored validated at creation; most tokens have none (no parsing then).
+                limits=Limits.model_validate(token.limits) if token.limits is not None else None,
             )
 
 
@@ -75,7 +82,7 @@ class LoginTokenVerifier:
         claims = self.tokens.decode(credential)
         async with self.db.session() as session:
             repo = UserRepository(session)
-            user = _active(await repo.get(claims.user_id))
+            user = active_account(await repo.get(claims.user_id))
             if await repo.is_revoked(claims.jti):
                 raise Unauthorized("This login token has been revoked; log in again.")
         if claims.generation != user.login_generation and claims.jti != user.logins_kept_jti:
@@ -107,7 +114,7 @@ class ExternalJwtVerifier:
                         "No Pluggably account is linked to this identity; ask an administrator."
                     )
                 user = await self._provision(repo, claims.subject, claims.name)
-            _active(user)
+            active_account(user)
         return Principal(user_id=user.id, role=user.role, scopes=ALL_SCOPES, via="external_jwt")
 
     @staticmethod
