@@ -42,7 +42,7 @@ from pluggably.client.generation import (
 )
 from pluggably.client.sessions import AsyncSessionHandle, SessionHandle, Sessions
 from pluggably.client.transport import AsyncSender, SyncSender, credential_headers
-from pluggably.client.usage import UsageReports
+from pluggably.client.usage import UsageCalls
 from pluggably.generation.schemas import Accepted, GenerateRequest, GenerateResponse
 from pluggably.observability.schemas import Features, Health, Ready, Version
 from pluggably.providers.schemas import ProviderList
@@ -72,7 +72,7 @@ NAMESPACES: dict[str, type[Bound[Any]]] = {
 }
 
 
-class _Api(UsageReports[S]):
+class _Api(UsageCalls[S]):
     """The operations at the top level (the usage reports' among them), and the namespaces."""
 
     def __init__(self, sender: S) -> None:

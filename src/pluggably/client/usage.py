@@ -24,7 +24,7 @@ def _filters(
     )
 
 
-class UsageReports(Bound[S]):
+class UsageCalls(Bound[S]):
     """The usage operations, at the client's top level."""
 
     @operation("GET", "/v1/usage")
