@@ -102,7 +102,12 @@ async def test_json_text_usage_and_wire_request(
         assert (body["model"], body["provider"], body["modality"]) == (MODEL, "anthropic", "text")
         assert body["finish_reason"] == "stop"
         # 3 per message + 2 words in; "Echo: ", "hello ", "there" out.
-        assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        assert body["usage"] == {
+            "prompt_tokens": 5,
+            "completion_tokens": 3,
+            "total_tokens": 8,
+            "cost_usd": 1.6e-05,
+        }
         assert body["selection"] == only(MODEL)
         request = anthropic_sim.requests[-1]
         assert (request.method, request.path) == ("POST", "/v1/messages")
@@ -144,7 +149,12 @@ async def test_system_prompt_and_alternating_turns(
         body = response.json()
         assert body["output"]["text"] == "[system] Echo: third"
         # system 4 words; turns (3+2) + (3+1) + (3+1).
-        assert body["usage"] == {"prompt_tokens": 17, "completion_tokens": 3, "total_tokens": 20}
+        assert body["usage"] == {
+            "prompt_tokens": 17,
+            "completion_tokens": 3,
+            "total_tokens": 20,
+            "cost_usd": 2.56e-05,
+        }
         assert sent(anthropic_sim) == {
             "model": BARE,
             "max_tokens": 1024,
@@ -173,6 +183,7 @@ async def test_image_input(tmp_path: Path, database_url: str, anthropic_sim: Ant
             "prompt_tokens": 3 + 3 + 2 * 100,
             "completion_tokens": 6,
             "total_tokens": 212,
+            "cost_usd": 0.0001888,
         }
         image = {
             "type": "image",
@@ -201,6 +212,7 @@ async def test_parameters(tmp_path: Path, database_url: str, anthropic_sim: Anth
             "prompt_tokens": 7,
             "completion_tokens": 2,
             "total_tokens": 9,
+            "cost_usd": 1.36e-05,
         }
         body = sent(anthropic_sim)
         assert (body["max_tokens"], body["temperature"], body["top_p"]) == (2, 0.2, 0.9)
@@ -268,7 +280,12 @@ async def test_streaming_frames(
         complete = frames[-2]
         assert complete["event"] == "complete"
         assert complete["request_id"] == selected["request_id"]
-        assert complete["usage"] == {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}
+        assert complete["usage"] == {
+            "prompt_tokens": 4,
+            "completion_tokens": 5,
+            "total_tokens": 9,
+            "cost_usd": 2.32e-05,
+        }
         assert complete["usage"] == plain["usage"]
         assert complete["finish_reason"] == "stop"
         assert complete["selection"] == only(MODEL)
@@ -287,6 +304,7 @@ async def test_streaming_frames(
             "prompt_tokens": 4,
             "completion_tokens": 3,
             "total_tokens": 7,
+            "cost_usd": 1.52e-05,
         }
         assert capped[-1] == "[DONE]"
 

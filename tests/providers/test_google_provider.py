@@ -93,7 +93,12 @@ async def test_json_text_usage_and_key_header(
         assert body["output"]["text"] == "Echo: hello brave world"
         assert (body["model"], body["provider"], body["modality"]) == (MODEL, "google", "text")
         assert body["finish_reason"] == "stop"
-        assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+        assert body["usage"] == {
+            "prompt_tokens": 3,
+            "completion_tokens": 4,
+            "total_tokens": 7,
+            "cost_usd": 1.9e-06,
+        }
         assert body["selection"] == {
             "selected_model": MODEL,
             "selected_provider": "google",
@@ -172,7 +177,12 @@ async def test_parameters_length_stop_and_json(
         )
         body = cut.json()
         assert (body["output"]["text"], body["finish_reason"]) == ("Echo: one ", "length")
-        assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+        assert body["usage"] == {
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "total_tokens": 7,
+            "cost_usd": 1.3e-06,
+        }
         assert last_to(gemini_sim, GENERATE).body["generationConfig"] == {
             "temperature": 0.2,
             "topP": 0.9,
@@ -218,7 +228,12 @@ async def test_streaming_frames(
         complete = frames[-2]
         assert complete["event"] == "complete"
         assert complete["finish_reason"] == "stop"
-        assert complete["usage"] == {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}
+        assert complete["usage"] == {
+            "prompt_tokens": 1,
+            "completion_tokens": 5,
+            "total_tokens": 6,
+            "cost_usd": 2.1e-06,
+        }
         assert "text" not in complete["output"]
         assert frames[-1] == "[DONE]"
         record = (await client.get(f"/v1/requests/{complete['request_id']}", headers=ADMIN)).json()

@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
+from pluggably.app import create_app
 from tests.conftest import (
     ADMIN_KEY,
     assert_envelope,
@@ -25,8 +27,6 @@ from tests.conftest import (
     running,
 )
 from tests.fixtures.openai_sim import OpenAISim
-
-from pluggably.app import create_app
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 MODEL = "openai:gpt-4o-mini"

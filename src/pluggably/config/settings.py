@@ -29,7 +29,7 @@ from pluggably.config.sections import (
     ProviderSettings,
 )
 from pluggably.usage.limits import Limits
-from pluggably.usage.prices import Price
+from pluggably.usage.prices import Price, PriceKey
 
 ENV_PREFIX = "PLUGGABLY_"
 CONFIG_FILE_ENV = "PLUGGABLY_CONFIG"
@@ -242,7 +242,7 @@ class Settings(BaseSettings):
         "max_concurrent, budget_usd, budget_period, models. A user's and a token's own "
         "limits apply too; the strictest wins.",
     )
-    prices: dict[str, Price] = Field(
+    prices: dict[PriceKey, Price] = Field(
         default_factory=dict,
         description="Price overrides and additions: 'provider:model' pattern -> "
         "{input_per_mtok, output_per_mtok, per_image} in US dollars ('local:*' prices "

@@ -13,10 +13,10 @@ from pluggably.auth.principal import Principal
 from pluggably.credentials.service import CredentialSnapshot
 from pluggably.errors import GatewayError, ProviderNotConfigured, UpstreamError
 from pluggably.generation.context import cost, estimate_tokens
-from pluggably.generation.schemas import Attempt, Selection, UsageInfo
+from pluggably.generation.schemas import Attempt, Selection
 from pluggably.messages import NO_FEATURES, Features, Message
 from pluggably.observability.logging import get_logger
-from pluggably.providers.base import Credential, Usage
+from pluggably.providers.base import Credential
 from pluggably.providers.directory import ProviderDirectory
 from pluggably.providers.errors import redact
 from pluggably.routing.resolve import LOCAL, Target
@@ -147,16 +147,6 @@ def credential_for(
             f"You have no credential for {provider}: store one with POST /v1/users/provider-keys."
         )
     return credential
-
-
-def usage_info(usage: Usage | None) -> UsageInfo | None:
-    if usage is None:
-        return None
-    return UsageInfo(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-    )
 
 
 def as_gateway_error(exc: BaseException, plan: Plan, target: Target) -> GatewayError:
