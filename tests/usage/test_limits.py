@@ -380,6 +380,7 @@ async def test_two_instances_on_one_postgresql_share_the_count(
         assert Counter(r.status_code for r in responses) == {200: 10, 429: 54}
 
         await set_limits(a, alice, max_concurrent=1)
+        await asyncio.sleep(2.1)  # the other replica reads users' limits at most 2 s old
         openai_sim.delay_s = 0.6
         slow = asyncio.ensure_future(generate(a, alice, **HELLO))
         while len(openai_sim.requests_to("/v1/chat/completions")) < 11:
