@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pluggably.db import Database, migrate
 from pluggably.errors import RateLimited
@@ -136,3 +136,42 @@ async def test_a_sweep_removes_old_windows_ended_periods_and_stale_slots(
 
     await shared.sweep(NOW + timedelta(days=1))
     assert await rows(db) == (set(), set())
+
+
+async def test_a_burst_from_one_caller_leaves_the_pool_to_others(database_url: str) -> None:
+    """Another replica holds the scope's lock: this replica's admissions of that scope
+    wait in turn, holding one pool connection, not all of them."""
+    db = Database(database_url, pool_size=2)  # 2 + 2 overflow connections
+    await migrate.upgrade(db.engine)
+    shared = counters(db)
+    limit = ScopeLimits(USER, rpm=100)
+    other_replica = await db.engine.connect()
+    try:
+        transaction = await other_replica.begin()
+        await other_replica.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:scope, 0))"), {"scope": USER}
+        )
+        burst = [asyncio.ensure_future(shared.admit(ask(limit, f"req_{n}"))) for n in range(8)]
+        await asyncio.sleep(0.2)
+        async with asyncio.timeout(5), db.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        assert not any(task.done() for task in burst)
+        await transaction.commit()
+        assert len(await asyncio.gather(*burst)) == 8
+    finally:
+        await other_replica.close()
+        await db.dispose()
+
+
+async def test_a_settlement_completes_when_its_request_is_cancelled(
+    replicas: tuple[Database, Database],
+) -> None:
+    shared = counters(replicas[0])
+    admission = await shared.admit(ask(ScopeLimits(USER, max_concurrent=1), "req_a"))
+    settling = asyncio.ensure_future(shared.settle(admission, 0))
+    await asyncio.sleep(0)  # it started: the request's task is cancelled mid-write
+    settling.cancel()
+    async with asyncio.timeout(5):
+        while (await rows(replicas[0]))[1]:
+            await asyncio.sleep(0.01)
+    await shared.admit(ask(ScopeLimits(USER, max_concurrent=1), "req_b"))

@@ -19,11 +19,28 @@ then inserted under the lock unless another admission inserted it first."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Float, and_, delete, func, literal, or_, select, tuple_, union_all, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -65,6 +82,44 @@ class _Seed:
     start: datetime
 
 
+class _Turns:
+    """Admissions of one scope in this process go to PostgreSQL one at a time; the others
+    wait here. Waiting on the advisory lock instead would hold a pool connection each: a
+    burst from one caller would take the whole pool from every other request."""
+
+    def __init__(self) -> None:
+        # scope -> (its lock, admissions holding or waiting for it); gone at zero.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def taking(self, scopes: list[str]) -> AsyncIterator[None]:
+        """Hold every scope's turn; ``scopes`` sorted, as the advisory locks are."""
+        locks = [self._join(scope) for scope in scopes]
+        held = 0
+        try:
+            for lock in locks:
+                await lock.acquire()
+                held += 1
+            yield
+        finally:
+            for lock in locks[:held]:
+                lock.release()
+            for scope in scopes:
+                self._leave(scope)
+
+    def _join(self, scope: str) -> asyncio.Lock:
+        lock, users = self._locks.get(scope) or (asyncio.Lock(), 0)
+        self._locks[scope] = (lock, users + 1)
+        return lock
+
+    def _leave(self, scope: str) -> None:
+        lock, users = self._locks[scope]
+        if users == 1:
+            del self._locks[scope]
+        else:
+            self._locks[scope] = (lock, users - 1)
+
+
 class PostgresCounters:
     def __init__(
         self, db: Database, spend_since: SpendSince, *, slot_ttl_s: float = SLOT_TTL_S
@@ -74,8 +129,13 @@ class PostgresCounters:
         self.slot_ttl_s = slot_ttl_s
         # The same pool without BEGIN/COMMIT: statements that stand alone cost one trip.
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._turns = _Turns()
 
     async def admit(self, ask: Ask) -> Admission:
+        async with self._turns.taking(sorted(limit.scope for limit in ask.limits)):
+            return await self._admit(ask)
+
+    async def _admit(self, ask: Ask) -> Admission:
         seeds: dict[_Seed, float] = {}
         while True:
             async with self.db.engine.begin() as conn:
@@ -125,28 +185,11 @@ class PostgresCounters:
         if admission.settled:
             return
         admission.settled = True
-        moved = tokens - admission.tokens
-        tpm = [limit.scope for limit in admission.limits if limit.tpm is not None and moved]
-        held = [limit.scope for limit in admission.limits if limit.max_concurrent is not None]
-        tokens_back = None
-        if tpm:
-            tokens_back = (
-                update(LimitCounter)
-                .where(
-                    LimitCounter.scope.in_(tpm),
-                    LimitCounter.kind == "tpm",
-                    LimitCounter.window_start == admission.minute,
-                )
-                .values(value=LimitCounter.value + moved)
-            )
-        slots_back = None
-        if held:
-            slots_back = delete(LimitSlot).where(
-                LimitSlot.request_id == admission.request_id, LimitSlot.scope.in_(held)
-            )
-        if tokens_back is not None or slots_back is not None:
-            async with self._autocommit.connect() as conn:
-                await _run(conn, tokens_back, slots_back)
+        statements = (_tokens_back(admission, tokens), _slots_back(admission))
+        if any(statement is not None for statement in statements):
+            # Done even when the request's task is cancelled: a slot left behind would
+            # count against the caller until its TTL.
+            await asyncio.shield(self._write(*statements))
 
     async def spend(self, scopes: tuple[str, ...], cost_usd: float, now: datetime) -> None:
         if not scopes or not cost_usd:
@@ -160,8 +203,7 @@ class PostgresCounters:
             )
             .values(value=LimitCounter.value + cost_usd)
         )
-        async with self._autocommit.connect() as conn:
-            await conn.execute(grow)
+        await asyncio.shield(self._write(grow))
 
     async def sweep(self, now: datetime) -> None:
         """Rates of minutes before the last (a late settlement may still move the last
@@ -174,12 +216,39 @@ class PostgresCounters:
             for p in PERIODS
         ]
         stale = LimitSlot.taken_at < now - timedelta(seconds=self.slot_ttl_s)
+        await self._write(
+            delete(LimitCounter).where(or_(rates, *budgets)), delete(LimitSlot).where(stale)
+        )
+
+    async def _write(self, *statements: UpdateBase | None) -> None:
         async with self._autocommit.connect() as conn:
-            await _run(
-                conn,
-                delete(LimitCounter).where(or_(rates, *budgets)),
-                delete(LimitSlot).where(stale),
-            )
+            await _run(conn, *statements)
+
+
+def _tokens_back(admission: Admission, tokens: int) -> UpdateBase | None:
+    """tpm of the admission's minute moves from its estimate to what it used."""
+    moved = tokens - admission.tokens
+    scopes = [limit.scope for limit in admission.limits if limit.tpm is not None]
+    if not moved or not scopes:
+        return None
+    return (
+        update(LimitCounter)
+        .where(
+            LimitCounter.scope.in_(scopes),
+            LimitCounter.kind == "tpm",
+            LimitCounter.window_start == admission.minute,
+        )
+        .values(value=LimitCounter.value + moved)
+    )
+
+
+def _slots_back(admission: Admission) -> UpdateBase | None:
+    scopes = [limit.scope for limit in admission.limits if limit.max_concurrent is not None]
+    if not scopes:
+        return None
+    return delete(LimitSlot).where(
+        LimitSlot.request_id == admission.request_id, LimitSlot.scope.in_(scopes)
+    )
 
 
 async def _lock(conn: AsyncConnection, scopes: list[str]) -> None:
@@ -234,41 +303,58 @@ def _counted(ask: Ask, found: Found) -> dict[str, Counted]:
     return out
 
 
-def _seed_rows(seeds: dict[_Seed, float]) -> UpdateBase:
+Row = tuple[str, str, int, float]  # scope, kind, window_start, value
+COUNTER_COLUMNS = ("scope", "kind", "window_start", "value")
+
+
+def _counter_rows(rows: list[Row]) -> Insert:
+    """An insert of these rows, of one shape whatever their number (unnest over arrays):
+    a multi-row VALUES is compiled again for every statement, this is compiled once."""
+    scopes, kinds, windows, values = (list(column) for column in zip(*rows, strict=True))
+    source = (
+        func.unnest(
+            bindparam(None, scopes, ARRAY(String)),
+            bindparam(None, kinds, ARRAY(String)),
+            bindparam(None, windows, ARRAY(BigInteger)),
+            bindparam(None, values, ARRAY(Float)),
+        )
+        .table_valued(*COUNTER_COLUMNS)
+        .render_derived()
+    )
+    return insert(LimitCounter).from_select(COUNTER_COLUMNS, select(source))
+
+
+def _seed_rows(seeds: dict[_Seed, float]) -> Insert:
     rows = [
-        {
-            "scope": seed.scope,
-            "kind": budget_kind(seed.period),
-            "window_start": int(seed.start.timestamp()),
-            "value": spent,
-        }
+        (seed.scope, budget_kind(seed.period), int(seed.start.timestamp()), spent)
         for seed, spent in seeds.items()
     ]
-    return insert(LimitCounter).values(rows).on_conflict_do_nothing()
+    return _counter_rows(rows).on_conflict_do_nothing()
 
 
-def _count_rows(ask: Ask) -> UpdateBase | None:
+def _count_rows(ask: Ask) -> Insert | None:
     """This request's +1 request and +estimate tokens, for the scopes that limit them."""
     minute = minute_of(ask.now)
     rows = [
-        {"scope": limit.scope, "kind": kind, "window_start": minute, "value": float(value)}
+        (limit.scope, kind, minute, float(value))
         for limit in ask.limits
         for kind, limited, value in (("rpm", limit.rpm, 1), ("tpm", limit.tpm, ask.tokens))
         if limited is not None
     ]
     if not rows:
         return None
-    upsert = insert(LimitCounter).values(rows)
+    upsert = _counter_rows(rows)
     return upsert.on_conflict_do_update(
         index_elements=[LimitCounter.scope, LimitCounter.kind, LimitCounter.window_start],
         set_={"value": LimitCounter.value + upsert.excluded.value},
     )
 
 
-def _slot_rows(ask: Ask) -> UpdateBase | None:
-    rows = [
-        {"request_id": ask.request_id, "scope": limit.scope, "taken_at": ask.now}
-        for limit in ask.limits
-        if limit.max_concurrent is not None
-    ]
-    return insert(LimitSlot).values(rows).on_conflict_do_nothing() if rows else None
+def _slot_rows(ask: Ask) -> Insert | None:
+    scopes = [limit.scope for limit in ask.limits if limit.max_concurrent is not None]
+    if not scopes:
+        return None
+    scope = func.unnest(bindparam(None, scopes, ARRAY(String)))
+    rows = select(literal(ask.request_id, String), scope, literal(ask.now, LimitSlot.taken_at.type))
+    columns = ("request_id", "scope", "taken_at")
+    return insert(LimitSlot).from_select(columns, rows).on_conflict_do_nothing()
