@@ -20,9 +20,13 @@ async def _reports(container: ContainerDep) -> UsageReports:
 
 Reports = Annotated[UsageReports, Depends(_reports)]
 Filters = Annotated[UsageQuery, Query()]
-# 403: another user's usage, for a caller who is not an administrator; 404: an
-# administrator named a user who does not exist.
-REPORT_ERRORS = error_responses(404)
+REPORT_ERRORS = error_responses(403, 404)
+REPORT_ERRORS[403]["description"] = (
+    "`forbidden`: another user's usage (`user_id`) asked by a caller who is not an "
+    "administrator (a role matter, so 403 rather than 404), or a credential without "
+    "the read scope"
+)
+REPORT_ERRORS[404]["description"] = "`not_found`: an administrator named a user that does not exist"
 CSV_ANSWER = {
     "content": {"text/csv": {"schema": {"type": "string"}}},
     "description": "A header row (key, name, requests, errors, prompt_tokens, "
