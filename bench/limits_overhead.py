@@ -20,7 +20,12 @@ call), and how many CPUs other processes kept busy (the machine's busy CPU time 
 ours), since other work on the machine adds noise that the interleaving spreads evenly.
 
 Run:  .venv/bin/python bench/limits_overhead.py [--rounds 2000] [--runs 3]
-      [--database sqlite|postgresql] [--out bench/results]
+      [--database sqlite|postgresql] [--out bench/results] [--src PATH] [--control]
+--control: an A/A run, B without limits too: what the setup measures between two
+identical gateways (its bias and noise), to read the A/B numbers against.
+--src: both gateways run that src folder instead of this checkout's (a git worktree of a
+commit: `git worktree add /tmp/at HEAD`, then --src /tmp/at/src), so edits in progress in
+this checkout cannot change a run; the results name that tree's commit.
 --database postgresql: both gateways on PostgreSQL, each on a fresh database (dropped
 afterwards) of the server in $PLUGGABLY_TEST_POSTGRES_URL; there the limit counters are
 shared tables (one transaction per admission), so expect more cost than SQLite's
@@ -77,7 +82,9 @@ LABELS = {"ttft": "TTFT", "whole": "whole stream", "json": "JSON"}
 class Gateway(ov.Gateway):
     """bench/overhead.py's gateway, on the database given (None: SQLite in its data dir)."""
 
-    def __init__(self, upstream_url: str, tmp: Path, database_url: str | None) -> None:
+    def __init__(
+        self, upstream_url: str, tmp: Path, database_url: str | None, src: Path | None
+    ) -> None:
         self.database_url = database_url or f"sqlite+aiosqlite:///{tmp / 'data/pluggably.db'}"
         port = ov._free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGGABLY_")}
@@ -93,6 +100,8 @@ class Gateway(ov.Gateway):
         }
         if database_url:
             env["PLUGGABLY_DATABASE_URL"] = database_url
+        if src is not None:  # before the venv's editable path to this checkout's src
+            env["PYTHONPATH"] = str(src)
         self.log = tmp / "gateway.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -191,10 +200,13 @@ async def _rate_headers(client: httpx.AsyncClient) -> dict[str, dict[str, str]]:
     return found
 
 
-def _check_headers(before: dict[str, dict[str, dict[str, str]]]) -> None:
+def _check_headers(before: dict[str, dict[str, dict[str, str]]], control: bool) -> None:
     for mode in ("json", "stream"):
         assert before[A][mode] == {}, f"A's {mode} answer has {before[A][mode]}"
-        assert "x-ratelimit-limit-requests" in before[B][mode], f"B's {mode}: {before[B][mode]}"
+        if control:
+            assert before[B][mode] == {}, f"B's {mode} answer has {before[B][mode]}"
+        else:
+            assert "x-ratelimit-limit-requests" in before[B][mode], f"B's {mode}: {before[B]}"
 
 
 def _counted(before: dict[str, str], after: dict[str, str]) -> bool:
@@ -309,7 +321,7 @@ def _stats(samples: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     return {"ms": table, "b_minus_a_ms": diff}
 
 
-async def _one_run(database: str, rounds: int) -> dict[str, Any]:
+async def _one_run(database: str, rounds: int, src: Path | None, control: bool) -> dict[str, Any]:
     """Fresh upstream, gateways (and databases), the checks, the rounds."""
     upstream = ov.Upstream("fast", 0)
     tmp = Path(tempfile.mkdtemp())
@@ -322,8 +334,8 @@ async def _one_run(database: str, rounds: int) -> dict[str, Any]:
                 url = await _create_database(os.environ[PG_ENV])
                 databases.append(url)
             (tmp / name).mkdir()
-            gateways[name] = Gateway(upstream.base_url, tmp / name, url)
-        return await _measure(upstream, gateways, rounds)
+            gateways[name] = Gateway(upstream.base_url, tmp / name, url, src)
+        return await _measure(upstream, gateways, rounds, control)
     finally:
         for gateway in gateways.values():
             gateway.close()
@@ -343,7 +355,7 @@ async def _processes(
 
 
 async def _measure(
-    upstream: ov.Upstream, gateways: dict[str, Gateway], rounds: int
+    upstream: ov.Upstream, gateways: dict[str, Gateway], rounds: int, control: bool
 ) -> dict[str, Any]:
     direct = httpx.AsyncClient(
         base_url=upstream.base_url, headers={"Authorization": f"Bearer {ov.API_KEY}"}
@@ -353,9 +365,9 @@ async def _measure(
         for name, g in gateways.items()
     }
     try:
-        how = await _set_limits(clients[B], gateways[B])
+        how = CONTROL if control else await _set_limits(clients[B], gateways[B])
         before = {name: await _rate_headers(client) for name, client in clients.items()}
-        _check_headers(before)
+        _check_headers(before, control)
         calls = _calls(direct, clients)
         await _rounds(calls, 0, WARMUP_ROUNDS)  # not kept
         cpu = Cpu(await _processes(upstream, gateways))
@@ -366,7 +378,7 @@ async def _measure(
     finally:
         for client in (direct, *clients.values()):
             await client.aclose()
-    counted = _counted(before[B]["json"], after["json"])
+    counted = None if control else _counted(before[B]["json"], after["json"])
     return _stats(samples) | {
         "cpu": used,
         "limits_set_via": how,
@@ -376,6 +388,21 @@ async def _measure(
 
 
 # -- results -------------------------------------------------------------------------------
+def _git(src: Path | None) -> dict[str, Any]:
+    """The commit the gateways ran from, and whether their sources differed from it."""
+    tree = src.resolve().parent if src else ov.ROOT
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=tree, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "tree": str(tree),
+        "commit": git("rev-parse", "HEAD") or None,
+        "src_dirty": bool(git("status", "--porcelain", "src")),
+    }
+
+
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     p50 = {m: [run["b_minus_a_ms"][m]["p50"] for run in runs] for m in METRICS}
     return {
@@ -389,7 +416,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def _section(args: argparse.Namespace, runs: list[dict[str, Any]], meta: dict[str, Any]) -> Any:
     from pluggably import __version__
 
-    git = ov._git()
+    git = _git(args.src)
     return {
         "date": meta["date"],
         "command": shlex.join([".venv/bin/python", "bench/limits_overhead.py", *sys.argv[1:]]),
@@ -402,8 +429,13 @@ def _section(args: argparse.Namespace, runs: list[dict[str, Any]], meta: dict[st
             "platform": platform.platform(),
             "load_average_before": meta["load"],
         },
-        "options": {"rounds": args.rounds, "runs": args.runs, "warmup_rounds": WARMUP_ROUNDS},
-        "limits": LIMITS,
+        "options": {
+            "rounds": args.rounds,
+            "runs": args.runs,
+            "warmup_rounds": WARMUP_ROUNDS,
+            "control": args.control,
+        },
+        "limits": None if args.control else LIMITS,
         "runs": runs,
         "summary": _summary(runs),
         "elapsed_s": round(time.perf_counter() - meta["began"], 1),
@@ -448,6 +480,13 @@ def _latency_rows(section: dict[str, Any]) -> list[str]:
 
 def _checks(section: dict[str, Any]) -> str:
     first = section["runs"][0]
+    if first["limits_set_via"] == CONTROL:
+        return (
+            "Control run (--control): B has no limits either, so B - A shows what this "
+            "setup measures between two identical gateways (its bias and noise). Checked in "
+            "every run before the rounds: neither gateway's JSON or stream answer carries an "
+            "x-ratelimit-* header."
+        )
     headers = first["rate_headers"]
     b_json, after = headers[B]["json"], headers[f"{B} after the rounds"]["json"]
     went_down = all(run["b_counted"] for run in section["runs"])
@@ -464,6 +503,19 @@ def _checks(section: dict[str, Any]) -> str:
 
 
 TITLES = {"sqlite": "SQLite (the default)", "postgresql": "PostgreSQL"}
+CONTROL = "none: a control run (A/A), B has no limits either"
+CONTROL_KEY = " control"
+
+
+def _sections() -> dict[str, str]:
+    """Section keys in limits-overhead.json, in the order the markdown shows them."""
+    out = {}
+    for key, title in TITLES.items():
+        out[key] = title
+        out[key + CONTROL_KEY] = f"{title}: control, A/A (neither gateway has limits)"
+    return out
+
+
 INTRO = (
     "# Limits overhead at concurrency 1 (issue #19)\n\n"
     "Goal: with a limit set on the caller, concurrency-1 added latency within "
@@ -480,7 +532,7 @@ INTRO = (
 )
 
 
-def _section_markdown(database: str, s: dict[str, Any]) -> list[str]:
+def _section_markdown(title: str, s: dict[str, Any]) -> list[str]:
     m, g, summary = s["machine"], s["git"], s["summary"]
     commit = (g["commit"] or "?")[:10] + (", src modified" if g["src_dirty"] else "")
     if g.get("changed_during_run"):
@@ -491,7 +543,7 @@ def _section_markdown(database: str, s: dict[str, Any]) -> list[str]:
     )
     verdict = "PASS" if summary["pass"] else "FAIL"
     return [
-        f"## {TITLES[database]}",
+        f"## {title}",
         "",
         f"{s['date']} · pluggably {s['pluggably']} (commit {commit}) · {m['cpus']} CPUs "
         f"({m['cpu_model']}) · Python {m['python']} · {m['platform']} · load average before "
@@ -504,8 +556,12 @@ def _section_markdown(database: str, s: dict[str, Any]) -> list[str]:
         "",
         *_run_rows(s),
         "",
-        f"B - A at p50 over the runs: {ranges}. Goal (|B - A| ≤ {GOAL_MS} ms at p50, every "
-        f"metric, every run): {verdict}.",
+        f"B - A at p50 over the runs: {ranges}. "
+        + (
+            "(A control: no goal.)"
+            if s["options"]["control"]
+            else f"Goal (|B - A| ≤ {GOAL_MS} ms at p50, every metric, every run): {verdict}."
+        ),
         "",
         "Every target, every run:",
         "",
@@ -514,17 +570,17 @@ def _section_markdown(database: str, s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _write(out: Path, database: str, section: dict[str, Any]) -> str:
+def _write(out: Path, key: str, section: dict[str, Any]) -> str:
     path = out / "limits-overhead.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results = {"benchmark": "limits_overhead", "goal_ms": GOAL_MS} | results
-    results[database] = section
+    results[key] = section
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     lines = [INTRO]
-    for name in TITLES:
+    for name, title in _sections().items():
         if name in results:
-            lines += _section_markdown(name, results[name])
+            lines += _section_markdown(title, results[name])
     md = "\n".join(lines)
     (out / "limits-overhead.md").write_text(md)
     return md
@@ -536,22 +592,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database", choices=tuple(TITLES), default="sqlite")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--control", action="store_true", help="A/A: B without limits too (the setup's noise)"
+    )
+    parser.add_argument(
+        "--src",
+        type=Path,
+        help="run both gateways from this src folder (e.g. of a git worktree at a commit, "
+        "so that edits in progress in this checkout do not change the run)",
+    )
     args = parser.parse_args()
     if args.database == "postgresql" and not os.environ.get(PG_ENV):
         parser.error(f"--database postgresql needs {PG_ENV} (postgresql+asyncpg://…/postgres)")
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": ov._git(),
+        "git": _git(args.src),
         "load": [round(x, 2) for x in os.getloadavg()],
         "began": time.perf_counter(),
     }
     runs = []
     for i in range(args.runs):
-        runs.append(asyncio.run(_one_run(args.database, args.rounds)))
+        runs.append(asyncio.run(_one_run(args.database, args.rounds, args.src, args.control)))
         d = runs[-1]["b_minus_a_ms"]
         shown = ", ".join(f"{LABELS[m]} {_signed(d[m]['p50'])}" for m in METRICS)
         print(f"run {i + 1}: B - A at p50 {shown} ms", file=sys.stderr, flush=True)
-    print(_write(args.out, args.database, _section(args, runs, meta)))
+    key = args.database + (CONTROL_KEY if args.control else "")
+    print(_write(args.out, key, _section(args, runs, meta)))
 
 
 if __name__ == "__main__":
