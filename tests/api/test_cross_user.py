@@ -74,6 +74,12 @@ OWNED = [
 
 ADMIN_ONLY = [
     Call("GET", "/metrics"),
+    Call("GET", "/v1/users"),
+    Call("GET", "/v1/users/{user_id}"),
+    Call("PATCH", "/v1/users/{user_id}", {"disabled": True}),
+    Call("GET", "/v1/users/{user_id}/limits"),
+    Call("PUT", "/v1/users/{user_id}/limits", {"rpm": 1}),
+    Call("PATCH", "/v1/users/{user_id}/limits", {"rpm": 1}),
     Call("GET", "/v1/users/invites"),
     Call("POST", "/v1/users/invites", {}),
     Call("DELETE", "/v1/users/invites/{invite_id}"),
@@ -113,6 +119,8 @@ SELF = [
     Call("GET", "/v1/sessions"),
     Call("GET", "/v1/sessions", query="?status=active&limit=200"),
     Call("POST", "/v1/generate", GEN),
+    Call("GET", "/v1/usage", query="?group_by=token"),
+    Call("GET", "/v1/usage.csv", query="?group_by=user"),
     Call("GET", "/v1/features"),
     Call("GET", "/v1/providers"),
     Call("GET", "/v1/models"),
@@ -264,6 +272,7 @@ async def _build(client: httpx.AsyncClient) -> World:
             "model_id": "nothing/here",
             "job_id": "job-does-not-exist",
             "response_id": stored["id"],
+            "user_id": (await _ok(await client.get("/v1/users/me", headers=alice)))["id"],
         },
     )
 
