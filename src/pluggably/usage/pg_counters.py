@@ -5,7 +5,9 @@ An admission is one transaction: a transaction-level advisory lock per scope, ta
 sorted order (two admissions never hold one each and wait for the other's), then one
 read of the scopes' counts, the shared ``check``, and one write. A commit is visible
 before its locks are released, so the next admission of a scope, on any replica,
-reads every count before it: no two admissions can both take the last unit.
+reads every count before it: no two admissions can both take the last unit. In one
+process, admissions of a scope take turns before that (``_Turns``), so those waiting
+hold no pool connection.
 
 Settlement, spend and the sweep only change counts, one statement each, outside any
 transaction of their own: they need no lock. A settlement landing between an
@@ -13,9 +15,9 @@ admission's read and write makes that admission stricter (it read more tokens); 
 spend landing there counts from the next admission on.
 
 A budget row missing for its period is seeded from the request records. The seed is
-read with no lock and no connection held (the read takes a pool connection of its own,
-and a pool full of admissions waiting on the lock would starve the one holding it),
-then inserted under the lock unless another admission inserted it first."""
+read between transactions (no advisory lock held for other replicas to wait on, and an
+admission never needs two pool connections at once), then inserted under the lock
+unless another admission inserted it first."""
 
 from __future__ import annotations
 
