@@ -104,9 +104,10 @@ def wider_fields(token: Limits, owner: Limits) -> list[str]:
 
 
 def strictest(*levels: Limits | None) -> Limits:
-    """One Limits with the smallest number of each field and every allow-list's
-    intersection approximated by the caller checking each list (see ``Levels``).
-    Used to describe an owner's effective limits (a token may not exceed them)."""
+    """One Limits describing what every level together allows: the smallest number of
+    each field, the tightest budget, and the allow-lists' common part (a pattern of any
+    list that every list allows: "openai:gpt-4o*" under "openai:*"). Describes an
+    owner's effective limits, which a token may not exceed."""
     out: dict[str, object] = {}
     present = [level for level in levels if level is not None]
     for name in ("rpm", "tpm", "max_concurrent"):
@@ -119,8 +120,8 @@ def strictest(*levels: Limits | None) -> Limits:
         out["budget_usd"], out["budget_period"] = tightest.budget_usd, tightest.period
     lists = [level.models for level in present if level.models is not None]
     if lists:
-        # Patterns of the first list that every other list also allows.
-        out["models"] = [p for p in lists[0] if all(allows_model(other, p) for other in lists[1:])]
+        common = [p for mine in lists for p in mine if all(allows_model(o, p) for o in lists)]
+        out["models"] = list(dict.fromkeys(common))
     return Limits.model_validate(out)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pluggably.config import Settings
 from pluggably.errors import Conflict, NotFound
 from pluggably.sessions.paging import decode_cursor
-from pluggably.usage.limits import Limits, allows_model, strictest
+from pluggably.usage.limits import Limits, strictest
 from pluggably.users.models import User
 from pluggably.users.repository import UserRepository
 from pluggably.users.schemas import UserList, UserQuery, UserSummary, UserUpdate
@@ -33,22 +33,10 @@ def to_column(limits: Limits) -> dict[str, Any] | None:
     return limits.model_dump(mode="json", exclude_none=True) or None
 
 
-def narrowest(*levels: Limits | None) -> Limits:
-    """``strictest`` of the levels, with the allow-lists' exact common part: strictest()
-    keeps patterns of the first list only, where a pattern of any list that every other
-    list allows is allowed by all ("openai:gpt-4o*" under "openai:*")."""
-    effective = strictest(*levels)
-    lists = [level.models for level in levels if level is not None and level.models is not None]
-    if len(lists) > 1:
-        common = [p for mine in lists for p in mine if all(allows_model(o, p) for o in lists)]
-        effective.models = list(dict.fromkeys(common))
-    return effective
-
-
 def effective_limits(user: User, default: Limits | None) -> Limits:
     """What bounds ``user``: the server default (not for administrators) and their own
     limits, the strictest of each. A token of theirs may not be wider."""
-    return narrowest(None if user.role == "admin" else default, stored_limits(user.limits))
+    return strictest(None if user.role == "admin" else default, stored_limits(user.limits))
 
 
 def encode_cursor(last: User) -> str:

@@ -12,8 +12,8 @@ from pluggably.auth.principal import Principal
 from pluggably.auth.token_hash import TokenHasher
 from pluggably.db import utcnow
 from pluggably.errors import Forbidden, InvalidParameter, NotFound
-from pluggably.usage.limits import Limits, wider_fields
-from pluggably.users.admin import effective_limits, narrowest, to_column
+from pluggably.usage.limits import Limits, strictest, wider_fields
+from pluggably.users.admin import effective_limits, to_column
 from pluggably.users.models import ApiToken
 from pluggably.users.repository import UserRepository
 from pluggably.users.schemas import TokenCreate
@@ -41,7 +41,7 @@ class TokenService:
             await self._check_narrower(session, principal, limits, default_limits)
         if principal.limits is not None:
             # Made with a limited token: the new one keeps that token's limits too.
-            limits = narrowest(principal.limits, limits)
+            limits = strictest(principal.limits, limits)
         secret = self.hasher.new(API_TOKEN_PREFIX)
         token = ApiToken(
             user_id=principal.user_id,
@@ -64,7 +64,7 @@ class TokenService:
         (if any), bound the new token's. A field the token leaves unset is not wider:
         the owner's limit keeps applying to every request of theirs."""
         owner = active_account(await UserRepository(session).get(principal.user_id))
-        bound = narrowest(effective_limits(owner, default), principal.limits)
+        bound = strictest(effective_limits(owner, default), principal.limits)
         given = limits.model_dump(exclude_none=True)
         if "budget_usd" in given:
             given["budget_period"] = limits.period
