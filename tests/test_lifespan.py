@@ -19,11 +19,12 @@ async def test_defaults_expire_artifacts_and_unload_idle_models(
     tmp_path: Path, database_url: str
 ) -> None:
     # keep_alive_s 300 s by default: its pass runs every 5 s (a quarter, at most 5 s);
-    # stored responses are kept 30 days, checked hourly.
+    # stored responses are kept 30 days, checked hourly; limits' counters swept a minute.
     assert await _schedule(tmp_path, database_url) == {
         "artifact_cleanup": 300,
         "idle_unload": 5.0,
         "response_retention": 3600,
+        "limit_sweep": 60.0,
     }
 
 
@@ -38,4 +39,9 @@ async def test_retention_settings_add_their_passes(tmp_path: Path, database_url:
         artifact_cleanup_interval_s=60,
         responses_retention_days=None,
     )
-    assert schedule == {"artifact_cleanup": 60, "session_retention": 600, "storage_cleanup": 120}
+    assert schedule == {
+        "artifact_cleanup": 60,
+        "session_retention": 600,
+        "storage_cleanup": 120,
+        "limit_sweep": 60.0,  # limits' counters, whatever the settings
+    }
