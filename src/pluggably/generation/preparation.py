@@ -35,7 +35,7 @@ from pluggably.routing.cooldown import Cooldowns
 from pluggably.routing.resolve import LOCAL, Router, Target, modality_of
 from pluggably.runtimes.base import ModelSpec
 from pluggably.runtimes.factory import check_available
-from pluggably.usage.limiter import Limiter, estimate
+from pluggably.usage.limiter import Levels, Limiter, estimate
 
 log = get_logger("pluggably.generation")
 
@@ -112,21 +112,35 @@ class Preparation:
             plan.parameters = await self._parameters(session, plan, body, local_row)
             if turn is not None and plan.modality == "text":
                 plan.messages = self._fit(plan.messages, plan.targets[0], plan.parameters)
-            request_id = new_id("req")
-            if levels.any():  # the last check: nothing after it refuses but the session's
-                tokens = estimate(plan.prompt_estimate(), plan.texts, plan.parameters)
-                plan.admission = await self.limiter.admit(levels, request_id, tokens)
-            if turn is not None:
-                try:
-                    await self.turns.accept(session, turn, body, plan.modality)
-                except BaseException:
-                    await self.limiter.release(plan.admission)
-                    raise
+            request_id = await self._admit(session, plan, levels, turn, body)
         plan.request_id = self.records.start(
             principal.user_id, plan.modality, body.stream, principal.token_id, request_id
         )
         plan.turn, plan.started = turn, time.perf_counter()  # timings count from here
         return plan
+
+    async def _admit(
+        self,
+        session: AsyncSession,
+        plan: Plan,
+        levels: Levels,
+        turn: Turn | None,
+        body: GenerateRequest,
+    ) -> str:
+        """The request's id, once the caller's limits admit it (the last check: nothing
+        after it refuses but the session's storage bound, which gives the slot back) and
+        the session has taken its new turns."""
+        request_id = new_id("req")
+        if levels.any():
+            tokens = estimate(plan.prompt_estimate(), plan.texts, plan.parameters)
+            plan.admission = await self.limiter.admit(levels, request_id, tokens)
+        if turn is not None:
+            try:
+                await self.turns.accept(session, turn, body, plan.modality)
+            except BaseException:
+                await self.limiter.release(plan.admission)
+                raise
+        return request_id
 
     async def _embedders(
         self, session: AsyncSession, plan: Plan, body: GenerateRequest
