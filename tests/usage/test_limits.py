@@ -389,3 +389,26 @@ async def test_two_instances_on_one_postgresql_share_the_count(
         detail = assert_envelope(other, 429, "rate_limited")
         assert "1 requests at once" in detail["message"]
         assert (await slow).status_code == 200
+
+
+async def test_a_stream_closed_before_it_started_gives_its_slot_back(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """A client that goes away before its stream's body is read: the request ends as
+    cancelled and its concurrency slot is free for the next one."""
+    from pluggably.auth.principal import ALL_SCOPES, Principal
+    from pluggably.generation.schemas import GenerateRequest
+
+    app = limits_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        alice = await new_user(client, "alice")
+        uid = await user_id(client, alice)
+        await set_limits(client, alice, max_concurrent=1)
+        service = app.state.container.generation
+        principal = Principal(user_id=uid, role="user", scopes=ALL_SCOPES, via="login")
+        plan = await service.prepare(principal, GenerateRequest(**HELLO, stream=True))
+        assert_envelope(await generate(client, alice, **HELLO), 429, "rate_limited")
+        await service.stream(plan).aclose()  # never iterated
+        record = await client.get(f"/v1/requests/{plan.request_id}", headers=alice)
+        assert record.json()["status"] == "cancelled"
+        assert (await generate(client, alice, **HELLO)).status_code == 200

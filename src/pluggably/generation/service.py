@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -164,7 +164,13 @@ class GenerationService:
             await self.outcomes.all_failed(plan, exc)
             raise
 
-    async def stream(self, plan: Plan) -> AsyncIterator[Event]:
+    def stream(self, plan: Plan) -> AsyncIterator[Event]:
+        """The generation's events. Closing the stream before its first event (its
+        client went away before the body was read) still ends the request: its record
+        says cancelled and its limits give back what they counted."""
+        return _PlanStream(self._stream(plan), lambda: self.outcomes.stream_cancelled(plan, ""))
+
+    async def _stream(self, plan: Plan) -> AsyncGenerator[Event, None]:
         live = self.live.open(plan.request_id, plan.principal.user_id)
         live.task = asyncio.current_task()
         status = "cancelled"
@@ -190,6 +196,31 @@ class GenerationService:
                 if status == "cancelled":  # the client went away, or POST …/cancel
                     await self.outcomes.stream_cancelled(plan, live.partial_text)
             self.live.close(plan.request_id, status)
+
+
+class _PlanStream:
+    """An async iterator over a plan's events whose ``aclose`` ends the plan even when
+    the generator never started (closing an unstarted generator runs none of its
+    ``finally``)."""
+
+    def __init__(
+        self, events: AsyncGenerator[Event, None], unstarted: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._events, self._unstarted, self._started = events, unstarted, False
+
+    def __aiter__(self) -> _PlanStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        self._started = True
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        if not self._started:
+            self._started = True
+            with anyio.CancelScope(shield=True):
+                await self._unstarted()
+        await self._events.aclose()
 
 
 async def _close_quietly(events: AsyncGenerator[Event, None], request_id: str) -> None:
