@@ -5,6 +5,7 @@ headers; exact admission under concurrency; one count through every surface."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections import Counter
@@ -412,3 +413,46 @@ async def test_a_stream_closed_before_it_started_gives_its_slot_back(
         record = await client.get(f"/v1/requests/{plan.request_id}", headers=alice)
         assert record.json()["status"] == "cancelled"
         assert (await generate(client, alice, **HELLO)).status_code == 200
+
+
+def test_a_stream_cut_short_still_counts_what_it_used(
+    tmp_path: Path, free_port: int, openai_sim: OpenAISim
+) -> None:
+    """Through a real server: a client leaving before the final usage chunk does not
+    escape tpm or a budget; the prompt and the text written so far count, estimated."""
+    from tests.generation.test_generate import serve_with
+    from tests.serving.test_serve import stop_server
+
+    openai_sim.set_reply("gpt-4o-mini", " ".join(f"w{i}" for i in range(200)))
+    openai_sim.token_delay_s = 0.05
+    proc, log_path = serve_with(tmp_path, free_port, openai_sim)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{free_port}", timeout=10) as client:
+            me = client.get("/v1/users/me", headers=ADMIN).json()["id"]
+            put = client.put(f"/v1/users/{me}/limits", json={"tpm": 5000}, headers=ADMIN)
+            assert put.status_code == 200, put.text
+            prompt = {"prompt": "tell me a long story " * 20}
+            body = {"model": MODEL, "input": prompt, "stream": True}
+            request_id = ""
+            with client.stream("POST", "/v1/generate", json=body, headers=ADMIN) as stream:
+                for line in stream.iter_lines():
+                    frame = json.loads(line[6:]) if line.startswith("data: {") else {}
+                    request_id = request_id or frame.get("request_id", "")
+                    if "choices" in frame:
+                        break  # the client goes away after the first words
+            for _ in range(100):
+                record = client.get(f"/v1/requests/{request_id}", headers=ADMIN).json()
+                if record["status"] != "running":
+                    break
+                time.sleep(0.05)
+            assert record["status"] == "cancelled"
+            totals = client.get("/v1/usage", headers=ADMIN).json()["totals"]
+            assert totals["prompt_tokens"] > 60  # the long prompt, estimated
+            assert totals["completion_tokens"] >= 1
+            assert totals["cost_usd"] > 0
+            openai_sim.token_delay_s = 0.0
+            after = client.post("/v1/generate", json=HELLO, headers=ADMIN)
+            remaining = int(after.headers["x-ratelimit-remaining-tokens"])
+            assert remaining < 5000 - totals["prompt_tokens"]
+    finally:
+        stop_server(proc, log_path)

@@ -10,6 +10,7 @@ from typing import Any
 from pluggably.artifacts.service import ArtifactService
 from pluggably.db import Database
 from pluggably.errors import GatewayError, ProviderNotConfigured
+from pluggably.generation.context import estimate_tokens
 from pluggably.generation.cooling import cooldown_key
 from pluggably.generation.outputs import build_output, text_output
 from pluggably.generation.plan import Plan, first_commercial
@@ -137,21 +138,41 @@ class Outcomes:
         completion = Completion(text=partial or None, finish_reason="cancelled")
         output = Output(text=completion.text)
         response = self.response(plan, target, completion, output)
+        usage, cost = self._estimate(plan, target, partial)
         await self.finish(
-            plan, status="cancelled", target=target, response=response.model_dump(mode="json")
+            plan,
+            status="cancelled",
+            target=target,
+            response=response.model_dump(mode="json"),
+            usage=usage,
+            cost_usd=cost,
         )
         await self.record_turn(plan, target, output, "cancelled")
         return response
 
     async def stream_cancelled(self, plan: Plan, partial: str) -> None:
         """A stream cancelled (its client went away, or POST …/cancel)."""
+        target = plan.served or plan.trying
+        usage, cost = self._estimate(plan, target, partial) if target else (None, None)
         await self.finish(
             plan,
             status="cancelled",
             response={"output": {"text": partial}, "finish_reason": "cancelled"},
+            usage=usage,
+            cost_usd=cost,
         )
         if plan.served is not None:
             await self.record_turn(plan, plan.served, Output(text=partial), "cancelled")
+
+    def _estimate(
+        self, plan: Plan, target: Target, partial: str
+    ) -> tuple[tuple[int, int], float | None]:
+        """What a call cut short used, estimated (its upstream never reported it, but a
+        provider bills the prompt and what it wrote): the tokens and their cost count
+        against the caller's tpm and budget, so cancelling cannot escape them."""
+        prompt = plan.prompt_estimate() + sum(estimate_tokens(text) for text in plan.texts)
+        done = estimate_tokens(partial) if partial else 0
+        return (prompt, done), self.prices.cost(target.provider, target.model, prompt, done)
 
     async def record_turn(
         self, plan: Plan, target: Target, output: Output, finish_reason: str
