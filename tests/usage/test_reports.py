@@ -355,6 +355,10 @@ async def test_bad_filters_are_validation_errors(world: World) -> None:
         ({"from": "2024-02-01T10:00:00"}, "from"),  # no offset
         ({"to": "yesterday"}, "to"),
         ({"group_by": "week"}, "group_by"),
+        # Dates Python cannot take a day from or add one to were a 500.
+        ({"to": "9999-12-31"}, "to"),
+        ({"to": "0001-01-01T00:00:00Z"}, "to"),
+        ({"from": "0001-01-01T00:30:00+01:00", "to": "2024-01-02"}, "from"),
     ):
         for path in ("/v1/usage", "/v1/usage.csv"):
             answer = await world.client.get(path, params=params, headers=world.alice)
@@ -385,3 +389,21 @@ async def test_the_csv_holds_the_rows_and_a_totals_row(world: World) -> None:
 
 def _numbers(line: dict[str, str]) -> dict[str, Any]:
     return {c: float(line[c]) if c == "cost_usd" else int(line[c]) for c in COUNTS}
+
+
+async def test_a_window_spans_at_most_366_days(world: World) -> None:
+    """A report reads every record of its window: a caller cannot ask for all of time."""
+    leap_year = await report(
+        world.client, world.alice, **{"from": "2024-01-01", "to": "2024-12-31"}
+    )
+    assert (leap_year["from"], leap_year["to"]) == ("2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z")
+    for params in (
+        {"from": "2024-01-01", "to": "2025-01-01"},
+        {"from": "1970-01-01"},  # 'to' is now
+        {"from": "1970-01-01", "to": "9998-12-31"},
+    ):
+        for path in ("/v1/usage", "/v1/usage.csv"):
+            answer = await world.client.get(path, params={**params, "user_id": "*"}, headers=ADMIN)
+            detail = assert_envelope(answer, 422, "validation_error")
+            assert detail["details"][0]["loc"] == ["query", "from"]
+            assert "at most 366 days" in detail["message"]

@@ -39,7 +39,8 @@ async def usage(
     principal: Reader, session: DbSession, reports: Reports, query: Filters
 ) -> UsageReport:
     """Requests, errors, tokens and cost summed per day, model, provider, API token or
-    user over a window (default: the last 30 days). Your own usage; an administrator may
+    user over a window (default: the last 30 days; at most 366). Your own usage; an
+    administrator may
     ask for any user's (``user_id``) or everyone's (``user_id=*``); anyone else asking for
     another user gets 403 ``forbidden``."""
     return await reports.report(session, principal, query)

@@ -104,7 +104,7 @@ def usage(
     token: Token = None,
 ) -> None:
     """Requests, errors, tokens and cost per day (or model, provider, API token, user),
-    by default over the last 30 days: your own, or (administrators) --user's."""
+    by default over the last 30 days (at most 366): your own, or (administrators) --user's."""
     if as_csv and as_json:
         raise fail("--csv and --json: choose one", 2)
     with remote(ctx, server, token) as client:

@@ -38,8 +38,8 @@ class UsageCalls(Bound[S]):
     ) -> Call[UsageReport]:
         """Requests, errors, tokens and cost per day (or ``group_by`` model, provider,
         token, user) from ``from_`` (inclusive) to ``to`` (exclusive; a bare date is
-        included whole); default: the last 30 days. Your own usage; an administrator may
-        pass another ``user_id``, or ``"*"`` for everyone."""
+        included whole); default: the last 30 days, at most 366. Your own usage; an
+        administrator may pass another ``user_id``, or ``"*"`` for everyone."""
         params = _filters(from_, to, group_by, user_id)
         return Call(route, route.url(), model(UsageReport), params=params)
 

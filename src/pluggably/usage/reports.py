@@ -8,7 +8,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, String, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,8 @@ from pluggably.usage.schemas import (
 from pluggably.users.models import ApiToken, User
 
 DEFAULT_DAYS = 30
+# The longest window, a leap year: a report reads every record of its window.
+MAX_DAYS = 366
 CSV_COLUMNS = (
     "key",
     "name",
@@ -55,14 +57,20 @@ def _end_of(moment: date) -> datetime:
 
 
 def window(query: UsageQuery, now: datetime) -> tuple[datetime, datetime]:
-    """The report's [start, end): ``to`` defaults to now, ``from`` to 30 days before it."""
+    """The report's [start, end): ``to`` defaults to now, ``from`` to 30 days before it;
+    at most MAX_DAYS long."""
     end = _end_of(query.to) if query.to is not None else now
     start = _start_of(query.from_) if query.from_ is not None else end - timedelta(DEFAULT_DAYS)
     if start >= end:
-        message = "'from' must be earlier than 'to'."
-        details = [{"loc": ["query", "from"], "msg": message, "type": "value_error"}]
-        raise ValidationFailed(message, details=details)
+        _invalid_from("'from' must be earlier than 'to'.")
+    if end - start > timedelta(MAX_DAYS):
+        _invalid_from(f"A report covers at most {MAX_DAYS} days; ask for several windows.")
     return start, end
+
+
+def _invalid_from(message: str) -> NoReturn:
+    details = [{"loc": ["query", "from"], "msg": message, "type": "value_error"}]
+    raise ValidationFailed(message, details=details)
 
 
 def _day(dialect: str) -> ColumnElement[str]:

@@ -11,21 +11,30 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 GroupBy = Literal["day", "model", "provider", "token", "user"]
 EVERYONE = "*"
+# The years a window's ends may fall in: room on both sides for the day added to a
+# bare 'to' and the 30 days taken off 'to' for a missing 'from', which would overflow
+# Python's dates at year 1 and 9999.
+YEARS = range(1970, 9999)
+
+
+def _parsed(value: Any) -> date | datetime:
+    if isinstance(value, date):  # a datetime too
+        return value
+    if isinstance(value, str) and len(value.strip()) <= 10:  # 2025-05-01, 20250501
+        return date.fromisoformat(value.strip())
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.strip())
+    raise ValueError("expected an ISO-8601 date or datetime")
 
 
 def _moment(value: Any) -> date | datetime:
     """A bare date (a whole UTC day) or an instant; an instant must say its offset, since
     a report's days are UTC days and a guess would shift them."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        return value
-    elif isinstance(value, str) and len(value.strip()) <= 10:  # 2025-05-01, 20250501
-        return date.fromisoformat(value.strip())
-    elif isinstance(value, str):
-        moment = datetime.fromisoformat(value.strip())
-    else:
-        raise ValueError("expected an ISO-8601 date or datetime")
+    moment = _parsed(value)
+    if moment.year not in YEARS:
+        raise ValueError(f"the year must be from {YEARS[0]} to {YEARS[-1]}")
+    if not isinstance(moment, datetime):
+        return moment
     if moment.tzinfo is None:
         raise ValueError("a datetime needs its offset (Z or +hh:mm); or give a bare date")
     return moment.astimezone(UTC)
@@ -50,7 +59,8 @@ class UsageQuery(BaseModel):
 
     ``from`` includes its moment (a date: from that day's start); ``to`` excludes its
     moment, but a bare date ``to`` includes that whole day (``from=2025-05-01&to=2025-05-31``
-    is May). Without ``to``: now; without ``from``: 30 days before ``to``."""
+    is May). Without ``to``: now; without ``from``: 30 days before ``to``. A window spans
+    at most 366 days (a calendar year; longer: several reports)."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
