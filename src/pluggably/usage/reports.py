@@ -41,6 +41,9 @@ CSV_COLUMNS = (
     "cost_usd",
 )
 TOTAL_KEY = "total"  # the key of the CSV's last row, the totals
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV
+# Injection"); token names and model ids are the callers' own text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _start_of(moment: date) -> datetime:
@@ -213,17 +216,27 @@ def _whose(principal: Principal, user_id: str | None) -> str:
     return user_id
 
 
+def _cell(text: str | None) -> str:
+    """Text as a spreadsheet shows it, never runs it: a would-be formula gets a leading
+    single quote. An empty cell is null."""
+    if text is None:
+        return ""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def as_csv(report: UsageReport) -> str:
     """The report as CSV: a header row, one line per row, then the totals, keyed 'total'.
-    An empty cell is null; cost_usd is written exactly (as Python's repr of the float)."""
+    An empty cell is null; a key or name that a spreadsheet would take for a formula
+    starts with a single quote; cost_usd is written exactly (as Python's repr of the
+    float)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in [*report.rows, UsageRow(key=TOTAL_KEY, **report.totals.model_dump())]:
         writer.writerow(
             [
-                row.key or "",
-                row.name or "",
+                _cell(row.key),
+                _cell(row.name),
                 row.requests,
                 row.errors,
                 row.prompt_tokens,
