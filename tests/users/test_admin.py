@@ -110,6 +110,17 @@ async def test_admins_list_every_account_with_its_fields(
     assert one.json() == first
 
 
+async def test_an_email_with_control_characters_is_refused(client: httpx.AsyncClient) -> None:
+    """An address is printed on an operator's terminal (``pluggably users list``): an
+    escape sequence in it would drive that terminal."""
+    for email in ("\x1b]0;owned\x07@example.com", "eve@example.com\x1b[2J", "eve@exa\x9bmple.com"):
+        response = await register(client, "eve", email=email)
+        detail = assert_envelope(response, 422, "validation_error")
+        assert detail["details"][0]["loc"] == ["body", "email"]
+    listed = (await client.get("/v1/users", headers=ADMIN)).json()["users"]
+    assert [u["username"] for u in listed] == ["admin"]
+
+
 async def test_login_records_the_time_of_each_login(client: httpx.AsyncClient) -> None:
     carol = await _user(client, "carol")
     before = (await client.get(f"/v1/users/{carol['id']}", headers=ADMIN)).json()

@@ -14,7 +14,10 @@ if TYPE_CHECKING:  # the client imports these schemas without the database layer
     from pluggably.users.models import User
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+# No control characters (C0, DEL, C1) either: an address is printed where a terminal
+# would obey an escape sequence in it (``pluggably users list``) and in logs.
+_ADDRESS_CHAR = r"[^@\s\x00-\x1f\x7f-\x9f]"
+EMAIL = re.compile(rf"^{_ADDRESS_CHAR}{{1,64}}@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+\Z")
 RESERVED_USERNAMES = frozenset({"admin", "root", "system", "local", "pluggably"})
 
 ScopeName = Literal["read", "write", "admin"]
