@@ -55,6 +55,8 @@ from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
 from pluggably.usage.limiter import Limiter
 from pluggably.usage.prices import PriceTable
+from pluggably.usage.reports import UsageReports
+from pluggably.users.admin import UserAdmin
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -92,6 +94,13 @@ class Container:
     counting: TokenCounting = field(init=False)
     catalog: ModelCatalog = field(init=False)
     limiter: Limiter = field(init=False)
+    user_admin: UserAdmin = field(init=False)
+    usage_reports: UsageReports = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Each needs one part given above, nothing that build_container wires.
+        self.user_admin = UserAdmin.of(self.settings)
+        self.usage_reports = UsageReports(self.records)
 
 
 def build_container(

@@ -32,6 +32,9 @@ from pluggably.responses.service import ResponseStore
 from pluggably.sessions.service import SessionService
 from pluggably.storage.quota import Quota
 from pluggably.storage.retention import Retention
+from pluggably.usage.limits import Limits
+from pluggably.usage.reports import UsageReports
+from pluggably.users.admin import UserAdmin
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService
@@ -150,6 +153,18 @@ async def _invites(container: ContainerDep) -> InviteService:
     return container.invites
 
 
+async def _user_admin(container: ContainerDep) -> UserAdmin:
+    return container.user_admin
+
+
+async def _server_limits(container: ContainerDep) -> Limits | None:
+    return container.settings.limits
+
+
+async def _usage_reports(container: ContainerDep) -> UsageReports:
+    return container.usage_reports
+
+
 async def _credentials(container: ContainerDep) -> CredentialService:
     return container.credentials
 
@@ -221,6 +236,10 @@ async def _metrics(container: ContainerDep) -> Metrics:
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
+UserAdministration = Annotated[UserAdmin, Depends(_user_admin)]
+# The server default limits (settings.limits), for the routes that describe a caller's.
+ServerLimits = Annotated[Limits | None, Depends(_server_limits)]
+UsageReporting = Annotated[UsageReports, Depends(_usage_reports)]
 Credentials = Annotated[CredentialService, Depends(_credentials)]
 Registry = Annotated[RegistryService, Depends(_registry)]
 Downloads = Annotated[DownloadManager, Depends(_downloads)]

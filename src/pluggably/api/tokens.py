@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from pluggably.api.deps import DbSession, Reader, Tokens, Writer
+from pluggably.api.deps import DbSession, Reader, ServerLimits, Tokens, Writer
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.user_admin import ServerLimits
 from pluggably.users.schemas import TokenCreate, TokenCreated, TokenInfo, TokenRevoked
 
 router = APIRouter(prefix="/v1/users/tokens", tags=["tokens"], responses=AUTH_ERRORS)

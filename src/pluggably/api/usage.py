@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from pluggably.api.deps import ContainerDep, DbSession, Reader
+from pluggably.api.deps import DbSession, Reader, UsageReporting
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.usage.reports import UsageReports, as_csv
+from pluggably.usage.reports import as_csv
 from pluggably.usage.schemas import UsageQuery, UsageReport
 
 router = APIRouter(tags=["usage"], responses=AUTH_ERRORS)
-
-
-async def _reports(container: ContainerDep) -> UsageReports:
-    return UsageReports(container.records)
-
-
-Reports = Annotated[UsageReports, Depends(_reports)]
 Filters = Annotated[UsageQuery, Query()]
 REPORT_ERRORS = error_responses(403, 404)
 REPORT_ERRORS[403]["description"] = (
@@ -38,7 +31,7 @@ CSV_ANSWER = {
 
 @router.get("/v1/usage", response_model=UsageReport, responses=REPORT_ERRORS)
 async def usage(
-    principal: Reader, session: DbSession, reports: Reports, query: Filters
+    principal: Reader, session: DbSession, reports: UsageReporting, query: Filters
 ) -> UsageReport:
     """Requests, errors, tokens and cost summed per day, model, provider, API token or
     user over a window (default: the last 30 days; at most 366). Your own usage; an
@@ -54,7 +47,7 @@ async def usage(
     responses={200: CSV_ANSWER, **REPORT_ERRORS},
 )
 async def usage_csv(
-    principal: Reader, session: DbSession, reports: Reports, query: Filters
+    principal: Reader, session: DbSession, reports: UsageReporting, query: Filters
 ) -> Response:
     """The report of ``GET /v1/usage`` (same filters) as CSV."""
     report = await reports.report(session, principal, query)

@@ -6,34 +6,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from pluggably.api.deps import AdminUser, ContainerDep, DbSession, Generation
+from pluggably.api.deps import AdminUser, DbSession, Generation, UserAdministration
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
 from pluggably.usage.limits import Limits
-from pluggably.users.admin import UserAdmin
 from pluggably.users.schemas import UserList, UserQuery, UserSummary, UserUpdate
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=AUTH_ERRORS)
 NOT_FOUND = error_responses(404)
 
 
-async def _user_admin(container: ContainerDep) -> UserAdmin:
-    return UserAdmin.of(container.settings)
-
-
-async def _server_limits(container: ContainerDep) -> Limits | None:
-    return container.settings.limits
-
-
-Admin = Annotated[UserAdmin, Depends(_user_admin)]
-# The server default limits (settings.limits), for the routes that describe a caller's.
-ServerLimits = Annotated[Limits | None, Depends(_server_limits)]
-
-
 @router.get("", response_model=UserList)
 async def list_users(
-    _admin: AdminUser, session: DbSession, admin: Admin, query: Annotated[UserQuery, Query()]
+    _caller: AdminUser,
+    session: DbSession,
+    admin: UserAdministration,
+    query: Annotated[UserQuery, Query()],
 ) -> UserList:
     """Every account, the server's own admin row included, oldest first; ``q`` filters,
     ``next_cursor`` pages on."""
@@ -42,7 +31,7 @@ async def list_users(
 
 @router.get("/{user_id}", response_model=UserSummary, responses=NOT_FOUND)
 async def get_user(
-    user_id: str, _admin: AdminUser, session: DbSession, admin: Admin
+    user_id: str, _caller: AdminUser, session: DbSession, admin: UserAdministration
 ) -> UserSummary:
     return UserSummary.of(await admin.get(session, user_id))
 
@@ -53,7 +42,7 @@ async def update_user(
     body: UserUpdate,
     principal: AdminUser,
     session: DbSession,
-    admin: Admin,
+    admin: UserAdministration,
     generation: Generation,
 ) -> UserSummary:
     """Change the role, disable or re-enable, or rename an account; applies to its very
@@ -65,7 +54,9 @@ async def update_user(
 
 
 @router.get("/{user_id}/limits", response_model=Limits, responses=NOT_FOUND)
-async def get_limits(user_id: str, _admin: AdminUser, session: DbSession, admin: Admin) -> Limits:
+async def get_limits(
+    user_id: str, _caller: AdminUser, session: DbSession, admin: UserAdministration
+) -> Limits:
     """The limits set on this account (null: none at this level). The server default
     and the account's tokens' own limits apply besides; the strictest wins."""
     return admin.limits(await admin.get(session, user_id))
@@ -75,9 +66,9 @@ async def get_limits(user_id: str, _admin: AdminUser, session: DbSession, admin:
 async def put_limits(
     user_id: str,
     body: Limits,
-    _admin: AdminUser,
+    _caller: AdminUser,
     session: DbSession,
-    admin: Admin,
+    admin: UserAdministration,
     generation: Generation,
 ) -> Limits:
     """Replace the account's limits: a field left out or null is cleared (``{}`` clears
@@ -92,9 +83,9 @@ async def put_limits(
 async def patch_limits(
     user_id: str,
     body: Limits,
-    _admin: AdminUser,
+    _caller: AdminUser,
     session: DbSession,
-    admin: Admin,
+    admin: UserAdministration,
     generation: Generation,
 ) -> Limits:
     """Change only the fields given: a value replaces, null clears; the others stay."""

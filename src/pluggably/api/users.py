@@ -10,10 +10,10 @@ from pluggably.api.deps import (
     DbSession,
     Generation,
     Reader,
+    ServerLimits,
     Writer,
 )
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.api.user_admin import ServerLimits
 from pluggably.usage.limits import Limits
 from pluggably.users.admin import effective_limits, stored_limits
 from pluggably.users.models import User

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from pluggably.container import Container
-    from pluggably.users.admin import UserAdmin
 
 users_app = typer.Typer(
     help="Accounts, invites, and administering accounts (on this host's database).",
@@ -36,12 +35,6 @@ def _invalid(exc: ValidationError) -> typer.Exit:
     where = ".".join(str(part) for part in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     return fail(f"{where}: {message}" if where else message)
-
-
-def _user_admin(container: Container) -> UserAdmin:
-    from pluggably.users.admin import UserAdmin
-
-    return UserAdmin.of(container.settings)
 
 
 @users_app.command("create")
@@ -124,7 +117,7 @@ def users_list(
     from pluggably.users.schemas import UserQuery
 
     async def work(container: Container, session: AsyncSession) -> list[UserSummary]:
-        admin, found, cursor = _user_admin(container), [], None
+        admin, found, cursor = container.user_admin, [], None
         while True:
             page = await admin.page(session, UserQuery(limit=200, cursor=cursor, q=q or None))
             found += page.users
@@ -142,7 +135,7 @@ def _set_disabled(name_or_id: str, disabled: bool) -> UserSummary:
     patch = UserUpdate(disabled=disabled)
 
     async def work(container: Container, session: AsyncSession) -> UserSummary:
-        admin = _user_admin(container)
+        admin = container.user_admin
         user = await admin.update(session, None, await admin.find(session, name_or_id), patch)
         return UserSummary.of(user)
 
@@ -260,7 +253,7 @@ def users_limits(
     async def work(
         container: Container, session: AsyncSession
     ) -> tuple[UserSummary, Limits, Limits]:
-        admin = _user_admin(container)
+        admin = container.user_admin
         user = await admin.find(session, name_or_id)
         if clear:
             await admin.replace_limits(session, user, change)
