@@ -426,3 +426,14 @@ async def test_the_csv_never_hands_a_spreadsheet_a_formula(world: World) -> None
     assert answer.status_code == 200, answer.text
     written = {line[1] for line in list(csv.reader(io.StringIO(answer.text)))[1:]}
     assert written == {*("'" + name for name in names), "sdk", ""}
+
+
+async def test_a_token_name_with_control_characters_is_refused(world: World) -> None:
+    """Token names reach reports, their CSV and the CLI's table on an administrator's
+    terminal, where an escape sequence would drive the terminal."""
+    for name in ("ci\x1b]0;owned\x07", "ci\x1b[2J", "ci\x9b2J", "two\nlines"):
+        made = await world.client.post("/v1/users/tokens", json={"name": name}, headers=world.bob)
+        detail = assert_envelope(made, 422, "validation_error")
+        assert detail["details"][0]["loc"] == ["body", "name"]
+    listed = await world.client.get("/v1/users/tokens", headers=world.bob)
+    assert [token["name"] for token in listed.json()] == ["sdk"]

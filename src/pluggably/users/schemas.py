@@ -14,9 +14,11 @@ if TYPE_CHECKING:  # the client imports these schemas without the database layer
     from pluggably.users.models import User
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
-# No control characters (C0, DEL, C1) either: an address is printed where a terminal
-# would obey an escape sequence in it (``pluggably users list``) and in logs.
-_ADDRESS_CHAR = r"[^@\s\x00-\x1f\x7f-\x9f]"
+# Control characters (C0, DEL, C1): not in an address or a name, which are printed where
+# a terminal would obey an escape sequence in them (the CLI's tables) and in logs.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+NO_CONTROL = rf"^[^{_CONTROL}]*$"
+_ADDRESS_CHAR = rf"[^@\s{_CONTROL}]"
 EMAIL = re.compile(rf"^{_ADDRESS_CHAR}{{1,64}}@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+\Z")
 RESERVED_USERNAMES = frozenset({"admin", "root", "system", "local", "pluggably"})
 
@@ -158,7 +160,9 @@ class TokenCreate(_Strict):
         default="API token",
         min_length=1,
         max_length=100,
-        description="Defaults to 'API token' (the PlugAI clients may send no name).",
+        pattern=NO_CONTROL,
+        description="Defaults to 'API token' (the PlugAI clients may send no name). No "
+        "control characters.",
     )
     scopes: list[ScopeName] = Field(default=["read", "write"], min_length=1)
     expires_days: int | None = Field(default=None, ge=1, le=3650)
