@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from sqlalchemy.engine import make_url
 
+from pluggably.cli import common
 from pluggably.config import Settings, load_settings
 from pluggably.errors import ConfigError, GatewayError
 
@@ -23,8 +24,8 @@ T = TypeVar("T")
 
 
 def fail(message: str) -> typer.Exit:
-    typer.echo(f"pluggably: {message}", err=True)
-    return typer.Exit(code=2)
+    """What goes wrong on the host (settings, files, the database) exits 2."""
+    return common.fail(message, 2)
 
 
 def settings_from(**overrides: Any) -> Settings:
