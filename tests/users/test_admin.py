@@ -188,6 +188,29 @@ async def test_user_administration_is_for_admins_only(client: httpx.AsyncClient)
     assert (await client.get("/v1/users/me", headers=frank)).json()["role"] == "user"
 
 
+async def test_an_admins_token_without_the_admin_scope_cannot_administer(
+    client: httpx.AsyncClient,
+) -> None:
+    """Administration needs the admin role and a credential with the admin scope."""
+    made = await _api_token(client, ADMIN, scopes=["read", "write"])
+    assert made.status_code == 201, made.text
+    token = {"X-API-Key": made.json()["token"]}
+    own = (await client.get("/v1/users/me", headers=token)).json()
+    assert own["role"] == "admin"
+    for method, url, body in [
+        ("GET", "/v1/users", None),
+        ("GET", f"/v1/users/{own['id']}", None),
+        ("PATCH", f"/v1/users/{own['id']}", {"display_name": "x"}),
+        ("PUT", f"/v1/users/{own['id']}/limits", {}),
+    ]:
+        response = await client.request(method, url, json=body, headers=token)
+        assert_envelope(response, 403, "forbidden")
+    for path in ("/v1/usage", "/v1/usage.csv"):
+        everyone = await client.get(path, params={"user_id": "*"}, headers=token)
+        assert_envelope(everyone, 403, "forbidden")
+        assert (await client.get(path, headers=token)).status_code == 200
+
+
 async def test_an_unknown_user_is_404(client: httpx.AsyncClient) -> None:
     for method, url, body in [
         ("GET", "/v1/users/usr_nope", None),
