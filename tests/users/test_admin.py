@@ -18,6 +18,7 @@ from tests.conftest import (
     PASSWORD,
     assert_envelope,
     client_for,
+    login,
     make_settings,
     new_user,
     register,
@@ -46,9 +47,7 @@ async def _login(client: httpx.AsyncClient, username: str) -> httpx.Response:
 
 
 async def _bearer(client: httpx.AsyncClient, username: str) -> dict[str, str]:
-    response = await _login(client, username)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    return {"Authorization": f"Bearer {await login(client, username)}"}
 
 
 async def _api_token(
@@ -71,7 +70,7 @@ async def test_admins_list_every_account_with_its_fields(
 ) -> None:
     alice = await _user(client, "alice", email="alice@example.com", display_name="Alice A.")
     bob = await _user(client, "bob")
-    login = await _login(client, "alice")
+    signed_in = await _login(client, "alice")
     listed = await client.get("/v1/users", headers=ADMIN)
     assert listed.status_code == 200, listed.text
     body = listed.json()
@@ -102,7 +101,7 @@ async def test_admins_list_every_account_with_its_fields(
     }
     assert first["last_login_at"] is not None
     assert first["last_login_at"].endswith(("Z", "+00:00"))
-    assert first["last_login_at"] >= login.json()["user"]["created_at"]
+    assert first["last_login_at"] >= signed_in.json()["user"]["created_at"]
     assert second["last_login_at"] is None
     assert second["email"] == ""
     one = await client.get(f"/v1/users/{alice['id']}", headers=ADMIN)
@@ -255,15 +254,15 @@ async def test_disabling_stops_login_and_api_tokens_on_their_next_request(
     client: httpx.AsyncClient,
 ) -> None:
     hank = await _user(client, "hank")
-    login = await _bearer(client, "hank")
-    made = await _api_token(client, login)
+    signed_in = await _bearer(client, "hank")
+    made = await _api_token(client, signed_in)
     api = {"X-API-Key": made.json()["token"]}
-    for auth in (login, api):
+    for auth in (signed_in, api):
         assert (await client.get("/v1/users/me", headers=auth)).status_code == 200
 
     disabled = await _patch(client, hank["id"], ADMIN, disabled=True)
     assert disabled.json()["disabled"] is True
-    for auth in (login, api):
+    for auth in (signed_in, api):
         detail = assert_envelope(
             await client.get("/v1/users/me", headers=auth), 401, "unauthorized"
         )
@@ -272,29 +271,29 @@ async def test_disabling_stops_login_and_api_tokens_on_their_next_request(
 
     enabled = await _patch(client, hank["id"], ADMIN, disabled=False)
     assert enabled.json()["disabled"] is False
-    for auth in (login, api):
+    for auth in (signed_in, api):
         assert (await client.get("/v1/users/me", headers=auth)).json()["id"] == hank["id"]
     assert (await _login(client, "hank")).status_code == 200
 
 
 async def test_a_role_change_applies_to_the_next_request(client: httpx.AsyncClient) -> None:
     ivy = await _user(client, "ivy")
-    login = await _bearer(client, "ivy")
-    assert_envelope(await client.get("/v1/users", headers=login), 403, "forbidden")
-    assert_envelope(await _api_token(client, login, scopes=["admin"]), 403, "forbidden")
+    signed_in = await _bearer(client, "ivy")
+    assert_envelope(await client.get("/v1/users", headers=signed_in), 403, "forbidden")
+    assert_envelope(await _api_token(client, signed_in, scopes=["admin"]), 403, "forbidden")
 
     await _promote(client, ivy["id"])
-    listed = await client.get("/v1/users", headers=login)
+    listed = await client.get("/v1/users", headers=signed_in)
     assert listed.status_code == 200, listed.text
-    assert (await client.get("/v1/users/me", headers=login)).json()["role"] == "admin"
+    assert (await client.get("/v1/users/me", headers=signed_in)).json()["role"] == "admin"
 
-    admin_token = await _api_token(client, login, scopes=["read", "write", "admin"])
+    admin_token = await _api_token(client, signed_in, scopes=["read", "write", "admin"])
     assert admin_token.status_code == 201
     as_token = {"X-API-Key": admin_token.json()["token"]}
     assert (await client.get("/v1/users", headers=as_token)).status_code == 200
     demoted = await _patch(client, ivy["id"], ADMIN, role="user")
     assert demoted.json()["role"] == "user"
-    for auth in (login, as_token):
+    for auth in (signed_in, as_token):
         assert_envelope(await client.get("/v1/users", headers=auth), 403, "forbidden")
 
 
@@ -445,8 +444,8 @@ async def test_the_python_client_administers_users(app: FastAPI) -> None:
         patched = await admin.users.update_limits(rosa.id, Limits(tpm=900, models=None))
         assert (patched.rpm, patched.tpm, patched.models) == (30, 900, None)
 
-        login = await admin.users.login(username="rosa", password=PASSWORD)
-        rosa_client = admin.with_auth(token=login.token)
+        signed_in = await admin.users.login(username="rosa", password=PASSWORD)
+        rosa_client = admin.with_auth(token=signed_in.token)
         me = await rosa_client.users.me()
         assert me.effective_limits == Limits(rpm=30, tpm=900)
         token = await rosa_client.tokens.create("ci", limits={"rpm": 5})

@@ -22,16 +22,9 @@ from tests.conftest import (
     running,
 )
 from tests.fixtures.openai_sim import OpenAISim
+from tests.users.test_admin import NO_LIMITS
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
-NO_LIMITS = {
-    "rpm": None,
-    "tpm": None,
-    "max_concurrent": None,
-    "budget_usd": None,
-    "budget_period": None,
-    "models": None,
-}
 OWNER = {
     "rpm": 60,
     "tpm": 10_000,
