@@ -157,6 +157,12 @@ async def test_tpm_admits_on_an_estimate_and_settles_on_real_usage(
         # The first request's estimate was replaced by its real usage.
         assert int(second.headers["x-ratelimit-remaining-tokens"]) == 200 - used - estimate
 
+        async with client.stream(
+            "POST", "/v1/generate", json={**body, "stream": True}, headers=alice
+        ) as stream:  # a stream carries the headers on its 200
+            assert stream.status_code == 200
+            assert stream.headers["x-ratelimit-limit-tokens"] == "200"
+            await stream.aread()
         too_big = await generate(client, alice, **{**HELLO, "parameters": {"max_tokens": 500}})
         detail = assert_envelope(too_big, 429, "rate_limited")
         assert "max_tokens" in detail["message"]
