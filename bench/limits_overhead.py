@@ -21,6 +21,9 @@ ours), since other work on the machine adds noise that the interleaving spreads 
 
 Run:  .venv/bin/python bench/limits_overhead.py [--rounds 2000] [--runs 3]
       [--database sqlite|postgresql] [--out bench/results] [--src PATH] [--control]
+--wait-quiet S: before each run, wait (at most S seconds) until other work leaves the
+CPUs nearly idle, for a machine that others share; what other processes still took during
+the rounds is in the results either way.
 --control: an A/A run, B without limits too: what the setup measures between two
 identical gateways (its bias and noise), to read the A/B numbers against.
 --src: both gateways run that src folder instead of this checkout's (a git worktree of a
@@ -586,12 +589,29 @@ def _write(out: Path, key: str, section: dict[str, Any]) -> str:
     return md
 
 
+def _wait_quiet(at_most_s: float) -> float:
+    """Waits until other work leaves the CPUs nearly idle (under 10 % busy over 3 s), at
+    most ``at_most_s``; returns how long it waited."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < at_most_s:
+        if psutil.cpu_percent(interval=3) < 10:
+            break
+    return round(time.perf_counter() - began, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database", choices=tuple(TITLES), default="sqlite")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="S",
+        help="before each run, wait at most S seconds for the CPUs to be nearly idle",
+    )
     parser.add_argument(
         "--control", action="store_true", help="A/A: B without limits too (the setup's noise)"
     )
@@ -612,7 +632,9 @@ def main() -> None:
     }
     runs = []
     for i in range(args.runs):
+        waited = _wait_quiet(args.wait_quiet) if args.wait_quiet else None
         runs.append(asyncio.run(_one_run(args.database, args.rounds, args.src, args.control)))
+        runs[-1]["waited_for_quiet_s"] = waited
         d = runs[-1]["b_minus_a_ms"]
         shown = ", ".join(f"{LABELS[m]} {_signed(d[m]['p50'])}" for m in METRICS)
         print(f"run {i + 1}: B - A at p50 {shown} ms", file=sys.stderr, flush=True)

@@ -12,6 +12,9 @@ Parts, in this order, each a subprocess with its own defaults (see each file's d
   local_inference  bench/local_inference.py: tokens/s vs llama-cpp-python, queue and cancel
   downloads        bench/downloads.py: throughput vs huggingface_hub, /health during a download
   startup          bench/startup.py --runs 5: startup to ready, idle RSS
+  limits_overhead  bench/limits_overhead.py --runs 3 (about 3 minutes): concurrency-1 latency
+                   of a caller with limits that never refuse against one without (SQLite),
+                   B - A at p50 within 0.2 ms; writes limits-overhead.json/.md
   soak             bench/soak.py (only with --with-soak): 200 streams for 60 s
   login_load       bench/login_load.py (only with --with-login-load): /health during logins
   rss              bench/rss.py (only with --with-rss, about 5 minutes): RSS over 1,000 local
@@ -46,6 +49,8 @@ from overhead import _cpu_model, _git, _versus_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path(__file__).parent / "results"
+# Parts whose results file is not named after the part.
+RESULT_FILES = {"limits_overhead": "limits-overhead.json"}
 
 
 SHORT_OVERHEAD = ["--requests-c1", "30", "--concurrency", "1,64", "--seconds", "2"]
@@ -63,6 +68,7 @@ PARTS: dict[str, tuple[list[str], list[str], bool]] = {
         False,
     ),
     "startup": (["--runs", "5"], ["--runs", "1"], False),
+    "limits_overhead": (["--runs", "3"], ["--rounds", "100", "--runs", "1"], False),
     "soak": ([], ["--concurrency", "20", "--seconds", "10", "--warmup-s", "2"], True),
     "login_load": ([], ["--concurrency", "5", "--rounds", "1"], True),
     "rss": (
@@ -92,7 +98,7 @@ def _run_part(name: str, args: argparse.Namespace) -> dict[str, Any]:
     argv = _command(name, args)
     shown = shlex.join([_rel(a) for a in argv[:2]] + argv[2:])
     print(f"\n=== {name}: {shown}", file=sys.stderr, flush=True)
-    result_file = args.out / f"{name}.json"
+    result_file = args.out / RESULT_FILES.get(name, f"{name}.json")
     began_wall, began = time.time(), time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT)
     part: dict[str, Any] = {
@@ -171,6 +177,17 @@ def _rows(name: str, r: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": p["flat"],
             }
             for phase, p in r["phases"].items()
+        ]
+    if name == "limits_overhead":
+        s = r["sqlite"]["summary"]  # the default database; the file may hold others too
+        worst = max((v for values in s["b_minus_a_p50_ms"].values() for v in values), key=abs)
+        return [
+            {
+                "goal": f"c1 p50 with limits on the caller within {s['goal_ms']} ms of none "
+                "(TTFT, whole stream, JSON; every run) [issue #19]",
+                "value": f"largest B - A at p50 {worst:+.3f} ms",
+                "pass": s["pass"],
+            }
         ]
     if name == "login_load":
         idle, busy = r["health_idle_ms"], r["health_during_logins_ms"]
