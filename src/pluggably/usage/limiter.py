@@ -33,6 +33,13 @@ def token_scope(token_id: str) -> str:
     return f"token:{token_id}"
 
 
+_Levels = tuple[Limits | None, Limits | None, Limits | None]
+# (user, token, ids of the levels) -> (the levels themselves, kept so that an id is never
+# reused while cached and compared on a hit, and their scopes).
+_SCOPES: dict[tuple[str, str | None, int, int, int], tuple[_Levels, tuple[ScopeLimits, ...]]] = {}
+_MAX_CACHED = 10_000
+
+
 class Levels:
     """The limits that apply to one caller: the server default (not for admins), the
     user's, the token's."""
@@ -56,7 +63,21 @@ class Levels:
         ]
 
     def scopes(self) -> tuple[ScopeLimits, ...]:
-        """The scopes with something to count."""
+        """The scopes with something to count (combined once per set of levels: the
+        same Limits objects come back on every request until a caller's profile is read
+        again)."""
+        key = (
+            self.principal.user_id,
+            self.principal.token_id,
+            id(self.default),
+            id(self.user),
+            id(self.token),
+        )
+        cached = _SCOPES.get(key)
+        if cached is not None and all(
+            a is b for a, b in zip(cached[0], (self.default, self.user, self.token), strict=True)
+        ):
+            return cached[1]
         found = []
         user = scope_limits(user_scope(self.principal.user_id), self.default, self.user)
         if not user.is_empty():
@@ -66,7 +87,10 @@ class Levels:
             token = scope_limits(token_scope(token_id), self.token)
             if not token.is_empty():
                 found.append(token)
-        return tuple(found)
+        if len(_SCOPES) >= _MAX_CACHED:
+            _SCOPES.clear()
+        _SCOPES[key] = ((self.default, self.user, self.token), tuple(found))
+        return _SCOPES[key][1]
 
     def spend_scopes(self) -> tuple[str, ...]:
         token_id = self.principal.token_id

@@ -8,8 +8,9 @@ user's own limits count against the user; a token's count against that token."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -169,12 +170,18 @@ def scope_limits(scope: str, *levels: Limits | None) -> ScopeLimits:
 
 def period_start(period: Period, now: datetime) -> datetime:
     """The start (UTC) of the budget period holding ``now``."""
-    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _period_start(period, now.astimezone(UTC).date())
+
+
+@lru_cache(maxsize=64)
+def _period_start(period: Period, day: date) -> datetime:
+    """Every admission with a budget asks this a few times: once per period and day."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     if period == "day":
-        return day
+        return midnight
     if period == "week":
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
+        return midnight - timedelta(days=midnight.weekday())
+    return midnight.replace(day=1)
 
 
 def period_end(period: Period, now: datetime) -> datetime:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from pluggably.usage.counters import (
     SLOT_TTL_S,
@@ -24,7 +25,12 @@ SpendKey = tuple[Period, float]  # (period, its start as a timestamp)
 
 
 def spend_key(period: Period, now: datetime) -> SpendKey:
-    return (period, period_start(period, now).timestamp())
+    return (period, _start_timestamp(period, now.astimezone(UTC).date()))
+
+
+@lru_cache(maxsize=64)
+def _start_timestamp(period: Period, day: date) -> float:
+    return period_start(period, datetime(day.year, day.month, day.day, tzinfo=UTC)).timestamp()
 
 
 @dataclass(slots=True)
