@@ -34,8 +34,9 @@ afterwards) of the server in $PLUGGABLY_TEST_POSTGRES_URL; there the limit count
 shared tables (one transaction per admission), so expect more cost than SQLite's
 in-process counters. Each run starts fresh gateways (and databases) on a fresh upstream.
 limits-overhead.json keeps one section per database (a run replaces its own);
-limits-overhead.md shows every section. Goal: B - A at p50 within 0.2 ms for TTFT, the
-whole stream and JSON, in every run."""
+limits-overhead.md shows every section (and keeps a hand-written block between
+<!-- notes --> and <!-- /notes --> from the last one). Goal: B - A at p50 within 0.2 ms
+for TTFT, the whole stream and JSON, in every run."""
 
 from __future__ import annotations
 
@@ -47,7 +48,6 @@ import os
 import platform
 import secrets
 import shlex
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -67,7 +67,6 @@ RESULTS = Path(__file__).parent / "results"
 PG_ENV = "PLUGGABLY_TEST_POSTGRES_URL"
 GOAL_MS = 0.2
 WARMUP_ROUNDS = 50
-CACHE_TTL_S = 2.5  # generation/callers.py reads a caller's limits at most every 2 s
 LIMITS: dict[str, Any] = {
     "rpm": 100_000_000,
     "tpm": 1_000_000_000,
@@ -157,37 +156,30 @@ async def _drop_database(url: str) -> None:
         await admin.close()
 
 
-# -- limits on B's caller ------------------------------------------------------------------
-async def _write_limits(database_url: str, user_id: str) -> None:
-    """The fallback while PUT /v1/users/{id}/limits is missing: users.limits directly."""
-    if database_url.startswith("sqlite"):
-        with sqlite3.connect(database_url.split("///", 1)[1]) as db:
-            db.execute("UPDATE users SET limits = ? WHERE id = ?", (json.dumps(LIMITS), user_id))
-        return
+async def _pg_server(base: str) -> dict[str, Any]:
+    """Which PostgreSQL, and how it commits (every admission is a commit)."""
     import asyncpg
 
-    conn = await asyncpg.connect(_pg(database_url))
+    conn = await asyncpg.connect(_pg(base))
     try:
-        await conn.execute(
-            "UPDATE users SET limits = $1::json WHERE id = $2", json.dumps(LIMITS), user_id
-        )
+        version = await conn.fetchval("SHOW server_version")
+        sync = await conn.fetchval("SHOW synchronous_commit")
     finally:
         await conn.close()
+    where = base.rsplit("@", 1)[-1]  # no credentials in the results
+    return {"server": f"PostgreSQL {version} at {where}", "synchronous_commit": sync}
 
 
-async def _set_limits(client: httpx.AsyncClient, gateway: Gateway) -> str:
+# -- limits on B's caller ------------------------------------------------------------------
+async def _set_limits(client: httpx.AsyncClient) -> str:
     """Sets LIMITS on the admin key's user; says how."""
     me = await client.get("/v1/users/me")
     assert me.status_code == 200, me.text
     user_id = me.json()["id"]
     put = await client.put(f"/v1/users/{user_id}/limits", json=LIMITS)
-    if put.status_code == 200:
-        assert put.json() == LIMITS, put.text
-        return "set with PUT /v1/users/{id}/limits (200, the limits echoed back)"
-    assert put.status_code in (404, 405), put.text  # the route is not there yet
-    await _write_limits(gateway.database_url, user_id)
-    await asyncio.sleep(CACHE_TTL_S)  # whatever the gateway cached has expired
-    return f"written to users.limits in the database (PUT answered {put.status_code})"
+    assert put.status_code == 200, put.text
+    assert put.json() == LIMITS, put.text
+    return "set with PUT /v1/users/{id}/limits (200, the limits echoed back)"
 
 
 async def _rate_headers(client: httpx.AsyncClient) -> dict[str, dict[str, str]]:
@@ -368,7 +360,7 @@ async def _measure(
         for name, g in gateways.items()
     }
     try:
-        how = CONTROL if control else await _set_limits(clients[B], gateways[B])
+        how = CONTROL if control else await _set_limits(clients[B])
         before = {name: await _rate_headers(client) for name, client in clients.items()}
         _check_headers(before, control)
         calls = _calls(direct, clients)
@@ -439,6 +431,7 @@ def _section(args: argparse.Namespace, runs: list[dict[str, Any]], meta: dict[st
             "control": args.control,
         },
         "limits": None if args.control else LIMITS,
+        "postgresql": meta.get("postgresql"),
         "runs": runs,
         "summary": _summary(runs),
         "elapsed_s": round(time.perf_counter() - meta["began"], 1),
@@ -553,7 +546,13 @@ def _section_markdown(title: str, s: dict[str, Any]) -> list[str]:
         f"{m['load_average_before']}",
         "",
         f"Command: `{s['command']}` ({s['elapsed_s']} s in all; {s['options']['rounds']} "
-        f"rounds per run, {s['options']['runs']} runs).",
+        f"rounds per run, {s['options']['runs']} runs)."
+        + (
+            f" {pg['server']} (synchronous_commit {pg['synchronous_commit']}), "
+            f"from ${PG_ENV}; a fresh database per gateway in every run."
+            if (pg := s.get("postgresql"))
+            else ""
+        ),
         "",
         _checks(s),
         "",
@@ -573,6 +572,16 @@ def _section_markdown(title: str, s: dict[str, Any]) -> list[str]:
     ]
 
 
+NOTES = ("<!-- notes -->", "<!-- /notes -->")
+
+
+def _notes(md: Path) -> list[str]:
+    """A hand-written block between the NOTES markers in the last markdown is kept."""
+    text = md.read_text() if md.exists() else ""
+    begin, end = text.find(NOTES[0]), text.find(NOTES[1])
+    return [text[begin : end + len(NOTES[1])], ""] if 0 <= begin < end else []
+
+
 def _write(out: Path, key: str, section: dict[str, Any]) -> str:
     path = out / "limits-overhead.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -580,7 +589,7 @@ def _write(out: Path, key: str, section: dict[str, Any]) -> str:
     results[key] = section
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    lines = [INTRO]
+    lines = [INTRO, *_notes(out / "limits-overhead.md")]
     for name, title in _sections().items():
         if name in results:
             lines += _section_markdown(title, results[name])
@@ -624,12 +633,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.database == "postgresql" and not os.environ.get(PG_ENV):
         parser.error(f"--database postgresql needs {PG_ENV} (postgresql+asyncpg://…/postgres)")
-    meta = {
+    meta: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": _git(args.src),
         "load": [round(x, 2) for x in os.getloadavg()],
         "began": time.perf_counter(),
     }
+    if args.database == "postgresql":
+        meta["postgresql"] = asyncio.run(_pg_server(os.environ[PG_ENV]))
     runs = []
     for i in range(args.runs):
         waited = _wait_quiet(args.wait_quiet) if args.wait_quiet else None
