@@ -466,11 +466,12 @@ def _run_rows(section: dict[str, Any]) -> list[str]:
 def _latency_rows(section: dict[str, Any]) -> list[str]:
     head = " | ".join(f"{LABELS[m]} {p}" for m in METRICS for p in ("p50", "p90", "p99"))
     lines = [f"| run | target | {head} |", "|---|---|" + "---|" * 9]
+    shown = {B: "B (control: no limits)"} if section["options"]["control"] else {}
     for i, run in enumerate(section["runs"], 1):
         for way in WAYS:
             s = run["ms"][way]
             cells = [f"{s[m][p]:.3f}" for m in METRICS for p in ("p50", "p90", "p99")]
-            lines.append(f"| {i} | {way} | " + " | ".join(cells) + " |")
+            lines.append(f"| {i} | {shown.get(way, way)} | " + " | ".join(cells) + " |")
     return lines
 
 
