@@ -88,37 +88,10 @@ class Gateway(ov.Gateway):
         self, upstream_url: str, tmp: Path, database_url: str | None, src: Path | None
     ) -> None:
         self.database_url = database_url or f"sqlite+aiosqlite:///{tmp / 'data/pluggably.db'}"
-        port = ov._free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGGABLY_")}
-        env |= {
-            "PLUGGABLY_DATA_DIR": str(tmp / "data"),
-            "PLUGGABLY_SECRET_KEY_FILE": str(tmp / "config" / "secret.key"),
-            "PLUGGABLY_ADMIN_KEY": ov.ADMIN_KEY,
-            "PLUGGABLY_LOG_LEVEL": "warning",
-            "PLUGGABLY_BUNDLED_MODEL": "false",
-            "PLUGGABLY_PROVIDERS__OPENAI__BASE_URL": upstream_url,
-            "PLUGGABLY_PROVIDERS__OPENAI__API_KEY": ov.API_KEY,
-            "PLUGGABLY_SERVER_KEYS_ALLOWED": '["@admins"]',
-        }
-        if database_url:
-            env["PLUGGABLY_DATABASE_URL"] = database_url
+        extra = {"PLUGGABLY_DATABASE_URL": database_url} if database_url else {}
         if src is not None:  # before the venv's editable path to this checkout's src
-            env["PYTHONPATH"] = str(src)
-        self.log = tmp / "gateway.log"
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [str(ov.BIN), "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        self.base = f"http://127.0.0.1:{port}"
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        self.ps = psutil.Process(self.proc.pid)
+            extra["PYTHONPATH"] = str(src)
+        super().__init__(upstream_url, tmp, extra)
 
 
 # -- PostgreSQL databases ------------------------------------------------------------------

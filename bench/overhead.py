@@ -322,7 +322,10 @@ class Upstream:
 
 # -- the gateway ---------------------------------------------------------------------------------
 class Gateway:
-    def __init__(self, upstream_url: str, tmp: Path) -> None:
+    def __init__(
+        self, upstream_url: str, tmp: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
+        """``extra_env``: more settings, or a PYTHONPATH to run other sources."""
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGGABLY_")}
         env |= {
@@ -335,6 +338,7 @@ class Gateway:
             "PLUGGABLY_PROVIDERS__OPENAI__API_KEY": API_KEY,
             "PLUGGABLY_SERVER_KEYS_ALLOWED": '["@admins"]',
         }
+        env |= extra_env or {}
         self.log = tmp / "gateway.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
