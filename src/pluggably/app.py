@@ -19,6 +19,7 @@ from pluggably.api import (
     ops,
     parameter_schemas,
     provider_keys,
+    request_list,
     providers,
     session_generate,
     sessions,
@@ -33,6 +34,7 @@ from pluggably.api.middleware import RequestMiddleware
 from pluggably.api.openapi_security import document_security
 from pluggably.api.schemas import COMMON_ERRORS
 from pluggably.config import Settings
+from pluggably.console.routes import mount_console
 from pluggably.lifespan import lifespan
 from pluggably.observability.logging import configure_logging
 from pluggably.observability.metrics import Metrics
@@ -75,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Generation first: routes are matched in order, and it is the hot path.
     for router in (
         generate.router,
+        request_list.router,  # GET /v1/requests: the list; generate.py has the rest
         ops.router,
         users.router,
         tokens.router,
@@ -104,5 +107,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_surface.models_router, prefix=OPENAI_PREFIX)
     for router in openai_routers:  # the same operations: documented once
         app.include_router(router, prefix=OPENAI_ALIAS, include_in_schema=False)
+    mount_console(app)
     document_security(app)
     return app
