@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from pluggably.artifacts.service import ArtifactService
 from pluggably.artifacts.stores import ArtifactStore, LocalArtifactStore, S3ArtifactStore
+from pluggably.auth.browser_session import CsrfTokens
 from pluggably.auth.external import ExternalJwtDecoder
 from pluggably.auth.login_tokens import LoginTokens
 from pluggably.auth.passwords import PasswordHasher
@@ -17,6 +18,7 @@ from pluggably.auth.throttle import LoginThrottle
 from pluggably.auth.token_hash import TokenHasher
 from pluggably.catalog.service import ModelCatalog
 from pluggably.config import Settings
+from pluggably.console.first_run import FirstRun
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
@@ -89,6 +91,10 @@ class Container:
     sessions: SessionService
     responses: ResponseStore
     admin_user_id: str
+    # The console's first-run setup (a token only when no one can administer the server).
+    first_run: FirstRun
+    # Binds the console's CSRF header to its session cookie.
+    csrf: CsrfTokens
     # Built from the parts above, once they are there.
     generation: GenerationService = field(init=False)
     counting: TokenCounting = field(init=False)
@@ -110,6 +116,7 @@ def build_container(
     db: Database,
     keyring: Keyring,
     admin_user_id: str,
+    setup_token: str | None = None,
 ) -> Container:
     hasher = TokenHasher(keyring)
     login_tokens = LoginTokens(keyring, timedelta(minutes=settings.login_token_ttl_minutes))
@@ -155,6 +162,8 @@ def build_container(
         responses=ResponseStore(db),
         sessions=sessions,
         admin_user_id=admin_user_id,
+        first_run=FirstRun(db, accounts, setup_token),
+        csrf=CsrfTokens(keyring),
     )
     discovery = Discovery()  # what each caller's providers were seen to offer
     container.generation = _generation(container, router, discovery)

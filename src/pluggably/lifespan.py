@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from pluggably import __version__
 from pluggably.config import Settings
+from pluggably.console.first_run import new_token, setup_link, setup_needed
 from pluggably.container import Container, build_container
 from pluggably.db import Database, migrate, utcnow
 from pluggably.keyring import load_keyring
@@ -86,7 +87,10 @@ async def lifespan(
         async with db.session() as session:
             admin = await ensure_admin_user(session)
             await forget_expired_revocations(session)
-        container = build_container(settings, metrics, readiness, db, keyring, admin.id)
+            setup_token = new_token() if await setup_needed(session, settings) else None
+        container = build_container(
+            settings, metrics, readiness, db, keyring, admin.id, setup_token=setup_token
+        )
         await _open(container)
         app.state.container = container
         tasks = _background(container, readiness)
@@ -108,11 +112,17 @@ async def _open(container: Container) -> None:
         log.warning("requests_interrupted", count=interrupted)
     container.records.start_writer()
     settings = container.settings
-    if settings.admin_key is None and not settings.local_only:
+    token = container.first_run.token
+    if token is not None:
+        # The one line that lets the operator in: no admin account, key or local mode.
         log.warning(
-            "no_admin_credential",
-            hint="set PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
+            "first_run_setup",
+            url=setup_link(settings, token),
+            hint="open this link to create the first administrator (it works once); or set "
+            "PLUGGABLY_ADMIN_KEY, or PLUGGABLY_LOCAL_ONLY=true for loopback use",
         )
+    elif settings.admin_key is None and not settings.local_only:
+        log.info("admin_accounts_only", hint="administrators sign in with their accounts")
 
 
 def _background(container: Container, readiness: Readiness) -> list[asyncio.Task[None]]:

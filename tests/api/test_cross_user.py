@@ -145,6 +145,7 @@ SELF = [
     Call("GET", "/api/tags"),
     Call("POST", "/api/show", {"model": MODEL}),
     Call("GET", "/api/ps"),
+    Call("GET", "/v1/requests"),
 ]
 
 PUBLIC = [
@@ -156,6 +157,11 @@ PUBLIC = [
     Call("GET", "/v1/artifacts/{artifact_id}"),  # the signed link is the credential
     Call("GET", "/api/version"),  # Ollama clients probe it before anything else
     Call("GET", "/"),  # "Ollama is running", for the same clients
+    # The web console's own session: the cookie it sets is the credential afterwards.
+    Call("GET", "/ui/api/bootstrap"),
+    Call("POST", "/ui/api/session"),
+    Call("DELETE", "/ui/api/session"),
+    Call("POST", "/ui/api/setup"),
 ]
 
 

@@ -13,13 +13,15 @@ from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.artifacts.service import ArtifactService
+from pluggably.auth.browser_session import CSRF_HEADER, SESSION_COOKIE, CsrfTokens
 from pluggably.auth.principal import Principal, Scope
 from pluggably.catalog.service import ModelCatalog
+from pluggably.console.first_run import FirstRun
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
 from pluggably.downloads.manager import DownloadManager
-from pluggably.errors import Forbidden, NotReady
+from pluggably.errors import Forbidden, NotReady, Unauthorized
 from pluggably.generation.counting import TokenCounting
 from pluggably.generation.service import GenerationService
 from pluggably.lifecycle.residency import ResidencyService
@@ -114,14 +116,49 @@ def _is_local_call(request: Request) -> bool:
     return origin is None or _loopback_name(urlsplit(origin).netloc)
 
 
+def session_cookie_credential(request: Request, container: Container) -> str | None:
+    """The console's session cookie, once its CSRF header checks out; None without one.
+
+    A browser sends the cookie with any request to this origin, whoever's page made
+    it; only the console's own script can read the CSRF value and echo it, so a cookie
+    without the right header never authenticates."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    presented = request.headers.get(CSRF_HEADER)
+    if not presented:
+        raise Forbidden(
+            f"The session cookie needs the {CSRF_HEADER} header (the console sends it); "
+            "API clients send 'X-API-Key' or 'Authorization: Bearer' instead."
+        )
+    if not container.csrf.matches(token, presented):
+        raise Forbidden(f"The {CSRF_HEADER} header does not match this session; sign in again.")
+    return token
+
+
 async def authenticate(request: Request, container: ContainerDep) -> Principal:
+    # Header credentials first, and without touching cookies: that is every API client.
+    credential = credential_from(request) or session_cookie_credential(request, container)
     principal = await container.auth.resolve(
-        credential_from(request), client_is_loopback=_is_local_call(request)
+        credential, client_is_loopback=_is_local_call(request)
     )
     ctx = current()
     if ctx is not None:
         ctx.principal_id = principal.user_id
     return principal
+
+
+async def console_session(request: Request, container: ContainerDep) -> Principal | None:
+    """The principal of the console's session cookie (CSRF-checked), or None when
+    there is no cookie or its login no longer works: for signing out, which must
+    succeed either way. Not ``authenticate``: the route stays public."""
+    token = session_cookie_credential(request, container)
+    if token is None:
+        return None
+    try:
+        return await container.auth.resolve(token, client_is_loopback=False)
+    except Unauthorized:
+        return None
 
 
 def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
@@ -233,6 +270,14 @@ async def _metrics(container: ContainerDep) -> Metrics:
     return container.metrics
 
 
+async def _first_run(container: ContainerDep) -> FirstRun:
+    return container.first_run
+
+
+async def _csrf(container: ContainerDep) -> CsrfTokens:
+    return container.csrf
+
+
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 Invites = Annotated[InviteService, Depends(_invites)]
@@ -257,6 +302,9 @@ Responses = Annotated[ResponseStore, Depends(_responses)]
 # Call it to give the file space of deleted rows back (SQLite) after the response is sent.
 Reclaim = Annotated[ReclaimLater, Depends(_reclaim_later)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]
+FirstRunSetup = Annotated[FirstRun, Depends(_first_run)]
+Csrf = Annotated[CsrfTokens, Depends(_csrf)]
+ConsoleSession = Annotated[Principal | None, Depends(console_session)]
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]
