@@ -4,7 +4,7 @@
 
 import { ApiError, api } from "../api.js";
 import { button, clear, confirmDialog, errorBox, field, formatBytes, h, table, toast, uid } from "../dom.js";
-import { isAborted, modelPath, runtimeBadge, sleep } from "./common.js";
+import { isAborted, modelPath, runtimeBadge, scrollBox, sleep } from "./common.js";
 
 const MODALITIES = ["text", "image", "3d", "embedding"];
 const HEADERS = ["Model", "Provider", "Modality", "Status", "Runtime", "Queue", "Size", "Default", "Availability"];
@@ -13,7 +13,10 @@ const LOAD_POLL_MS = 700;
 
 export function createCatalog(ctx) {
   const admin = ctx.me.role === "admin";
-  const state = { cursor: null, q: "", modality: "", generation: 0, rows: new Map(), busy: new Set() };
+  // settled: when each model's last action ended, so that a loaded list asked for
+  // before then (older news) does not undo what the action showed.
+  const state = { cursor: null, q: "", modality: "", generation: 0, rows: new Map(), busy: new Set(), settled: new Map() };
+  const hooks = { changed: () => {} };
   const errors = errorBox();
   const grid = table("Models", admin ? [...HEADERS, "Actions"] : HEADERS, []);
   const tbody = grid.tBodies[0];
@@ -27,7 +30,7 @@ export function createCatalog(ctx) {
     h("h2", { id: heading, text: "Catalog" }),
     filters(),
     errors,
-    h("div", { class: "table-wrap" }, grid),
+    scrollBox(grid),
     empty,
     h("div", { class: "actions" }, more),
   );
@@ -144,7 +147,7 @@ export function createCatalog(ctx) {
       wrap.append(load);
     }
     if (!m.is_default && m.status === "available") {
-      wrap.append(button("Make default", () => makeDefault(m.id), { label: `Make ${m.id} the default` }));
+      wrap.append(button("Make default", () => makeDefault(m.id), { label: `Make default ${m.id}` }));
     }
     if (pending) for (const b of wrap.querySelectorAll("button")) b.disabled = true;
     return wrap;
@@ -184,7 +187,9 @@ export function createCatalog(ctx) {
       if (!isAborted(ctx.signal, err)) toast(err.message, "error");
     } finally {
       state.busy.delete(id);
+      state.settled.set(id, performance.now());
       if (!ctx.signal.aborted) await refreshRow(id);
+      hooks.changed();
       const lost = !document.activeElement || document.activeElement === document.body;
       if (refocus && lost) focusRow(id);
     }
@@ -243,11 +248,12 @@ export function createCatalog(ctx) {
   }
 
   /** The loaded list (polled by the page) keeps the runtime badges current. */
-  function syncLoaded(loaded) {
+  function syncLoaded(loaded, askedAt) {
     const byId = new Map(loaded.map((m) => [m.model_id, m]));
     for (const [id, row] of state.rows) {
       const m = row.model;
       if (m.format === "remote" || state.busy.has(id) || !m.runtime_status) continue;
+      if ((state.settled.get(id) ?? -1) > askedAt) continue;
       const entry = byId.get(id);
       let status = m.runtime_status;
       if (entry) status = entry.in_flight > 0 ? "busy" : "loaded";
@@ -260,5 +266,7 @@ export function createCatalog(ctx) {
     }
   }
 
-  return { section, reload: () => load(true), syncLoaded };
+  /** `onChange` runs after each load, unload or default change. */
+  const onChange = (fn) => (hooks.changed = fn);
+  return { section, reload: () => load(true), syncLoaded, onChange };
 }

@@ -45,3 +45,9 @@ export function formatDuration(seconds) {
 export function isAborted(signal, err) {
   return signal.aborted || err?.name === "AbortError";
 }
+
+/** A wide table's scroll box: focusable and named (its caption), so that a keyboard
+ * can scroll it at phone width. */
+export function scrollBox(grid) {
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `${grid.caption?.textContent || "Wide"} table` }, grid);
+}

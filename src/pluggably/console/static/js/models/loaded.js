@@ -4,7 +4,7 @@
 
 import { api } from "../api.js";
 import { clear, formatBytes, formatDate, h, table, uid } from "../dom.js";
-import { isAborted, sleep } from "./common.js";
+import { isAborted, scrollBox, sleep } from "./common.js";
 
 const REFRESH_MS = 3000;
 const HEADERS = ["Model", "Runtime", "Memory", "Running", "Queued", "Pinned", "Last used"];
@@ -45,12 +45,13 @@ export function createLoaded(ctx, onUpdate) {
       ),
     );
     clear(body).append(h("p", { class: "loaded-summary", text: summary(models) }));
-    if (models.length) body.append(h("div", { class: "table-wrap" }, table("Loaded models", HEADERS, rows)));
+    if (models.length) body.append(scrollBox(table("Loaded models", HEADERS, rows)));
   }
 
   async function tick() {
+    const askedAt = performance.now();
     const { models } = await api("/v1/models/loaded", { signal: ctx.signal });
-    onUpdate(models);
+    onUpdate(models, askedAt);
     const key = JSON.stringify(models.map((m) => [m.model_id, m.runtime, m.memory_bytes, m.in_flight, m.queue_depth, m.pinned, m.last_used_at]));
     if (key !== last) {
       last = key;
@@ -71,5 +72,14 @@ export function createLoaded(ctx, onUpdate) {
     }
   }
 
-  return { section, start: run };
+  /** Reads the list now (after a load or unload), besides the regular refresh. */
+  async function refresh() {
+    try {
+      await tick();
+    } catch {
+      /* the regular refresh shows the problem */
+    }
+  }
+
+  return { section, start: run, refresh };
 }

@@ -12,6 +12,7 @@ export async function render(ctx) {
   const admin = ctx.me.role === "admin";
   const catalog = createCatalog(ctx);
   const loaded = createLoaded(ctx, catalog.syncLoaded);
+  catalog.onChange(loaded.refresh);
   append(ctx.main, [
     h("h1", { text: "Models" }),
     admin ? null : h("p", { class: "muted", text: "An administrator downloads, loads and unloads models." }),
@@ -24,6 +25,6 @@ export async function render(ctx) {
     ctx.main.append(createHub(ctx, jobs).section);
     jobs.loadExisting();
   }
-  await catalog.reload();
   loaded.start(); // runs until the person leaves the page (ctx.signal)
+  await catalog.reload();
 }

@@ -40,3 +40,9 @@ export function section(title, ...children) {
   const id = `settings-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
   return h("section", { class: "card settings-section", "aria-labelledby": id }, h("h2", { id, text: title }), ...children);
 }
+
+/** A wide table's scroll box: focusable and named (its caption), so that a keyboard
+ * can scroll it at phone width. */
+export function scrollBox(grid) {
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `${grid.caption?.textContent || "Wide"} table` }, grid);
+}

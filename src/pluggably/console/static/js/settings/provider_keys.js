@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { button, clear, confirmDialog, field, formatDate, h, table, toast } from "../dom.js";
-import { onSubmit, problemBox, section } from "./common.js";
+import { onSubmit, problemBox, scrollBox, section } from "./common.js";
 
 const TYPE_NAMES = {
   api_key: "API key",
@@ -87,7 +87,7 @@ export async function providerKeysSection(ctx) {
     "Provider keys",
     h("p", { class: "muted", text: "Your own keys for hosted providers, used for your requests only. They are stored encrypted and shown masked." }),
     listProblems,
-    h("div", { class: "table-wrap" }, grid),
+    scrollBox(grid),
     keyForm(ctx, providers, refresh),
   );
 }

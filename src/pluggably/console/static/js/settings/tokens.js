@@ -5,7 +5,7 @@
 import { api } from "../api.js";
 import { button, clear, confirmDialog, field, formatDate, h, table, toast, uid } from "../dom.js";
 import { describeLimits } from "./profile.js";
-import { onSubmit, problemBox, section } from "./common.js";
+import { onSubmit, problemBox, scrollBox, section } from "./common.js";
 
 const HEADERS = ["Name", "Prefix", "Scopes", "Created", "Expires", "Last used", "Limits", "Actions"];
 const LABELS = {
@@ -152,7 +152,7 @@ export async function tokensSection(ctx) {
     h("p", { class: "muted", text: "For programs that call this server: send one as X-API-Key or Authorization: Bearer." }),
     reveal.el,
     listProblems,
-    h("div", { class: "table-wrap" }, grid),
+    scrollBox(grid),
     createForm(ctx, admin, reveal, refresh),
   );
 }
