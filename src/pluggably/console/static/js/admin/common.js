@@ -1,0 +1,72 @@
+// What the admin sections share: their heading, how a person is named, the list of
+// accounts, and a repeating refresh that stops when the person leaves the page.
+
+import { api } from "../api.js";
+import { h } from "../dom.js";
+
+/** The section's <h2>, which names the section element (admin.js labels it by this id). */
+export function heading(text) {
+  return h("h2", { id: "admin-section-title", text });
+}
+
+/** How a person is called on these pages: username, else email, else id. */
+export function nameOf(user) {
+  return user.username || user.email || user.id;
+}
+
+/** Every account (pages of 200), oldest first. */
+export async function allUsers(signal) {
+  const users = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: "200" });
+    if (cursor) query.set("cursor", cursor);
+    const page = await api(`/v1/users?${query}`, { signal });
+    users.push(...page.users);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return users;
+}
+
+/** Run `tick` now and every `ms` until `signal` aborts; one run at a time, and a
+ * failed run waits for the next tick rather than stopping the refresh. */
+export function every(ms, tick, signal) {
+  let timer = null;
+  const run = async () => {
+    try {
+      await tick();
+    } catch (err) {
+      if (signal.aborted || err.name === "AbortError") return;
+      console.warn(err);
+    }
+    if (!signal.aborted) timer = setTimeout(run, ms);
+  };
+  signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  return run();
+}
+
+/** A <tr> of cells; text for plain values, nodes as they are. */
+export function row(cells, attrs = {}) {
+  return h("tr", attrs, cells.map((cell) => h("td", {}, cell ?? "—")));
+}
+
+/** Wide tables scroll inside their own box at phone width, never the page; the box
+ * takes focus so that a keyboard can scroll it too. */
+export function wrap(tableEl, label) {
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, tableEl);
+}
+
+/** True while focus is inside `el`: a refresh that rebuilds it then would steal focus. */
+export function holdsFocus(el) {
+  return el.contains(document.activeElement);
+}
+
+/** An error as a person reads it: the server's message, and for a validation error
+ * which field said what. */
+export function explain(err) {
+  const details = Array.isArray(err?.details) ? err.details : [];
+  const fields = details
+    .filter((d) => d && d.msg)
+    .map((d) => `${(d.loc || []).filter((part) => part !== "body" && part !== "query").join(".")}: ${d.msg}`);
+  return { message: [err?.message || String(err), ...fields].join(" ") };
+}
