@@ -139,9 +139,7 @@ def session_cookie_credential(request: Request, container: Container) -> str | N
 async def authenticate(request: Request, container: ContainerDep) -> Principal:
     # Header credentials first, and without touching cookies: that is every API client.
     credential = credential_from(request) or session_cookie_credential(request, container)
-    principal = await container.auth.resolve(
-        credential, client_is_loopback=_is_local_call(request)
-    )
+    principal = await container.auth.resolve(credential, client_is_loopback=_is_local_call(request))
     ctx = current()
     if ctx is not None:
         ctx.principal_id = principal.user_id
