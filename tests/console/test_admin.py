@@ -6,6 +6,8 @@ plain user kept out of it."""
 from __future__ import annotations
 
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +296,33 @@ def test_admin_opens_on_users_and_an_unknown_section_goes_there(
     page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Usage").click()
     expect(page).to_have_url(re.compile(r"/ui/admin/usage$"))
     expect(page.get_by_role("heading", level=2)).to_have_text("Usage")
+
+
+def test_an_administrator_cancels_her_own_running_request(
+    browser: Any, console: Console, ada: dict[str, str]
+) -> None:
+    body = {
+        "input": {"prompt": "Once upon a time"},
+        "parameters": {"max_tokens": 2000, "temperature": 0},
+    }
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(bearer, console, ada["token"], "POST", "/v1/generate", json=body)
+        request_id = running_request(console, ada["token"])
+        page = admin_page(console, browser, "requests")
+        page.get_by_label("Status", exact=True).select_option("running")
+        page.get_by_role("button", name=f"Cancel request {request_id}").click()
+        expect(page.get_by_role("status").filter(has_text="Request cancelled.")).to_be_visible()
+        answer.result(timeout=60)
+    record = bearer(console, ada["token"], "GET", f"/v1/requests/{request_id}/status").json()
+    assert record["status"] == "cancelled"
+
+
+def running_request(console: Console, token: str) -> str:
+    """The id of the caller's request once the list shows it running."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = bearer(console, token, "GET", "/v1/requests", params={"status": "running"})
+        if found.json()["requests"]:
+            return str(found.json()["requests"][0]["request_id"])
+        time.sleep(0.1)
+    raise AssertionError("the request never ran")
