@@ -28,6 +28,16 @@ export async function allUsers(signal) {
   return users;
 }
 
+/** user id → name, for tables that show whose a row is; empty when the list fails
+ * (ids then stand in for names). */
+export async function userNames(signal) {
+  try {
+    return new Map((await allUsers(signal)).map((user) => [user.id, nameOf(user)]));
+  } catch {
+    return new Map();
+  }
+}
+
 /** Run `tick` now and every `ms` until `signal` aborts; one run at a time, and a
  * failed run waits for the next tick rather than stopping the refresh. */
 export function every(ms, tick, signal) {

@@ -13,24 +13,8 @@ const NUMBERS = [
   ["budget_usd", "Budget (USD)", "0", "decimal"],
 ];
 
-export async function openLimits(user, name) {
-  const opener = document.activeElement;
-  const titleId = uid("limits-title");
-  const errors = errorBox();
-  const dialog = h("dialog", { class: "limits-dialog", "aria-labelledby": titleId });
-  const close = () => {
-    dialog.close();
-    dialog.remove();
-    opener?.focus?.();
-  };
-  dialog.addEventListener("close", () => dialog.isConnected && close());
-  let current;
-  try {
-    current = await api(`/v1/users/${encodeURIComponent(user.id)}/limits`);
-  } catch (err) {
-    toast(err.message, "error");
-    return;
-  }
+/** The controls, filled with `current`, and how to read them back as a limits body. */
+function controls(current) {
   const inputs = {};
   for (const [key, , min, mode] of NUMBERS) {
     inputs[key] = h("input", {
@@ -41,40 +25,53 @@ export async function openLimits(user, name) {
       value: current[key] ?? "",
     });
   }
-  const period = h(
+  inputs.budget_period = h(
     "select",
     {},
     h("option", { value: "", text: "Not set (month)" }),
     ["day", "week", "month"].map((p) => h("option", { value: p, text: p })),
   );
-  period.value = current.budget_period ?? "";
-  const models = h("textarea", { rows: "3", value: (current.models ?? []).join("\n") });
-
-  const form = h(
-    "form",
-    { method: "dialog", onsubmit: (event) => save(event) },
-    h("h2", { id: titleId, text: `Limits for ${name}` }),
-    h("p", { class: "muted", text: "Leave a field empty for no limit at this level." }),
-    errors,
-    h("div", { class: "limits-grid" }, NUMBERS.map(([key, label]) => field(label, inputs[key]))),
-    field("Budget period", period),
-    field("Allowed models", models, "One pattern per line, e.g. local:* or openai:gpt-4o*. Empty: every model."),
-    h("div", { class: "actions" }, button("Save limits", null, { kind: "primary", type: "submit" }), button("Cancel", close)),
-  );
-
-  async function save(event) {
-    event.preventDefault();
+  inputs.budget_period.value = current.budget_period ?? "";
+  inputs.models = h("textarea", { rows: "3", value: (current.models ?? []).join("\n") });
+  const read = () => {
     const body = {};
     for (const [key, , , mode] of NUMBERS) {
       const text = inputs[key].value.trim();
       body[key] = text === "" ? null : mode === "integer" ? parseInt(text, 10) : Number(text);
     }
-    body.budget_period = period.value || null;
-    const patterns = models.value.split("\n").map((p) => p.trim()).filter(Boolean);
+    body.budget_period = inputs.budget_period.value || null;
+    const patterns = inputs.models.value.split("\n").map((p) => p.trim()).filter(Boolean);
     body.models = patterns.length ? patterns : null;
+    return body;
+  };
+  return { inputs, read };
+}
+
+export async function openLimits(user, name) {
+  const opener = document.activeElement;
+  let current;
+  try {
+    current = await api(`/v1/users/${encodeURIComponent(user.id)}/limits`);
+  } catch (err) {
+    toast(err.message, "error");
+    return;
+  }
+  const { inputs, read } = controls(current);
+  const titleId = uid("limits-title");
+  const errors = errorBox();
+  const dialog = h("dialog", { class: "limits-dialog", "aria-labelledby": titleId });
+  const close = () => {
+    dialog.close();
+    dialog.remove();
+    opener?.focus?.();
+  };
+  dialog.addEventListener("close", () => dialog.isConnected && close());
+
+  async function save(event) {
+    event.preventDefault();
     errors.show(null);
     try {
-      await api(`/v1/users/${encodeURIComponent(user.id)}/limits`, { method: "PUT", body });
+      await api(`/v1/users/${encodeURIComponent(user.id)}/limits`, { method: "PUT", body: read() });
     } catch (err) {
       errors.show(explain(err));
       return;
@@ -83,7 +80,19 @@ export async function openLimits(user, name) {
     close();
   }
 
-  dialog.append(form);
+  dialog.append(
+    h(
+      "form",
+      { method: "dialog", onsubmit: save },
+      h("h2", { id: titleId, text: `Limits for ${name}` }),
+      h("p", { class: "muted", text: "Leave a field empty for no limit at this level." }),
+      errors,
+      h("div", { class: "limits-grid" }, NUMBERS.map(([key, label]) => field(label, inputs[key]))),
+      field("Budget period", inputs.budget_period),
+      field("Allowed models", inputs.models, "One pattern per line, e.g. local:* or openai:gpt-4o*. Empty: every model."),
+      h("div", { class: "actions" }, button("Save limits", null, { kind: "primary", type: "submit" }), button("Cancel", close)),
+    ),
+  );
   document.body.append(dialog);
   dialog.showModal();
   inputs.rpm.focus();

@@ -6,7 +6,7 @@
 
 import { api } from "../api.js";
 import { button, errorBox, field, formatBytes, formatCost, h, table, toast } from "../dom.js";
-import { allUsers, every, heading, holdsFocus, row, wrap } from "./common.js";
+import { every, heading, holdsFocus, row, userNames, wrap } from "./common.js";
 
 const PAGE = 50;
 const REFRESH_MS = 5000;
@@ -23,7 +23,7 @@ export async function render(ctx, container) {
   const requestsTable = table("Requests", HEADERS, []);
   const tbody = requestsTable.tBodies[0];
   const empty = h("p", { class: "muted", hidden: true, text: "No requests." });
-  const names = new Map();
+  let names = new Map();
   let cursor = null;
 
   let latest = 0; // a refresh asked before the filter changed must not show after it
@@ -67,11 +67,7 @@ export async function render(ctx, container) {
     h("h3", { text: "Live queue" }),
     queue,
   );
-  try {
-    for (const user of await allUsers(ctx.signal)) names.set(user.id, user.username || user.email || user.id);
-  } catch {
-    /* ids stand in for names */
-  }
+  names = await userNames(ctx.signal);
   every(QUEUE_MS, () => showQueue(queue, ctx.signal), ctx.signal);
   await every(REFRESH_MS, guarded("refresh"), ctx.signal);
 }

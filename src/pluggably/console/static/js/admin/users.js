@@ -73,17 +73,7 @@ function userRow(user, ctx, errors) {
     return true;
   };
 
-  const role = h(
-    "select",
-    { "aria-label": `Role for ${name}` },
-    h("option", { value: "user", text: "user" }),
-    h("option", { value: "admin", text: "admin" }),
-  );
-  role.value = user.role;
-  role.addEventListener("change", async () => {
-    const ok = await patch({ role: role.value }, `Role for ${name}`, (u) => `${name} is now ${u.role === "admin" ? "an admin" : "a user"}.`);
-    if (!ok) role.value = user.role;
-  });
+  const role = roleSelect(user, name, patch);
 
   const verb = user.disabled ? "Enable" : "Disable";
   const toggle = button(
@@ -105,4 +95,21 @@ function userRow(user, ctx, errors) {
   ]);
   tr.dataset.userId = user.id;
   return tr;
+}
+
+/** The account's role; a refused change (409) puts the select back. */
+function roleSelect(user, name, patch) {
+  const label = `Role for ${name}`;
+  const role = h(
+    "select",
+    { "aria-label": label },
+    h("option", { value: "user", text: "user" }),
+    h("option", { value: "admin", text: "admin" }),
+  );
+  role.value = user.role;
+  role.addEventListener("change", async () => {
+    const said = (u) => `${name} is now ${u.role === "admin" ? "an admin" : "a user"}.`;
+    if (!(await patch({ role: role.value }, label, said))) role.value = user.role;
+  });
+  return role;
 }
