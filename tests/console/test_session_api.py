@@ -27,6 +27,8 @@ from tests.conftest import (
     register,
     running,
 )
+from tests.console.conftest import PASSWORD as CONSOLE_PASSWORD
+from tests.console.conftest import close_console, start_console
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 SESSION, CSRF = "pluggably_session", "pluggably_csrf"
@@ -401,8 +403,6 @@ def test_the_setup_link_names_the_bound_address(tmp_path: Path, host: str, expec
 def test_pluggably_serve_logs_the_setup_link_and_the_link_opens_the_page(
     tmp_path: Path, log_format: str
 ) -> None:
-    from tests.console.conftest import close_console, start_console
-
     console = start_console(tmp_path, None, admin_key=False, PLUGGABLY_LOG_FORMAT=log_format)
     try:
         link = console.setup_link()
@@ -429,11 +429,42 @@ def test_pluggably_serve_logs_the_setup_link_and_the_link_opens_the_page(
 
 @pytest.mark.slow
 def test_pluggably_serve_with_an_admin_key_logs_no_setup_link(tmp_path: Path) -> None:
-    from tests.console.conftest import close_console, start_console
-
     console = start_console(tmp_path, None)
     try:
         assert "/ui/setup" not in console.log()
+    finally:
+        close_console(console)
+
+
+def _sign_in_forwarded(console: Any) -> dict[str, str]:
+    console.make_user("alice")
+    response = httpx.post(
+        console.url("/ui/api/session"),
+        json={"username": "alice", "password": CONSOLE_PASSWORD},
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return _set_cookies(response)
+
+
+@pytest.mark.slow
+def test_cookies_are_secure_when_a_trusted_proxy_says_https(tmp_path: Path) -> None:
+    console = start_console(tmp_path, None, PLUGGABLY_TRUSTED_PROXIES='["127.0.0.1"]')
+    try:
+        cookies = _sign_in_forwarded(console)
+        assert "; secure" in cookies[SESSION]
+        assert "; secure" in cookies[CSRF]
+    finally:
+        close_console(console)
+
+
+@pytest.mark.slow
+def test_an_untrusted_peer_cannot_claim_https(tmp_path: Path) -> None:
+    console = start_console(tmp_path, None)
+    try:
+        cookies = _sign_in_forwarded(console)
+        assert "secure" not in _attributes(cookies[SESSION])
     finally:
         close_console(console)
 
