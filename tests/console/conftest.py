@@ -31,6 +31,9 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOTS_ENV = "PLUGGABLY_SCREENSHOTS_DIR"
 PASSWORD = "correct horse battery"  # meets the policy: ≥ 10 characters, not the username
 TIMEOUT_MS = 20_000
+# Startup loads the bundled embedding model too: on a busy 2-CPU machine that has
+# taken more than 30 s.
+READY_TIMEOUT_S = 120
 
 
 def _chromium() -> str:
@@ -80,7 +83,11 @@ class Console:
         registered = self.api(
             "POST",
             "/v1/users/register",
-            json={"username": username, "password": password, "invite_token": invite.json()["token"]},
+            json={
+                "username": username,
+                "password": password,
+                "invite_token": invite.json()["token"],
+            },
         )
         assert registered.status_code == 201, registered.text
         user_id: str = registered.json()["id"]
@@ -89,8 +96,15 @@ class Console:
             assert patched.status_code == 200, patched.text
         return user_id
 
-    def page(self, browser: Any, *, user: str | None = None, password: str = PASSWORD,
-             width: int = 1280, height: int = 860) -> Any:
+    def page(
+        self,
+        browser: Any,
+        *,
+        user: str | None = None,
+        password: str = PASSWORD,
+        width: int = 1280,
+        height: int = 860,
+    ) -> Any:
         """A new browser context (its own cookies) and page; signed in as `user` through
         the console's own session route when given."""
         # bypass_csp: axe-core is injected as an inline script, which the console's CSP
@@ -128,7 +142,8 @@ def start_console(
     """`pluggably serve` on a free port; with `gguf`, the bundled Gemma is linked into
     its models folder (the server then finds it assembled and registers it)."""
     port = unused_port()
-    env = _env(tmp_path, PLUGGABLY_BUNDLED_MODEL="true" if gguf else "false", **extra)
+    env = _env(tmp_path)  # its defaults, then the caller's values over them
+    env.update(PLUGGABLY_BUNDLED_MODEL="true" if gguf else "false", **extra)
     if not admin_key:
         env.pop("PLUGGABLY_ADMIN_KEY")
     if gguf is not None:
@@ -143,7 +158,7 @@ def start_console(
             [str(BIN), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     base = f"http://127.0.0.1:{port}"
-    _wait_ready(base, proc, log_path)
+    _wait_ready(base, proc, log_path, timeout_s=READY_TIMEOUT_S)
     shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     return Console(base, log_path, proc, ADMIN_KEY if admin_key else None, shots)
@@ -181,4 +196,6 @@ def serious_violations(page: Any) -> list[dict[str, Any]]:
 
 def assert_accessible(page: Any) -> None:
     found = serious_violations(page)
-    assert found == [], "\n".join(f"{v['id']} ({v['impact']}): {v['help']} {v['nodes']}" for v in found)
+    assert found == [], "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} {v['nodes']}" for v in found
+    )

@@ -60,8 +60,10 @@ def stop_server(proc: subprocess.Popen[bytes], log_path: Path) -> str:
     return log_path.read_text()
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_ready(
+    base: str, proc: subprocess.Popen[bytes], log_path: Path, *, timeout_s: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, log_path.read_text()
         try:
