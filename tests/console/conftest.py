@@ -26,9 +26,9 @@ from tests.serving.test_serve import BIN, _env, _wait_ready, stop_server
 pytestmark = pytest.mark.slow
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-# Where the tests save their screenshots for the README: PLUGGABLY_SCREENSHOTS_DIR
+# Where the tests save their screenshots for the README: PLUGGABLY_TEST_SCREENSHOTS_DIR
 # (e.g. docs/screenshots, to refresh them), else the test's temporary folder.
-SCREENSHOTS_ENV = "PLUGGABLY_SCREENSHOTS_DIR"
+SCREENSHOTS_ENV = "PLUGGABLY_TEST_SCREENSHOTS_DIR"
 PASSWORD = "correct horse battery"  # meets the policy: ≥ 10 characters, not the username
 TIMEOUT_MS = 20_000
 # Startup loads the bundled embedding model too: on a busy 2-CPU machine that has
