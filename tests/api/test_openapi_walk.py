@@ -17,6 +17,10 @@ PUBLIC = {
     "/v1/users/register",
     "/v1/users/login",
     "/v1/artifacts/{artifact_id}",  # the signed link is the credential
+    # The console's sign-in, first-run setup and what its sign-in page needs to know.
+    "/ui/api/bootstrap",
+    "/ui/api/session",
+    "/ui/api/setup",
 }
 
 
