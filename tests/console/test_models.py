@@ -93,6 +93,10 @@ def progress_values(bar: Any, until: float) -> list[float]:
     return seen
 
 
+def value_above(page: Any, bar: Any, floor: float) -> None:
+    page.wait_for_function("([e, floor]) => e.value > floor", arg=[bar.element_handle(), floor])
+
+
 def search_hub(page: Any, query: str) -> None:
     page.get_by_label("Search the hub").fill(query)
     page.get_by_role("button", name="Search", exact=True).click()
@@ -153,7 +157,14 @@ def test_an_admin_downloads_a_model_with_live_progress_and_cancels_another(
     slow.get_by_role("button", name=f"Download {SLOW}").click()  # the server picks the file
     slow_bar = page.get_by_role("progressbar", name=f"Download progress for {SLOW}", exact=True)
     expect(slow_bar).to_have_attribute("value", ABOVE_ZERO)
+    value_above(page, slow_bar, 10)  # its speed and time left are shown
+    page.locator("section.catalog").evaluate("e => e.scrollIntoView()")
     console.screenshot(page, "models")
+    # Opened again while it runs, the page follows the running job.
+    before = float(slow_bar.get_attribute("value"))
+    page.reload()
+    expect(slow_bar).to_have_attribute("value", ABOVE_ZERO)
+    value_above(page, slow_bar, before)
     page.get_by_role("button", name=f"Cancel download of {SLOW}").click()
     slow_job = page.locator("article.job").filter(has_text=SLOW)
     expect(slow_job.get_by_role("status")).to_have_text("Cancelled.")

@@ -179,7 +179,7 @@ def test_the_settings_page_fits_a_phone(browser: Any, console: Console) -> None:
     page = open_settings(browser, console, "phil", width=390, height=844)
     expect(tokens_table(page)).to_be_visible()
     expect(page.get_by_role("checkbox", name="admin")).to_be_visible()
+    console.screenshot(page, "settings-phone")
     page.get_by_text("Limits (optional)").click()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert_accessible(page)
-    console.screenshot(page, "settings-phone")

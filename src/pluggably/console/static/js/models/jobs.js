@@ -44,7 +44,8 @@ function jobCard(job, onCancel) {
   const el = h(
     "article",
     { class: "card job", "aria-labelledby": title, dataset: { jobId: job.job_id } },
-    h("h4", { id: title, class: "job-title", text: job.model_id }),
+    // tabindex -1: the focus lands here when the Cancel button it was on goes away.
+    h("h4", { id: title, class: "job-title", tabindex: "-1", text: job.model_id }),
     progress,
     status,
     errors,
@@ -124,9 +125,11 @@ export function createJobs(ctx, { onCompleted }) {
   }
 
   async function cancel(card) {
+    const hadFocus = card.el.contains(document.activeElement);
     try {
       card.update(await api(`/v1/jobs/${encodeURIComponent(card.job.job_id)}`, { method: "DELETE", signal: ctx.signal }));
       card.errors.show(null);
+      if (hadFocus && TERMINAL.has(card.job.status)) card.el.querySelector(".job-title").focus(); // Cancel is gone
     } catch (err) {
       if (!isAborted(ctx.signal, err)) card.errors.show(err);
     }
