@@ -5,6 +5,7 @@ the real bundled Gemma GGUF."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -126,6 +127,49 @@ async def test_a_streamed_turn_is_stored_with_its_full_text(
         stored = await _messages(client, ADMIN, sid)
         assert stored[-1]["content"] == "".join(pieces) == "one two three four five six"
         assert stored[-1]["role"] == "assistant"
+
+
+async def test_a_stream_cancelled_while_its_answer_is_stored_keeps_it_once_and_completed(
+    tmp_path: Path, database_url: str, openai_sim: OpenAISim
+) -> None:
+    """The upstream has finished and the gateway is writing the answer out (the turn,
+    then the record): a cancel then (POST …/cancel, or the client leaving, as a browser
+    does on a reload) comes too late. The answer was stored a second time, as a
+    cancelled copy, and its request ended 'cancelled'."""
+    openai_sim.set_reply("gpt-4o-mini", "one two three")
+    app = gen_app(tmp_path, database_url, openai_sim)
+    async with running(app), client_for(app) as client:
+        generation = app.state.container.generation
+        writing, release = asyncio.Event(), asyncio.Event()
+        finish = generation.outcomes.finish
+
+        async def held(plan: Any, **result: Any) -> None:
+            if result.get("status") == "completed":  # the turn is stored; the record is next
+                writing.set()
+                await release.wait()
+            await finish(plan, **result)
+
+        generation.outcomes.finish = held
+        sid = await _session(client, ADMIN)
+        body = {"model": MODEL, "input": {"prompt": "count"}, "stream": True}
+        call = asyncio.create_task(_turn(client, ADMIN, sid, **body))
+        await asyncio.wait_for(writing.wait(), 10)
+        [live] = generation.live.all()
+        cancel = asyncio.create_task(
+            client.post(f"/v1/requests/{live.request_id}/cancel", headers=ADMIN)
+        )
+        while not live.cancel_requested:
+            await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(call, cancel), 10)
+
+        stored = await _messages(client, ADMIN, sid)
+        assert [(m["role"], m["content"]) for m in stored] == [
+            ("user", "count"),
+            ("assistant", "one two three"),
+        ]
+        record = await client.get(f"/v1/requests/{live.request_id}/status", headers=ADMIN)
+        assert record.json()["status"] == "completed"
 
 
 async def test_regenerate_replace_append_and_failure_keeps_history(

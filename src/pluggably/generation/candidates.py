@@ -9,6 +9,7 @@ only with its whole answer (any failure before that falls back)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -29,6 +30,7 @@ from pluggably.generation.live import LiveRequest, LiveRequests
 from pluggably.generation.local_calls import completion_of, local_events
 from pluggably.generation.outcomes import Outcomes
 from pluggably.generation.plan import Plan, as_gateway_error, credential_for, scrubbed
+from pluggably.generation.schemas import GenerateResponse
 from pluggably.generation.stopping import cut_completion, cut_stream
 from pluggably.lifecycle.admission import Reservation
 from pluggably.lifecycle.local import Loading, LocalBackend, LocalEnd, Queued
@@ -180,10 +182,24 @@ class Candidates:
             reasoning=whole.reasoning_text,
             reasoning_signature=whole.signature,
         )
+        # The answer is in: its writes (files, turn, record) run to their end in a task
+        # of their own, even when the client leaves or cancels now; the stream then ends
+        # as completed, not also as a cancelled copy of the answer.
+        writes = asyncio.ensure_future(self._answered(plan, target, completion, first_token_ms))
+        try:
+            response = await asyncio.shield(writes)
+        except asyncio.CancelledError:
+            await asyncio.wait({writes})
+            raise
+        yield Completed(response)
+
+    async def _answered(
+        self, plan: Plan, target: Target, completion: Completion, first_token_ms: float
+    ) -> GenerateResponse:
         output = await self.outcomes.output(plan, completion)
         response = self.outcomes.response(plan, target, completion, output, first_token_ms)
         await self.outcomes.completed(plan, target, response)
-        yield Completed(response)
+        return response
 
     def _notice(
         self, plan: Plan, target: Target, live: LiveRequest, item: Queued | Loading

@@ -132,6 +132,7 @@ class Outcomes:
             response=response.model_dump(mode="json"),
             cost_usd=response.usage.cost_usd if response.usage else None,
         )
+        plan.completed = True
 
     async def cancelled(self, plan: Plan, target: Target, partial: str) -> GenerateResponse:
         """A JSON request cancelled while a candidate ran: its partial text."""

@@ -51,6 +51,7 @@ class Plan:
     turn: Turn | None = None  # the session this generation continues
     trying: Target | None = None  # the candidate being tried now
     served: Target | None = None  # the candidate that answered
+    completed: bool = False  # its answer is written out (turn, record, limits)
     error: GatewayError | None = None  # why every candidate failed (streams)
     requested: str | None = None  # the model id as the caller wrote it (None: auto)
     primary: Target | None = None  # what ``requested`` resolved to

@@ -193,7 +193,9 @@ class GenerationService:
         finally:
             with anyio.CancelScope(shield=True):
                 await _close_quietly(events, plan.request_id)
-                if status == "cancelled":  # the client went away, or POST …/cancel
+                if status == "cancelled" and plan.completed:
+                    status = "completed"  # cancelled as its answer was written: too late
+                elif status == "cancelled":  # the client went away, or POST …/cancel
                     await self.outcomes.stream_cancelled(plan, live.partial_text)
             self.live.close(plan.request_id, status)
 
