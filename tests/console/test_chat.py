@@ -129,10 +129,13 @@ def _wait_for(check: Callable[[], Any], what: str, timeout_s: float = 20.0) -> A
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _ask(page: Any, model: str, message: str) -> None:
+def _ask(page: Any, model: str, message: str, *, enter: bool = False) -> None:
     page.get_by_label("Model").select_option(model)
     page.get_by_label("Message").fill(message)
-    page.get_by_role("button", name="Send").click()
+    if enter:
+        page.get_by_label("Message").press("Enter")
+    else:
+        page.get_by_role("button", name="Send").click()
 
 
 def _chat_page(console: Console, browser: Any, **size: int) -> Any:
@@ -241,7 +244,7 @@ def test_an_answer_s_markdown_runs_no_script(
     browser: Any, chat_console: Console, person: str
 ) -> None:
     page = _chat_page(chat_console, browser)
-    _ask(page, SIM_MODEL, "Show me something hostile")
+    _ask(page, SIM_MODEL, "Show me something hostile", enter=True)
     answer = page.get_by_role("log", name="Conversation").locator(".msg.assistant .msg-text")
     expect(answer).to_contain_text("Look:")
     page.reload()  # and once more from the stored history
@@ -256,6 +259,59 @@ def test_an_answer_s_markdown_runs_no_script(
     assert "onerror" not in html
     assert "<script" not in html
     assert "javascript:" not in html
+
+
+def test_an_image_model_s_answer_is_a_picture_kept_with_the_conversation(
+    browser: Any, chat_console: Console, person: str
+) -> None:
+    page = _chat_page(chat_console, browser)
+    message = page.get_by_label("Message")
+    message.fill("A red square")
+    message.press("Shift+Enter")  # a new line, not a send
+    message.press_sequentially("on white")
+    assert message.input_value() == "A red square\non white"
+    page.get_by_label("Model").select_option("openai:dall-e-2")
+    message.press("Enter")
+    image = page.get_by_role("log", name="Conversation").get_by_role("img", name="Generated image")
+    expect(image).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Answer complete.")).to_be_visible()
+    page.reload()  # from the session's stored artifact, through its signed link
+    expect(image).to_be_visible()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
+
+
+SHOW_MESHES = """async () => {
+  const messages = await import('/ui/static/js/chat/messages.js');
+  const loadedBefore = Boolean(customElements.get('model-viewer'));
+  const mesh = (id, type) => ({id, type: 'mesh', url: `/v1/artifacts/${id}`, content_type: type});
+  const view = new messages.AnswerView().fill({
+    role: 'assistant', content: 'Here it is.', model: 'local/shap-e',
+    artifacts: [mesh('a', 'model/gltf-binary'), mesh('b', 'model/obj')],
+  });
+  document.querySelector('[role=log]').append(view.el);
+  await customElements.whenDefined('model-viewer');
+  return {
+    loadedBefore,
+    viewers: [...view.el.querySelectorAll('model-viewer')].map(v => v.getAttribute('src')),
+    downloads: [...view.el.querySelectorAll('a[download]')].map(a => a.textContent),
+  };
+}"""
+
+
+def test_a_3d_answer_loads_the_viewer_only_when_shown_and_offers_other_formats_to_download(
+    browser: Any, chat_console: Console, person: str
+) -> None:
+    """How a stored 3D turn is drawn (no 3D model runs in this test: the message is the
+    session API's shape for a mesh answer)."""
+    page = _chat_page(chat_console, browser)
+    shown = page.evaluate(SHOW_MESHES)
+    assert shown == {
+        "loadedBefore": False,
+        "viewers": ["/v1/artifacts/a"],
+        "downloads": ["Download the 3D model (.glb)", "Download the 3D model (.obj)"],
+    }
 
 
 def test_a_second_chat_waits_in_the_bundled_model_s_queue_with_its_position(
