@@ -218,6 +218,7 @@ def test_an_answer_is_regenerated_in_place_and_the_conversation_renamed_and_dele
     assert after != before
     page.reload()
     expect(log.locator(".msg.assistant .msg-text")).to_have_text([after])
+    expect(page.get_by_label("Model")).to_have_value(SIM_MODEL)  # the one that answered
 
     page.get_by_role("button", name="Rename Say something, please").click()
     dialog = page.get_by_role("dialog", name="Rename the conversation")

@@ -40,11 +40,12 @@ function optionOf(m) {
   return h("option", {
     value: m.id,
     disabled: m.status !== "available",
-    text: words ? `${m.name || m.id} (${words})` : m.name || m.id,
+    text: words ? `${m.name || m.id} — ${words}` : m.name || m.id,
   });
 }
 
-/** Fill `select` with the models, grouped (local first), and pick `preferred`. */
+/** Fill `select` with the models, grouped (local first), and pick the first usable
+ * of `preferred` (ids), else the default text model. */
 export function fillPicker(select, models, preferred) {
   const groups = new Map();
   for (const m of models) {
@@ -56,6 +57,8 @@ export function fillPicker(select, models, preferred) {
   select.replaceChildren(...names.map((name) => h("optgroup", { label: name }, groups.get(name).map(optionOf))));
   const usable = models.filter((m) => m.status === "available");
   const fallback = usable.find((m) => m.is_default && m.modality === "text") || usable.find((m) => m.modality === "text") || usable[0];
-  const chosen = usable.find((m) => m.id === preferred) || fallback;
+  // A stored answer names a local model with its provider ("local:<id>").
+  const ids = preferred.filter(Boolean).flatMap((id) => [id, id.replace(/^local:/, "")]);
+  const chosen = ids.map((id) => usable.find((m) => m.id === id)).find(Boolean) || fallback;
   if (chosen) select.value = chosen.id;
 }

@@ -88,9 +88,9 @@ class ChatPage {
       this.sessionId ? this.loadSession() : null,
     ]);
     this.models = models;
+    // A conversation goes on with the model that answered last, else the person's own.
     const lastModel = [...this.log.querySelectorAll(".msg.assistant")].pop()?.dataset.model;
-    const known = (id) => models.some((m) => m.id === id);
-    fillPicker(this.picker, models, known(lastModel) ? lastModel : this.ctx.me?.preferred_model);
+    fillPicker(this.picker, models, [lastModel, this.ctx.me?.preferred_model]);
     if (!models.length) this.error.show(new Error("No model is available to you yet: ask an administrator, or add a provider key in Settings."));
     this.updateButtons();
   }
