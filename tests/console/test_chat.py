@@ -241,6 +241,28 @@ def test_an_answer_is_regenerated_in_place_and_the_conversation_renamed_and_dele
     assert gone.status_code == 404
 
 
+def test_the_system_prompt_is_kept_with_the_conversation_and_sent_before_each_turn(
+    browser: Any, chat_console: Console, person: str, sim: OpenAISim
+) -> None:
+    page = _chat_page(chat_console, browser)
+    page.get_by_text("Conversation settings").click()
+    prompt = page.get_by_label("System prompt")
+    prompt.fill("Answer like a pirate.")
+    _ask(page, SIM_MODEL, "Tell me about ships")
+    expect(page.get_by_role("status").filter(has_text="Answer complete.")).to_be_visible()
+    sent = sim.requests_to("/v1/chat/completions")[-1].body["messages"]
+    assert sent[0] == {"role": "system", "content": "Answer like a pirate."}
+
+    prompt.fill("Answer like a poet.")
+    prompt.blur()  # saved when it changes
+    expect(page.get_by_role("status").filter(has_text="System prompt saved.")).to_be_visible()
+    chat = chat_console.api("GET", f"/v1/sessions/{_session_id(page)}", key=_bearer(chat_console))
+    assert chat.json()["system_prompt"] == "Answer like a poet."
+    page.reload()
+    page.get_by_text("Conversation settings").click()
+    expect(page.get_by_label("System prompt")).to_have_value("Answer like a poet.")
+
+
 def test_an_answer_s_markdown_runs_no_script(
     browser: Any, chat_console: Console, person: str
 ) -> None:
