@@ -84,8 +84,8 @@ def chat_console(
         PLUGGABLY_PROVIDERS__OPENAI__BASE_URL=sim.base_url,
         PLUGGABLY_PROVIDERS__OPENAI__API_KEY="sk-server-key-0001",
         PLUGGABLY_SERVER_KEYS_ALLOWED='["@admins"]',
-        # Gemma loads on the first message (the bundled embedder, which nothing here
-        # uses, would take the start past its deadline on a busy machine).
+        # Gemma loads on the first message: the bundled embedder, which nothing here
+        # uses, would add tens of seconds to the start on a busy machine.
         PLUGGABLY_PRELOAD_DEFAULTS="false",
     )
     try:
@@ -149,6 +149,8 @@ def _chat_page(console: Console, browser: Any, **size: int) -> Any:
 def test_a_new_person_sets_up_the_server_signs_in_and_stops_a_streamed_answer(
     browser: Any, chat_console: Console
 ) -> None:
+    """The issue's whole first run (this test comes first in the module; the others'
+    `person` fixture makes the account through the API when they run alone)."""
     assert chat_console.api("GET", "/ui/api/bootstrap").json()["setup_required"] is True
     page = chat_console.page(browser)
     page.goto(chat_console.setup_link())
