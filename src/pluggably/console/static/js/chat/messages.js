@@ -7,6 +7,13 @@ import { formatCost, h } from "../dom.js";
 import { renderMarkdown } from "./markdown.js";
 
 const MESH_VIEWABLE = new Set(["model/gltf-binary", "model/gltf+json"]);
+const MESH_EXTENSIONS = {
+  "model/gltf-binary": "glb",
+  "model/gltf+json": "gltf",
+  "model/obj": "obj",
+  "model/ply": "ply",
+  "model/stl": "stl",
+};
 let viewerLoaded = null;
 
 /** <model-viewer> is large: its module loads the first time a 3D answer is shown. */
@@ -167,8 +174,9 @@ function imageOf(url, type) {
 }
 
 function meshOf(url, contentType) {
-  const ext = (contentType || "").split("/").pop().replace("gltf-binary", "glb").replace("gltf+json", "gltf");
-  const link = h("a", { href: url, download: `model.${ext}`, class: "media-link" }, `Download the 3D model (.${ext})`);
+  const ext = MESH_EXTENSIONS[contentType];
+  const name = ext ? `model.${ext}` : "model";
+  const link = h("a", { href: url, download: name, class: "media-link" }, ext ? `Download the 3D model (.${ext})` : "Download the 3D model");
   if (!MESH_VIEWABLE.has(contentType)) return h("div", { class: "media-item" }, link);
   loadViewer();
   const viewer = h("model-viewer", {
