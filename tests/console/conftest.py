@@ -45,7 +45,9 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an event loop of its own
+# while it is started, and the suite's async tests after these could not run theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     executable = _chromium()

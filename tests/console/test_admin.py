@@ -95,7 +95,7 @@ def test_a_second_person_joins_by_invite_sees_only_their_own_and_is_disabled(
     newcomer.get_by_label("Confirm password").fill(PASSWORD)
     newcomer.get_by_role("button", name="Create account").click()
     expect(newcomer).to_have_url(re.compile(r"/ui/chat"))
-    expect(newcomer.get_by_role("link", name="Chat")).to_be_visible()
+    expect(newcomer.get_by_role("link", name="Chat", exact=True)).to_be_visible()
     expect(newcomer.get_by_role("link", name="Admin")).to_be_hidden()
     newcomer.goto(console.url("/ui/chat"), wait_until="networkidle")
     assert TITLE not in newcomer.content()

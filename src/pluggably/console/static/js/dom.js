@@ -66,14 +66,47 @@ export function toast(message, kind = "info") {
   setTimeout(() => note.remove(), kind === "error" ? 8000 : 4000);
 }
 
-/** An inline error box for a form: role=alert so it is announced. */
-export function errorBox() {
+/** An inline error box for a form: role=alert so it is announced. `show(err)` shows
+ * the message and, for a validation error (API.md §2 `details`), one line per field,
+ * named by `labels` (the last part of `loc` → the form's visible label). */
+export function errorBox(labels = {}) {
   const box = h("div", { class: "form-error", role: "alert", hidden: true });
   box.show = (err) => {
     box.textContent = err ? err.message || String(err) : "";
     box.hidden = !err;
+    const details = Array.isArray(err?.details) ? err.details : [];
+    const lines = details
+      .filter((d) => d && typeof d === "object" && d.msg)
+      .map((d) => {
+        const name = Array.isArray(d.loc) ? String(d.loc[d.loc.length - 1]) : "";
+        return h("li", { text: `${labels[name] || name || "Request"}: ${d.msg}` });
+      });
+    if (lines.length) box.append(h("ul", {}, lines));
   };
   return box;
+}
+
+/** A wide table's scroll box: wide tables scroll inside it at phone width, never the
+ * page; it takes focus and has a name, so a keyboard can scroll it too. */
+export function scrollBox(grid, label) {
+  const name = label || `${grid.querySelector("caption")?.textContent || "Wide"} table`;
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": name }, grid);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the page was left). */
+export function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }
 
 /** A modal <dialog> asking to confirm; resolves true or false. */

@@ -60,23 +60,7 @@ export function row(cells, attrs = {}) {
   return h("tr", attrs, cells.map((cell) => h("td", {}, cell ?? "—")));
 }
 
-/** Wide tables scroll inside their own box at phone width, never the page; the box
- * takes focus so that a keyboard can scroll it too. */
-export function wrap(tableEl, label) {
-  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, tableEl);
-}
-
 /** True while focus is inside `el`: a refresh that rebuilds it then would steal focus. */
 export function holdsFocus(el) {
   return el.contains(document.activeElement);
-}
-
-/** An error as a person reads it: the server's message, and for a validation error
- * which field said what. */
-export function explain(err) {
-  const details = Array.isArray(err?.details) ? err.details : [];
-  const fields = details
-    .filter((d) => d && d.msg)
-    .map((d) => `${(d.loc || []).filter((part) => part !== "body" && part !== "query").join(".")}: ${d.msg}`);
-  return { message: [err?.message || String(err), ...fields].join(" ") };
 }

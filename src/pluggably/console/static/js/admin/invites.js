@@ -3,8 +3,8 @@
 // and revoke pending ones (DELETE /v1/users/invites/{id}).
 
 import { api } from "../api.js";
-import { button, confirmDialog, errorBox, field, formatDate, h, table, toast } from "../dom.js";
-import { explain, heading, row, wrap } from "./common.js";
+import { button, confirmDialog, errorBox, field, formatDate, h, scrollBox, table, toast } from "../dom.js";
+import { heading, row } from "./common.js";
 
 const BADGES = { pending: "ok", used: "", expired: "warn", revoked: "bad" };
 
@@ -34,7 +34,7 @@ export async function render(ctx, container) {
     try {
       created = await api("/v1/users/invites", { method: "POST", body });
     } catch (err) {
-      errors.show(explain(err));
+      errors.show(err);
       return;
     }
     form.reset();
@@ -50,7 +50,7 @@ export async function render(ctx, container) {
     field("Expires in days", days, "Optional: 1 to 365; the server's default otherwise."),
     button("Create invite", null, { kind: "primary", type: "submit" }),
   );
-  container.append(heading("Invites"), form, errors, secret, wrap(invitesTable, "Invites"), empty);
+  container.append(heading("Invites"), form, errors, secret, scrollBox(invitesTable, "Invites"), empty);
   try {
     await load();
   } catch (err) {

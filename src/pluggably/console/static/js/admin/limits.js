@@ -4,7 +4,6 @@
 
 import { api } from "../api.js";
 import { button, errorBox, field, h, toast, uid } from "../dom.js";
-import { explain } from "./common.js";
 
 const NUMBERS = [
   ["rpm", "Requests per minute", "1", "integer"],
@@ -73,7 +72,7 @@ export async function openLimits(user, name) {
     try {
       await api(`/v1/users/${encodeURIComponent(user.id)}/limits`, { method: "PUT", body: read() });
     } catch (err) {
-      errors.show(explain(err));
+      errors.show(err);
       return;
     }
     toast(`Limits saved for ${name}.`);

@@ -5,8 +5,8 @@
 // anyone else's request), so it shows on the admin's own running or queued requests.
 
 import { api } from "../api.js";
-import { button, errorBox, field, formatBytes, formatCost, h, table, toast } from "../dom.js";
-import { every, heading, holdsFocus, row, userNames, wrap } from "./common.js";
+import { button, errorBox, field, formatBytes, formatCost, h, scrollBox, table, toast } from "../dom.js";
+import { every, heading, holdsFocus, row, userNames } from "./common.js";
 
 const PAGE = 50;
 const REFRESH_MS = 5000;
@@ -61,7 +61,7 @@ export async function render(ctx, container) {
     heading("Requests"),
     h("div", { class: "admin-toolbar" }, field("Status", status)),
     errors,
-    wrap(requestsTable, "Requests"),
+    scrollBox(requestsTable, "Requests"),
     empty,
     h("div", { class: "actions" }, more),
     h("h3", { text: "Live queue" }),
@@ -107,7 +107,7 @@ async function showQueue(box, signal) {
   const rows = models.map((m) => row([m.model_id, m.runtime, String(m.in_flight), String(m.queue_depth), formatBytes(m.memory_bytes), m.pinned ? "Yes" : "No"]));
   const stamp = new Date().toLocaleTimeString();
   box.replaceChildren(
-    wrap(table("Loaded models", ["Model", "Runtime", "In flight", "Queued", "Memory", "Pinned"], rows), "Loaded models"),
+    scrollBox(table("Loaded models", ["Model", "Runtime", "In flight", "Queued", "Memory", "Pinned"], rows), "Loaded models"),
     h("p", { class: "muted", text: `Updated ${stamp}.` }),
   );
 }

@@ -3,8 +3,8 @@
 // says what would go; only then may the person clean up for real.
 
 import { api } from "../api.js";
-import { button, confirmDialog, errorBox, formatBytes, formatDate, h, table, toast } from "../dom.js";
-import { heading, row, wrap } from "./common.js";
+import { button, confirmDialog, errorBox, formatBytes, formatDate, h, scrollBox, table, toast } from "../dom.js";
+import { heading, row } from "./common.js";
 
 export async function render(ctx, container) {
   const errors = errorBox();
@@ -72,7 +72,7 @@ function modelsTable(models) {
   const sorted = [...models].sort((a, b) => (b.size_bytes ?? 0) - (a.size_bytes ?? 0));
   const rows = sorted.map((m) => row([m.id, formatBytes(m.size_bytes), formatDate(m.last_used_at), m.pinned ? "Yes" : "No"]));
   if (!rows.length) return h("p", { class: "muted", text: "No model files are stored." });
-  return wrap(table("Stored models", ["Model", "Size", "Last used", "Pinned"], rows), "Stored models");
+  return scrollBox(table("Stored models", ["Model", "Size", "Last used", "Pinned"], rows), "Stored models");
 }
 
 function describe(report) {
@@ -85,5 +85,5 @@ function describe(report) {
     : `Removed ${report.removed.length} item(s), freeing ${formatBytes(report.freed_bytes)}.`;
   const rows = report.removed.map((r) => row([r.kind, r.id, formatBytes(r.bytes), r.reason]));
   const caption = report.dry_run ? "Would be removed" : "Removed";
-  return [h("p", { text: head }), wrap(table(caption, ["Kind", "Item", "Size", "Reason"], rows), caption)];
+  return [h("p", { text: head }), scrollBox(table(caption, ["Kind", "Item", "Size", "Reason"], rows), caption)];
 }

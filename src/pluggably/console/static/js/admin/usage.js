@@ -3,8 +3,8 @@
 // the same numbers in a table, the totals, and the CSV (/v1/usage.csv).
 
 import { api } from "../api.js";
-import { button, errorBox, field, formatCost, h, table } from "../dom.js";
-import { allUsers, explain, heading, nameOf, wrap } from "./common.js";
+import { button, errorBox, field, formatCost, h, scrollBox, table } from "../dom.js";
+import { allUsers, heading, nameOf } from "./common.js";
 import { barChart } from "./chart.js";
 
 const GROUPS = [["day", "Day"], ["model", "Model"], ["provider", "Provider"], ["user", "User"], ["token", "API token"]];
@@ -43,7 +43,7 @@ export async function render(ctx, container) {
       const report = await api(`/v1/usage?${params()}`, { signal: ctx.signal });
       if (asked === latest) result.replaceChildren(...show(report, measure.value));
     } catch (err) {
-      if (!ctx.signal.aborted) errors.show(explain(err));
+      if (!ctx.signal.aborted) errors.show(err);
     }
   }
 
@@ -94,7 +94,7 @@ function show(report, measureKey) {
     `Total: ${NUMBER.format(t.requests)} requests (${NUMBER.format(t.errors)} failed), `,
     `${NUMBER.format(t.prompt_tokens + t.completion_tokens)} tokens, ${formatCost(t.cost_usd)}.`,
   );
-  return [totals, h("figure", { class: "usage-chart" }, chart), wrap(usageTable, "Usage")];
+  return [totals, h("figure", { class: "usage-chart" }, chart), scrollBox(usageTable, "Usage")];
 }
 
 /** The CSV needs the CSRF header, which a plain link cannot send: fetch it, then
@@ -112,6 +112,6 @@ async function download(params, errors) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (err) {
-    errors.show(explain(err));
+    errors.show(err);
   }
 }

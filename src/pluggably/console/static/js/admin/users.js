@@ -3,8 +3,8 @@
 // server refuses (409) changes that would lock administrators out; its message shows.
 
 import { api } from "../api.js";
-import { button, errorBox, field, formatDate, h, table, toast } from "../dom.js";
-import { heading, nameOf, row, wrap } from "./common.js";
+import { button, errorBox, field, formatDate, h, scrollBox, table, toast } from "../dom.js";
+import { heading, nameOf, row } from "./common.js";
 import { openLimits } from "./limits.js";
 
 const PAGE = 50;
@@ -48,7 +48,7 @@ export async function render(ctx, container) {
     field("Search users", search),
     button("Search", null, { type: "submit" }),
   );
-  container.append(heading("Users"), form, errors, wrap(usersTable, "Users"), empty, h("div", { class: "actions" }, more));
+  container.append(heading("Users"), form, errors, scrollBox(usersTable, "Users"), empty, h("div", { class: "actions" }, more));
   await load(true);
 }
 

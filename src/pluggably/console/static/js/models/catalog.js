@@ -3,8 +3,8 @@
 // that a person's focus stays on the row they are working on.
 
 import { ApiError, api } from "../api.js";
-import { button, clear, confirmDialog, errorBox, field, formatBytes, h, table, toast, uid } from "../dom.js";
-import { isAborted, modelPath, runtimeBadge, scrollBox, sleep } from "./common.js";
+import { button, clear, confirmDialog, errorBox, field, formatBytes, h, scrollBox, sleep, table, toast, uid } from "../dom.js";
+import { isAborted, modelPath, runtimeBadge } from "./common.js";
 
 const MODALITIES = ["text", "image", "3d", "embedding"];
 const HEADERS = ["Model", "Provider", "Modality", "Status", "Runtime", "Queue", "Size", "Default", "Availability"];

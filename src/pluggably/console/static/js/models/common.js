@@ -10,22 +10,6 @@ export function modelPath(id) {
   return id.split("/").map(encodeURIComponent).join("/");
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (the page was left). */
-export function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
-}
-
 const RUNTIME_KIND = { loaded: "ok", busy: "warn", loading: "warn", unloaded: "" };
 
 /** The residency badge of a local model; provider models have none. */
@@ -44,10 +28,4 @@ export function formatDuration(seconds) {
 
 export function isAborted(signal, err) {
   return signal.aborted || err?.name === "AbortError";
-}
-
-/** A wide table's scroll box: focusable and named (its caption), so that a keyboard
- * can scroll it at phone width. */
-export function scrollBox(grid) {
-  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `${grid.caption?.textContent || "Wide"} table` }, grid);
 }

@@ -4,8 +4,8 @@
 // is read again and its stream reopened until it ends.
 
 import { ApiError, api, sse } from "../api.js";
-import { button, errorBox, formatBytes, h, uid } from "../dom.js";
-import { TERMINAL, formatDuration, isAborted, sleep } from "./common.js";
+import { button, errorBox, formatBytes, h, sleep, uid } from "../dom.js";
+import { TERMINAL, formatDuration, isAborted } from "./common.js";
 
 const SHOWN_AT_OPEN = 20;
 const RETRY_MS = 1000;

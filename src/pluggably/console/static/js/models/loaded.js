@@ -3,8 +3,8 @@
 // reader is not sent a new table every tick.
 
 import { api } from "../api.js";
-import { clear, formatBytes, formatDate, h, table, uid } from "../dom.js";
-import { isAborted, scrollBox, sleep } from "./common.js";
+import { clear, formatBytes, formatDate, h, scrollBox, sleep, table, uid } from "../dom.js";
+import { isAborted } from "./common.js";
 
 const REFRESH_MS = 3000;
 const HEADERS = ["Model", "Runtime", "Memory", "Running", "Queued", "Pinned", "Last used"];

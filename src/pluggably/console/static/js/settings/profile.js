@@ -2,8 +2,8 @@
 // account (read-only: an administrator sets them).
 
 import { api } from "../api.js";
-import { button, field, formatCost, h, toast } from "../dom.js";
-import { onSubmit, problemBox, section } from "./common.js";
+import { button, errorBox, field, formatCost, h, toast } from "../dom.js";
+import { onSubmit, section } from "./common.js";
 
 const MODEL_PAGE = 200;
 
@@ -23,7 +23,7 @@ export async function profileSection(ctx) {
   const me = ctx.me;
   const name = h("input", { type: "text", name: "display_name", autocomplete: "nickname", maxlength: "200", value: me.display_name || "" });
   const preferred = h("select", { name: "preferred_model" }, h("option", { value: "", text: "None (the server chooses)" }));
-  const problems = problemBox({ display_name: "Display name", preferred_model: "Preferred model" });
+  const problems = errorBox({ display_name: "Display name", preferred_model: "Preferred model" });
   const form = h(
     "form",
     { class: "settings-form", "aria-label": "Profile" },
@@ -58,7 +58,7 @@ export async function profileSection(ctx) {
 export function passwordSection(ctx) {
   const current = h("input", { type: "password", name: "current_password", autocomplete: "current-password", required: true });
   const next = h("input", { type: "password", name: "new_password", autocomplete: "new-password", required: true, minlength: "10" });
-  const problems = problemBox({ current_password: "Current password", new_password: "New password" });
+  const problems = errorBox({ current_password: "Current password", new_password: "New password" });
   const form = h(
     "form",
     { class: "settings-form", "aria-label": "Change password" },

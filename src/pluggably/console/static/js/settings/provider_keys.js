@@ -2,8 +2,8 @@
 // shown masked. The secret fields are emptied once the server has the key.
 
 import { api } from "../api.js";
-import { button, clear, confirmDialog, field, formatDate, h, table, toast } from "../dom.js";
-import { onSubmit, problemBox, scrollBox, section } from "./common.js";
+import { button, clear, confirmDialog, errorBox, field, formatDate, h, scrollBox, table, toast } from "../dom.js";
+import { onSubmit, section } from "./common.js";
 
 const TYPE_NAMES = {
   api_key: "API key",
@@ -36,7 +36,7 @@ function secretInput(name) {
 export async function providerKeysSection(ctx) {
   const grid = table("Provider keys", HEADERS, []);
   const tbody = grid.tBodies[0];
-  const listProblems = problemBox();
+  const listProblems = errorBox();
 
   async function refresh() {
     try {
@@ -104,7 +104,7 @@ function keyForm(ctx, providers, refresh) {
   };
   const wraps = {};
   for (const [name, control] of Object.entries(inputs)) wraps[name] = field(LABELS[name], control);
-  const problems = problemBox(LABELS);
+  const problems = errorBox(LABELS);
 
   const showTypes = () => {
     const chosen = providers.find((p) => p.name === inputs.provider.value);

@@ -3,9 +3,9 @@
 // and gone when the person leaves the page or presses Done.
 
 import { api } from "../api.js";
-import { button, clear, confirmDialog, field, formatDate, h, table, toast, uid } from "../dom.js";
+import { button, clear, confirmDialog, errorBox, field, formatDate, h, scrollBox, table, toast, uid } from "../dom.js";
 import { describeLimits } from "./profile.js";
-import { onSubmit, problemBox, scrollBox, section } from "./common.js";
+import { onSubmit, section } from "./common.js";
 
 const HEADERS = ["Name", "Prefix", "Scopes", "Created", "Expires", "Last used", "Limits", "Actions"];
 const LABELS = {
@@ -104,7 +104,7 @@ export async function tokensSection(ctx) {
   const admin = ctx.me.role === "admin";
   const grid = table("API tokens", HEADERS, []);
   const tbody = grid.tBodies[0];
-  const listProblems = problemBox();
+  const listProblems = errorBox();
   const reveal = revealBox();
   ctx.signal.addEventListener("abort", reveal.hide, { once: true });
 
@@ -164,7 +164,7 @@ function createForm(ctx, admin, reveal, refresh) {
   );
   const expires = h("input", { type: "number", name: "expires_days", min: "1", max: "3650", inputmode: "numeric" });
   const limits = limitFields();
-  const problems = problemBox(LABELS);
+  const problems = errorBox(LABELS);
   const form = h(
     "form",
     { class: "settings-form", "aria-label": "Create a token" },
