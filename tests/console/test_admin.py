@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.console.conftest import PASSWORD, Console, assert_accessible
+from tests.fixtures.prompts import GREEDY, LONG_RUNNING
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -301,10 +302,9 @@ def test_admin_opens_on_users_and_an_unknown_section_goes_there(
 def test_an_administrator_cancels_her_own_running_request(
     browser: Any, console: Console, ada: dict[str, str]
 ) -> None:
-    body = {
-        "input": {"prompt": "Once upon a time"},
-        "parameters": {"max_tokens": 2000, "temperature": 0},
-    }
+    # Counting runs for thousands of tokens under greedy decoding: still running when
+    # the page shows it ("Once upon a time" may end its answer in a line).
+    body = {"input": {"prompt": LONG_RUNNING}, "parameters": {"max_tokens": 2000, **GREEDY}}
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(bearer, console, ada["token"], "POST", "/v1/generate", json=body)
         request_id = running_request(console, ada["token"])
