@@ -503,3 +503,35 @@ async def test_an_unknown_static_file_is_a_404_in_the_api_error_shape(
     client: httpx.AsyncClient,
 ) -> None:
     assert_envelope(await client.get("/ui/static/js/nothing-here.js"), 404, "not_found")
+
+
+async def test_the_page_served_as_a_static_file_has_the_pages_security_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    # /ui/static/index.html is the console page too: without the policy it could be
+    # framed (clickjacking) and would run without the script restrictions.
+    response = await client.get("/ui/static/index.html")
+    assert response.status_code == 200
+    assert "/ui/static/js/app.js" in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/static/../routes.py",
+        "/ui/static/%2e%2e/routes.py",
+        "/ui/static/..%2froutes.py",
+        "/ui/static/js/../../routes.py",
+        "/ui/static/%2e%2e/%2e%2e/console/routes.py",
+    ],
+)
+async def test_static_files_never_come_from_outside_the_static_folder(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(httpx.URL(path))
+    assert "STATIC_DIR" not in response.text
+    assert "CONTENT_SECURITY_POLICY" not in response.text

@@ -48,12 +48,13 @@ async def console_page(path: str = "") -> FileResponse:
 
 
 class _Static(StaticFiles):
-    """StaticFiles that revalidate (no-cache): a server upgrade is seen at once."""
+    """StaticFiles that revalidate (no-cache): a server upgrade is seen at once. Every
+    file gets the page's headers: /ui/static/index.html is the console page too, and
+    must not be framed or run without the policy."""
 
     def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         response = super().file_response(*args, **kwargs)
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.update(PAGE_HEADERS)
         return response
 
 
