@@ -175,3 +175,40 @@ def test_without_an_invite_the_register_page_explains(browser: Any, server: Cons
     page.goto(server.url("/ui/register"))
     expect(page.get_by_text("need an invite")).to_be_visible()
     expect(page.get_by_role("button", name="Create account")).to_have_count(0)
+
+
+def test_an_unknown_address_says_page_not_found(browser: Any, server: Console) -> None:
+    server.make_user("erin")
+    page = server.page(browser, user="erin")
+    page.goto(server.url("/ui/no-such-page"))
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    expect(page).to_have_url(server.url("/ui/no-such-page"))
+    page.get_by_role("link", name="Go to the chat").click()
+    expect(page).to_have_url(server.url("/ui/chat"))
+
+
+def test_a_server_out_of_reach_is_said_and_the_page_comes_back_on_try_again(
+    browser: Any, server: Console
+) -> None:
+    server.make_user("frank")
+    page = server.page(browser, user="frank")
+    page.route("**/v1/users/me", lambda route: route.abort())  # the server is restarting
+    page.goto(server.url("/ui/settings"))
+    expect(page.get_by_role("alert")).to_contain_text("could not be reached")
+    page.unroute("**/v1/users/me")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("heading", name="Settings", exact=True)).to_be_visible()
+
+
+def test_a_session_that_ends_mid_page_returns_to_the_same_address_after_sign_in(
+    browser: Any, server: Console
+) -> None:
+    server.make_user("gina")
+    page = server.page(browser, user="gina")
+    page.goto(server.url("/ui/chat"))
+    expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
+    page.context.clear_cookies()  # the session expired
+    page.get_by_role("link", name="Settings", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=%2Fui%2Fsettings"))
+    _sign_in(page, "gina")
+    expect(page).to_have_url(server.url("/ui/settings"))

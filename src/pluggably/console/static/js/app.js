@@ -75,25 +75,27 @@ async function route() {
   const controller = new AbortController();
   state.controller = controller;
   const found = match(location.pathname);
-  if (!found) return navigate("/ui/chat", { replace: true });
+  if (found?.route.redirect) return navigate(found.route.redirect, { replace: true });
+  try {
+    if (state.me === undefined) await loadMe();
+  } catch (err) {
+    // The server is down or restarting: say so, with a way to try again.
+    if (!controller.signal.aborted) showProblem(err);
+    return;
+  }
+  if (controller.signal.aborted) return;
+  if (!found) return showNotFound();
   const { route: r, params } = found;
-  if (r.redirect) return navigate(r.redirect, { replace: true });
-  if (state.me === undefined) await loadMe();
   if (!r.public && !state.me) {
     const next = location.pathname + location.search;
     return navigate("/ui/login?next=" + encodeURIComponent(next), { replace: true });
   }
   if (r.page === "login" && state.me) return navigate("/ui/chat", { replace: true });
   if (r.admin && state.me.role !== "admin") return navigate("/ui/chat", { replace: true });
-  for (const link of document.querySelectorAll("[data-nav]")) {
-    if (link.dataset.nav === r.nav) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
+  markNav(r.nav);
   document.title = `${r.title} · Pluggably`;
   clear(main);
   main.dataset.page = r.page;
-  const module = await import(`./pages/${r.page}.js`);
-  if (controller.signal.aborted) return;
   const ctx = {
     main,
     me: state.me,
@@ -105,11 +107,56 @@ async function route() {
     refreshMe: loadMe,
   };
   try {
+    const module = await import(`./pages/${r.page}.js`);
+    if (controller.signal.aborted) return;
     await module.render(ctx);
   } catch (err) {
     if (controller.signal.aborted) return;
-    main.append(h("p", { class: "form-error", role: "alert", text: err.message }));
+    main.append(problem(err));
   }
+}
+
+function markNav(nav) {
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    if (link.dataset.nav === nav) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+/** What went wrong, in words: a failed fetch (TypeError) is the server out of reach. */
+function problem(err) {
+  const text =
+    err instanceof ApiError
+      ? err.message
+      : err instanceof TypeError
+        ? "The server could not be reached: it may be restarting. Try again in a moment."
+        : err?.message || String(err);
+  return h(
+    "div",
+    { class: "form-error", role: "alert" },
+    h("p", { text }),
+    h("button", { class: "btn secondary", type: "button", onclick: () => route() }, "Try again"),
+  );
+}
+
+function showProblem(err) {
+  markNav(null);
+  document.title = "Problem · Pluggably";
+  clear(main);
+  main.dataset.page = "problem";
+  main.append(h("h1", { text: "Pluggably is not answering" }), problem(err));
+}
+
+function showNotFound() {
+  markNav(null);
+  document.title = "Page not found · Pluggably";
+  clear(main);
+  main.dataset.page = "not-found";
+  main.append(
+    h("h1", { text: "Page not found" }),
+    h("p", {}, "There is no page at ", h("code", { text: location.pathname }), "."),
+    h("p", {}, h("a", { href: "/ui/chat", text: "Go to the chat" })),
+  );
 }
 
 document.addEventListener("click", (event) => {
@@ -128,7 +175,7 @@ window.addEventListener("pluggably:unauthorized", () => {
   state.me = null;
   renderChrome();
   const r = match(location.pathname)?.route;
-  if (r && !r.public) navigate("/ui/login?next=" + encodeURIComponent(location.pathname));
+  if (r && !r.public) navigate("/ui/login?next=" + encodeURIComponent(location.pathname + location.search));
 });
 
 route();
