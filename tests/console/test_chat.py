@@ -213,9 +213,12 @@ def test_an_answer_is_regenerated_in_place_and_the_conversation_renamed_and_dele
     answers = log.locator(".msg.assistant .msg-text")
     expect(answers).to_have_text([NUMBERED])
     before = _answer_text(page)
-    page.get_by_role("button", name="Regenerate").click()
+    page.get_by_role("button", name="Regenerate").focus()  # from the keyboard
+    page.keyboard.press("Enter")
     expect(log.locator(".msg.assistant")).to_have_count(1)  # the old one went
     expect(answers).to_have_text([NUMBERED])
+    # Regenerate went away while the answer came: the focus is back on the message.
+    expect(page.get_by_label("Message")).to_be_focused()
     after = _answer_text(page)
     assert after != before
     page.reload()
@@ -235,7 +238,12 @@ def test_an_answer_is_regenerated_in_place_and_the_conversation_renamed_and_dele
         == "Small talk"
     )
 
-    page.get_by_role("button", name="Delete Small talk").click()
+    delete = page.get_by_role("button", name="Delete Small talk")
+    delete.click()
+    page.keyboard.press("Escape")  # changed her mind: nothing is deleted, the dialog is gone
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(delete).to_be_focused()
+    delete.click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page).to_have_url(chat_console.url("/ui/chat"))
     expect(page.get_by_role("link", name="Small talk")).to_have_count(0)

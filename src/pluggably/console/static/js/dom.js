@@ -113,7 +113,10 @@ export function sleep(ms, signal) {
 export function confirmDialog(message, { confirm = "Confirm", danger = false } = {}) {
   return new Promise((resolve) => {
     const dialog = h("dialog", { class: "confirm", "aria-label": message });
+    let settled = false;
     const done = (value) => {
+      if (settled) return;
+      settled = true;
       dialog.close();
       dialog.remove();
       resolve(value);
@@ -127,7 +130,11 @@ export function confirmDialog(message, { confirm = "Confirm", danger = false } =
         button(confirm, () => done(true), { kind: danger ? "danger" : "primary" }),
       ),
     );
-    dialog.addEventListener("cancel", () => resolve(false));
+    // Escape: the same as Cancel (the dialog leaves the page too).
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      done(false);
+    });
     document.body.append(dialog);
     dialog.showModal();
   });

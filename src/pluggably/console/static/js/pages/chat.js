@@ -198,11 +198,14 @@ class ChatPage {
   }
 
   setStreaming(on) {
-    const hadFocus = document.activeElement === this.stop;
+    const focused = document.activeElement;
     this.log.setAttribute("aria-busy", String(on));
     this.stop.hidden = !on;
     this.updateButtons();
-    if (hadFocus && !on) this.message.focus();
+    // The button pressed goes away (Send is disabled, Regenerate and Stop hidden): the
+    // focus moves to Stop while the answer comes, and back to the message after it.
+    if (on && (focused === this.send || focused === this.regenerate)) this.stop.focus();
+    if (!on && focused === this.stop) this.message.focus();
   }
 
   updateButtons() {

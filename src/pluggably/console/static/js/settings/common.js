@@ -1,7 +1,7 @@
-// What the Settings page's forms share: an error box that also lists a validation
-// error's fields (API.md §2 `details`), named as the form's labels name them.
+// What the Settings page's forms share: a submit handler that runs once at a time,
+// and the card each section sits in.
 
-import { errorBox, h } from "../dom.js";
+import { h } from "../dom.js";
 
 /** A form that runs `submit` once at a time, its submit button disabled meanwhile. */
 export function onSubmit(form, submit) {
