@@ -326,3 +326,33 @@ def running_request(console: Console, token: str) -> str:
             return str(found.json()["requests"][0]["request_id"])
         time.sleep(0.1)
     raise AssertionError("the request never ran")
+
+
+def test_leaving_a_page_stops_its_refreshes_and_back_and_forward_return(
+    browser: Any, console: Console, ada: dict[str, str]
+) -> None:
+    page = console.page(browser, user="ada")
+    polls: list[str] = []
+    refreshing = re.compile(r"/v1/(requests\?|models/loaded|jobs)")
+    page.on("request", lambda r: polls.append(r.url) if refreshing.search(r.url) else None)
+    page.goto(console.url("/ui/models"))
+    expect(page.get_by_role("heading", name="Loaded now")).to_be_visible()
+    page.get_by_role("link", name="Admin", exact=True).click()
+    admin_nav = page.get_by_role("navigation", name="Admin sections")
+    admin_nav.get_by_role("link", name="Requests").click()
+    expect(page.get_by_role("heading", level=2)).to_have_text("Requests")
+    expect(page.get_by_role("heading", name="Live queue")).to_be_visible()
+    page.get_by_role("link", name="Chat", exact=True).click()
+    expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
+    polls.clear()
+    page.wait_for_timeout(6500)  # longer than every refresh period (2, 3 and 5 s)
+    assert polls == []
+
+    page.go_back()
+    expect(page.get_by_role("heading", level=2)).to_have_text("Requests")
+    page.go_back()
+    expect(page.get_by_role("heading", level=2)).to_have_text("Users")
+    page.go_back()
+    expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+    page.go_forward()
+    expect(page.get_by_role("heading", level=2)).to_have_text("Users")
