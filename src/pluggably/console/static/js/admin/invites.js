@@ -39,7 +39,7 @@ export async function render(ctx, container) {
     }
     form.reset();
     showLink(secret, `${location.origin}/ui/register?invite=${encodeURIComponent(created.token)}`);
-    await load();
+    await load().catch((err) => ctx.signal.aborted || errors.show(err));
   }
 
   const form = h(
