@@ -200,6 +200,30 @@ async def test_signing_out_needs_the_csrf_header(client: httpx.AsyncClient) -> N
     assert me.status_code == 200
 
 
+async def test_another_sites_page_cannot_sign_the_browser_in(client: httpx.AsyncClient) -> None:
+    # Login CSRF: a page elsewhere POSTs the attacker's own credentials to plant his
+    # session in the victim's browser, where what she types in the chat is then his to
+    # read. A JSON body needs a preflight, and FastAPI 0.132+ reads no other as JSON,
+    # but the FastAPI this project allows (>=0.115) read a body without a Content-Type
+    # (no preflight) as JSON: the browser's own word on where it came from decides.
+    assert (await register(client, "mallory")).status_code == 201
+    credentials = {"username": "mallory", "password": PASSWORD}
+    for site in ("cross-site", "same-site"):
+        response = await client.post(
+            "/ui/api/session",
+            json=credentials,
+            headers={"Sec-Fetch-Site": site, "Origin": "https://elsewhere.example"},
+        )
+        assert_envelope(response, 403, "forbidden")
+        assert _set_cookies(response) == {}
+    # The console's own page (same-origin) and clients that send no such header sign in.
+    assert (await _sign_in(client, "mallory")).status_code == 200
+    own = await client.post(
+        "/ui/api/session", json=credentials, headers={"Sec-Fetch-Site": "same-origin"}
+    )
+    assert own.status_code == 200, own.text
+
+
 async def test_a_wrong_password_is_401_and_sets_no_cookie(client: httpx.AsyncClient) -> None:
     assert (await register(client, "alice")).status_code == 201
     response = await _sign_in(client, "alice", "not-the-password")

@@ -18,6 +18,7 @@ from pluggably.api.deps import Accounts, ConsoleSession, Csrf, DbSession, FirstR
 from pluggably.api.schemas import error_responses
 from pluggably.auth.browser_session import Cookie, cleared_cookies, session_cookies
 from pluggably.console.first_run import SetupRequest
+from pluggably.errors import Forbidden
 from pluggably.users.schemas import LoginRequest, UserProfile
 
 router = APIRouter(prefix="/ui/api", tags=["console"])
@@ -46,6 +47,16 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+def _refuse_other_sites(request: Request) -> None:
+    """Login CSRF: another site's page must not sign the browser in to an account of
+    its choosing (whose chat history it can then read). Browsers say where a request
+    came from in Sec-Fetch-Site, which proxies pass on untouched (unlike Host); other
+    clients send none. This does not rest on FastAPI refusing bodies without a JSON
+    Content-Type (0.132 and later): pyproject allows older ones."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise Forbidden("Sign in from the console's own page.")
+
+
 def _set(response: Response, cookies: list[Cookie]) -> None:
     for cookie in cookies:
         response.set_cookie(
@@ -69,7 +80,7 @@ async def bootstrap(accounts: Accounts, first_run: FirstRunSetup) -> Bootstrap:
     )
 
 
-@router.post("/session", response_model=ConsoleSignIn, responses=error_responses(401, 429))
+@router.post("/session", response_model=ConsoleSignIn, responses=error_responses(401, 403, 429))
 async def sign_in(
     body: LoginRequest,
     request: Request,
@@ -81,7 +92,8 @@ async def sign_in(
     """Sign in with a username (or email) and password. Sets the HttpOnly session
     cookie ``pluggably_session`` and the readable ``pluggably_csrf`` cookie, whose value
     the console echoes in ``X-CSRF-Token``. Failures are throttled like
-    ``POST /v1/users/login`` (429)."""
+    ``POST /v1/users/login`` (429). A browser's request from another site is 403."""
+    _refuse_other_sites(request)
     address = request.client.host if request.client else "unknown"
     issued, user = await accounts.login(session, body, address)
     cookies = session_cookies(
