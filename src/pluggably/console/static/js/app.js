@@ -114,6 +114,11 @@ async function route() {
     if (controller.signal.aborted) return;
     main.append(problem(err));
   }
+  // A new page: a keyboard or screen-reader user starts at its content, not at the
+  // link they left behind; pages that focus a control of their own keep it.
+  if (!controller.signal.aborted && !main.contains(document.activeElement)) {
+    main.focus({ preventScroll: true });
+  }
 }
 
 function markNav(nav) {
