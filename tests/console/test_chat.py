@@ -294,6 +294,42 @@ def test_an_answer_s_markdown_runs_no_script(
     assert "javascript:" not in html
 
 
+# An answer that would restyle the console, cover it with a fake sign-in form, and take
+# the ids of the page's live regions (so that its messages land in the answer).
+TAKEOVER_ANSWER = (
+    "Hello <style>body { visibility: hidden }</style>"
+    '<div id="status" style="position: fixed; inset: 0; background: white">Signed out.</div>'
+    '<form action="/ui/api/session" method="post"><input name="password" type="password">'
+    "<button>Sign in</button></form>"
+)
+
+
+def test_an_answer_s_markup_cannot_restyle_or_cover_the_console(
+    browser: Any, chat_console: Console, person: str
+) -> None:
+    page = _chat_page(chat_console, browser)
+    found = page.evaluate(
+        """([text]) => import('/ui/static/js/chat/markdown.js').then((m) => {
+            const el = document.createElement('div');
+            document.getElementById('main').prepend(el);
+            m.renderMarkdown(el, text);
+            const status = document.getElementById('status');
+            return {
+                html: el.innerHTML,
+                risky: el.querySelectorAll('style, form, button, [style]').length,
+                statusTaken: el.contains(status),
+                bodyVisible: getComputedStyle(document.body).visibility === 'visible',
+            };
+        })""",
+        [TAKEOVER_ANSWER],
+    )
+    assert found["risky"] == 0, found["html"]
+    assert not found["statusTaken"], found["html"]
+    assert found["bodyVisible"], found["html"]
+    assert "Hello" in found["html"]
+    assert "Signed out." in found["html"]  # the text stays, only its power goes
+
+
 def test_an_image_model_s_answer_is_a_picture_kept_with_the_conversation(
     browser: Any, chat_console: Console, person: str
 ) -> None:

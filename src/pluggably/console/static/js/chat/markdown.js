@@ -8,10 +8,20 @@ import hljs from "/ui/static/vendor/highlight.min.js";
 
 hljs.configure({ ignoreUnescapedHTML: true });
 
+// An answer stays inside its message: no <style> or style= that restyles or covers the
+// console, no form or buttons that pose as its own, and its ids and names prefixed so
+// that they cannot take the page's (toasts find their live regions by id).
+const SANITIZE = {
+  USE_PROFILES: { html: true },
+  FORBID_TAGS: ["style", "form", "button", "textarea", "select"],
+  FORBID_ATTR: ["style"],
+  SANITIZE_NAMED_PROPS: true,
+};
+
 /** The sanitized HTML of `text` (markdown). */
 export function markdownHtml(text) {
   const html = marked.parse(text || "", { gfm: true, breaks: false, async: false });
-  return DOMPurify.sanitize(html, { USE_PROFILES: { html: true } });
+  return DOMPurify.sanitize(html, SANITIZE);
 }
 
 /** Render `text` into `el`: sanitized markdown, highlighted code, and links that open
