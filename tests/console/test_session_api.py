@@ -166,6 +166,37 @@ async def test_a_header_credential_wins_over_the_cookie(client: httpx.AsyncClien
     assert me.json()["username"] == "admin"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/openai/v1/models", None),
+        ("POST", "/openai/v1/chat/completions", {"model": "x", "messages": []}),
+        ("POST", "/anthropic/v1/messages", {"model": "x", "max_tokens": 1, "messages": []}),
+        ("GET", "/api/tags", None),
+        ("POST", "/api/chat", {"model": "x", "messages": []}),
+        ("GET", "/v1/usage.csv", None),
+        ("GET", "/v1/requests", None),
+        ("GET", "/metrics", None),
+    ],
+)
+async def test_no_surface_takes_the_cookie_without_its_csrf_header(
+    client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    await _signed_in(client, "alice")
+    response = await client.request(method, path, json=body)
+    assert response.status_code == 403, response.text
+    assert "X-CSRF-Token" in response.text
+
+
+async def test_a_bad_header_credential_is_not_rescued_by_the_cookie(
+    client: httpx.AsyncClient,
+) -> None:
+    csrf = await _signed_in(client, "alice")
+    for bad in ({"X-API-Key": "plg_wrong"}, {"Authorization": "Bearer plg_wrong"}):
+        response = await client.get("/v1/users/me", headers={**csrf, **bad})
+        assert response.status_code == 401, response.text
+
+
 async def test_signing_out_revokes_the_session_and_clears_both_cookies(app: FastAPI) -> None:
     async with client_for(app) as client:
         csrf = await _signed_in(client, "alice")
