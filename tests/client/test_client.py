@@ -82,6 +82,7 @@ def test_the_client_covers_every_native_route(tmp_path: Path) -> None:
         if method in METHODS
         and not path.startswith(COMPAT_PREFIXES)
         and path != "/"  # Ollama's "Ollama is running"
+        and not path.startswith("/ui/")  # the web console's own session, for browsers
         and not item[method].get("deprecated")  # kept for older clients only
     }
     covered = {(route.method, route.path) for route in routes()}
@@ -137,6 +138,18 @@ async def test_generate_json_and_typed_stream(
         ]
         cancel = await client.requests.cancel(answer.request_id)
         assert (cancel.cancelled, cancel.status) == (False, "completed")
+
+        # The list, newest first, paged by its cursor (GET /v1/requests).
+        listed = await client.requests.list(status="completed", model_id=MODEL)
+        ids = [r.request_id for r in listed.requests]
+        assert len(ids) == 3
+        assert ids[-1] == answer.request_id
+        first = await client.requests.list(limit=2)
+        assert [r.request_id for r in first.requests] == ids[:2]
+        assert first.next_cursor is not None
+        rest = await client.requests.list(limit=2, cursor=first.next_cursor)
+        assert [r.request_id for r in rest.requests] == ids[2:]
+        assert rest.next_cursor is None
 
 
 async def test_a_streamed_tool_call_is_typed_and_collected_like_the_json_answer(

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 
 from pluggably.api.deps import DbSession, Generation, Reader
 from pluggably.api.schemas import AUTH_ERRORS, error_responses
-from pluggably.generation.listing import RequestList, RequestListing, RequestQuery
+from pluggably.generation.list_schemas import RequestList, RequestQuery
+from pluggably.generation.listing import RequestListing
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], responses=AUTH_ERRORS)
 LIST_ERRORS = error_responses(403, 404, 422)

@@ -9,9 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from pluggably.client.binding import Bound, S, operation, stream_operation
-from pluggably.client.calls import Call, Route, StreamCall, content, dump, model
+from pluggably.client.calls import Call, Route, StreamCall, content, dump, model, query_params
 from pluggably.client.errors import PluggablyError, RequestFailedError, error_class
 from pluggably.client.events import StreamEvent, events_from_json, parse_event
+from pluggably.generation.list_schemas import RequestList
 from pluggably.generation.schemas import (
     Accepted,
     CancelResult,
@@ -20,6 +21,7 @@ from pluggably.generation.schemas import (
     GenerateResponse,
     Modality,
     RequestDetails,
+    RequestState,
     RequestStatus,
     SelectionMode,
 )
@@ -168,6 +170,24 @@ def request_id_of(item: str | _HasRequestId) -> str:
 
 class Requests(Bound[S]):
     """The caller's generation requests: ``client.requests``."""
+
+    @operation("GET", "/v1/requests")
+    def list(
+        route: Route,
+        *,
+        status: RequestState | None = None,
+        model_id: str | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Call[RequestList]:
+        """Your requests, newest first (``model_id``: only those answered by it); an
+        administrator may pass another ``user_id``, or ``"*"`` for everyone. Pass
+        ``next_cursor`` as ``cursor`` for the next page."""
+        params = query_params(
+            status=status, model=model_id, user_id=user_id, limit=limit, cursor=cursor
+        )
+        return Call(route, route.url(), model(RequestList), params=params)
 
     @operation("GET", "/v1/requests/{request_id}/status")
     def status(route: Route, request_id: str) -> Call[RequestStatus]:
