@@ -18,7 +18,6 @@ from pluggably.auth.throttle import LoginThrottle
 from pluggably.auth.token_hash import TokenHasher
 from pluggably.catalog.service import ModelCatalog
 from pluggably.config import Settings
-from pluggably.console.first_run import FirstRun
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
@@ -59,6 +58,7 @@ from pluggably.usage.limiter import Limiter
 from pluggably.usage.prices import PriceTable
 from pluggably.usage.reports import UsageReports
 from pluggably.users.admin import UserAdmin
+from pluggably.users.first_run import FirstRun
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService

@@ -20,7 +20,6 @@ from fastapi import FastAPI
 
 from pluggably import __version__
 from pluggably.config import Settings
-from pluggably.console.first_run import new_token, setup_link, setup_needed
 from pluggably.container import Container, build_container
 from pluggably.db import Database, migrate, utcnow
 from pluggably.keyring import load_keyring
@@ -29,6 +28,7 @@ from pluggably.observability.metrics import Metrics
 from pluggably.periodic import every
 from pluggably.registry.discovery import discover_models
 from pluggably.startup import Readiness, prepare_directories
+from pluggably.users.first_run import new_token, setup_link, setup_needed
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
 log = get_logger("pluggably.app")

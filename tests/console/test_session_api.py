@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pluggably import __version__
 from pluggably.app import create_app
 from pluggably.config import Settings
-from pluggably.console.first_run import setup_link
+from pluggably.users.first_run import setup_link
 from tests.conftest import (
     ADMIN_KEY,
     PASSWORD,

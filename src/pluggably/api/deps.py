@@ -16,7 +16,6 @@ from pluggably.artifacts.service import ArtifactService
 from pluggably.auth.browser_session import CSRF_HEADER, SESSION_COOKIE, CsrfTokens
 from pluggably.auth.principal import Principal, Scope
 from pluggably.catalog.service import ModelCatalog
-from pluggably.console.first_run import FirstRun
 from pluggably.container import Container
 from pluggably.credentials.service import CredentialService
 from pluggably.db import Database
@@ -37,6 +36,7 @@ from pluggably.storage.retention import Retention
 from pluggably.usage.limits import Limits
 from pluggably.usage.reports import UsageReports
 from pluggably.users.admin import UserAdmin
+from pluggably.users.first_run import FirstRun
 from pluggably.users.invites import InviteService
 from pluggably.users.service import AccountService
 from pluggably.users.tokens import TokenService

@@ -17,8 +17,8 @@ from pluggably import __version__
 from pluggably.api.deps import Accounts, ConsoleSession, Csrf, DbSession, FirstRunSetup
 from pluggably.api.schemas import error_responses
 from pluggably.auth.browser_session import Cookie, cleared_cookies, session_cookies
-from pluggably.console.first_run import SetupRequest
 from pluggably.errors import Forbidden
+from pluggably.users.first_run import SetupRequest
 from pluggably.users.schemas import LoginRequest, UserProfile
 
 router = APIRouter(prefix="/ui/api", tags=["console"])
