@@ -21,6 +21,7 @@ from pluggably.config import Settings
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
+from pluggably.cluster.identity import ReplicaIdentity
 from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.runs import DownloadSettings
 from pluggably.downloads.worker import DownloadRunner
@@ -71,6 +72,8 @@ class Container:
     metrics: Metrics
     readiness: Readiness
     db: Database
+    # This process as one replica (cluster/): its id on requests, leases and messages.
+    replica: ReplicaIdentity
     keyring: Keyring
     auth: CredentialResolver
     accounts: AccountService
@@ -126,13 +129,14 @@ def build_container(
     credentials = CredentialService(
         Vault(keyring), settings.providers, settings.server_keys_allowed
     )
+    replica = ReplicaIdentity(shared=db.dialect == "postgresql", lease_s=settings.cluster_lease_s)
     hub = _hub(settings)
     quota = Quota(settings.models_dir, settings.storage_limit_bytes)
     downloads = _downloads(settings, db, registry, quota, hub, metrics)
     # One client for every provider call (connections reused across requests).
     http = Upstream(timeout_s=settings.upstream_timeout_s, proxy=settings.upstream_proxy)
     providers = ProviderDirectory(http, settings.providers, settings.endpoints)
-    records = RequestRecords(db)
+    records = RequestRecords(db, replica_id=replica.replica_id)
     sessions = SessionService.from_settings(settings)
     artifacts = _artifacts(settings, keyring)
     router = Router(providers, registry, settings.fallbacks, settings.default_fallbacks)
@@ -142,6 +146,7 @@ def build_container(
         metrics=metrics,
         readiness=readiness,
         db=db,
+        replica=replica,
         keyring=keyring,
         auth=_resolver(settings, db, hasher, login_tokens, admin_user_id),
         accounts=accounts,

@@ -293,6 +293,18 @@ class Settings(BaseSettings):
     default_fallbacks: list[str] = Field(
         default_factory=list, description="Fallback chain for models without their own."
     )
+    local_models: bool = Field(
+        default=True,
+        description="Run local models in this process; false: a pure gateway (providers "
+        "and endpoints only), as every worker of `serve --workers N` is.",
+    )
+    cluster_lease_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        description="PostgreSQL replicas: a replica silent this long is dead; a survivor "
+        "marks its requests interrupted and takes over its downloads.",
+    )
     max_loaded_models: int = Field(
         default=2, ge=1, le=64, description="Local models held in memory at once."
     )

@@ -1,6 +1,7 @@
 """Imports every domain's tables so that ``metadata`` is complete for Alembic."""
 
 from pluggably.artifacts import models as _artifacts  # noqa: F401
+from pluggably.cluster import models as _cluster  # noqa: F401
 from pluggably.credentials import models as _credentials  # noqa: F401
 from pluggably.db.base import Base
 from pluggably.downloads import models as _downloads  # noqa: F401

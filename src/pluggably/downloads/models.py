@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String
+from sqlalchemy import JSON, BigInteger, Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pluggably.db.base import Base, UTCDateTime, utcnow
@@ -27,6 +27,11 @@ class DownloadJob(Base):
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_total: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The replica running it and until when its lease holds (renewed while it runs; an
+    # expired lease is taken over by another replica), and a cancel asked from any.
+    runner_id: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_by: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

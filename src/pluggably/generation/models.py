@@ -19,6 +19,8 @@ class RequestRecord(Base):
         Index("ix_requests_user_id_created_at", "user_id", "created_at"),
         Index("ix_requests_token_id_created_at", "token_id", "created_at"),
         Index("ix_requests_created_at", "created_at"),
+        # A survivor finds a dead replica's unfinished requests (cluster/).
+        Index("ix_requests_replica_id_status", "replica_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("req"))
@@ -34,6 +36,8 @@ class RequestRecord(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     # The API token the request came with (None: a login, the admin key, local mode).
     token_id: Mapped[str | None] = mapped_column(String(40))
+    # The replica that runs it (cluster/): its events and cancel are relayed there.
+    replica_id: Mapped[str | None] = mapped_column(String(40))
     cost_usd: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     # The full response once completed (prompts are never stored here).

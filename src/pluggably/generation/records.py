@@ -32,8 +32,11 @@ _EMPTY_ROW: dict[str, Any] = dict.fromkeys(c.name for c in RequestRecord.__table
 
 
 class RequestRecords:
-    def __init__(self, db: Database, interval_s: float = BATCH_INTERVAL_S) -> None:
+    def __init__(
+        self, db: Database, interval_s: float = BATCH_INTERVAL_S, *, replica_id: str | None = None
+    ) -> None:
         self.db = db
+        self.replica_id = replica_id  # the replica that runs what starts here (cluster/)
         self.interval_s = interval_s
         self._inserts: dict[str, dict[str, Any]] = {}
         self._updates: list[tuple[str, dict[str, Any]]] = []
@@ -93,6 +96,7 @@ class RequestRecords:
             "id": request_id,
             "user_id": user_id,
             "token_id": token_id,
+            "replica_id": self.replica_id,
             "modality": modality,
             "stream": stream,
             "status": "running",
