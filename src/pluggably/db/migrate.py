@@ -6,10 +6,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Replicas started together on one PostgreSQL migrate one at a time: the first applies
+# the revisions, the others then find the schema current.
+MIGRATION_LOCK = 0x706C7567  # "plug"
 
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:
@@ -28,6 +32,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(alembic_config(str(engine.url), connection), revision)
 
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         await conn.run_sync(_run)
 
 
