@@ -5,6 +5,7 @@ secret key (as replicas behind a load balancer share a volume and a key)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -80,6 +82,22 @@ class Replica:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines of ``event`` written so far."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict) and parsed.get("event") == event:
+                found.append(parsed)
+        return found
+
+    def replica_id(self) -> str:
+        """The id this replica took in the cluster (its ``replica_joined`` line)."""
+        return str(self.log_events("replica_joined")[-1]["replica"])
 
     def kill(self) -> None:
         """``kill -9``: no shutdown work runs."""

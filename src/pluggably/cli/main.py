@@ -58,16 +58,30 @@ def _switch_auto_vacuum(settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind [8080].")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes on the port (more than 1: PostgreSQL, local models off).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the HTTP server."""
     import uvicorn
 
     from pluggably.app import create_app
+    from pluggably.cli.workers import check_workers, run_workers
     from pluggably.serving import uvicorn_options
 
     settings = settings_from(host=host, port=port)
+    if (problem := check_workers(settings, workers)) is not None:
+        raise fail(problem)
     run_prepare(settings)
     _switch_auto_vacuum(settings)
+    if workers > 1:
+        run_workers(settings, workers)
+        return
     application = create_app(settings)  # configures logging, which the options may use
     uvicorn.run(application, **uvicorn_options(settings))
 

@@ -51,6 +51,10 @@ class LiveRequests:
         live = self._live.get(request_id)
         return live if live is not None and live.user_id == user_id else None
 
+    def find(self, request_id: str) -> LiveRequest | None:
+        """Whoever's it is: for another replica relaying a caller it has checked."""
+        return self._live.get(request_id)
+
     def all(self) -> list[LiveRequest]:
         return list(self._live.values())
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pluggably.cluster.models import Replica
 from pluggably.db import DATABASE_DOWN, Database, utcnow
 from pluggably.errors import RequestNotFound
 from pluggably.generation.models import RequestRecord
@@ -26,6 +27,12 @@ from pluggably.observability.logging import get_logger
 log = get_logger("pluggably.records")
 BATCH_INTERVAL_S = 0.02
 RETRY_INTERVAL_S = 0.5  # after the database did not take a batch (DATABASE_DOWN)
+ACTIVE = ("queued", "running")
+_INTERRUPTED = {
+    "status": "failed",
+    "error_code": "interrupted",
+    "error_message": "The server running this request stopped; send it again.",
+}
 # Every row of a multi-row INSERT names the same columns: those a request never set are
 # NULL.
 _EMPTY_ROW: dict[str, Any] = dict.fromkeys(c.name for c in RequestRecord.__table__.columns)
@@ -170,20 +177,31 @@ class RequestRecords:
                 self._writing = ({}, [])
 
     # reads and recovery
-    async def mark_interrupted(self) -> int:
-        """Requests left queued or running by a crash will never finish: say so."""
+    async def mark_interrupted(self, *, alone: bool = True) -> int:
+        """At startup: requests left queued or running by a crash will never finish.
+        ``alone`` (SQLite, one process): every such request. Among replicas: those
+        of no live replica (no ``replicas`` row); a dead replica's are marked by the
+        survivor that notices it (cluster/replicas.py)."""
         async with self.db.session() as session:
-            result = await session.execute(
-                update(RequestRecord)
-                .where(RequestRecord.status.in_(("queued", "running")))
-                .values(
-                    status="failed",
-                    error_code="interrupted",
-                    error_message="The server stopped while this request ran; send it again.",
-                    finished_at=utcnow(),
+            query = update(RequestRecord).where(RequestRecord.status.in_(ACTIVE))
+            if not alone:
+                query = query.where(
+                    or_(
+                        RequestRecord.replica_id.is_(None),
+                        RequestRecord.replica_id.not_in(select(Replica.id)),
+                    )
                 )
-            )
+            result = await session.execute(query.values(**_INTERRUPTED, finished_at=utcnow()))
             return int(getattr(result, "rowcount", 0) or 0)
+
+    async def interrupt(self, session: AsyncSession, replica_id: str) -> int:
+        """The queued and running requests of a replica that died."""
+        result = await session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.replica_id == replica_id, RequestRecord.status.in_(ACTIVE))
+            .values(**_INTERRUPTED, finished_at=utcnow())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def get(self, session: AsyncSession, user_id: str, request_id: str) -> RequestRecord:
         """The record as it is now: queued changes not yet written are applied in memory

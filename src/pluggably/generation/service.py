@@ -7,21 +7,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pluggably.errors import GatewayError
+from pluggably.errors import GatewayError, RequestNotFound
 from pluggably.generation.background import Background
 from pluggably.generation.callers import CallerCache
 from pluggably.generation.candidates import Candidates
 from pluggably.generation.events import Completed, Event, Failed
 from pluggably.generation.live import LiveRequest, LiveRequests
+from pluggably.generation.models import RequestRecord
 from pluggably.generation.outcomes import Outcomes
 from pluggably.generation.plan import Plan
 from pluggably.generation.preparation import Preparation
 from pluggably.generation.schemas import Accepted, CancelResult, GenerateResponse
-from pluggably.generation.tracking import Tracked
+from pluggably.generation.tracking import Relay, Tracked
 from pluggably.lifecycle.admission import Reservation
 from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.observability.logging import get_logger
@@ -46,6 +48,8 @@ class GenerationService:
         self.preparation, self.candidates, self.outcomes = preparation, candidates, outcomes
         self.callers, self.live, self.background = callers, live, background
         self.scheduler = scheduler
+        # Requests running on other replicas (cluster/; None: this process is alone).
+        self.relay: Relay | None = None
         # Everything that can fail with a plain HTTP error, before a stream's 200 goes
         # out or a request is queued.
         self.prepare = preparation.prepare
@@ -53,13 +57,44 @@ class GenerationService:
     async def tracked(self, session: AsyncSession, user_id: str, request_id: str) -> Tracked:
         """One of the caller's requests (404 for anyone else's)."""
         record = await self.outcomes.records.get(session, user_id, request_id)
-        return Tracked(record, self.live.get(request_id, user_id))
+        live = self.live.get(request_id, user_id)
+        replica = self._elsewhere(record) if live is None else None
+        if replica is None or self.relay is None:
+            return Tracked(record, live)
+        relay, check = self.relay, partial(self._status_now, user_id, request_id)
+        return Tracked(record, None, partial(relay.follow, replica, request_id, check))
+
+    def _elsewhere(self, record: RequestRecord) -> str | None:
+        """The replica running the request, when that is another one."""
+        if self.relay is None or record.status not in ("queued", "running"):
+            return None
+        replica = record.replica_id
+        return replica if replica and replica != self.relay.replica_id else None
+
+    async def _status_now(self, user_id: str, request_id: str) -> str:
+        """The record's status as stored now (a relayed request's end)."""
+        records = self.outcomes.records
+        async with records.db.session() as session:
+            try:
+                return (await records.get(session, user_id, request_id)).status
+            except RequestNotFound:  # deleted with its user meanwhile
+                return "failed"
 
     async def cancel(self, session: AsyncSession, user_id: str, request_id: str) -> CancelResult:
         """Stop a running request; its partial text comes back. Finished requests stay
         as they are."""
         tracked = await self.tracked(session, user_id, request_id)
         live = tracked.live
+        replica = self._elsewhere(tracked.record) if live is None else None
+        if replica is not None and self.relay is not None:
+            partial_text = await self.relay.cancel(replica, request_id)
+            if partial_text is not None:
+                return CancelResult(
+                    request_id=request_id,
+                    cancelled=True,
+                    status="cancelled",
+                    partial_output={"text": partial_text},
+                )
         if live is None:
             status = tracked.record.status
             return CancelResult(

@@ -4,9 +4,9 @@ this process, its live state (queue position, partial text)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pluggably.generation.events import LiveEvent, Status, TextDelta
 from pluggably.generation.live import LiveRequest
@@ -14,10 +14,24 @@ from pluggably.generation.models import RequestRecord
 from pluggably.generation.schemas import RequestDetails, RequestStatus
 
 
+class Relay(Protocol):
+    """Follows and cancels requests running on other replicas (cluster/relay.py)."""
+
+    replica_id: str
+
+    def follow(
+        self, replica_id: str, request_id: str, check: Callable[[], Awaitable[str]]
+    ) -> AsyncIterator[LiveEvent]: ...
+
+    async def cancel(self, replica_id: str, request_id: str) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Tracked:
     record: RequestRecord
     live: LiveRequest | None  # None: not in flight here
+    # In flight on another replica: its events relayed from there (cluster/relay.py).
+    remote: Callable[[], AsyncIterator[LiveEvent]] | None = None
 
     def status(self) -> RequestStatus:
         return RequestStatus.model_validate(self._state())
@@ -27,11 +41,14 @@ class Tracked:
         return RequestDetails.model_validate({**self._state(), "result": self.record.response})
 
     async def events(self) -> AsyncIterator[LiveEvent]:
-        """The status now; for a request in flight here, its text so far, then its
-        deltas as they are produced, and its final status."""
+        """The status now; for a request in flight (here or on another replica), its
+        text so far, then its deltas as they are produced, and its final status."""
         live = self.live
         yield Status(self.record.id, live.status if live else self.record.status)
         if live is None:
+            if self.remote is not None:
+                async for event in self.remote():
+                    yield event
             return
         queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=256)
         live.listeners.add(queue)

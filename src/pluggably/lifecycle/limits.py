@@ -16,3 +16,6 @@ class SchedulerLimits:
     # least 1). Only requests that name their user (every request of the API does).
     max_queue_per_user: int | None = None
     parallel: int = 1
+    # False: this process loads no model (``local_models: false``, every worker of
+    # ``serve --workers``); a request for one is refused with a message saying so.
+    enabled: bool = True

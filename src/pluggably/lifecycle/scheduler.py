@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pluggably.errors import Conflict, ModelLoading
+from pluggably.errors import Conflict, ModelLoading, ProviderNotConfigured
 from pluggably.lifecycle.admission import Admission, Reservation
 from pluggably.lifecycle.fair_queue import PositionListener
 from pluggably.lifecycle.limits import SchedulerLimits
@@ -198,6 +198,11 @@ class Scheduler:
     # residency
     async def ensure_loaded(self, spec: ModelSpec, *, wait_for_room: bool = True) -> Resident:
         """The model's resident, loading it (after making room) when needed."""
+        if not self.limits.enabled:
+            raise ProviderNotConfigured(
+                "Local models are off on this server (local_models: false, as in every "
+                "worker of `serve --workers`); name a provider or endpoint model."
+            )
         while True:
             resident = self._loaded.get(spec.model_id)
             if resident is not None and not resident.draining:

@@ -42,9 +42,7 @@ def upgrade() -> None:
             sa.Column("lease_until", pluggably.db.base.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
-            sa.Column(
-                "cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
 
