@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 
-from pluggably.errors import Conflict, GatewayError, ModelLoading, QueueFull
+from pluggably.errors import (
+    Conflict,
+    GatewayError,
+    ModelLoading,
+    ProviderNotConfigured,
+    QueueFull,
+)
 from pluggably.lifecycle.limits import SchedulerLimits
 from pluggably.lifecycle.scheduler import Scheduler
 from pluggably.periodic import every
@@ -768,3 +774,13 @@ async def test_state_follows_unloaded_loading_busy_loaded(
     [resident] = scheduler.loaded()
     assert (resident.spec.model_id, resident.memory_bytes, resident.in_flight) == ("A", 3 * GiB, 0)
     assert resident.mean_ms is not None
+
+
+async def test_with_local_models_off_nothing_loads_and_the_refusal_says_why(
+    make: Callable[..., Scheduler], world: World
+) -> None:
+    scheduler = make(enabled=False)
+    with pytest.raises(ProviderNotConfigured, match="Local models are off on this server"):
+        await use(scheduler, "r1", "A")
+    assert world.log == []
+    assert loaded_ids(scheduler) == []

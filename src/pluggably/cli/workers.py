@@ -52,7 +52,7 @@ def run_workers(settings: Settings, count: int) -> None:
 
     def start(index: int) -> BaseProcess:
         process = context.Process(
-            target=_worker, args=(settings, sock, uvicorn_options), name=f"worker-{index}"
+            target=_worker, args=(index, settings, sock, uvicorn_options), name=f"worker-{index}"
         )
         process.start()
         log.info("worker_started", worker=index, pid=process.pid)
@@ -85,11 +85,14 @@ def run_workers(settings: Settings, count: int) -> None:
     log.info("workers_stopped")
 
 
-def _worker(settings: Settings, sock: socket.socket, options_of: object) -> None:
+def _worker(index: int, settings: Settings, sock: socket.socket, options_of: object) -> None:
+    import structlog
     import uvicorn
 
     from pluggably.app import create_app
 
+    # Every line this worker logs says which worker it is (the server's tasks inherit it).
+    structlog.contextvars.bind_contextvars(worker=index)
     # The parent's handlers stay with it: uvicorn installs its own for a graceful stop.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
