@@ -135,7 +135,7 @@ def build_container(
     downloads = _downloads(settings, db, registry, quota, hub, metrics)
     # One client for every provider call (connections reused across requests).
     http = Upstream(timeout_s=settings.upstream_timeout_s, proxy=settings.upstream_proxy)
-    providers = ProviderDirectory(http, settings.providers, settings.endpoints)
+    providers = ProviderDirectory(http, settings.providers, settings.endpoints, metrics)
     records = RequestRecords(db, replica_id=replica.replica_id)
     sessions = SessionService.from_settings(settings)
     artifacts = _artifacts(settings, keyring)

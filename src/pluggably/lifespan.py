@@ -63,6 +63,9 @@ def periodic_work(container: Container) -> list[Periodic]:
     if (days := settings.responses_retention_days) is not None:
         expire = partial(container.responses.expire, days)
         work.append(Periodic("response_retention", settings.session_cleanup_interval_s, expire))
+    for pool in container.providers.pools:  # each endpoint pool checks its servers
+        check = Periodic(f"endpoint_pool_check:{pool.name}", pool.check_interval_s, pool.check)
+        work.append(check)
     if (tick := container.scheduler.idle_tick_s) is not None:
         work.append(Periodic("idle_unload", tick, container.scheduler.unload_idle))
     if settings.storage_cleanup_interval_s:

@@ -1,11 +1,12 @@
 """The nested groups of settings: an external token issuer, providers, operator-run
-endpoints and the S3 artifact bucket. Each forbids unknown keys so a typo in the YAML
-file is an error, not a silently ignored setting."""
+endpoints (one server or a pool) and the S3 artifact bucket. Each forbids unknown keys
+so a typo in the YAML file is an error, not a silently ignored setting."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -51,16 +52,58 @@ class ProviderSettings(BaseModel):
     default_model: str | None = None
 
 
+MAX_POOL_URLS = 32  # servers of one endpoint pool
+
+
 class EndpointSettings(BaseModel):
     """An operator-run OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …),
-    usable by every user without a credential of their own."""
+    usable by every user without a credential of their own; with ``base_urls``, a pool
+    of such servers serving the same models (each call goes to the least busy)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str
+    base_url: str | None = Field(default=None, description="The server's URL, e.g. …/v1.")
+    base_urls: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_POOL_URLS,
+        description="Several servers of the same models (a pool), instead of base_url.",
+    )
     api_key: SecretStr | None = None
     models: list[str] = Field(default_factory=list)
     default_model: str | None = None
+    health_check_interval_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="A pool checks each server (GET …/models) this often; one that fails "
+        "gets calls only when every server does.",
+    )
+
+    @model_validator(mode="after")
+    def _one_url_source(self) -> EndpointSettings:
+        if (self.base_url is None) == (self.base_urls is None):
+            raise ValueError("set exactly one of base_url, base_urls")
+        seen: set[str] = set()
+        for index, url in enumerate(self.urls):
+            # The messages name the entry, not the URL: it may carry credentials.
+            name = "base_url" if self.base_urls is None else f"base_urls[{index}]"
+            split = urlsplit(url)
+            if split.scheme not in {"http", "https"} or not split.hostname:
+                raise ValueError(f"{name} is not an http(s) URL")
+            if split.query or split.fragment:
+                raise ValueError(f"{name}: give the server's base URL, without ? or #")
+            if split.username is not None and self.api_key is not None:
+                raise ValueError(f"{name} has a user in it and api_key is set: use one of them")
+            if url.rstrip("/") in seen:
+                raise ValueError(f"{name} repeats an earlier URL")
+            seen.add(url.rstrip("/"))
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        """The endpoint's servers: one, or the pool's."""
+        return self.base_urls if self.base_urls is not None else [self.base_url or ""]
 
 
 class ArtifactS3Settings(BaseModel):

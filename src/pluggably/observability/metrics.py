@@ -149,6 +149,28 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Endpoint pools (providers/pool.py); ``url`` is a member's URL without
+        # credentials or query.
+        self.endpoint_pool_in_flight = Gauge(
+            "pluggably_endpoint_pool_in_flight",
+            "Calls this process has in flight to each server of an endpoint pool.",
+            ["endpoint", "url"],
+            registry=self.registry,
+        )
+        self.endpoint_pool_up = Gauge(
+            "pluggably_endpoint_pool_up",
+            "1 while a server of an endpoint pool takes calls first; 0 while it is down "
+            "(its health check failed) or cooling down after failed calls.",
+            ["endpoint", "url"],
+            registry=self.registry,
+        )
+        self.endpoint_pool_failovers = Counter(
+            "pluggably_endpoint_pool_failovers",
+            "Calls that moved on to another server of an endpoint pool after a failure.",
+            ["endpoint"],
+            registry=self.registry,
+        )
+
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once per label combination (labels()
         takes a lock and re-checks its arguments on every call)."""

@@ -1,17 +1,19 @@
 """Which providers exist in this deployment: the known vendors (with their public
 base URLs, overridable per provider in settings) and any number of
-operator-configured OpenAI-compatible endpoints."""
+operator-configured OpenAI-compatible endpoints (one server each, or a pool)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pluggably.config import EndpointSettings, ProviderSettings
+from pluggably.observability.metrics import Metrics
 from pluggably.providers.anthropic import AnthropicProvider
 from pluggably.providers.base import Credential, Provider
 from pluggably.providers.embeddings import is_embedding_model
 from pluggably.providers.google import GoogleProvider
 from pluggably.providers.openai_compat import VENDOR_MAX_STOPS, OpenAICompatProvider
+from pluggably.providers.pool import EndpointPool, Member
 from pluggably.providers.upstream import Upstream
 
 
@@ -70,6 +72,7 @@ class ProviderDirectory:
         client: Upstream,
         providers: dict[str, ProviderSettings],
         endpoints: dict[str, EndpointSettings],
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = providers
         self.endpoints = endpoints
@@ -91,10 +94,30 @@ class ProviderDirectory:
             base = (override.base_url if override else None) or NATIVE_BASE_URLS[name]
             self._providers[name] = native(name, client, base)
         for name, endpoint in endpoints.items():
-            # vLLM, llama.cpp server, Ollama, TEI, LocalAI… all serve /embeddings.
-            self._providers[name] = OpenAICompatProvider(
-                name, client, endpoint.base_url, embeddings=True
-            )
+            self._providers[name] = self._endpoint(name, endpoint, client, metrics)
+
+    def _endpoint(
+        self, name: str, endpoint: EndpointSettings, client: Upstream, metrics: Metrics | None
+    ) -> Provider:
+        """One server, or a pool of them (several URLs)."""
+        # vLLM, llama.cpp server, Ollama, TEI, LocalAI… all serve /embeddings.
+        servers = [
+            OpenAICompatProvider(name, client, url, embeddings=True) for url in endpoint.urls
+        ]
+        if len(servers) == 1:
+            return servers[0]
+        return EndpointPool(
+            name,
+            [Member(server, url) for server, url in zip(servers, endpoint.urls, strict=True)],
+            credential=self.endpoint_credential(name),
+            check_interval_s=endpoint.health_check_interval_s,
+            metrics=metrics,
+        )
+
+    @property
+    def pools(self) -> list[EndpointPool]:
+        """The endpoints with several servers (their health checks run periodically)."""
+        return [p for p in self._providers.values() if isinstance(p, EndpointPool)]
 
     def register(self, provider: Provider) -> None:
         """Add (or replace) a provider under its own name."""

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+
+class PoolMemberInfo(BaseModel):
+    """One server of an endpoint pool, as this replica sees it."""
+
+    url: str = Field(description="The server's URL (without credentials or query).")
+    state: Literal["up", "down", "cooling"] = Field(
+        description="up: takes calls first; down: its health check failed; cooling: calls "
+        "to it failed just now. Calls go to the others first, to it when all are failing."
+    )
+    in_flight: int = Field(description="Calls this replica has in flight to it.")
+    failures: int = Field(description="Its failed calls in a row.")
+    last_error: str | None = Field(description="The error code of its last failed call.")
+    last_error_at: datetime | None
+    checked_at: datetime | None = Field(description="Its last health check (None: none yet).")
 
 
 class ProviderInfo(BaseModel):
@@ -19,6 +37,11 @@ class ProviderInfo(BaseModel):
     default_model: str | None
     models_discovered: list[str] | None = None
     credits_status: dict[str, object] | None = None
+    pool: list[PoolMemberInfo] | None = Field(
+        default=None,
+        description="An endpoint with several servers (a pool): each server's state. "
+        "Administrators only.",
+    )
 
 
 class ProviderList(BaseModel):
