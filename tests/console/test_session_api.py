@@ -345,7 +345,32 @@ async def test_the_setup_token_creates_the_first_admin_whose_password_signs_in(
         assert signed_in.status_code == 200, signed_in.text
         users = await client.get("/v1/users", headers={"X-CSRF-Token": client.cookies[CSRF]})
         assert users.status_code == 200, users.text  # an administrator's route
-    assert first_run_app.state.container.first_run.token is None
+        again = await client.post("/ui/api/setup", json=_setup_body(_token(first_run_app), "other"))
+        assert_envelope(again, 400, "invalid_invite")
+        assert "already complete" in again.json()["detail"]["message"]
+
+
+async def test_a_setup_link_logged_by_one_replica_works_through_another_and_only_once(
+    first_run_settings: Settings, tmp_path: Path
+) -> None:
+    """Two servers on one database (replicas behind a load balancer): each logs its own
+    link; either link works through either server, and the first admin spends both."""
+    other = first_run_settings.model_copy(update={"data_dir": tmp_path / "other"})
+    async with (
+        running(create_app(first_run_settings)) as a,
+        running(create_app(other)) as b,
+        client_for(a) as ca,
+        client_for(b) as cb,
+    ):
+        assert (await cb.get("/ui/api/bootstrap")).json()["setup_required"] is True
+        wrong = await cb.post("/ui/api/setup", json=_setup_body("not-" + _token(a)))
+        assert_envelope(wrong, 400, "invalid_invite")
+        made = await cb.post("/ui/api/setup", json=_setup_body(_token(a), "from-a"))
+        assert made.status_code == 201, made.text
+        late = await ca.post("/ui/api/setup", json=_setup_body(_token(b), "from-b"))
+        assert_envelope(late, 400, "invalid_invite")
+        for client in (ca, cb):
+            assert (await client.get("/ui/api/bootstrap")).json()["setup_required"] is False
 
 
 async def test_a_wrong_setup_token_is_refused(first_run_app: FastAPI) -> None:

@@ -1,26 +1,28 @@
 """First run: a server with no administrator account and no admin key offers a
 one-time setup link (logged at startup) whose page creates the first administrator.
 
-The token lives in this process only: it is made at startup when it is needed, shown
-once in the log, and spent when the first administrator is created. Another server
-process (a replica, a restart) makes its own; any of them refuses once an
-administrator exists, whichever way it was created.
+Each start that finds no administrator makes a token, logs its link once and stores
+its hash in ``setup_tokens``, the table replicas share: a link logged by one replica
+works through any (behind a load balancer the setup page may reach another). Creating
+the first administrator deletes every stored token in the same transaction, so two
+setups at once (two replicas, two tabs) cannot both succeed: the second finds its
+token gone. Any of them refuses once an administrator exists, however it was created.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
+import hashlib
 import ipaddress
 import secrets
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pluggably.config import Settings
-from pluggably.db import Database
+from pluggably.db import Database, utcnow
 from pluggably.errors import InvalidInvite
-from pluggably.users.models import User
+from pluggably.users.models import SetupToken, User
 from pluggably.users.repository import UserRepository
 from pluggably.users.schemas import USERNAME
 from pluggably.users.service import AccountService
@@ -60,8 +62,20 @@ async def setup_needed(session: AsyncSession, settings: Settings) -> bool:
     return await admin_people(session) == 0
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
+async def start_setup(session: AsyncSession, settings: Settings) -> str | None:
+    """At startup: a new setup token (stored hashed) when no one could administer the
+    server; otherwise None, and tokens left from earlier starts are forgotten."""
+    if not await setup_needed(session, settings):
+        await session.execute(delete(SetupToken))
+        return None
+    token = secrets.token_urlsafe(32)
+    await session.execute(insert(SetupToken).values(token_hash=_digest(token), created_at=utcnow()))
+    return token
+
+
+def _digest(token: str) -> str:
+    """256 random bits need no salt or stretching: SHA-256 is enough to store."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def setup_link(settings: Settings, token: str) -> str:
@@ -78,54 +92,48 @@ def setup_link(settings: Settings, token: str) -> str:
 
 
 class FirstRun:
-    """The setup token and the creation of the first administrator.
-
-    The setup is its own unit of work, committed under the lock: the token is spent
-    only once an administrator is stored, and two setups at once in this process
-    cannot both pass the checks."""
+    """The creation of the first administrator through a setup link. ``token`` is
+    this process's own link's token, for the startup log."""
 
     def __init__(self, db: Database, accounts: AccountService, token: str | None) -> None:
         self._db, self._accounts = db, accounts
-        self._token = token
-        # Protects _token between its check and its spending (create_admin).
-        self._lock = asyncio.Lock()
-
-    @property
-    def token(self) -> str | None:
-        return self._token
+        self.token = token
 
     async def required(self) -> bool:
-        """True while this server's setup link works (no administrator yet)."""
-        if self._token is None:
-            return False
+        """True while a setup link works (no administrator yet)."""
         async with self._db.session() as session:
-            if await admin_people(session) > 0:  # made meanwhile (the CLI, a replica)
-                self._token = None
-        return self._token is not None
+            if not await session.scalar(select(exists().select_from(SetupToken))):
+                return False
+            return await admin_people(session) == 0
 
     async def create_admin(self, body: SetupRequest) -> User:
-        async with self._lock:
-            if self._token is None:
+        """One transaction: spend every setup token, check the given one was among
+        them and that no administrator exists, create the administrator."""
+        given = _digest(body.token.get_secret_value())
+        async with self._db.session() as session:
+            # Row locks: a concurrent setup waits here, then finds no token left.
+            spent = (
+                (await session.execute(delete(SetupToken).returning(SetupToken.token_hash)))
+                .scalars()
+                .all()
+            )
+            if await admin_people(session) > 0:
                 raise _already_done()
-            given = body.token.get_secret_value().encode()
-            if not hmac.compare_digest(given, self._token.encode()):
+            if given not in spent:
+                # The exception rolls the deletion back: valid links keep working.
                 raise InvalidInvite(
                     "This setup link is not valid: use the link from the server's log."
+                    if spent
+                    else "This setup link is not valid: restart the server for a new one."
                 )
-            async with self._db.session() as session:
-                if await admin_people(session) > 0:
-                    self._token = None
-                    raise _already_done()
-                user = await self._accounts.create_user(
-                    session,
-                    username=body.username,
-                    email=None,
-                    password=body.password.get_secret_value(),
-                    display_name=body.display_name,
-                    role="admin",
-                )
-            self._token = None
-            return user
+            return await self._accounts.create_user(
+                session,
+                username=body.username,
+                email=None,
+                password=body.password.get_secret_value(),
+                display_name=body.display_name,
+                role="admin",
+            )
 
 
 def _already_done() -> InvalidInvite:

@@ -82,3 +82,14 @@ class RevokedToken(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SetupToken(Base):
+    """A first-run setup link's token (its SHA-256: the token is 256 random bits), one
+    per server start while no administrator exists. Shared by replicas, so the link one
+    logged works through any; all are spent together when the first admin is created."""
+
+    __tablename__ = "setup_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

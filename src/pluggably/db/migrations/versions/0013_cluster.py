@@ -2,7 +2,7 @@
 
 ``replicas`` holds one row per running replica (its heartbeat); requests name the
 replica that runs them; download jobs carry their runner's lease and a cancel asked
-from any replica.
+from any replica; ``setup_tokens`` holds the first-run setup links of every replica.
 
 Revision ID: 0013
 Revises: 0012
@@ -23,6 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "setup_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", pluggably.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_setup_tokens")),
+    )
     op.create_table(
         "replicas",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -55,3 +61,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_requests_replica_id_status")
         batch_op.drop_column("replica_id")
     op.drop_table("replicas")
+    op.drop_table("setup_tokens")
