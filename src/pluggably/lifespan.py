@@ -28,7 +28,7 @@ from pluggably.observability.metrics import Metrics
 from pluggably.periodic import every
 from pluggably.registry.discovery import discover_models
 from pluggably.startup import Readiness, prepare_directories
-from pluggably.users.first_run import new_token, setup_link, setup_needed
+from pluggably.users.first_run import setup_link, start_setup
 from pluggably.users.service import ensure_admin_user, forget_expired_revocations
 
 log = get_logger("pluggably.app")
@@ -54,6 +54,8 @@ def periodic_work(container: Container) -> list[Periodic]:
         ),
         Periodic("limit_sweep", LIMIT_SWEEP_INTERVAL_S, partial(_sweep_limits, container)),
     ]
+    if (cluster := container.cluster) is not None:
+        work.append(Periodic("cluster_heartbeat", cluster.me.heartbeat_s, cluster.beat))
     closed, idle = settings.session_retention_closed_days, settings.session_retention_idle_days
     if closed is not None or idle is not None:
         retain = partial(
@@ -71,6 +73,9 @@ def periodic_work(container: Container) -> list[Periodic]:
     if settings.storage_cleanup_interval_s:
         cleanup = partial(_storage_cleanup, container)
         work.append(Periodic("storage_cleanup", settings.storage_cleanup_interval_s, cleanup, True))
+    if (replica := container.replica).shared:  # another replica's downloads may need a runner
+        take_over = container.downloads.take_over
+        work.append(Periodic("download_takeover", replica.heartbeat_s, take_over, True))
     return work
 
 
@@ -90,7 +95,7 @@ async def lifespan(
         async with db.session() as session:
             admin = await ensure_admin_user(session)
             await forget_expired_revocations(session)
-            setup_token = new_token() if await setup_needed(session, settings) else None
+            setup_token = await start_setup(session, settings)
         container = build_container(
             settings, metrics, readiness, db, keyring, admin.id, setup_token=setup_token
         )
@@ -110,7 +115,9 @@ async def lifespan(
 
 
 async def _open(container: Container) -> None:
-    interrupted = await container.records.mark_interrupted()
+    if container.cluster is not None:
+        await container.cluster.start()
+    interrupted = await container.records.mark_interrupted(alone=container.cluster is None)
     if interrupted:
         log.warning("requests_interrupted", count=interrupted)
     container.records.start_writer()
@@ -142,6 +149,8 @@ def _background(container: Container, readiness: Readiness) -> list[asyncio.Task
 async def _close(container: Container) -> None:
     await container.generation.close()
     await container.records.close()
+    if container.cluster is not None:  # after the records: nothing of ours is left running
+        await container.cluster.close()
     await container.scheduler.close()
     await container.downloads.close()
     await container.http.aclose()
@@ -169,13 +178,16 @@ async def _step(readiness: Readiness, name: str, work: Coroutine[Any, Any, None]
 async def _discover_then_resume(container: Container) -> None:
     try:
         await discover_models(
-            container.db, container.registry, with_bundled=container.settings.bundled_model
+            container.db,
+            container.registry,
+            with_bundled=container.settings.bundled_model and container.settings.local_models,
         )
     finally:  # unfinished downloads resume even when discovery failed
         resumed = await container.downloads.resume_unfinished()
         if resumed:
             log.info("downloads_resumed", count=resumed)
-    await pin_and_preload(container, preload=container.settings.preload_defaults)
+    settings = container.settings
+    await pin_and_preload(container, preload=settings.preload_defaults and settings.local_models)
 
 
 async def pin_and_preload(container: Container, *, preload: bool) -> None:
