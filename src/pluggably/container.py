@@ -132,7 +132,7 @@ def build_container(
     replica = ReplicaIdentity(shared=db.dialect == "postgresql", lease_s=settings.cluster_lease_s)
     hub = _hub(settings)
     quota = Quota(settings.models_dir, settings.storage_limit_bytes)
-    downloads = _downloads(settings, db, registry, quota, hub, metrics)
+    downloads = _downloads(settings, db, registry, quota, hub, metrics, replica)
     # One client for every provider call (connections reused across requests).
     http = Upstream(timeout_s=settings.upstream_timeout_s, proxy=settings.upstream_proxy)
     providers = ProviderDirectory(http, settings.providers, settings.endpoints, metrics)
@@ -213,13 +213,14 @@ def _downloads(
     quota: Quota,
     hub: HubClient,
     metrics: Metrics,
+    replica: ReplicaIdentity,
 ) -> DownloadManager:
     options = DownloadSettings(
         allow_private_urls=settings.allow_private_downloads,
         keep_partial=settings.keep_partial_downloads,
         size_guard_bytes=settings.download_size_guard_bytes,
     )
-    return DownloadManager(DownloadRunner(db, registry, quota, hub, options, metrics))
+    return DownloadManager(DownloadRunner(db, registry, quota, hub, options, metrics, replica))
 
 
 def _accounts(

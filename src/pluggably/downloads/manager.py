@@ -1,15 +1,19 @@
 """The owner of download jobs: submitting (one job per source, checked against
 running jobs, the registry and the quota), listing, cancelling and following them.
-``DownloadRunner`` runs them; unfinished jobs resume at startup."""
+``DownloadRunner`` runs them, each on one replica (its lease); unfinished jobs resume
+at startup, and a dead replica's are taken over. Any replica follows or cancels any
+job: one running elsewhere is followed through its row and cancelled by a flag that
+its runner reads every second."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pluggably.db import utcnow
 from pluggably.downloads import local, sources
 from pluggably.downloads.models import DownloadJob
 from pluggably.downloads.repository import DownloadRepository
@@ -17,6 +21,13 @@ from pluggably.downloads.runs import TERMINAL
 from pluggably.downloads.schemas import DownloadJobInfo, DownloadRequest, job_info
 from pluggably.downloads.worker import DownloadRunner
 from pluggably.errors import Conflict, InvalidParameter, JobNotFound
+from pluggably.observability.logging import get_logger
+
+log = get_logger("pluggably.downloads")
+# How long a cancel waits for another replica's runner to stop the job (it reads the
+# flag every second), and how often a job running elsewhere is read for its events.
+CANCEL_WAIT_S = 3.0
+FOLLOW_EVERY_S = 0.5
 
 
 class DownloadManager:
@@ -31,11 +42,26 @@ class DownloadManager:
 
     # lifecycle
     async def resume_unfinished(self) -> int:
-        async with self.db.session() as session:
-            jobs = await DownloadRepository(session).active()
-        for job in jobs:
-            self.runner.start(job.id)
-        return len(jobs)
+        """At startup: the unfinished jobs no live replica runs run here (on SQLite,
+        every one: this process is the only one)."""
+        return len(await self._claim_unclaimed())
+
+    async def take_over(self) -> int:
+        """Periodic on PostgreSQL: the jobs of a replica that died (their lease expired)
+        or shut down (released) run here, from the partial files it left in the
+        staging folder that replicas share."""
+        taken = await self._claim_unclaimed()
+        if taken:
+            log.warning("downloads_taken_over", jobs=taken)
+        return len(taken)
+
+    async def _claim_unclaimed(self) -> list[str]:
+        claimed = []
+        for job_id in await self.runner.leases.unclaimed():
+            if job_id not in self.runner.runs and await self.runner.leases.claim(job_id):
+                self.runner.start(job_id)
+                claimed.append(job_id)
+        return claimed
 
     async def close(self) -> None:
         await self.runner.close()
@@ -77,6 +103,9 @@ class DownloadManager:
                     bytes_done=0,
                     bytes_total=plan.total_bytes,
                     created_by=user_id,
+                    # Claimed as it is made: this replica runs it.
+                    runner_id=self.runner.leases.me,
+                    lease_until=self.runner.leases.until(),
                 )
                 await repo.add(job)
                 await self._adopt_partial_files(repo, key, job.id)
@@ -140,31 +169,49 @@ class DownloadManager:
         return job_info(job, run.speed_bps if run and job.status == "running" else None)
 
     async def cancel(self, session: Any, job_id: str) -> DownloadJobInfo:
+        """Stop the job wherever it is. Running here: stopped now. Run by no replica
+        (queued, or its runner gone): cancelled now. Running on another replica: asked
+        to stop, and the answer waits a moment for it so that it says what happened."""
         run = self.runner.runs.get(job_id)
-        if run is not None:
-            run.cancel.set()
-            if run.task is not None and run.transferring:
-                # Also interrupts a transfer stalled between chunks: its connection closes.
-                run.task.cancel()
-                await asyncio.wait({run.task}, timeout=5)
-        job = await DownloadRepository(session).get(job_id)
-        if job is None:
-            raise JobNotFound(f"No download job '{job_id}'.")
-        if job.status == "queued":  # never started here (e.g. another replica's)
-            job.status, job.finished_at = "cancelled", utcnow()
-        return self.info(job)
+        if run is not None and self.runner.stop(run):
+            assert run.task is not None
+            await asyncio.wait({run.task}, timeout=5)
+        current = await self.get(session, job_id)
+        if current.status in TERMINAL:
+            return current
+        # Sessions of its own from here: what it writes must be committed before it
+        # answers (another replica's runner reads the flag), and what it reads must be
+        # that runner's latest commit, not this request's snapshot.
+        async with self.db.session() as own:
+            ended = job_id not in self.runner.runs and await self.runner.leases.cancel_unclaimed(
+                own, job_id
+            )
+            if not ended:
+                await DownloadRepository(own).request_cancel(job_id)
+        if ended and not self.settings.keep_partial:  # what a runner that died left
+            await asyncio.to_thread(shutil.rmtree, self.staging / job_id, True)
+        deadline = time.monotonic() + (0 if ended else CANCEL_WAIT_S)
+        while True:
+            async with self.db.session() as own:
+                current = await self.get(own, job_id)
+            if current.status in TERMINAL or time.monotonic() >= deadline:
+                return current
+            await asyncio.sleep(0.1)
 
     async def events(self, job_id: str) -> AsyncIterator[DownloadJobInfo]:
         """The job's state now, then on every change, until it ends."""
         queue: asyncio.Queue[DownloadJobInfo] = asyncio.Queue(maxsize=64)
         run = self.runner.runs.get(job_id)
-        if run is not None:
-            run.listeners.add(queue)
+        if run is None:
+            async for update in self._follow(job_id):
+                yield update
+            return
+        run.listeners.add(queue)
         try:
             async with self.db.session() as session:
                 current = await self.get(session, job_id)
             yield current
-            if current.status in TERMINAL or run is None:
+            if current.status in TERMINAL:
                 return
             while True:
                 update = await queue.get()
@@ -172,5 +219,32 @@ class DownloadManager:
                 if update.status in TERMINAL:
                     return
         finally:
-            if run is not None:
-                run.listeners.discard(queue)
+            run.listeners.discard(queue)
+
+    async def _follow(self, job_id: str) -> AsyncIterator[DownloadJobInfo]:
+        """A job this replica does not run: its row, read every ``FOLLOW_EVERY_S``
+        (its runner writes progress every second), on every change until it ends."""
+        last: DownloadJobInfo | None = None
+        while True:
+            async with self.db.session() as session:
+                job = await DownloadRepository(session).get(job_id)
+            if job is None:
+                return
+            if last is None or (job.status, job.bytes_done, job.bytes_total) != (
+                last.status,
+                last.bytes_done,
+                last.bytes_total,
+            ):
+                last = job_info(job, _speed(last, job))
+                yield last
+            if job.status in TERMINAL:
+                return
+            await asyncio.sleep(FOLLOW_EVERY_S)
+
+
+def _speed(before: DownloadJobInfo | None, job: DownloadJob) -> float | None:
+    """Bytes per second between two reads of a running job's row."""
+    if before is None or job.status != "running" or job.bytes_done <= before.bytes_done:
+        return None
+    elapsed = (job.updated_at - before.updated_at).total_seconds()
+    return (job.bytes_done - before.bytes_done) / elapsed if elapsed > 0 else None

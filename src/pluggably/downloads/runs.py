@@ -36,6 +36,9 @@ class Run:
     budget: int | None = None
     over_quota: bool = False
     transferring: bool = False
+    # Its lease went to another replica (this one stalled past it): it stops without
+    # touching the job, which is the new runner's now.
+    lost: bool = False
     _window_start: float = field(default_factory=time.monotonic)
     _window_bytes: int = 0
 

@@ -1,23 +1,27 @@
 """Running download jobs: one asyncio task per job that transfers the planned files
 into its staging folder, installs them under the models directory and registers the
-model; progress is kept in memory, flushed to the database every second and pushed
-to listeners. A job cancelled by shutdown stays "running" and resumes on restart."""
+model. A run first claims the job's lease (leases.py: one replica runs each job);
+while it transfers, progress goes to the database every second with the lease renewed,
+and a cancel asked on another replica is picked up there. A job cancelled by shutdown
+stays "running" with its lease released: a restart or another replica resumes it."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import shutil
-import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
+from pluggably.cluster.identity import ReplicaIdentity
 from pluggably.db import Database, utcnow
 from pluggably.downloads import sources, transfer
+from pluggably.downloads.leases import Leases
 from pluggably.downloads.repository import DownloadRepository
 from pluggably.downloads.runs import (
-    TERMINAL,
     DownloadSettings,
     Run,
     bytes_on_disk,
@@ -39,6 +43,11 @@ log = get_logger("pluggably.downloads")
 FLUSH_EVERY_S = 1.0
 
 
+class RunsElsewhere(Exception):
+    """Another replica holds the job's lease, or the job ended: this run stops and
+    leaves the job alone."""
+
+
 class DownloadRunner:
     """The running jobs of one ``DownloadManager``, by job id."""
 
@@ -50,6 +59,7 @@ class DownloadRunner:
         hub: HubClient,
         settings: DownloadSettings,
         metrics: Metrics,
+        replica: ReplicaIdentity,
     ) -> None:
         self.db, self.registry, self.quota, self.hub, self.settings = (
             db,
@@ -59,6 +69,7 @@ class DownloadRunner:
             settings,
         )
         self.metrics = metrics
+        self.leases = Leases(db, replica)
         self.staging = registry.models_dir / scan.STAGING_DIR
         self.runs: dict[str, Run] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -75,25 +86,37 @@ class DownloadRunner:
         tasks = [run.task for run in self.runs.values() if run.task is not None]
         tasks += list(self._background)
         for task in tasks:
-            task.cancel()  # the jobs stay "running" in the database and resume on restart
+            task.cancel()  # the jobs stay "running", their leases released: they resume
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
         await self._url_client.aclose()
 
     def start(self, job_id: str) -> None:
+        """Run the job here unless it runs already; the run claims its lease first."""
         if job_id in self.runs:
             return
         run = self.runs[job_id] = Run()
         run.task = asyncio.create_task(self._run(job_id, run), name=f"download-{job_id}")
+
+    def stop(self, run: Run) -> bool:
+        """Cancel a run: its transfer ends at the next chunk, and one stalled between
+        chunks is interrupted (its connection closes). True when the task was
+        interrupted, so that the caller may wait for it to end."""
+        run.cancel.set()
+        if run.task is None or not run.transferring:
+            return False
+        run.task.cancel()
+        return True
 
     async def _run(self, job_id: str, run: Run) -> None:
         staging = self.staging / job_id
         self.metrics.downloads_active.inc()
         try:
             plan = await self._begin(job_id, run, staging)
-            run.transferring = True
-            await self._transfer(job_id, run, plan, staging)
-            run.transferring = False
+            async with self._kept(job_id, run):
+                await self._transfer(run, plan, staging)
+            if run.lost:
+                raise RunsElsewhere
             local_path = await asyncio.to_thread(install, staging, plan, self.registry)
             try:
                 await self._register(job_id, plan, local_path)
@@ -103,14 +126,10 @@ class DownloadRunner:
                 await asyncio.to_thread(shutil.rmtree, dest, True)
                 raise
             await self._finish(job_id, run, "completed")
+        except RunsElsewhere:
+            log.warning("download_runs_elsewhere", job_id=job_id)
         except transfer.Cancelled:
-            if run.over_quota:
-                shutil.rmtree(staging, ignore_errors=True)
-                await self._finish(job_id, run, "failed", quota_error())
-                return
-            if not self.settings.keep_partial:
-                shutil.rmtree(staging, ignore_errors=True)
-            await self._finish(job_id, run, "cancelled")
+            await self._cancelled(job_id, run, staging)
         except GatewayError as exc:
             await self._finish(job_id, run, "failed", {"code": exc.code, "message": exc.message})
         except OSError as exc:
@@ -129,10 +148,9 @@ class DownloadRunner:
             )
         except asyncio.CancelledError:
             if not run.cancel.is_set():
-                raise  # shutdown: left "running" so that a restart resumes it
-            if not self.settings.keep_partial:
-                shutil.rmtree(staging, ignore_errors=True)
-            await self._finish(job_id, run, "cancelled")
+                await self._release(job_id)  # shutdown: left "running", resumable at once
+                raise
+            await self._cancelled(job_id, run, staging)
         except Exception:
             log.exception("download_failed", job_id=job_id)
             await self._finish(
@@ -142,13 +160,36 @@ class DownloadRunner:
             self.metrics.downloads_active.dec()
             self.runs.pop(job_id, None)
 
+    async def _cancelled(self, job_id: str, run: Run, staging: Path) -> None:
+        if run.lost:
+            log.warning("download_runs_elsewhere", job_id=job_id)
+        elif run.over_quota:
+            shutil.rmtree(staging, ignore_errors=True)
+            await self._finish(job_id, run, "failed", quota_error())
+        else:
+            if not self.settings.keep_partial:
+                shutil.rmtree(staging, ignore_errors=True)
+            await self._finish(job_id, run, "cancelled")
+
+    async def _release(self, job_id: str) -> None:
+        try:
+            await self.leases.release(job_id)
+        except Exception:  # its lease then expires: a survivor still takes the job over
+            log.warning("download_lease_release_failed", job_id=job_id, exc_info=True)
+
     async def _begin(self, job_id: str, run: Run, staging: Path) -> sources.Plan:
+        if not await self.leases.claim(job_id):
+            raise RunsElsewhere
         async with self.db.session() as session:
             job = await DownloadRepository(session).get(job_id)
             assert job is not None
             assert job.plan is not None
             job.status = "running"
+            if job.cancel_requested:  # asked before this run began
+                run.cancel.set()
             plan = sources.Plan.from_json(job.plan)
+        if run.cancel.is_set():
+            raise transfer.Cancelled
         run.bytes_done = bytes_on_disk(staging, plan)  # resume: what earlier tries left
         if self.quota.limit_bytes is not None and plan.total_bytes is None:
             # Size unknown up front (a URL without Content-Length): watch it while it runs.
@@ -159,7 +200,7 @@ class DownloadRunner:
         await self._flush(job_id, run)
         return plan
 
-    async def _transfer(self, job_id: str, run: Run, plan: sources.Plan, staging: Path) -> None:
+    async def _transfer(self, run: Run, plan: sources.Plan, staging: Path) -> None:
         headers = self.hub.headers() if plan.needs_hub_auth else {}
         check = None
         if plan.source_type == "url":
@@ -168,19 +209,13 @@ class DownloadRunner:
             async def check(url: str) -> None:
                 await check_public_url(url, allow_private=allow)
 
-        last_flush = time.monotonic()
-
         def on_bytes(n: int) -> None:
-            nonlocal last_flush
             run.add(n)
             if n > 0:
                 self.metrics.download_bytes.inc(n)
             if run.budget is not None and run.bytes_done > run.budget:
                 run.over_quota = True
                 run.cancel.set()
-            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                last_flush = time.monotonic()
-                asyncio.get_running_loop().create_task(self._flush(job_id, run))
 
         for planned in plan.files:
             final = staging / planned.path
@@ -240,12 +275,44 @@ class DownloadRunner:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _flush(self, job_id: str, run: Run) -> None:
-        async with self.db.session() as session:
-            job = await DownloadRepository(session).get(job_id)
-            if job is None or job.status in TERMINAL:
+    @asynccontextmanager
+    async def _kept(self, job_id: str, run: Run) -> AsyncIterator[None]:
+        """While the transfer runs: flushed every second, even when no byte arrives
+        (a stalled transfer still holds its lease and still hears a cancel)."""
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep(job_id, run, done))
+        run.transferring = True
+        try:
+            yield
+        finally:
+            run.transferring = False
+            done.set()
+            await keeper  # not cancelled: it may be inside a database call
+
+    async def _keep(self, job_id: str, run: Run, done: asyncio.Event) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), FLUSH_EVERY_S)
                 return
-            job.bytes_done = run.bytes_done
+            except TimeoutError:
+                pass
+            try:
+                await self._flush(job_id, run)
+            except Exception:  # the database is away: the next second tries again
+                log.warning("download_flush_failed", job_id=job_id, exc_info=True)
+
+    async def _flush(self, job_id: str, run: Run) -> None:
+        """Progress to the database and to listeners, the lease renewed; a cancel asked
+        on any replica stops the run, and so does a lease that is no longer ours."""
+        async with self.db.session() as session:
+            if not await self.leases.renew(session, job_id, run.bytes_done):
+                run.lost = True
+                self.stop(run)
+                return
+            job = await DownloadRepository(session).get(job_id)
+            assert job is not None
+            if job.cancel_requested and not run.cancel.is_set():
+                self.stop(run)
             run.notify(job_info(job, run.speed_bps))
 
     async def _finish(
@@ -253,9 +320,11 @@ class DownloadRunner:
     ) -> None:
         async with self.db.session() as session:
             job = await DownloadRepository(session).get(job_id)
-            if job is None:
-                return
+            if job is None or job.runner_id != self.leases.me:
+                log.warning("download_runs_elsewhere", job_id=job_id, status=status)
+                return  # claimed by another replica meanwhile: the job is its to finish
             job.status, job.error, job.finished_at = status, error, utcnow()
+            job.runner_id = job.lease_until = None
             if status == "completed" and job.bytes_total is None:
                 job.bytes_total = run.bytes_done
             job.bytes_done = (
