@@ -17,11 +17,12 @@ from pluggably.auth.resolver import AdminKeyVerifier, CredentialResolver, Verifi
 from pluggably.auth.throttle import LoginThrottle
 from pluggably.auth.token_hash import TokenHasher
 from pluggably.catalog.service import ModelCatalog
+from pluggably.cluster.identity import ReplicaIdentity
+from pluggably.cluster.node import ClusterNode
 from pluggably.config import Settings
 from pluggably.credentials.service import CredentialService
 from pluggably.credentials.vault import Vault
 from pluggably.db import Database
-from pluggably.cluster.identity import ReplicaIdentity
 from pluggably.downloads.manager import DownloadManager
 from pluggably.downloads.runs import DownloadSettings
 from pluggably.downloads.worker import DownloadRunner
@@ -100,6 +101,8 @@ class Container:
     csrf: CsrfTokens
     # Built from the parts above, once they are there.
     generation: GenerationService = field(init=False)
+    # On PostgreSQL: heartbeat, bus and relay to the other replicas (None: alone).
+    cluster: ClusterNode | None = field(init=False, default=None)
     counting: TokenCounting = field(init=False)
     catalog: ModelCatalog = field(init=False)
     limiter: Limiter = field(init=False)
@@ -172,6 +175,16 @@ def build_container(
     )
     discovery = Discovery()  # what each caller's providers were seen to offer
     container.generation = _generation(container, router, discovery)
+    if replica.shared:  # other replicas may run beside this one
+        container.cluster = ClusterNode(
+            db,
+            settings.resolved_database_url,
+            replica,
+            records,
+            container.generation.live,
+            local_models=settings.local_models,
+        )
+        container.generation.relay = container.cluster.relay
     # The callers' cache is the generation's: a credential change reaches both at once.
     callers = container.generation.callers
     container.counting = TokenCounting(db, router, callers, providers, registry, scheduler)
@@ -202,6 +215,7 @@ def _scheduler(settings: Settings, metrics: Metrics) -> Scheduler:
         max_queue_depth=settings.max_queue_depth,
         max_queue_per_user=settings.max_queue_per_user,
         parallel=settings.local_parallel,
+        enabled=settings.local_models,
     )
     return Scheduler(runtime_for, limits, metrics=metrics)
 

@@ -46,7 +46,10 @@ def run_workers(settings: Settings, count: int) -> None:
 
     configure_logging(settings.log_level, settings.log_format)
     settings = settings.model_copy(update={"local_models": False})
-    sock = uvicorn.Config(app=None, host=settings.host, port=settings.port).bind_socket()
+    # Only its socket is used: the workers build their own apps.
+    sock = uvicorn.Config(
+        "pluggably.app:create_app", host=settings.host, port=settings.port
+    ).bind_socket()
     context = multiprocessing.get_context("fork")
     stopping = False
 
