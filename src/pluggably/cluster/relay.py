@@ -132,7 +132,9 @@ class RequestRelay:
         if live is None:
             self._spawn(sub, self._send(to, sub, [["g"]]))
             return
-        queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=256)
+        # Unbounded: a delta dropped here would be missing from the relayed text for good
+        # (a request's deltas are bounded by its answer; the forward drains them in batches).
+        queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
         live.listeners.add(queue)  # before anything awaits: no delta slips between
         self._spawn(sub, self._forward(live, queue, to, sub))
 
