@@ -149,6 +149,7 @@ def _background(container: Container, readiness: Readiness) -> list[asyncio.Task
 async def _close(container: Container) -> None:
     await container.generation.close()
     await container.records.close()
+    await container.limiter.close()  # spends still pending
     if container.cluster is not None:  # after the records: nothing of ours is left running
         await container.cluster.close()
     await container.scheduler.close()

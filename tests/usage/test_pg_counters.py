@@ -105,9 +105,12 @@ async def test_replicas_seed_a_budget_once_and_add_every_spend(
     limit = ScopeLimits(USER, budgets=(Budget(5.0, "week"),))
     await asyncio.gather(*((a if n % 2 else b).admit(ask(limit, f"req_{n}")) for n in range(10)))
     await asyncio.gather(a.spend((USER,), 0.5, NOW), b.spend((USER,), 0.25, NOW))
+    await asyncio.gather(a.spend((USER,), 0.5, NOW), b.spend((USER,), 0.25, NOW))
+    # Each replica writes its pending spends in one statement a moment later.
+    await asyncio.sleep(0.1)
     counted, _ = await rows(replicas[0])
     monday = int(datetime(2026, 5, 11, tzinfo=UTC).timestamp())
-    assert counted == {(USER, "budget_week", monday, 1.75)}
+    assert counted == {(USER, "budget_week", monday, 2.5)}
 
 
 async def test_a_sweep_removes_old_windows_ended_periods_and_stale_slots(

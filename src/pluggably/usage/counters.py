@@ -205,3 +205,7 @@ class Counters(Protocol):
     async def sweep(self, now: datetime) -> None:
         """Forget windows, periods and slots that can no longer matter."""
         ...
+
+    async def close(self) -> None:
+        """Write what is still pending (at shutdown)."""
+        ...

@@ -171,6 +171,9 @@ class Limiter:
         if cost_usd:
             await self.counters.spend(levels_spend, cost_usd, utcnow())
 
+    async def close(self) -> None:
+        await self.counters.close()
+
     async def spend_since(self, scope: str, since: datetime) -> float:
         """What the request records say ``scope`` spent since ``since`` (a budget's seed).
         Queued records are written first, so the sum holds every finished request."""

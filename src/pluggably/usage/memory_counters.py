@@ -140,6 +140,9 @@ class MemoryCounters:
                 if spend_key(key[0], now) == key:
                     counted.spend[key] += cost_usd
 
+    async def close(self) -> None:
+        """Nothing is pending: the counts are this process's memory."""
+
     async def sweep(self, now: datetime) -> None:
         minute = minute_of(now)
         for scope, counted in list(self._scopes.items()):
