@@ -24,8 +24,13 @@ share one ``per_account`` budget; that refusal can only come after ``per_account
 failures on the account, and is the one thing that can tell that a name and an email
 belong together. Unknown names count under their typed key only.
 
-In-process state: each replica throttles on its own, which multiplies every limit by
-the number of replicas. Memory is bounded: each map holds at most ``max_tracked``
+Replicas share what they count: every change (an attempt counted, a turn taken, a
+success, a registration) is also handed to ``share`` as a *fact* of digests only (no
+name or address leaves the process in clear), which the cluster broadcasts; the
+other replicas ``apply`` it to their own maps. Switching replica therefore gains an
+attacker nothing beyond the few attempts in flight while a fact travels (a
+millisecond or so); a replica that starts later knows only what happens from then on.
+Memory is bounded: each map holds at most ``max_tracked``
 keys, dropping keys that no longer matter as new ones arrive, a key is a 16-byte
 digest whatever the name's length; a window keeps at most its ``limit`` timestamps
 (5, 20 and 15 at the defaults), the account budgets and turns one float per key
@@ -41,8 +46,9 @@ import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sized
+from typing import Any
 
-from pluggably.auth.throttle_maps import Bucket, KnownAddresses, Pacer, Windows
+from pluggably.auth.throttle_maps import Bucket, KnownAddresses, Pacer, Windows, digest
 from pluggably.errors import RateLimited
 
 MAX_TRACKED = 50_000
@@ -100,6 +106,8 @@ class LoginThrottle:
         self._turns = Pacer(clock, max_tracked)
         self._known = KnownAddresses(KNOWN_PER_NAME, KNOWN_FOR_S, clock, max_tracked)
         self._registrations = Windows(registrations_per_address, window_s, clock, max_tracked)
+        # Hands each change to the other replicas (cluster/); None: this process is alone.
+        self.share: Callable[[list[Any]], None] | None = None
 
     def tracked(self) -> int:
         """Keys held over all maps (each map holds at most ``max_tracked``)."""
@@ -122,19 +130,16 @@ class LoginThrottle:
         while their hashes are still being verified. Call it before opening database
         work, so a paced attempt holds no connection while it waits."""
         address = client_key(address)
-        pair = f"{name}\x00{address}"
-        known = self._known.knows(name, address)
-        waits = [self._pairs.retry_after(pair), self._addresses.retry_after(address)]
+        n, a, pair = digest(name), digest(address), digest(f"{name}\x00{address}")
+        known = self._known.knows(n, a)
+        waits = [self._pairs.retry_after(pair), self._addresses.retry_after(a)]
         if not known:
-            waits.append(self._accounts.retry_after(name))
+            waits.append(self._accounts.retry_after(n))
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             raise _refused(wait, "attempts")
-        turn = 0.0 if known else self._take_turn(name)
-        self._pairs.record(pair)
-        self._addresses.record(address)
-        self._slowed.record(name)
-        self._accounts.record(name)
+        spacing = 0.0 if known else self._turn_spacing(n)
+        turn = self._change(["a", n, pair, a, spacing])
         if turn:
             await self._sleep(turn)
 
@@ -142,12 +147,12 @@ class LoginThrottle:
         """Once the name has resolved to an account: count the attempt under the
         account too, or refuse it past ``per_account`` unless the account logged in
         from this address lately. Not paced: the caller holds a database connection."""
-        address = client_key(address)
-        if not self._known.knows(account, address):
-            wait = self._accounts.retry_after(account)
+        acc = digest(account)
+        if not self._known.knows(acc, digest(client_key(address))):
+            wait = self._accounts.retry_after(acc)
             if wait is not None:
                 raise _refused(wait, "attempts")
-        self._accounts.record(account)
+        self._change(["c", acc])
 
     def succeeded(
         self,
@@ -161,29 +166,60 @@ class LoginThrottle:
         is remembered for ``name``, ``account`` and the account's other names
         (``aliases``); failures from elsewhere keep counting until they drain."""
         address = client_key(address)
-        self._pairs.clear(f"{name}\x00{address}")
-        self._addresses.forgive(address)
-        self._slowed.forgive(name)
-        self._accounts.forgive(name)
-        if account is not None:
-            self._accounts.forgive(account)
-        for key in {name, *aliases, *([account] if account is not None else [])}:
-            self._known.remember(key, address)
+        n, a, pair = digest(name), digest(address), digest(f"{name}\x00{address}")
+        acc = digest(account) if account is not None else b""
+        keys = sorted({n, *(digest(alias) for alias in aliases), *([acc] if acc else [])})
+        self._change(["s", n, pair, a, acc, keys])
 
     def registration(self, address: str) -> None:
         """Count a registration attempt from ``address`` up front, or refuse it."""
-        address = client_key(address)
-        wait = self._registrations.retry_after(address)
+        a = digest(client_key(address))
+        wait = self._registrations.retry_after(a)
         if wait is not None:
             raise _refused(wait, "registrations from this address")
-        self._registrations.record(address)
+        self._change(["r", a])
 
     def registered(self, address: str) -> None:
-        self._registrations.forgive(client_key(address))
+        self._change(["g", digest(client_key(address))])
 
-    def _take_turn(self, name: str) -> float:
-        """Reserve the next turn on a paced name: how long to wait for it (0 when the
-        name is not paced). A turn further off than ``max_wait_s`` is refused."""
+    def apply(self, fact: list[Any]) -> float:
+        """Apply one change, made here or on another replica (its digests as bytes);
+        an attempt's answer is how long it waits for its turn."""
+        kind = fact[0]
+        if kind == "a":
+            _, n, pair, a, spacing = fact
+            self._pairs.record(pair)
+            self._addresses.record(a)
+            self._slowed.record(n)
+            self._accounts.record(n)
+            return self._turns.reserve(n, spacing) if spacing else 0.0
+        if kind == "c":
+            self._accounts.record(fact[1])
+        elif kind == "s":
+            _, n, pair, a, acc, keys = fact
+            self._pairs.clear(pair)
+            self._addresses.forgive(a)
+            self._slowed.forgive(n)
+            self._accounts.forgive(n)
+            if acc:
+                self._accounts.forgive(acc)
+            for key in keys:
+                self._known.remember(key, a)
+        elif kind == "r":
+            self._registrations.record(fact[1])
+        elif kind == "g":
+            self._registrations.forgive(fact[1])
+        return 0.0
+
+    def _change(self, fact: list[Any]) -> float:
+        answer = self.apply(fact)
+        if self.share is not None:
+            self.share(fact)
+        return answer
+
+    def _turn_spacing(self, name: bytes) -> float:
+        """The spacing of the next turn on a paced name (0 when it is not paced); a
+        turn further off than ``max_wait_s`` is refused."""
         spacing = self._spacing(self._slowed.count(name))
         if not spacing:
             return 0.0
@@ -194,7 +230,7 @@ class LoginThrottle:
                 f"Too many attempts on this name are waiting; try again in {wait} seconds.",
                 retry_after=wait,
             )
-        return self._turns.reserve(name, spacing)
+        return spacing
 
     def _spacing(self, failures: int) -> float:
         if failures < self._slowdown_after or self._slowdown_max_s <= 0:

@@ -13,8 +13,12 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 
+Key = str | bytes  # a key, or its digest already (as another replica shares it)
 
-def digest(key: str) -> bytes:
+
+def digest(key: Key) -> bytes:
+    if isinstance(key, bytes):
+        return key
     return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
@@ -32,17 +36,17 @@ class Windows:
     def __len__(self) -> int:
         return len(self._fails)
 
-    def count(self, key: str) -> int:
+    def count(self, key: Key) -> int:
         fails = self._prune(digest(key))
         return 0 if fails is None else len(fails)
 
-    def retry_after(self, key: str) -> int | None:
+    def retry_after(self, key: Key) -> int | None:
         fails = self._prune(digest(key))
         if fails is None or len(fails) < self.limit:
             return None
         return max(1, math.ceil(fails[0] + self.window_s - self.clock()))
 
-    def record(self, key: str) -> None:
+    def record(self, key: Key) -> None:
         self._drop_expired()
         key_digest = digest(key)
         fails = self._prune(key_digest)
@@ -57,10 +61,10 @@ class Windows:
         fails.append(self.clock())
         self._fails.move_to_end(key_digest)
 
-    def clear(self, key: str) -> None:
+    def clear(self, key: Key) -> None:
         self._fails.pop(digest(key), None)
 
-    def forgive(self, key: str) -> None:
+    def forgive(self, key: Key) -> None:
         fails = self._fails.get(digest(key))
         if fails:
             fails.pop()
@@ -112,12 +116,12 @@ class Bucket:
     def __len__(self) -> int:
         return len(self._light) + len(self._heavy)
 
-    def retry_after(self, key: str) -> int | None:
+    def retry_after(self, key: Key) -> int | None:
         """Seconds until one more failure fits, or None when it fits now."""
         over = self._level(digest(key)) + self._interval - self.window_s
         return None if over <= 1e-9 else max(1, math.ceil(over))
 
-    def record(self, key: str) -> None:
+    def record(self, key: Key) -> None:
         now = self.clock()
         for tier in (self._light, self._heavy):
             while tier and next(iter(tier.values())) <= now:
@@ -131,7 +135,7 @@ class Bucket:
         if len(tier) > self._max_tracked:
             tier.popitem(last=False)
 
-    def forgive(self, key: str) -> None:
+    def forgive(self, key: Key) -> None:
         key_digest = digest(key)
         for tier in (self._light, self._heavy):
             if key_digest in tier:
@@ -155,11 +159,11 @@ class Pacer:
     def __len__(self) -> int:
         return len(self._next)
 
-    def wait(self, key: str) -> float:
+    def wait(self, key: Key) -> float:
         """How long an attempt starting now would wait for its turn."""
         return max(0.0, self._next.get(digest(key), 0.0) - self.clock())
 
-    def reserve(self, key: str, spacing: float) -> float:
+    def reserve(self, key: Key, spacing: float) -> float:
         """Take the next turn on ``key``; answers how long to wait for it."""
         now = self.clock()
         while self._next and next(iter(self._next.values())) <= now:
@@ -193,12 +197,12 @@ class KnownAddresses:
     def __len__(self) -> int:
         return len(self._addresses)
 
-    def knows(self, name: str, address: str) -> bool:
+    def knows(self, name: Key, address: Key) -> bool:
         address_digest, horizon = digest(address), self.clock() - self.remember_s
         records = _RECORD.iter_unpack(self._addresses.get(digest(name), b""))
         return any(known == address_digest and at > horizon for known, at in records)
 
-    def remember(self, name: str, address: str) -> None:
+    def remember(self, name: Key, address: Key) -> None:
         now = self.clock()
         while self._addresses:
             newest = _RECORD.unpack_from(next(iter(self._addresses.values())))[1]
