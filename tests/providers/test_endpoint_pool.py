@@ -251,6 +251,30 @@ async def test_when_every_server_is_marked_down_calls_still_try_them(
         assert await both_down()
 
 
+async def test_an_outage_cools_a_server_once(
+    tmp_path: Path, database_url: str, make_openai_sim: Callable[..., OpenAISim]
+) -> None:
+    a, b = make_openai_sim(), make_openai_sim()
+    pool = {"base_urls": [a.base_url, b.base_url], "api_key": KEY, "health_check_interval_s": 600}
+    app = pool_app(tmp_path, database_url, pool=pool)
+    async with running(app), client_for(app) as client:
+
+        async def checked() -> bool:
+            return all(m["checked_at"] for m in await pool_of(client, "pool"))
+
+        await until(checked)
+        # Both servers fail, slowly: calls are under way on each when it starts cooling.
+        for sim in (a, b):
+            sim.delay_s = 0.3
+            sim.fail_next(4, status=500)
+        body = {"model": "pool:gpt-4o-mini", "input": {"prompt": "x"}}
+        answers = await asyncio.gather(*(generate(client, ADMIN, **body) for _ in range(4)))
+        assert [r.status_code for r in answers] == [503] * 4, answers[0].text
+        assert served(a, b) == [4, 4]  # each call tried both
+        # One outage, one step of the cooldown: not eight failures in a row (a minute).
+        assert [m["failures"] for m in await pool_of(client, "pool")] == [1, 1]
+
+
 @pytest.mark.parametrize(
     ("endpoint", "message"),
     [

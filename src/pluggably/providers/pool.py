@@ -94,11 +94,15 @@ class Member:
             self.in_flight -= 1
 
     def failed(self, error: GatewayError, now: float) -> float:
-        """Cool down (longer on each failure in a row); the seconds it cools."""
+        """Cool down, longer on each failure in a row; the seconds it cools. A failure
+        while it cools already (calls that were under way on it, a last resort) leaves
+        the cooldown as it is: one outage under load is one step, not one per call."""
+        self.last_error, self.last_error_at = error.code, datetime.now(UTC)
+        if self.cooling_until > now:
+            return self.cooling_until - now
         self.failures += 1
         pause = min(MAX_COOLDOWN_S, COOLDOWN_S * 2.0 ** min(self.failures - 1, 10))
         self.cooling_until = now + pause
-        self.last_error, self.last_error_at = error.code, datetime.now(UTC)
         return pause
 
     def succeeded(self) -> None:

@@ -17,7 +17,10 @@ class PoolMemberInfo(BaseModel):
         "to it failed just now. Calls go to the others first, to it when all are failing."
     )
     in_flight: int = Field(description="Calls this replica has in flight to it.")
-    failures: int = Field(description="Its failed calls in a row.")
+    failures: int = Field(
+        description="Its failures in a row, each one a longer cooldown (calls that fail "
+        "while it cools down already do not count again); a success resets it."
+    )
     last_error: str | None = Field(description="The error code of its last failed call.")
     last_error_at: datetime | None
     checked_at: datetime | None = Field(description="Its last health check (None: none yet).")
