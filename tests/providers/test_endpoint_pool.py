@@ -251,7 +251,7 @@ async def test_when_every_server_is_marked_down_calls_still_try_them(
         assert await both_down()
 
 
-async def test_an_outage_cools_a_server_once(
+async def test_an_outage_cools_a_server_once_and_a_streamed_answer_ends_it(
     tmp_path: Path, database_url: str, make_openai_sim: Callable[..., OpenAISim]
 ) -> None:
     a, b = make_openai_sim(), make_openai_sim()
@@ -273,6 +273,12 @@ async def test_an_outage_cools_a_server_once(
         assert served(a, b) == [4, 4]  # each call tried both
         # One outage, one step of the cooldown: not eight failures in a row (a minute).
         assert [m["failures"] for m in await pool_of(client, "pool")] == [1, 1]
+
+        a.delay_s = b.delay_s = 0.0
+        assert (await stream(client, "pool"))["event"] == "complete"
+        answered = 0 if served(a, b) == [5, 4] else 1
+        member = (await pool_of(client, "pool"))[answered]
+        assert (member["state"], member["failures"]) == ("up", 0)
 
 
 @pytest.mark.parametrize(

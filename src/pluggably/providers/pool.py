@@ -27,7 +27,13 @@ from pluggably.errors import BackendUnavailable, GatewayError, Timeout
 from pluggably.messages import Features
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
-from pluggably.providers.base import Completion, Credential, ProviderCall, StreamItem
+from pluggably.providers.base import (
+    Completion,
+    Credential,
+    ProviderCall,
+    StreamEnd,
+    StreamItem,
+)
 from pluggably.providers.openai_compat import OpenAICompatProvider
 
 log = get_logger("pluggably.providers.pool")
@@ -182,6 +188,10 @@ class EndpointPool:
                     items = member.provider.stream(call, credential)
                     async with contextlib.aclosing(items):  # type: ignore[type-var]
                         async for item in items:
+                            if isinstance(item, StreamEnd):
+                                # Its answer is whole: a consumer may close the stream
+                                # on this item, without asking for its end.
+                                member.succeeded()
                             sent = True
                             yield item
             except GatewayError as exc:
@@ -189,7 +199,6 @@ class EndpointPool:
                     raise
                 failure = exc
                 continue
-            member.succeeded()
             return
         assert failure is not None
         raise failure
