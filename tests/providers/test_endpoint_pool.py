@@ -289,6 +289,9 @@ async def test_an_outage_cools_a_server_once_and_a_streamed_answer_ends_it(
         ({"base_urls": []}, "List should have at least 1 item"),
         ({"base_urls": [f"http://h{i}/v1" for i in range(33)]}, "at most 32 items"),
         ({"base_urls": ["http://a/v1", "http://a/v1/"]}, "base_urls[1] repeats an earlier URL"),
+        # The same server, told apart only by credentials: one line in /metrics.
+        ({"base_urls": ["http://u:x@A/v1", "http://u:secret@a/v1"]}, "base_urls[1] repeats"),
+        ({"base_urls": ["http://a/v1", "http://u:secret@b:99999/v1"]}, "base_urls[1] has a port"),
         ({"base_urls": ["http://a/v1", "ftp://u:secret@b/v1"]}, "base_urls[1] is not an http(s)"),
         ({"base_url": "a.example/v1"}, "base_url is not an http(s) URL"),
         ({"base_urls": ["http://a/v1?x=1"]}, "base_urls[0]: give the server's base URL"),

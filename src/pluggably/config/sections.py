@@ -84,7 +84,7 @@ class EndpointSettings(BaseModel):
     def _one_url_source(self) -> EndpointSettings:
         if (self.base_url is None) == (self.base_urls is None):
             raise ValueError("set exactly one of base_url, base_urls")
-        seen: set[str] = set()
+        seen: set[tuple[str, str | None, int | None, str]] = set()
         for index, url in enumerate(self.urls):
             # The messages name the entry, not the URL: it may carry credentials.
             name = "base_url" if self.base_urls is None else f"base_urls[{index}]"
@@ -95,9 +95,13 @@ class EndpointSettings(BaseModel):
                 raise ValueError(f"{name}: give the server's base URL, without ? or #")
             if split.username is not None and self.api_key is not None:
                 raise ValueError(f"{name} has a user in it and api_key is set: use one of them")
-            if url.rstrip("/") in seen:
+            try:  # what names the server in /metrics and /v1/providers: no credentials
+                server = (split.scheme, split.hostname, split.port, split.path.rstrip("/"))
+            except ValueError:
+                raise ValueError(f"{name} has a port that is not a number up to 65535") from None
+            if server in seen:
                 raise ValueError(f"{name} repeats an earlier URL")
-            seen.add(url.rstrip("/"))
+            seen.add(server)
         return self
 
     @property
