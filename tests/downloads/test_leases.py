@@ -15,8 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from pluggably.app import create_app
 from pluggably.cluster.identity import ReplicaIdentity
@@ -197,8 +198,7 @@ async def test_a_cancel_asked_on_another_replica_stops_the_runner(
         job_id = await submit(a)
         await sent_at_least(hf_hub, 100_000)
         started = time.monotonic()
-        async with b.db.session() as session:
-            answer = await b.cancel(session, job_id)
+        answer = await b.cancel(job_id)
         assert answer.status == "cancelled"
         assert time.monotonic() - started < 2.0  # A reads the flag within a second
         await asyncio.to_thread(hf_hub.wait_idle, 1.0)
@@ -241,3 +241,38 @@ async def test_a_job_running_on_another_replica_streams_its_progress(
     assert all(x != y for x, y in itertools.pairwise(seen))  # per change, not per read
     assert any(0 < s["bytes_done"] < 2 * MB for s in states)
     assert any(s["speed_bps"] for s in states if s["status"] == "running")
+
+
+async def test_a_cancel_waiting_for_another_replica_holds_no_database_connection(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("reads pg_stat_activity")
+    seed_hub(hf_hub)
+    async with cluster(tmp_path, database_url, hf_hub, 1) as (app, (a,)):
+        job_id = await submit(a)
+        await a.close()
+        # As a replica that holds the job but does not hear the cancel (hung) leaves it.
+        async with a.db.session() as session:
+            hung = utcnow() + timedelta(seconds=60)
+            await session.execute(
+                update(DownloadJob)
+                .where(DownloadJob.id == job_id)
+                .values(status="running", runner_id="rep_hung", lease_until=hung)
+            )
+        idle_in_transaction = text(
+            "SELECT pid, xact_start FROM pg_stat_activity "
+            "WHERE datname = current_database() AND state = 'idle in transaction'"
+        )
+        async with client_for(app) as client:
+            cancel = asyncio.create_task(client.delete(f"/v1/jobs/{job_id}", headers=ADMIN))
+            seen = []
+            for _ in range(3):  # while the answer waits (3 s) for the runner to stop
+                await asyncio.sleep(0.5)
+                async with a.db.session() as session:
+                    seen.append(set((await session.execute(idle_in_transaction)).all()))
+            answer = await cancel
+        assert set.intersection(*seen) == set()  # nothing held across the wait
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "running"  # asked; its runner has not stopped it
+        assert (await row(a, job_id)).cancel_requested

@@ -34,11 +34,11 @@ async def get_job(
 
 
 @router.delete("/{job_id}", response_model=DownloadJobInfo, responses=error_responses(404))
-async def cancel_job(
-    job_id: str, _admin: AdminUser, session: DbSession, downloads: Downloads
-) -> DownloadJobInfo:
-    """Cancel: the transfer stops (its connection is closed) and the job ends cancelled."""
-    return await downloads.cancel(session, job_id)
+async def cancel_job(job_id: str, _admin: AdminUser, downloads: Downloads) -> DownloadJobInfo:
+    """Cancel: the transfer stops (its connection is closed) and the job ends cancelled.
+    A job running on another replica is asked to stop: the answer waits up to 3 s for
+    it (``running`` if that replica has not stopped it by then)."""
+    return await downloads.cancel(job_id)
 
 
 @router.get(

@@ -168,21 +168,23 @@ class DownloadManager:
             job.bytes_done = max(job.bytes_done, run.bytes_done)
         return job_info(job, run.speed_bps if run and job.status == "running" else None)
 
-    async def cancel(self, session: Any, job_id: str) -> DownloadJobInfo:
+    async def cancel(self, job_id: str) -> DownloadJobInfo:
         """Stop the job wherever it is. Running here: stopped now. Run by no replica
         (queued, or its runner gone): cancelled now. Running on another replica: asked
-        to stop, and the answer waits a moment for it so that it says what happened."""
+        to stop, and the answer waits a moment for it so that it says what happened.
+
+        Not in the request's session: each read and write is a short session of its own,
+        so the wait holds no connection (nor a transaction open), what it writes is
+        committed before it waits (the other replica's runner reads the flag), and what
+        it reads is that runner's latest commit."""
         run = self.runner.runs.get(job_id)
         if run is not None and self.runner.stop(run):
             assert run.task is not None
             await asyncio.wait({run.task}, timeout=5)
-        current = await self.get(session, job_id)
-        if current.status in TERMINAL:
-            return current
-        # Sessions of its own from here: what it writes must be committed before it
-        # answers (another replica's runner reads the flag), and what it reads must be
-        # that runner's latest commit, not this request's snapshot.
         async with self.db.session() as own:
+            current = await self.get(own, job_id)
+            if current.status in TERMINAL:
+                return current
             ended = job_id not in self.runner.runs and await self.runner.leases.cancel_unclaimed(
                 own, job_id
             )
