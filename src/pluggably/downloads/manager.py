@@ -178,7 +178,7 @@ class DownloadManager:
         committed before it waits (the other replica's runner reads the flag), and what
         it reads is that runner's latest commit."""
         run = self.runner.runs.get(job_id)
-        if run is not None and self.runner.stop(run):
+        if run is not None and run.stop():
             assert run.task is not None
             await asyncio.wait({run.task}, timeout=5)
         async with self.db.session() as own:

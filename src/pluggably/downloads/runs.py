@@ -51,6 +51,16 @@ class Run:
             self.speed_bps = rate if self.speed_bps is None else 0.5 * self.speed_bps + 0.5 * rate
             self._window_start, self._window_bytes = time.monotonic(), 0
 
+    def stop(self) -> bool:
+        """Cancel this run: its transfer ends at the next chunk, and one stalled between
+        chunks is interrupted (its connection closes). True when the task was
+        interrupted, so that the caller may wait for it to end."""
+        self.cancel.set()
+        if self.task is None or not self.transferring:
+            return False
+        self.task.cancel()
+        return True
+
     def notify(self, info: DownloadJobInfo) -> None:
         for queue in list(self.listeners):
             if queue.full():

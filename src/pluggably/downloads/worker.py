@@ -1,8 +1,8 @@
 """Running download jobs: one asyncio task per job that transfers the planned files
 into its staging folder, installs them under the models directory and registers the
 model. A run first claims the job's lease (leases.py: one replica runs each job);
-while it transfers, progress goes to the database every second with the lease renewed,
-and a cancel asked on another replica is picked up there. A job cancelled by shutdown
+while it transfers, keeper.py writes its progress every second with the lease renewed
+(a cancel asked on another replica is picked up there). A job cancelled by shutdown
 stays "running" with its lease released: a restart or another replica resumes it."""
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import shutil
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ import httpx
 from pluggably.cluster.identity import ReplicaIdentity
 from pluggably.db import Database, utcnow
 from pluggably.downloads import sources, transfer
+from pluggably.downloads.keeper import Keeper
 from pluggably.downloads.leases import Leases
 from pluggably.downloads.repository import DownloadRepository
 from pluggably.downloads.runs import (
@@ -40,7 +39,6 @@ from pluggably.registry.service import RegistryService
 from pluggably.storage.quota import Quota
 
 log = get_logger("pluggably.downloads")
-FLUSH_EVERY_S = 1.0
 
 
 class RunsElsewhere(Exception):
@@ -70,6 +68,7 @@ class DownloadRunner:
         )
         self.metrics = metrics
         self.leases = Leases(db, replica)
+        self.keeper = Keeper(db, self.leases)
         self.staging = registry.models_dir / scan.STAGING_DIR
         self.runs: dict[str, Run] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -98,22 +97,12 @@ class DownloadRunner:
         run = self.runs[job_id] = Run()
         run.task = asyncio.create_task(self._run(job_id, run), name=f"download-{job_id}")
 
-    def stop(self, run: Run) -> bool:
-        """Cancel a run: its transfer ends at the next chunk, and one stalled between
-        chunks is interrupted (its connection closes). True when the task was
-        interrupted, so that the caller may wait for it to end."""
-        run.cancel.set()
-        if run.task is None or not run.transferring:
-            return False
-        run.task.cancel()
-        return True
-
     async def _run(self, job_id: str, run: Run) -> None:
         staging = self.staging / job_id
         self.metrics.downloads_active.inc()
         try:
             plan = await self._begin(job_id, run, staging)
-            async with self._kept(job_id, run):
+            async with self.keeper.kept(job_id, run):
                 await self._transfer(run, plan, staging)
             if run.lost:
                 raise RunsElsewhere
@@ -197,7 +186,7 @@ class DownloadRunner:
             async with self.db.session() as session:
                 reserved = await DownloadRepository(session).reserved_bytes()
             run.budget = self.quota.limit_bytes - used - reserved + run.bytes_done
-        await self._flush(job_id, run)
+        await self.keeper.flush(job_id, run)
         return plan
 
     async def _transfer(self, run: Run, plan: sources.Plan, staging: Path) -> None:
@@ -274,46 +263,6 @@ class DownloadRunner:
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-
-    @asynccontextmanager
-    async def _kept(self, job_id: str, run: Run) -> AsyncIterator[None]:
-        """While the transfer runs: flushed every second, even when no byte arrives
-        (a stalled transfer still holds its lease and still hears a cancel)."""
-        done = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(job_id, run, done))
-        run.transferring = True
-        try:
-            yield
-        finally:
-            run.transferring = False
-            done.set()
-            await keeper  # not cancelled: it may be inside a database call
-
-    async def _keep(self, job_id: str, run: Run, done: asyncio.Event) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(done.wait(), FLUSH_EVERY_S)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await self._flush(job_id, run)
-            except Exception:  # the database is away: the next second tries again
-                log.warning("download_flush_failed", job_id=job_id, exc_info=True)
-
-    async def _flush(self, job_id: str, run: Run) -> None:
-        """Progress to the database and to listeners, the lease renewed; a cancel asked
-        on any replica stops the run, and so does a lease that is no longer ours."""
-        async with self.db.session() as session:
-            if not await self.leases.renew(session, job_id, run.bytes_done):
-                run.lost = True
-                self.stop(run)
-                return
-            job = await DownloadRepository(session).get(job_id)
-            assert job is not None
-            if job.cancel_requested and not run.cancel.is_set():
-                self.stop(run)
-            run.notify(job_info(job, run.speed_bps))
 
     async def _finish(
         self, job_id: str, run: Run, status: str, error: dict[str, str] | None = None
