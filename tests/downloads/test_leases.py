@@ -276,3 +276,40 @@ async def test_a_cancel_waiting_for_another_replica_holds_no_database_connection
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "running"  # asked; its runner has not stopped it
         assert (await row(a, job_id)).cancel_requested
+
+
+async def test_a_runner_that_cannot_renew_its_lease_stops_writing_before_it_runs_out(
+    tmp_path: Path, database_url: str, hf_hub: FakeHub
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("stalls the renewals with a row lock")
+    files = seed_hub(hf_hub)
+    hf_hub.throttle_bps = 256 * 1024
+    async with cluster(tmp_path, database_url, hf_hub, 2) as (app, (a, b)):
+        job_id = await submit(a)
+        await sent_at_least(hf_hub, 100_000)
+        part = a.staging / job_id / f"{KEY[1]}.part"
+        # The database holds A's renewals back (the row is locked): well before its 1 s
+        # lease could run out and B take the job, A stops writing the file they share.
+        async with a.db.engine.connect() as locker:
+            lock = "SELECT id FROM download_jobs WHERE id = :id FOR UPDATE"
+            await locker.execute(text(lock), {"id": job_id})
+            await asyncio.sleep(1.0)
+            size = part.stat().st_size
+            await asyncio.sleep(0.5)
+            assert part.stat().st_size == size < 2 * MB
+            await locker.rollback()
+
+        # Once the database answers, A lets the job go, and B resumes it from A's file.
+        async def a_let_go() -> bool:
+            return job_id not in a.runner.runs and (await row(a, job_id)).runner_id is None
+
+        await until(a_let_go)
+        hf_hub.throttle_bps = None
+        assert await b.take_over() == 1
+        async with client_for(app) as client:
+            done = await wait_job(client, job_id, "completed", "failed")
+            assert done["status"] == "completed", done
+            model = (await client.get("/v1/models/acme/tiny-GGUF", headers=ADMIN)).json()
+        assert Path(model["local_path"]).read_bytes() == files["tiny-Q4_K_M.gguf"]
+    assert [r[:6] for r in cdn_gets(hf_hub)] == ["", "bytes="]

@@ -36,9 +36,12 @@ class Run:
     budget: int | None = None
     over_quota: bool = False
     transferring: bool = False
-    # Its lease went to another replica (this one stalled past it): it stops without
-    # touching the job, which is the new runner's now.
+    # Its lease went to another replica (this one stalled past it), or may have (it could
+    # not renew it in time): it stops without finishing the job, which is the new
+    # runner's now (or, still ours, is let go for one to take).
     lost: bool = False
+    # When its last renewal that the database confirmed began (monotonic).
+    renewed_at: float = field(default_factory=time.monotonic)
     _window_start: float = field(default_factory=time.monotonic)
     _window_bytes: int = 0
 

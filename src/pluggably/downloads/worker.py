@@ -2,8 +2,9 @@
 into its staging folder, installs them under the models directory and registers the
 model. A run first claims the job's lease (leases.py: one replica runs each job);
 while it transfers, keeper.py writes its progress every second with the lease renewed
-(a cancel asked on another replica is picked up there). A job cancelled by shutdown
-stays "running" with its lease released: a restart or another replica resumes it."""
+(a cancel asked on another replica is picked up there) and stops it if the lease cannot
+be renewed in time. A job cancelled by shutdown stays "running" with its lease
+released: a restart or another replica resumes it."""
 
 from __future__ import annotations
 
@@ -104,6 +105,7 @@ class DownloadRunner:
             plan = await self._begin(job_id, run, staging)
             async with self.keeper.kept(job_id, run):
                 await self._transfer(run, plan, staging)
+            await self.keeper.flush(job_id, run)  # a lease just renewed to install under
             if run.lost:
                 raise RunsElsewhere
             local_path = await asyncio.to_thread(install, staging, plan, self.registry)
@@ -116,7 +118,7 @@ class DownloadRunner:
                 raise
             await self._finish(job_id, run, "completed")
         except RunsElsewhere:
-            log.warning("download_runs_elsewhere", job_id=job_id)
+            await self._elsewhere(job_id, run)
         except transfer.Cancelled:
             await self._cancelled(job_id, run, staging)
         except GatewayError as exc:
@@ -149,9 +151,14 @@ class DownloadRunner:
             self.metrics.downloads_active.dec()
             self.runs.pop(job_id, None)
 
+    async def _elsewhere(self, job_id: str, run: Run) -> None:
+        log.warning("download_runs_elsewhere", job_id=job_id)
+        if run.lost:  # stopped as the lease may have gone: if it had not, it goes now
+            await self._release(job_id)
+
     async def _cancelled(self, job_id: str, run: Run, staging: Path) -> None:
         if run.lost:
-            log.warning("download_runs_elsewhere", job_id=job_id)
+            await self._elsewhere(job_id, run)
         elif run.over_quota:
             shutil.rmtree(staging, ignore_errors=True)
             await self._finish(job_id, run, "failed", quota_error())
@@ -210,6 +217,8 @@ class DownloadRunner:
             final = staging / planned.path
             if final.exists():
                 continue  # finished by an earlier attempt
+            if run.cancel.is_set():  # before the next file's .part is opened (or emptied)
+                raise transfer.Cancelled
             part = staging / (planned.path + ".part")
             await transfer.fetch(
                 self._url_client if plan.source_type == "url" else self._client,
