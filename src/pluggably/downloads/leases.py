@@ -1,8 +1,11 @@
 """Which replica runs each download job (API.md §11): a lease in the job's row,
 claimed with one conditional UPDATE before a run starts, renewed by its runner every
 second, released when the run ends or its replica shuts down, and claimed by a
-survivor once it expires (its replica died). On SQLite this process is the only one:
-leases are written, but what it finds unfinished is its own whatever they say."""
+survivor once it expires (its replica died). ``lease_until`` is the runner's clock,
+compared with the claimant's: replicas keep their clocks in sync (NTP), and a runner
+stops writing a quarter of a lease before its lease ends (keeper.py), which is the
+drift they may have. On SQLite this process is the only one: leases are written, but
+what it finds unfinished is its own whatever they say."""
 
 from __future__ import annotations
 
