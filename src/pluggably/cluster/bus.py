@@ -24,6 +24,12 @@ log = get_logger("pluggably.cluster")
 # PostgreSQL refuses payloads of 8000 bytes and more; messages stay under this.
 MAX_PAYLOAD_BYTES = 7000
 RECONNECT_S = 1.0
+# The listening connection is otherwise silent: a query now and then finds it cut
+# without a word (a NAT or firewall dropping an idle connection, a host gone), which
+# would leave this replica deaf to every follow and cancel, and keeps it from idling.
+PING_S = 5.0
+# A send (or a ping) that takes longer is on a dead connection: it is replaced.
+ANSWER_TIMEOUT_S = 5.0
 
 Message = dict[str, Any]
 Handler = Callable[[Message], None]
@@ -46,13 +52,21 @@ class Bus:
     """This replica's two connections: one listening on its own channel, one sending
     (serialised, so one sender's messages keep their order)."""
 
-    def __init__(self, database_url: str, replica_id: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        replica_id: str,
+        *,
+        ping_s: float = PING_S,
+        timeout_s: float = ANSWER_TIMEOUT_S,
+    ) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.channel = channel(replica_id)
         self.handlers: dict[str, Handler] = {}
+        self.ping_s, self.timeout_s = ping_s, timeout_s
         self._listen: Any = None
         self._send: Any = None
-        self._send_lock = asyncio.Lock()
+        self._send_lock = asyncio.Lock()  # one send at a time: one sender's order holds
         self._watch: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -66,8 +80,7 @@ class Bus:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         for conn in (self._listen, self._send):
-            if conn is not None and not conn.is_closed():
-                await conn.close(timeout=2)
+            await _close(conn)
 
     async def send(self, replica_id: str, message: Message) -> bool:
         """Send ``message`` to a replica; False when it could not be sent (the
@@ -79,12 +92,13 @@ class Bus:
             try:
                 if self._send is None or self._send.is_closed():
                     self._send = await _connect(self.dsn)
-                await self._send.execute("SELECT pg_notify($1, $2)", channel(replica_id), payload)
+                await self._send.execute(
+                    "SELECT pg_notify($1, $2)", channel(replica_id), payload, timeout=self.timeout_s
+                )
                 return True
-            except (TimeoutError, OSError) as exc:
+            except Exception as exc:  # asyncpg's errors, OSError, TimeoutError: connection
                 log.warning("cluster_send_failed", error=type(exc).__name__)
-            except Exception as exc:  # asyncpg's errors: a broken or closed connection
-                log.warning("cluster_send_failed", error=type(exc).__name__)
+            _drop(self._send)
             self._send = None
             return False
 
@@ -105,24 +119,62 @@ class Bus:
 
     async def _connect_listener(self) -> None:
         conn = await _connect(self.dsn)
-        await conn.add_listener(self.channel, self._deliver)
+        try:
+            await conn.add_listener(self.channel, self._deliver)
+        except BaseException:
+            _drop(conn)
+            raise
         self._listen = conn
 
     async def _keep_listening(self) -> None:
-        """Reconnect the listening connection when it breaks (the database restarted);
-        messages sent meanwhile are lost, as the module says."""
+        """Reconnect the listening connection when it breaks (the database restarted)
+        or stops answering (cut silently); messages sent meanwhile are lost, as the
+        module says."""
+        pinged = asyncio.get_running_loop().time()
         while not self._closing:
             await asyncio.sleep(RECONNECT_S)
-            if self._listen is not None and not self._listen.is_closed():
-                continue
+            conn, now = self._listen, asyncio.get_running_loop().time()
+            if conn is not None and not conn.is_closed():
+                if now - pinged < self.ping_s:
+                    continue
+                pinged = now
+                if await self._answers(conn):
+                    continue
+                log.warning("cluster_bus_unanswered")
+                _drop(conn)
             try:
                 await self._connect_listener()
+                pinged = asyncio.get_running_loop().time()
                 log.info("cluster_bus_reconnected")
             except Exception as exc:
                 log.warning("cluster_bus_reconnect_failed", error=type(exc).__name__)
+
+    async def _answers(self, conn: Any) -> bool:
+        try:
+            await conn.execute("SELECT 1", timeout=self.timeout_s)
+        except Exception:
+            return False
+        return True
 
 
 async def _connect(dsn: str) -> Any:
     import asyncpg  # type: ignore[import-untyped]  # the postgres extra, as the engine
 
     return await asyncpg.connect(dsn, timeout=10)
+
+
+def _drop(conn: Any) -> None:
+    """Let go of a connection that failed: no goodbye to a server that may not hear."""
+    if conn is not None and not conn.is_closed():
+        conn.terminate()
+
+
+async def _close(conn: Any) -> None:
+    """A clean goodbye at shutdown, or a drop when the server does not take it: the
+    rest of the shutdown (leaving the cluster) must still run."""
+    if conn is None or conn.is_closed():
+        return
+    try:
+        await conn.close(timeout=2)
+    except Exception:
+        _drop(conn)

@@ -1,0 +1,101 @@
+"""The bus and the request relay between replicas, in one process on PostgreSQL: what
+a follower on one replica gets of a request running on another when events and
+messages race, when a text does not fit a message or UTF-8, and when the database
+connection dies without a word."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from pluggably.cluster.bus import Bus
+from pluggably.cluster.relay import RequestRelay
+from pluggably.generation.live import LiveRequests
+from tests.fixtures.faults import TcpProxy
+
+
+@pytest.fixture
+def pg_url(database_url: str) -> str:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas talk over PostgreSQL only")
+    return database_url
+
+
+@asynccontextmanager
+async def replica(
+    url: str, name: str, *, lease_s: float = 1.0, **bus: Any
+) -> AsyncIterator[RequestRelay]:
+    relay = RequestRelay(Bus(url, name, **bus), LiveRequests(), name, lease_s)
+    await relay.bus.start()
+    try:
+        yield relay
+    finally:
+        await relay.close()
+        await relay.bus.close()
+
+
+class SilentProxy(TcpProxy):
+    """A TCP proxy whose connections can go silent: bytes are swallowed, nothing is
+    closed (a NAT or firewall that dropped an idle connection, a host gone)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self._silent: set[socket.socket] = set()
+
+    def silence(self) -> None:
+        """The connections open now go silent; new ones work."""
+        with self._lock:
+            self._silent |= self._live
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if src not in self._silent:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+
+async def test_a_bus_cut_off_silently_reconnects_and_hears_again(pg_url: str) -> None:
+    url = make_url(pg_url)
+    with SilentProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        heard_a: list[int] = []
+        heard_b: list[int] = []
+        async with (
+            replica(through, "rep_a", ping_s=0.5, timeout_s=0.5) as a,
+            replica(pg_url, "rep_b") as b,
+        ):
+            a.bus.handlers["t"] = lambda message: heard_a.append(message["n"])
+            b.bus.handlers["t"] = lambda message: heard_b.append(message["n"])
+            assert await b.bus.send("rep_a", {"k": "t", "n": 1})
+            assert await a.bus.send("rep_b", {"k": "t", "n": 1})
+            await _until(lambda: heard_a == heard_b == [1])
+            proxy.silence()
+            # A's send gives up on its silent connection instead of holding every later
+            # message behind it, and the next goes out on a new one.
+            async with asyncio.timeout(3):
+                assert not await a.bus.send("rep_b", {"k": "t", "n": 2})
+            assert await a.bus.send("rep_b", {"k": "t", "n": 3})
+            await _until(lambda: heard_b == [1, 3])
+            # A listens again within a ping, its timeout and a reconnect round.
+            async with asyncio.timeout(6):
+                while 4 not in heard_a:
+                    assert await b.bus.send("rep_a", {"k": "t", "n": 4})
+                    await asyncio.sleep(0.2)
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
