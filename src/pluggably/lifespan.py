@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from pluggably import __version__
 from pluggably.config import Settings
 from pluggably.container import Container, build_container
-from pluggably.db import Database, migrate, utcnow
+from pluggably.db import DATABASE_DOWN, Database, migrate, utcnow
 from pluggably.keyring import load_keyring
 from pluggably.observability.logging import get_logger
 from pluggably.observability.metrics import Metrics
@@ -147,14 +147,27 @@ def _background(container: Container, readiness: Readiness) -> list[asyncio.Task
 
 
 async def _close(container: Container) -> None:
-    await container.generation.close()
-    await container.records.close()
-    await container.limiter.close()  # spends still pending
-    if container.cluster is not None:  # after the records: nothing of ours is left running
-        await container.cluster.close()
-    await container.scheduler.close()
-    await container.downloads.close()
-    await container.http.aclose()
+    """Each step runs even when one before it failed (the database gone at shutdown):
+    models are still unloaded, download leases released, connections closed."""
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("generation", container.generation.close),
+        ("records", container.records.close),
+        ("limiter", container.limiter.close),  # spends still pending
+    ]
+    if (cluster := container.cluster) is not None:  # after the records: nothing of ours runs
+        steps.append(("cluster", cluster.close))
+    steps += [
+        ("scheduler", container.scheduler.close),
+        ("downloads", container.downloads.close),
+        ("http", container.http.aclose),
+    ]
+    for name, step in steps:
+        try:
+            await step()
+        except DATABASE_DOWN as exc:
+            log.warning("shutdown_step_failed", step=name, error=type(exc).__name__)
+        except Exception:
+            log.exception("shutdown_step_failed", step=name)
 
 
 def _tune_collector() -> None:
