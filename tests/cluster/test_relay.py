@@ -8,15 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from pluggably.cluster.bus import Bus
+from pluggably.cluster.bus import Bus, Message
 from pluggably.cluster.relay import RequestRelay
+from pluggably.generation.events import LiveEvent, Status, TextDelta
 from pluggably.generation.live import LiveRequests
 from tests.fixtures.faults import TcpProxy
 
@@ -39,6 +40,66 @@ async def replica(
     finally:
         await relay.close()
         await relay.bus.close()
+
+
+def status(value: str) -> Callable[[], Awaitable[str]]:
+    async def check() -> str:
+        return value
+
+    return check
+
+
+def text_of(events: list[LiveEvent]) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+async def test_a_delta_published_as_the_follow_arrives_is_relayed_once(pg_url: str) -> None:
+    async with replica(pg_url, "rep_a") as a, replica(pg_url, "rep_b") as b:
+        a.live.open("req_1", "usr_1")
+        a.live.delta("req_1", "one ")
+        on_follow, followed = a.bus.handlers["follow"], asyncio.Event()
+
+        def follow_then_delta(message: Message) -> None:
+            on_follow(message)
+            a.live.delta("req_1", "two ")  # the generation's step in the same loop turn
+            followed.set()
+
+        a.bus.handlers["follow"] = follow_then_delta
+
+        async def finish() -> None:
+            await followed.wait()
+            await asyncio.sleep(0.05)
+            a.live.delta("req_1", "three")
+            a.live.close("req_1", "completed")
+
+        finishing = asyncio.create_task(finish())
+        events = [event async for event in b.follow("rep_a", "req_1", status("running"))]
+        await finishing
+    assert text_of(events) == "one two three"
+    assert events[-1] == Status("req_1", "completed")
+
+
+async def test_any_text_is_relayed_whole_across_messages(pg_url: str) -> None:
+    """Over 8000 bytes, non-ASCII, control characters, JSON's own escapes; and half
+    an emoji (a lone surrogate from an upstream's JSON), which UTF-8 cannot carry."""
+    so_far = "".join(f'é😀\x00\x1b"\\\n{i} 中文 ' for i in range(600))  # ~12 KB
+    assert len(so_far.encode()) > 8000
+    async with replica(pg_url, "rep_a") as a, replica(pg_url, "rep_b") as b:
+        a.live.open("req_2", "usr_1")
+        a.live.delta("req_2", so_far)
+        following = asyncio.create_task(_collect(b.follow("rep_a", "req_2", status("running"))))
+        while not a.live.find("req_2").listeners:  # type: ignore[union-attr]
+            await asyncio.sleep(0.01)
+        a.live.delta("req_2", "cut \ud83d")
+        a.live.delta("req_2", "\x01" * 5000)  # 30 KB as JSON escapes
+        a.live.close("req_2", "completed")
+        events = await asyncio.wait_for(following, 5)
+    assert text_of(events) == so_far + "cut \ufffd" + "\x01" * 5000
+    assert events[-1] == Status("req_2", "completed")
+
+
+async def _collect(events: AsyncIterator[LiveEvent]) -> list[LiveEvent]:
+    return [event async for event in events]
 
 
 class SilentProxy(TcpProxy):

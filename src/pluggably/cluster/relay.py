@@ -135,8 +135,16 @@ class RequestRelay:
         # Unbounded: a delta dropped here would be missing from the relayed text for good
         # (a request's deltas are bounded by its answer; the forward drains them in batches).
         queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
-        live.listeners.add(queue)  # before anything awaits: no delta slips between
-        self._spawn(sub, self._forward(live, queue, to, sub))
+        # The state so far and the listener together, here: a delta published before
+        # the forward's first step would otherwise be both in the text so far and in
+        # its queue (relayed twice), or in neither.
+        first: list[Item] = []
+        if live.status == "queued" and live.position is not None:
+            first.append(["q", live.position, None])
+        if live.parts:
+            first.append(["d", live.partial_text])
+        live.listeners.add(queue)
+        self._spawn(sub, self._forward(live, queue, first, to, sub))
 
     def _on_unfollow(self, message: Message) -> None:
         task = self._forwards.pop(message.get("s", ""), None)
@@ -152,14 +160,14 @@ class RequestRelay:
         task.add_done_callback(lambda _: self._forwards.pop(sub, None))
 
     async def _forward(
-        self, live: LiveRequest, queue: asyncio.Queue[LiveEvent], to: str, sub: str
+        self,
+        live: LiveRequest,
+        queue: asyncio.Queue[LiveEvent],
+        first: list[Item],
+        to: str,
+        sub: str,
     ) -> None:
         try:
-            first: list[Item] = []
-            if live.status == "queued" and live.position is not None:
-                first.append(["q", live.position, None])
-            if live.parts:
-                first.append(["d", live.partial_text])
             pending = first
             while True:
                 if not pending:
@@ -203,12 +211,24 @@ def _split(items: list[Item]) -> list[Item]:
     out: list[Item] = []
     limit = BATCH_BYTES // 6
     for item in items:
-        if item[0] == "d" and len(item[1]) > limit:
-            text = item[1]
+        if item[0] == "d":
+            text = _sendable(item[1])
             out.extend(["d", text[i : i + limit]] for i in range(0, len(text), limit))
         else:
             out.append(item)
     return out
+
+
+def _sendable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: an upstream's JSON may hold a lone surrogate
+    (``"\\ud83d"``, half an emoji cut between two chunks), which no UTF-8 payload can
+    hold; a pair whose halves meet in one text (the text so far) is joined again, a
+    lone half becomes U+FFFD instead of failing the whole relay."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _encode(event: LiveEvent) -> Item:
