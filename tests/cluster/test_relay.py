@@ -98,6 +98,30 @@ async def test_any_text_is_relayed_whole_across_messages(pg_url: str) -> None:
     assert events[-1] == Status("req_2", "completed")
 
 
+async def test_a_lost_message_ends_the_follow_rather_than_relay_a_hole(pg_url: str) -> None:
+    async with replica(pg_url, "rep_a") as a, replica(pg_url, "rep_b") as b:
+        live = a.live.open("req_3", "usr_1")
+        send, sent = a.bus.send, []
+
+        async def lossy(to: str, message: Message) -> bool:
+            if message["k"] == "ev":
+                sent.append(message)
+                if len(sent) == 2:
+                    return False  # lost on the way (the bus reconnecting)
+            return await send(to, message)
+
+        a.bus.send = lossy  # type: ignore[method-assign]
+        following = asyncio.create_task(_collect(b.follow("rep_a", "req_3", status("running"))))
+        await _until(lambda: bool(live.listeners))
+        for count, word in enumerate(("one ", "two ", "three "), start=1):
+            a.live.delta("req_3", word)
+            await _until(lambda: len(sent) == count)  # noqa: B023 (awaited here)
+        events = await asyncio.wait_for(following, 5)
+        assert text_of(events) == "one "  # never "one three "
+        assert events[-1] == Status("req_3", "running")  # as its record says
+        await _until(lambda: not live.listeners)  # A was told to stop sending
+
+
 async def _collect(events: AsyncIterator[LiveEvent]) -> list[LiveEvent]:
     return [event async for event in events]
 

@@ -5,7 +5,9 @@ a subscription of its own; A answers on that subscription with ``ev`` messages:
 events as compact lists (``["d", text]`` a text delta, ``["q", position, wait_ms]``,
 ``["l", model]``, ``["s", status]`` the final status, ``["x", found]`` the end of a
 cancel's answer, ``["g"]`` gone: A does not run it). Deltas that arrive together are
-sent together, so a fast stream costs a NOTIFY per batch, not per token.
+sent together, so a fast stream costs a NOTIFY per batch, not per token. The messages
+of a subscription are numbered: one lost (the bus reconnecting) ends a follow with the
+record's status rather than relaying a text with a hole in it.
 
 Every wait on the asking side is bounded: when A stops answering (dead, or a lost
 message), the request's record decides (``check``), and a dead replica's records are
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pluggably.cluster.bus import MAX_PAYLOAD_BYTES, Bus, Message, encode
@@ -28,17 +31,32 @@ log = get_logger("pluggably.cluster")
 BATCH_BYTES = MAX_PAYLOAD_BYTES - 400
 CANCEL_WAIT_S = 5.0  # what a local cancel waits too (LiveRequests.cancel)
 Item = list[Any]
+_KINDS = frozenset("dsqlxg")  # the items A sends
+LOST: Item = ["!"]  # put in a subscription's queue where a message is missing
 
 
 class _Gone(Exception):
     """The replica named in the record does not run the request (any more)."""
 
 
+class _Lost(Exception):
+    """A message of the subscription never arrived: what follows would miss text."""
+
+
+@dataclass
+class _Subscription:
+    queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
+    expected: int = 0  # the number of the next message
+
+
 class RequestRelay:
     def __init__(self, bus: Bus, live: LiveRequests, replica_id: str, lease_s: float) -> None:
         self.bus, self.live, self.replica_id, self.lease_s = bus, live, replica_id, lease_s
-        self._subscriptions: dict[str, asyncio.Queue[Item]] = {}
+        # The asking side's open follows and cancels, by subscription id.
+        self._subscriptions: dict[str, _Subscription] = {}
+        # The running side's work for other replicas, and its messages' next numbers.
         self._forwards: dict[str, asyncio.Task[None]] = {}
+        self._numbers: dict[str, int] = {}
         bus.handlers.update(
             follow=self._on_follow,
             unfollow=self._on_unfollow,
@@ -76,6 +94,8 @@ class RequestRelay:
                         yield Status(request_id, status)
                         return
                     continue
+                if item is LOST:
+                    raise _Lost
                 event = _decode(request_id, item)
                 if event is None:  # gone
                     raise _Gone
@@ -85,6 +105,9 @@ class RequestRelay:
                     return
         except _Gone:
             ended = True
+            yield Status(request_id, await _settled(check))
+        except _Lost:  # the record tells the rest; the running replica stops sending
+            log.warning("cluster_follow_lost", request_id=request_id, replica=replica_id)
             yield Status(request_id, await _settled(check))
         finally:
             self._subscriptions.pop(sub, None)
@@ -115,15 +138,22 @@ class RequestRelay:
 
     def _subscribe(self) -> tuple[str, asyncio.Queue[Item]]:
         sub = new_id("sub")
-        queue: asyncio.Queue[Item] = asyncio.Queue()
-        self._subscriptions[sub] = queue
-        return sub, queue
+        subscription = self._subscriptions[sub] = _Subscription()
+        return sub, subscription.queue
 
     def _on_ev(self, message: Message) -> None:
-        queue = self._subscriptions.get(message.get("s", ""))
-        if queue is not None:  # else the listener already left
-            for item in message.get("e", []):
-                queue.put_nowait(item)
+        subscription = self._subscriptions.get(message.get("s", ""))
+        if subscription is None:  # the listener already left
+            return
+        number = message.get("n")
+        if number != subscription.expected:
+            subscription.queue.put_nowait(LOST)
+        subscription.expected = number + 1 if isinstance(number, int) else -1
+        for item in message.get("e", []):
+            if isinstance(item, list) and item and item[0] in _KINDS:
+                subscription.queue.put_nowait(item)
+            else:  # a follower must not fail on it (_decode would)
+                log.warning("cluster_event_unreadable", item=type(item).__name__)
 
     # the running replica
     def _on_follow(self, message: Message) -> None:
@@ -157,7 +187,11 @@ class RequestRelay:
     def _spawn(self, sub: str, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._forwards[sub] = task
-        task.add_done_callback(lambda _: self._forwards.pop(sub, None))
+        task.add_done_callback(lambda _: self._forget(sub))
+
+    def _forget(self, sub: str) -> None:
+        self._forwards.pop(sub, None)
+        self._numbers.pop(sub, None)
 
     async def _forward(
         self,
@@ -197,12 +231,18 @@ class RequestRelay:
         for item in _split(items):
             cost = len(encode(item).encode()) + 1
             if batch and size + cost > BATCH_BYTES:
-                await self.bus.send(to, {"k": "ev", "s": sub, "e": batch})
+                await self._send_one(to, sub, batch)
                 batch, size = [], 0
             batch.append(item)
             size += cost
         if batch:
-            await self.bus.send(to, {"k": "ev", "s": sub, "e": batch})
+            await self._send_one(to, sub, batch)
+
+    async def _send_one(self, to: str, sub: str, batch: list[Item]) -> None:
+        # Numbered even when the send fails: the follower sees the gap.
+        number = self._numbers.get(sub, 0)
+        self._numbers[sub] = number + 1
+        await self.bus.send(to, {"k": "ev", "s": sub, "n": number, "e": batch})
 
 
 def _split(items: list[Item]) -> list[Item]:
