@@ -13,12 +13,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from pluggably.cluster.bus import Bus, Message
 from pluggably.cluster.relay import RequestRelay
 from pluggably.generation.events import LiveEvent, Status, TextDelta
 from pluggably.generation.live import LiveRequests
+from pluggably.generation.records import RequestRecords
+from tests.conftest import assert_envelope, client_for, new_user
 from tests.fixtures.faults import TcpProxy
 
 
@@ -184,3 +187,45 @@ async def _until(condition: Callable[[], bool], timeout: float = 5) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+async def test_a_cancel_through_b_answers_how_a_request_that_ended_on_a_ended(
+    pg_url: str, app: FastAPI
+) -> None:
+    """The running replica no longer has it (it ended as the cancel came) and writes its
+    record a moment later: B answers that end, not the "running" it read first. Only
+    the request's owner reaches the relay at all."""
+    container = app.state.container
+    async with replica(pg_url, "rep_a") as a, client_for(app) as client:
+        asked: list[Message] = []
+        on_cancel = a.bus.handlers["cancel"]
+        a.bus.handlers["cancel"] = lambda message: (asked.append(message), on_cancel(message))
+        owner, stranger = await new_user(client, "owner"), await new_user(client, "stranger")
+        me = (await client.get("/v1/users/me", headers=owner)).json()["id"]
+        records_a = RequestRecords(container.db, replica_id="rep_a")
+        request_id = records_a.start(me, "text", stream=True)
+        await records_a.flush()
+        path = f"/v1/requests/{request_id}"
+        for attempt in (
+            client.post(f"{path}/cancel", headers=stranger),
+            client.get(f"{path}/events", headers=stranger),
+        ):
+            assert_envelope(await attempt, 404, "request_not_found")
+        assert asked == []
+
+        async def end_on_a() -> None:
+            await _until(lambda: bool(asked))
+            await asyncio.sleep(0.2)  # its record writer's batch
+            await records_a.finish(request_id, status="completed")
+
+        ending = asyncio.create_task(end_on_a())
+        answer = await client.post(f"{path}/cancel", headers=owner)
+        await ending
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "request_id": request_id,
+        "cancelled": False,
+        "status": "completed",
+        "partial_output": None,
+    }
+    assert [m["r"] for m in asked] == [request_id]

@@ -114,9 +114,13 @@ class RequestRelay:
             if not ended:  # the listener left first: the running replica can stop sending
                 await self.bus.send(replica_id, {"k": "unfollow", "s": sub})
 
-    async def cancel(self, replica_id: str, request_id: str) -> str | None:
+    async def cancel(
+        self, replica_id: str, request_id: str, check: Callable[[], Awaitable[str]]
+    ) -> str | None:
         """Ask the running replica to cancel; the partial text once it has wound down,
-        None when it does not run the request or did not answer in time."""
+        None when it does not run the request or did not answer in time. When it no
+        longer runs it (it ended meanwhile), None comes once ``check`` (the record's
+        status) shows the end: the caller answers with that, not a stale "running"."""
         sub, queue = self._subscribe()
         parts: list[str] = []
         try:
@@ -129,12 +133,16 @@ class RequestRelay:
                     if item[0] == "d":
                         parts.append(item[1])
                     elif item[0] == "x":
-                        return "".join(parts) if item[1] else None
+                        if item[1]:
+                            return "".join(parts)
+                        break
         except TimeoutError:
             log.warning("cluster_cancel_unanswered", request_id=request_id, replica=replica_id)
             return None
         finally:
             self._subscriptions.pop(sub, None)
+        await _settled(check)  # it ended there: its record shows how, once written
+        return None
 
     def _subscribe(self) -> tuple[str, asyncio.Queue[Item]]:
         sub = new_id("sub")

@@ -87,7 +87,8 @@ class GenerationService:
         live = tracked.live
         replica = self._elsewhere(tracked.record) if live is None else None
         if replica is not None and self.relay is not None:
-            partial_text = await self.relay.cancel(replica, request_id)
+            check = partial(self._status_now, user_id, request_id)
+            partial_text = await self.relay.cancel(replica, request_id, check)
             if partial_text is not None:
                 return CancelResult(
                     request_id=request_id,
@@ -95,6 +96,11 @@ class GenerationService:
                     status="cancelled",
                     partial_output={"text": partial_text},
                 )
+            # It ended there meanwhile (or its replica did not answer): as stored now.
+            status = await check()
+            return CancelResult(
+                request_id=request_id, cancelled=False, status=status, partial_output=None
+            )
         if live is None:
             status = tracked.record.status
             return CancelResult(

@@ -23,7 +23,9 @@ class Relay(Protocol):
         self, replica_id: str, request_id: str, check: Callable[[], Awaitable[str]]
     ) -> AsyncIterator[LiveEvent]: ...
 
-    async def cancel(self, replica_id: str, request_id: str) -> str | None: ...
+    async def cancel(
+        self, replica_id: str, request_id: str, check: Callable[[], Awaitable[str]]
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
