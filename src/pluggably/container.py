@@ -182,6 +182,7 @@ def build_container(
             replica,
             records,
             container.generation.live,
+            accounts.throttle,
             local_models=settings.local_models,
         )
         container.generation.relay = container.cluster.relay

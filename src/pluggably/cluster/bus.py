@@ -39,6 +39,10 @@ def channel(replica_id: str) -> str:
     return f"pluggably_{replica_id}"
 
 
+# Every replica listens here too: what all of them must know (broadcast).
+EVERYONE = "pluggably_all"
+
+
 def asyncpg_dsn(database_url: str) -> str:
     """The SQLAlchemy URL (``postgresql+asyncpg://…``) as asyncpg takes it."""
     return make_url(database_url).set(drivername="postgresql").render_as_string(False)
@@ -61,6 +65,7 @@ class Bus:
         timeout_s: float = ANSWER_TIMEOUT_S,
     ) -> None:
         self.dsn = asyncpg_dsn(database_url)
+        self.replica_id = replica_id
         self.channel = channel(replica_id)
         self.handlers: dict[str, Handler] = {}
         self.ping_s, self.timeout_s = ping_s, timeout_s
@@ -85,6 +90,13 @@ class Bus:
     async def send(self, replica_id: str, message: Message) -> bool:
         """Send ``message`` to a replica; False when it could not be sent (the
         database is unreachable), which callers treat like a lost message."""
+        return await self._notify(channel(replica_id), message)
+
+    async def broadcast(self, message: Message) -> bool:
+        """Send ``message`` to every other replica (this one ignores its own)."""
+        return await self._notify(EVERYONE, {**message, "f": self.replica_id})
+
+    async def _notify(self, to: str, message: Message) -> bool:
         payload = encode(message)
         if len(payload.encode()) >= MAX_PAYLOAD_BYTES:
             raise ValueError("cluster message too large")  # callers split their data
@@ -93,7 +105,7 @@ class Bus:
                 if self._send is None or self._send.is_closed():
                     self._send = await _connect(self.dsn)
                 await self._send.execute(
-                    "SELECT pg_notify($1, $2)", channel(replica_id), payload, timeout=self.timeout_s
+                    "SELECT pg_notify($1, $2)", to, payload, timeout=self.timeout_s
                 )
                 return True
             except Exception as exc:  # asyncpg's errors, OSError, TimeoutError: connection
@@ -102,13 +114,15 @@ class Bus:
             self._send = None
             return False
 
-    def _deliver(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _deliver(self, _conn: Any, _pid: int, on: str, payload: str) -> None:
         try:
             message = json.loads(payload)
             handler = self.handlers.get(message.get("k", ""))
         except (ValueError, AttributeError):
             log.warning("cluster_message_unreadable")
             return
+        if on == EVERYONE and message.get("f") == self.replica_id:
+            return  # our own broadcast
         if handler is None:
             log.warning("cluster_message_unknown", kind=str(message.get("k"))[:32])
             return
@@ -121,6 +135,7 @@ class Bus:
         conn = await _connect(self.dsn)
         try:
             await conn.add_listener(self.channel, self._deliver)
+            await conn.add_listener(EVERYONE, self._deliver)
         except BaseException:
             _drop(conn)
             raise

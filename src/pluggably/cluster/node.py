@@ -1,13 +1,15 @@
 """This replica's part in a cluster on PostgreSQL: its row and heartbeat, the bus to
-the other replicas and the request relay over it. Built only on PostgreSQL; on SQLite
-the process is alone and none of this runs."""
+the other replicas, the request relay and the login throttle's shared facts over it.
+Built only on PostgreSQL; on SQLite the process is alone and none of this runs."""
 
 from __future__ import annotations
 
+from pluggably.auth.throttle import LoginThrottle
 from pluggably.cluster.bus import Bus
 from pluggably.cluster.identity import ReplicaIdentity
 from pluggably.cluster.relay import RequestRelay
 from pluggably.cluster.replicas import Replicas
+from pluggably.cluster.throttle_share import ThrottleShare
 from pluggably.db import Database
 from pluggably.generation.live import LiveRequests
 from pluggably.generation.records import RequestRecords
@@ -21,6 +23,7 @@ class ClusterNode:
         me: ReplicaIdentity,
         records: RequestRecords,
         live: LiveRequests,
+        throttle: LoginThrottle,
         *,
         local_models: bool,
     ) -> None:
@@ -28,6 +31,7 @@ class ClusterNode:
         self.bus = Bus(database_url, me.replica_id)
         self.replicas = Replicas(db, me, records, local_models=local_models)
         self.relay = RequestRelay(self.bus, live, me.replica_id, me.lease_s)
+        self.throttle = ThrottleShare(self.bus, throttle)
 
     async def start(self) -> None:
         """Join before listening: a replica that can be named in a record answers."""
@@ -38,6 +42,7 @@ class ClusterNode:
         await self.replicas.beat()
 
     async def close(self) -> None:
+        await self.throttle.close()
         await self.relay.close()
         await self.bus.close()
         await self.replicas.leave()
