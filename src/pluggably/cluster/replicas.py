@@ -2,18 +2,16 @@
 every quarter lease), and every replica, at each beat, looks for rows gone silent for
 a whole lease. One survivor wins the row's deletion and marks that replica's queued
 and running requests interrupted (its downloads are taken over by their leases,
-downloads/). Clocks: heartbeats are the replicas' own UTC times, so replicas keep
-their clocks in sync (NTP) to well within a lease."""
+downloads/). Clocks: heartbeats and the cutoff are the database server's time
+(``now()``), so replicas' own clocks do not decide who is dead."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from pluggably.cluster.identity import ReplicaIdentity
 from pluggably.cluster.models import Replica
-from pluggably.db import Database, utcnow
+from pluggably.db import Database
 from pluggably.generation.records import RequestRecords
 from pluggably.observability.logging import get_logger
 
@@ -42,7 +40,7 @@ class Replicas:
             result = await session.execute(
                 update(Replica)
                 .where(Replica.id == self.me.replica_id)
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=func.now())
             )
             if not getattr(result, "rowcount", 1):
                 # Declared dead (a pause longer than the lease): our requests were
@@ -54,7 +52,8 @@ class Replicas:
     async def sweep(self) -> list[str]:
         """Mark the requests of replicas silent for a lease interrupted; the ids of the
         replicas this one took care of."""
-        cutoff = utcnow() - timedelta(seconds=self.me.lease_s)
+        # The database's clock: one clock for every replica's heartbeat and cutoff.
+        cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.me.lease_s)
         async with self.db.session() as session:
             dead = (
                 (await session.execute(select(Replica.id).where(Replica.heartbeat_at < cutoff)))
@@ -78,7 +77,7 @@ class Replicas:
         return handled
 
     def _row(self) -> dict[str, object]:
-        me, now = self.me, utcnow()
+        me, now = self.me, func.now()
         return {
             "id": me.replica_id,
             "host": me.host[:255],
