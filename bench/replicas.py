@@ -312,8 +312,12 @@ def _report(result: dict[str, Any]) -> str:
         "Everything shares the machine's CPUs (wrk, nginx, upstream, PostgreSQL, servers). "
         "Added = target - direct at the same level and percentile. Times in ms.",
         "",
-        "| mode | level | target | req/s | failed | p50 | p90 | p99 | added p50 | added p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "wrk CPU = wrk's CPU time / wall time (1.0: one core busy, where it would be the "
+        "bottleneck).",
+        "",
+        "| mode | level | target | req/s | failed | p50 | p90 | p99 | added p50 | added p99 "
+        "| wrk CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in MODES:
         for name, by_mode in runs.items():
@@ -322,7 +326,7 @@ def _report(result: dict[str, Any]) -> str:
                     f"| {mode} | {level} | {name} | {run['rps']} | {run['failed']} | "
                     f"{run['p50_ms']} | {run['p90_ms']} | {run['p99_ms']} | "
                     f"{_added(runs, name, mode, level, 'p50_ms')} | "
-                    f"{_added(runs, name, mode, level, 'p99_ms')} |"
+                    f"{_added(runs, name, mode, level, 'p99_ms')} | {run['wrk_cpu_share']} |"
                 )
     lines += ["", "## Scaling and goals", ""]
     for mode in MODES:

@@ -66,6 +66,19 @@ def fresh_database() -> Iterator[str]:
         asyncio.run(drop())
 
 
+def log_events(log_path: Path, event: str) -> list[dict[str, Any]]:
+    """The JSON lines of ``event`` a server has written to ``log_path`` so far."""
+    found = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and parsed.get("event") == event:
+            found.append(parsed)
+    return found
+
+
 @dataclass
 class Replica:
     name: str
@@ -85,15 +98,7 @@ class Replica:
 
     def log_events(self, event: str) -> list[dict[str, Any]]:
         """The JSON log lines of ``event`` written so far."""
-        found = []
-        for line in self.log().splitlines():
-            try:
-                parsed = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(parsed, dict) and parsed.get("event") == event:
-                found.append(parsed)
-        return found
+        return log_events(self.log_path, event)
 
     def replica_id(self) -> str:
         """The id this replica took in the cluster (its ``replica_joined`` line)."""

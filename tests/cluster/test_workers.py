@@ -4,7 +4,6 @@ the cluster on PostgreSQL; local models off in them; refused on SQLite."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster.harness import ADMIN, fresh_database, replica_env
+from tests.cluster.harness import ADMIN, fresh_database, log_events, replica_env
 from tests.cluster.test_replicas import MODEL, endpoint_env
 from tests.conftest import unused_port
 from tests.fixtures.loopback import serving
@@ -64,7 +63,7 @@ def test_two_workers_share_one_port_and_each_is_a_replica(tmp_path: Path, sim: O
             _wait_ready(base, proc, log_path, timeout_s=60)
             # Both workers up (each answers /ready on its own once started).
             deadline = time.monotonic() + 30
-            while len(_events(log_path, "replica_joined")) < 2:
+            while len(log_events(log_path, "replica_joined")) < 2:
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
             body = {"model": MODEL, "input": {"prompt": "hi"}}
@@ -79,20 +78,20 @@ def test_two_workers_share_one_port_and_each_is_a_replica(tmp_path: Path, sim: O
             # A stop that comes while a dead worker waits for its restart stops at once:
             # no worker is started after it (one would have served on, unstopped).
             os.kill(_pid_of(log_path, 0), signal.SIGKILL)
-            while not _events(log_path, "worker_died"):
+            while not log_events(log_path, "worker_died"):
                 assert time.monotonic() < deadline + 30, log_path.read_text()
                 time.sleep(0.05)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=15)
-    assert [line["worker"] for line in _events(log_path, "worker_started")] == [0, 1]
+    assert [line["worker"] for line in log_events(log_path, "worker_started")] == [0, 1]
     served = Counter(_served(log_path))
     assert set(served) == {0, 1}, served
     assert sum(served.values()) == 40
-    assert {line["worker"] for line in _events(log_path, "replica_joined")} == {0, 1}
+    assert {line["worker"] for line in log_events(log_path, "replica_joined")} == {0, 1}
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     # The parent waited for its workers (the killed one was not restarted), then stopped.
-    assert len(_events(log_path, "workers_stopped")) == 1
+    assert len(log_events(log_path, "workers_stopped")) == 1
 
 
 def test_a_worker_that_cannot_start_again_is_retried_more_slowly_then_the_server_stops(
@@ -112,7 +111,7 @@ def test_a_worker_that_cannot_start_again_is_retried_more_slowly_then_the_server
         try:
             _wait_ready(f"http://127.0.0.1:{port}", proc, log_path, timeout_s=60)
             deadline = time.monotonic() + 30
-            while len(_events(log_path, "replica_joined")) < 2:
+            while len(log_events(log_path, "replica_joined")) < 2:
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
             asyncio.run(_refuse_connections(url))  # a restarted worker cannot start
@@ -122,15 +121,15 @@ def test_a_worker_that_cannot_start_again_is_retried_more_slowly_then_the_server
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    died = [line for line in _events(log_path, "worker_died") if line["worker"] == 0]
+    died = [line for line in log_events(log_path, "worker_died") if line["worker"] == 0]
     assert [line["exitcode"] for line in died] == [-signal.SIGKILL, 3, 3, 3]
-    starts = [line for line in _events(log_path, "worker_started") if line["worker"] == 0]
+    starts = [line for line in log_events(log_path, "worker_started") if line["worker"] == 0]
     assert len(starts) == 4
     pauses = [_at(start) - _at(death) for death, start in zip(died, starts[1:], strict=False)]
     for pause, least in zip(pauses, (1.0, 2.0, 4.0), strict=True):
         assert least <= pause < least + 1.5, pauses
-    assert len(_events(log_path, "worker_keeps_dying")) == 1
-    assert len(_events(log_path, "workers_stopped")) == 1
+    assert len(log_events(log_path, "worker_keeps_dying")) == 1
+    assert len(log_events(log_path, "workers_stopped")) == 1
 
 
 async def _refuse_connections(url: str) -> None:
@@ -150,27 +149,15 @@ def _served(log_path: Path) -> list[object]:
     """The worker that served each /v1/generate."""
     return [
         line.get("worker")
-        for line in _events(log_path, "request")
+        for line in log_events(log_path, "request")
         if line["route"] == "/v1/generate"
     ]
 
 
 def _pid_of(log_path: Path, worker: int) -> int:
-    started = [line for line in _events(log_path, "worker_started") if line["worker"] == worker]
+    started = [line for line in log_events(log_path, "worker_started") if line["worker"] == worker]
     return int(str(started[-1]["pid"]))
 
 
 def _at(line: dict[str, object]) -> float:
     return datetime.fromisoformat(str(line["timestamp"])).timestamp()
-
-
-def _events(log_path: Path, event: str) -> list[dict[str, object]]:
-    found = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict) and parsed.get("event") == event:
-            found.append(parsed)
-    return found
