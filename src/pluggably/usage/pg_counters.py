@@ -46,8 +46,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
-from pluggably.db import DATABASE_DOWN, Database
-from pluggably.observability.logging import get_logger
+from pluggably.db import Database
 from pluggably.usage.counters import (
     SLOT_TTL_S,
     Admission,
@@ -60,11 +59,9 @@ from pluggably.usage.counters import (
 )
 from pluggably.usage.limits import Period, period_start
 from pluggably.usage.models import LimitCounter, LimitSlot
+from pluggably.usage.pending_spend import PendingSpends
 
-log = get_logger("pluggably.limits")
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
-SPEND_BATCH_S = 0.02  # spends of requests finishing this close together: one round trip
-SPEND_RETRY_S = 0.5  # after the database did not take them
 RATE_KINDS = ("rpm", "tpm")
 SLOTS = "slots"  # the read's name for a scope's live slot count
 Found = dict[tuple[str, str], float]  # (scope, kind) -> value, as one read returns them
@@ -136,10 +133,7 @@ class PostgresCounters:
         # The same pool without BEGIN/COMMIT: statements that stand alone cost one trip.
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._turns = _Turns()
-        # Spends not yet written: (scope, kind, window_start) -> dollars (spend()).
-        self._spent: dict[tuple[str, str, int], float] = {}
-        self._spending: asyncio.Future[None] | None = None
-        self._writing: dict[tuple[str, str, int], float] = {}  # the batch being written
+        self._spends = PendingSpends(self._write_spends)
 
     async def admit(self, ask: Ask) -> Admission:
         async with self._turns.taking(sorted(limit.scope for limit in ask.limits)):
@@ -157,7 +151,7 @@ class PostgresCounters:
                 if not missing:
                     return await _count(conn, ask, _counted(ask, found))
             # Seeds are read after the transaction: no lock or connection held meanwhile.
-            await self.flush_spent()  # pending spends land before the seed reads the records
+            await self._spends.flush()  # pending spends land before the seed reads the records
             seeds = {seed: await self.spend_since(seed.scope, seed.start) for seed in missing}
 
     async def _read(self, conn: AsyncConnection, ask: Ask) -> Found:
@@ -192,7 +186,7 @@ class PostgresCounters:
         rows = (await conn.execute(query)).all()
         found = {(scope, kind): float(value) for scope, kind, value in rows}
         for key in keys:  # this replica's spends not written (or committed) yet count too
-            pending = self._spent.get(key, 0.0) + self._writing.get(key, 0.0)
+            pending = self._spends.pending(key)
             if pending and key[:2] in found:
                 found[key[:2]] += pending
         return found
@@ -208,55 +202,22 @@ class PostgresCounters:
             await asyncio.shield(self._write(*statements))
 
     async def spend(self, scopes: tuple[str, ...], cost_usd: float, now: datetime) -> None:
-        """Added to the pending spends, written a moment later in one round trip for
-        every request that finished meanwhile (one UPDATE per request cost a pool
-        checkout, its ping and a round trip on the hot path: a fifth of a request's
-        CPU). Until then the spend is not in the counts, as a spend landing between an
-        admission's read and write is not (module docstring)."""
-        if not scopes or not cost_usd:
-            return
-        for scope in scopes:
-            for period in PERIODS:
-                key = (scope, budget_kind(period), window_of(period, now))
-                self._spent[key] = self._spent.get(key, 0.0) + cost_usd
-        if self._spending is None:
-            self._spending = asyncio.ensure_future(self._spend_soon())
+        """Added to the pending spends, written in a batch a moment later
+        (pending_spend.py); this replica's admissions count them meanwhile."""
+        if scopes and cost_usd:
+            keys = [(s, budget_kind(p), window_of(p, now)) for s in scopes for p in PERIODS]
+            self._spends.add(keys, cost_usd)
 
-    async def _spend_soon(self) -> None:
-        try:
-            await asyncio.sleep(SPEND_BATCH_S)
-            await self.flush_spent()
-        finally:
-            self._spending = None
-            if self._spent:  # came meanwhile, or put back after a failure
-                self._spending = asyncio.ensure_future(self._spend_soon())
+    async def close(self) -> None:
+        await self._spends.close()
 
-    async def flush_spent(self) -> None:
-        """Write the pending spends now (a budget's seed and shutdown wait for this)."""
-        spent, self._spent = self._spent, {}
-        if not spent:
-            return
-        self._writing = spent  # still counted by admissions until committed
+    async def _write_spends(self, spent: dict[tuple[str, str, int], float]) -> None:
         rows = [
             {"b_scope": scope, "b_kind": kind, "b_window": window, "b_usd": usd}
             for (scope, kind, window), usd in spent.items()
         ]
-        try:
-            async with self._autocommit.connect() as conn:
-                await conn.execute(_GROW, rows)
-        except DATABASE_DOWN as exc:
-            for key, usd in spent.items():  # kept for the next try
-                self._spent[key] = self._spent.get(key, 0.0) + usd
-            log.warning("budget_spend_retry", error=type(exc).__name__)
-            await asyncio.sleep(SPEND_RETRY_S)
-        finally:
-            self._writing = {}
-
-    async def close(self) -> None:
-        if self._spending is not None:
-            self._spending.cancel()
-            await asyncio.gather(self._spending, return_exceptions=True)
-        await self.flush_spent()
+        async with self._autocommit.connect() as conn:
+            await conn.execute(_GROW, rows)
 
     async def sweep(self, now: datetime) -> None:
         """Rates of minutes before the last (a late settlement may still move the last
