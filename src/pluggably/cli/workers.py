@@ -51,8 +51,6 @@ def check_workers(settings: Settings, count: int) -> str | None:
 def run_workers(settings: Settings, count: int) -> None:
     import uvicorn
 
-    from pluggably.serving import uvicorn_options
-
     configure_logging(settings.log_level, settings.log_format)
     settings = settings.model_copy(update={"local_models": False})
     # Only its socket is used: the workers build their own apps.
@@ -79,7 +77,7 @@ def run_workers(settings: Settings, count: int) -> None:
         with _blocked(STOP_SIGNALS):
             process = context.Process(
                 target=_worker,
-                args=(index, settings, sock, uvicorn_options),
+                args=(index, settings, sock),
                 name=f"worker-{index}",
             )
             process.start()
@@ -145,11 +143,12 @@ def _blocked(signals: set[signal.Signals]) -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _worker(index: int, settings: Settings, sock: socket.socket, options_of: object) -> None:
+def _worker(index: int, settings: Settings, sock: socket.socket) -> None:
     import structlog
     import uvicorn
 
     from pluggably.app import create_app
+    from pluggably.serving import uvicorn_options
 
     # The parent's handlers stay with it (the signals are still blocked, as the parent
     # forked): until uvicorn installs its own for a graceful stop, one ends the worker.
@@ -159,6 +158,6 @@ def _worker(index: int, settings: Settings, sock: socket.socket, options_of: obj
     # Every line this worker logs says which worker it is (the server's tasks inherit it).
     structlog.contextvars.bind_contextvars(worker=index)
     application = create_app(settings)
-    options = options_of(settings)  # type: ignore[operator]
+    options = uvicorn_options(settings)
     server = uvicorn.Server(uvicorn.Config(application, **options))
     server.run(sockets=[sock])

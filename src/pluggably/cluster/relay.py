@@ -22,14 +22,13 @@ from typing import Any
 
 from pluggably.cluster.bus import MAX_PAYLOAD_BYTES, Bus, Message, encode
 from pluggably.generation.events import LiveEvent, LoadingModel, QueuePosition, Status, TextDelta
-from pluggably.generation.live import TERMINAL, LiveRequest, LiveRequests
+from pluggably.generation.live import CANCEL_WAIT_S, TERMINAL, LiveRequest, LiveRequests
 from pluggably.ids import new_id
 from pluggably.observability.logging import get_logger
 
 log = get_logger("pluggably.cluster")
 # Room for the message's own keys around the events it carries.
 BATCH_BYTES = MAX_PAYLOAD_BYTES - 400
-CANCEL_WAIT_S = 5.0  # what a local cancel waits too (LiveRequests.cancel)
 Item = list[Any]
 _KINDS = frozenset("dsqlxg")  # the items A sends
 LOST: Item = ["!"]  # put in a subscription's queue where a message is missing

@@ -10,6 +10,7 @@ from typing import Any
 from pluggably.generation.events import LiveEvent, Status, TextDelta
 
 TERMINAL = ("completed", "failed", "cancelled")
+CANCEL_WAIT_S = 5.0  # a cancel waits this long for the request to wind down
 
 
 @dataclass
@@ -76,4 +77,4 @@ class LiveRequests:
         live.cancel_requested = True
         if live.task is not None and not live.task.done():
             live.task.cancel()
-            await asyncio.wait({live.task}, timeout=5)
+            await asyncio.wait({live.task}, timeout=CANCEL_WAIT_S)

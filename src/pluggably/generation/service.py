@@ -22,6 +22,7 @@ from pluggably.generation.models import RequestRecord
 from pluggably.generation.outcomes import Outcomes
 from pluggably.generation.plan import Plan
 from pluggably.generation.preparation import Preparation
+from pluggably.generation.records import ACTIVE
 from pluggably.generation.schemas import Accepted, CancelResult, GenerateResponse
 from pluggably.generation.tracking import Relay, Tracked
 from pluggably.lifecycle.admission import Reservation
@@ -66,7 +67,7 @@ class GenerationService:
 
     def _elsewhere(self, record: RequestRecord) -> str | None:
         """The replica running the request, when that is another one."""
-        if self.relay is None or record.status not in ("queued", "running"):
+        if self.relay is None or record.status not in ACTIVE:
             return None
         replica = record.replica_id
         return replica if replica and replica != self.relay.replica_id else None
