@@ -57,6 +57,7 @@ def test_two_workers_share_one_port_and_each_is_a_replica(tmp_path: Path, sim: O
             env=replica_env(tmp_path, url, **endpoint_env(sim)),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers too are killed if the test fails
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -107,6 +108,7 @@ def test_a_worker_that_cannot_start_again_is_retried_more_slowly_then_the_server
             env=replica_env(tmp_path, url),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers too are killed if the test fails
         )
         try:
             _wait_ready(f"http://127.0.0.1:{port}", proc, log_path, timeout_s=60)
@@ -119,7 +121,7 @@ def test_a_worker_that_cannot_start_again_is_retried_more_slowly_then_the_server
             assert proc.wait(timeout=60) == 1, log_path.read_text()[-3000:]
         finally:
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers
                 proc.wait()
     died = [line for line in log_events(log_path, "worker_died") if line["worker"] == 0]
     assert [line["exitcode"] for line in died] == [-signal.SIGKILL, 3, 3, 3]
